@@ -1,0 +1,45 @@
+"""The `filemem` command: host checks and low-level guest commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from filemem import __version__
+from filemem.cmd import guest, host
+from filemem.cmd.common import add_config_args
+from filemem.exceptions import FilememError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="filemem",
+        description="filemem runs QEMU/KVM guests whose memory lives in files on a fast "
+        "backing store. Configure it in /etc/filemem/filemem.conf (nova-compatible option "
+        "names: [libvirt] file_backed_memory, [DEFAULT] ram_allocation_ratio, ...).",
+    )
+    parser.add_argument("--version", action="version", version=f"filemem {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    add_config_args(parser)
+    sub = parser.add_subparsers(dest="command", required=True)
+    host.register(sub)
+    guest.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.func(args)
+        return result
+    except FilememError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

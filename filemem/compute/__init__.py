@@ -1,0 +1,1 @@
+"""Compute host: startup checks, resource tracking and the reconcile agent."""

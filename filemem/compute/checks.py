@@ -1,0 +1,137 @@
+"""Startup checks: pure functions over configuration and host facts, one finding per rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from filemem import findings
+from filemem.findings import Finding
+
+Version = tuple[int, int, int]
+
+MIN_LIBVIRT_VERSION: Version = (4, 0, 0)
+MIN_QEMU_VERSION: Version = (2, 6, 0)
+MIN_LIBVIRT_DISCARD_VERSION: Version = (4, 4, 0)
+MIN_QEMU_DISCARD_VERSION: Version = (2, 10, 0)
+
+SUPPORTED_VIRT_TYPES = ("kvm", "qemu")
+
+
+@dataclass(frozen=True)
+class CheckInputs:
+    """The configuration values and live host facts the startup checks look at."""
+
+    virt_type: str
+    file_backed_memory_mb: int
+    ram_allocation_ratio: float | None
+    reserved_host_memory_mb: int
+    libvirt_version: Version
+    qemu_version: Version
+
+
+def fmt_version(version: Version) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def check_virt_type(inputs: CheckInputs) -> Finding:
+    option = "[libvirt] virt_type"
+    if inputs.virt_type in SUPPORTED_VIRT_TYPES:
+        return findings.ok("virt_type", f"virt_type is {inputs.virt_type}", option)
+    why = "file-backed memory needs a QEMU domain" if inputs.file_backed_memory_mb else (
+        "filemem drives QEMU guests only"
+    )
+    return findings.error(
+        "virt_type",
+        f"{option} = {inputs.virt_type} is not supported: {why}; set it to kvm "
+        "(or qemu where KVM is unusable)",
+        option,
+    )
+
+
+def check_ram_allocation_ratio(inputs: CheckInputs) -> Finding:
+    option = "[DEFAULT] ram_allocation_ratio"
+    if not inputs.file_backed_memory_mb:
+        return findings.ok("ram_allocation_ratio", "file-backed memory is off", option)
+    if inputs.ram_allocation_ratio == 1.0:
+        return findings.ok("ram_allocation_ratio", "ram_allocation_ratio is 1.0", option)
+    shown = "unset" if inputs.ram_allocation_ratio is None else str(inputs.ram_allocation_ratio)
+    return findings.error(
+        "ram_allocation_ratio",
+        f"{option} is {shown}, but a file-backed host ([libvirt] file_backed_memory = "
+        f"{inputs.file_backed_memory_mb}) must set it to exactly 1.0: the backing store "
+        "cannot be over-committed",
+        option,
+    )
+
+
+def check_reserved_memory(inputs: CheckInputs) -> Finding:
+    option = "[DEFAULT] reserved_host_memory_mb"
+    reserved, capacity = inputs.reserved_host_memory_mb, inputs.file_backed_memory_mb
+    if not capacity:
+        return findings.ok("reserved_host_memory_mb", f"{reserved} MiB reserved", option)
+    if reserved >= capacity:
+        return findings.error(
+            "reserved_host_memory_mb",
+            f"{option} = {reserved} is not smaller than [libvirt] file_backed_memory = "
+            f"{capacity}: no memory would be left for guests",
+            option,
+        )
+    if reserved:
+        return findings.warning(
+            "reserved_host_memory_mb",
+            f"{option} = {reserved} is taken out of file_backed_memory ({capacity} MiB), "
+            f"leaving {capacity - reserved} MiB for guests; on a file-backed host host RAM "
+            "is not what guests use, so 0 is usual",
+            option,
+        )
+    return findings.ok("reserved_host_memory_mb", "nothing reserved", option)
+
+
+def check_versions(inputs: CheckInputs) -> list[Finding]:
+    result = []
+    for what, have, need in (
+        ("libvirt", inputs.libvirt_version, MIN_LIBVIRT_VERSION),
+        ("QEMU", inputs.qemu_version, MIN_QEMU_VERSION),
+    ):
+        code = f"{what.lower()}_version"
+        if not inputs.file_backed_memory_mb or have >= need:
+            result.append(findings.ok(code, f"{what} {fmt_version(have)}"))
+        else:
+            result.append(findings.error(
+                code,
+                f"{what} {fmt_version(have)} is too old for [libvirt] file_backed_memory: "
+                f"{fmt_version(need)} or newer is needed",
+                "[libvirt] file_backed_memory",
+            ))
+    return result
+
+
+def discard_supported(libvirt_version: Version, qemu_version: Version) -> bool:
+    return (libvirt_version >= MIN_LIBVIRT_DISCARD_VERSION
+            and qemu_version >= MIN_QEMU_DISCARD_VERSION)
+
+
+def check_discard(inputs: CheckInputs) -> Finding:
+    if not inputs.file_backed_memory_mb:
+        return findings.ok("discard", "file-backed memory is off")
+    if discard_supported(inputs.libvirt_version, inputs.qemu_version):
+        return findings.ok("discard", "memory is discarded at guest stop (libvirt >= 4.4.0, "
+                           "QEMU >= 2.10.0)")
+    return findings.warning(
+        "discard",
+        f"libvirt {fmt_version(inputs.libvirt_version)} / QEMU "
+        f"{fmt_version(inputs.qemu_version)} cannot discard guest memory at stop (needs "
+        "libvirt >= 4.4.0 and QEMU >= 2.10.0): stopping a guest writes its memory back to the "
+        "store",
+    )
+
+
+def run_startup_checks(inputs: CheckInputs) -> list[Finding]:
+    """Every rule, in the order an operator would fix them."""
+    return [
+        check_virt_type(inputs),
+        check_ram_allocation_ratio(inputs),
+        check_reserved_memory(inputs),
+        *check_versions(inputs),
+        check_discard(inputs),
+    ]

@@ -1,0 +1,87 @@
+"""Gathers live host facts (libvirt, QEMU, backing store) and runs every startup check on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oslo_config import cfg
+
+from filemem import findings
+from filemem.backing import capacity, store
+from filemem.compute import checks
+from filemem.exceptions import FilememError
+from filemem.findings import Finding, Severity
+from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
+
+
+@dataclass
+class HostReport:
+    host: str
+    connection_uri: str
+    libvirt_version: str | None = None
+    qemu_version: str | None = None
+    store: store.StoreFacts | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def severity(self) -> Severity:
+        return findings.worst(self.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "connection_uri": self.connection_uri,
+            "libvirt_version": self.libvirt_version,
+            "qemu_version": self.qemu_version,
+            "store": self.store.as_dict() if self.store else None,
+            "result": self.severity.name.lower(),
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def driver_settings(conf: cfg.ConfigOpts) -> DriverSettings:
+    return DriverSettings(
+        connection_uri=conf.libvirt.connection_uri,
+        virt_type="kvm" if conf.libvirt.virt_type == "kvm" else "qemu",
+        file_backed_memory_mb=conf.libvirt.file_backed_memory,
+        allocation_mode=conf.libvirt.file_backed_memory_allocation,
+        headroom_mb=conf.libvirt.backing_store_headroom_mb,
+        state_path=Path(conf.state_path),
+        qemu_conf_path=Path(conf.libvirt.qemu_conf_path),
+        shutdown_timeout=float(conf.shutdown_timeout),
+    )
+
+
+def check_host(conf: cfg.ConfigOpts, driver: LibvirtDriver | None = None) -> HostReport:
+    """Every startup check plus the backing-store report; never raises for a sick host."""
+    driver = driver or LibvirtDriver(driver_settings(conf))
+    report = HostReport(host=conf.host, connection_uri=driver.connection.uri)
+    try:
+        libvirt_version, qemu_version = driver.versions()
+    except FilememError as exc:
+        report.findings.append(findings.error(
+            "libvirt_unreachable", f"cannot read libvirt/QEMU versions: {exc}",
+            "[libvirt] connection_uri",
+        ))
+        return report
+    report.libvirt_version = checks.fmt_version(libvirt_version)
+    report.qemu_version = checks.fmt_version(qemu_version)
+    report.findings.extend(checks.run_startup_checks(checks.CheckInputs(
+        virt_type=conf.libvirt.virt_type,
+        file_backed_memory_mb=conf.libvirt.file_backed_memory,
+        ram_allocation_ratio=conf.ram_allocation_ratio,
+        reserved_host_memory_mb=conf.reserved_host_memory_mb,
+        libvirt_version=libvirt_version,
+        qemu_version=qemu_version,
+    )))
+    if conf.libvirt.file_backed_memory:
+        conf_text = driver.qemu_conf_text()
+        facts = store.inspect_store(driver.memory_backing_dir(), store.qemu_user(conf_text))
+        report.store = facts
+        guest_files = list(store.all_memory_files(facts.path).values())
+        report.findings.extend(capacity.store_findings(
+            conf.libvirt.file_backed_memory, conf.reserved_host_memory_mb, facts, guest_files,
+        ))
+    return report

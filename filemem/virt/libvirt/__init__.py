@@ -1,0 +1,1 @@
+"""libvirt implementation of the hypervisor driver."""

@@ -1,0 +1,330 @@
+"""libvirt driver: guest lifecycle (spawn, stop, start, reboot, destroy, list) on one host."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import libvirt
+
+from filemem.backing import capacity, store
+from filemem.compute.checks import discard_supported
+from filemem.exceptions import (
+    ConfigError,
+    GuestAlreadyExists,
+    GuestNotFound,
+    HypervisorError,
+    InvalidInput,
+)
+from filemem.virt import guest_config
+from filemem.virt.libvirt.connection import Connection, EventCallback
+from filemem.virt.libvirt.errors import translated
+from filemem.virt.types import (
+    Flavor,
+    GuestInfo,
+    GuestRequest,
+    HostFacts,
+    Image,
+    PowerState,
+    validate_name,
+    validate_uuid,
+)
+from filemem.virt.xml.domain import Domain
+
+LOG = logging.getLogger(__name__)
+
+_POWER_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
+    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTDOWN,
+    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.SUSPENDED,
+}
+
+_UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                   | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+
+
+@dataclass(frozen=True)
+class DriverSettings:
+    """The configuration the driver needs, taken from oslo.config by `from_conf`."""
+
+    connection_uri: str
+    virt_type: Literal["kvm", "qemu"]
+    file_backed_memory_mb: int
+    allocation_mode: Literal["immediate", "ondemand"]
+    headroom_mb: int
+    state_path: Path
+    qemu_conf_path: Path
+    shutdown_timeout: float
+
+
+class LibvirtDriver:
+    """Implements filemem.virt.driver.HypervisorDriver on a libvirt connection."""
+
+    def __init__(self, settings: DriverSettings, on_event: EventCallback | None = None) -> None:
+        self.settings = settings
+        self.connection = Connection(settings.connection_uri or "qemu:///system", on_event)
+
+    # -- host facts -------------------------------------------------------------------------
+
+    def versions(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        lib, hyp = self.connection.versions()
+        return guest_config.parse_version(lib), guest_config.parse_version(hyp)
+
+    def host_facts(self) -> HostFacts:
+        lib, qemu = self.versions()
+        return HostFacts(
+            virt_type=self.settings.virt_type,
+            file_backed_memory_mb=self.settings.file_backed_memory_mb,
+            discard_supported=discard_supported(lib, qemu),
+            allocation_mode=self.settings.allocation_mode,
+        )
+
+    def qemu_conf_text(self) -> str:
+        return store.read_qemu_conf(self.settings.qemu_conf_path)
+
+    def memory_backing_dir(self) -> Path:
+        return store.effective_memory_backing_dir(self.qemu_conf_text())
+
+    def instance_dir(self, uuid: str) -> Path:
+        # uuid is validated, so the path cannot leave state_path/instances.
+        return self.settings.state_path / "instances" / validate_uuid(uuid)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def spawn(self, name: str, uuid: str, flavor: Flavor, image: Image) -> GuestInfo:
+        name, uuid = validate_name(name), validate_uuid(uuid)
+        _validate_flavor(flavor)
+        conn = self.connection.get()
+        self._refuse_duplicates(conn, name, uuid)
+        host = self.host_facts()
+        workdir = self.instance_dir(uuid)
+        request = GuestRequest(
+            name=name, uuid=uuid, flavor=flavor, image=image,
+            console_log=workdir / "console.log",
+            overlay=workdir / "disk.qcow2" if image.kind == "disk" else None,
+        )
+        domain = guest_config.build_domain(request, host)
+        _make_world_traversable(workdir)
+        try:
+            if request.overlay is not None:
+                _create_overlay(image, request.overlay)
+            with self._spawn_lock():
+                if host.file_backed:
+                    self._guard_capacity(flavor.memory_mb)
+                with translated(f"defining guest {name}"):
+                    dom = conn.defineXML(domain.to_xml())
+                try:
+                    with translated(f"starting guest {name}"):
+                        dom.create()
+                except Exception:
+                    _undefine_quietly(dom)
+                    raise
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        LOG.info("spawned guest %s (%s)", name, uuid)
+        return self._info(dom)
+
+    def power_off(self, uuid: str, timeout: float | None = None) -> bool:
+        dom = self._lookup(uuid)
+        if not _is_active(dom):
+            return True
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        if timeout > 0:
+            with translated(f"shutting down guest {uuid}"):
+                try:
+                    dom.shutdown()
+                except libvirt.libvirtError as exc:
+                    if _is_active(dom):
+                        raise
+                    LOG.debug("guest stopped while asked to shut down: %s", exc)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if not _is_active(dom):
+                    return True
+                time.sleep(0.2)
+            LOG.warning("guest %s did not shut down in %.0f s; destroying it", uuid, timeout)
+        self._destroy_domain(dom)
+        return False
+
+    def power_on(self, uuid: str) -> GuestInfo:
+        dom = self._lookup(uuid)
+        if not _is_active(dom):
+            with self._spawn_lock():
+                if self.settings.file_backed_memory_mb:
+                    self._guard_capacity(dom.maxMemory() // 1024)
+                with translated(f"starting guest {uuid}"):
+                    dom.create()
+        return self._info(dom)
+
+    def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
+        self.power_off(uuid, timeout=0 if hard else None)
+        return self.power_on(uuid)
+
+    def destroy(self, uuid: str) -> bool:
+        uuid = validate_uuid(uuid)
+        try:
+            dom = self._lookup(uuid)
+        except GuestNotFound:
+            existed = False
+        else:
+            existed = True
+            if _is_active(dom):
+                self._destroy_domain(dom)
+            with translated(f"undefining guest {uuid}"):
+                try:
+                    dom.undefineFlags(_UNDEFINE_FLAGS)
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+        shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+        return existed
+
+    # -- observation ------------------------------------------------------------------------
+
+    def list_guests(self) -> list[GuestInfo]:
+        conn = self.connection.get()
+        with translated("listing guests"):
+            domains = conn.listAllDomains(0)
+        guests = []
+        for dom in domains:
+            try:
+                info = self._info(dom)
+            except GuestNotFound:
+                continue  # undefined while we were looking
+            if info is not None:
+                guests.append(info)
+        return sorted(guests, key=lambda g: g.name)
+
+    def get_guest(self, uuid: str) -> GuestInfo:
+        return self._info(self._lookup(uuid))
+
+    def console_log(self, uuid: str) -> Path:
+        return self.instance_dir(uuid) / "console.log"
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _lookup(self, uuid: str) -> libvirt.virDomain:
+        conn = self.connection.get()
+        with translated(f"looking up guest {uuid}"):
+            return conn.lookupByUUIDString(validate_uuid(uuid))
+
+    def _refuse_duplicates(self, conn: libvirt.virConnect, name: str, uuid: str) -> None:
+        for what, lookup, key in (("uuid", conn.lookupByUUIDString, uuid),
+                                  ("name", conn.lookupByName, name)):
+            try:
+                lookup(key)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue
+                raise HypervisorError("looking up guest", exc.get_error_message()) from exc
+            raise GuestAlreadyExists(f"a guest with {what} {key} is already defined on this host")
+
+    def _guard_capacity(self, memory_mb: int) -> None:
+        backing_dir = self.memory_backing_dir()
+        conf_text = self.qemu_conf_text()
+        facts = store.inspect_store(backing_dir, store.qemu_user(conf_text))
+        running = [(f.nominal_bytes, f.allocated_bytes)
+                   for f in store.all_memory_files(backing_dir).values()]
+        capacity.check_guest_fits(
+            memory_mb, facts.free_bytes, running,
+            self.settings.headroom_mb * 1024 * 1024, backing_dir,
+        )
+
+    @contextmanager
+    def _spawn_lock(self) -> Iterator[None]:
+        """Capacity check and start are one step for every filemem process on this host."""
+        self.settings.state_path.mkdir(parents=True, exist_ok=True)
+        with open(self.settings.state_path / "spawn.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _destroy_domain(self, dom: libvirt.virDomain) -> None:
+        with translated(f"destroying guest {dom.name()}"):
+            try:
+                dom.destroyFlags(libvirt.VIR_DOMAIN_DESTROY_GRACEFUL)
+            except libvirt.libvirtError:
+                if _is_active(dom):
+                    dom.destroy()
+
+    def _info(self, dom: libvirt.virDomain) -> GuestInfo:
+        with translated("reading guest state"):
+            state, _reason = dom.state()
+            xml = dom.XMLDesc(0)
+            domain_id = dom.ID() if state != libvirt.VIR_DOMAIN_SHUTOFF else -1
+        parsed = Domain.from_xml(xml)
+        file_backed = guest_config.is_file_backed(parsed)
+        memory_file = None
+        if file_backed and domain_id > 0:
+            memory_file = store.guest_memory_file(self.memory_backing_dir(), domain_id)
+        return GuestInfo(
+            uuid=dom.UUIDString(), name=dom.name(),
+            domain_id=domain_id if domain_id > 0 else None,
+            power_state=_POWER_STATES.get(state, PowerState.NOSTATE),
+            memory_mb=guest_config.memory_mb(parsed), vcpus=parsed.vcpu or 0,
+            file_backed=file_backed, memory_file=memory_file,
+        )
+
+
+def _validate_flavor(flavor: Flavor) -> None:
+    if flavor.memory_mb < 16:
+        raise InvalidInput(f"memory {flavor.memory_mb} MiB is too small: at least 16 MiB")
+    if flavor.vcpus < 1:
+        raise InvalidInput(f"vcpus {flavor.vcpus} must be at least 1")
+
+
+def _is_active(dom: libvirt.virDomain) -> bool:
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return False
+        raise
+
+
+def _undefine_quietly(dom: libvirt.virDomain) -> None:
+    try:
+        dom.undefineFlags(_UNDEFINE_FLAGS)
+    except libvirt.libvirtError as exc:
+        LOG.warning("could not undefine failed guest %s: %s", dom.name(), exc)
+
+
+def _make_world_traversable(path: Path) -> None:
+    """QEMU runs as its own user: it must reach the console log and overlay below state_path."""
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    for part in (path, *path.parents):
+        if not part.stat().st_mode & 0o001:
+            raise ConfigError(
+                "[DEFAULT] state_path",
+                f"{part} is not searchable by other users (mode "
+                f"{oct(part.stat().st_mode & 0o777)}), so QEMU cannot reach the guest's console "
+                "log and disk below it; use a state_path whose parents have o+x",
+            )
+
+
+def _create_overlay(image: Image, overlay: Path) -> None:
+    if image.disk is None or not image.disk.is_file():
+        raise InvalidInput(f"disk image {image.disk} does not exist")
+    result = subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", image.disk_format,
+         "-b", str(image.disk.resolve()), str(overlay)],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise HypervisorError("creating the copy-on-write overlay", result.stderr.strip())

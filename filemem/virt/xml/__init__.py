@@ -1,0 +1,61 @@
+"""libvirt XML as typed objects: one element per class, parsed and written by one declaration."""
+
+from __future__ import annotations
+
+from filemem.virt.xml.base import (
+    XmlElement,
+    XmlModelError,
+    attr,
+    child,
+    children,
+    flag,
+    text,
+    xml_element,
+)
+from filemem.virt.xml.domain import (
+    FILEMEM_NS,
+    Boot,
+    CharDevice,
+    Clock,
+    Console,
+    Cpu,
+    Devices,
+    Disk,
+    Domain,
+    Features,
+    HugePage,
+    HugePages,
+    InstanceMetadata,
+    MemBalloon,
+    MemoryBacking,
+    Os,
+    Serial,
+)
+
+__all__ = [
+    "FILEMEM_NS",
+    "Boot",
+    "CharDevice",
+    "Clock",
+    "Console",
+    "Cpu",
+    "Devices",
+    "Disk",
+    "Domain",
+    "Features",
+    "HugePage",
+    "HugePages",
+    "InstanceMetadata",
+    "MemBalloon",
+    "MemoryBacking",
+    "Os",
+    "Serial",
+    "XmlElement",
+    "XmlModelError",
+    "attr",
+    "child",
+    "children",
+    "flag",
+    "text",
+    "xml_element",
+]

@@ -1,0 +1,1 @@
+"""filemem test suite."""

@@ -1,0 +1,1 @@
+"""Tests against real libvirtd + QEMU (TCG) and real Placement."""

@@ -1,0 +1,403 @@
+"""Backing store I/O: qemu.conf, mounts and sysfs, store inspection and guests' memory files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from filemem.backing.store import (
+    DEFAULT_MEMORY_BACKING_DIR,
+    all_memory_files,
+    block_device_flags,
+    dac_allows,
+    effective_memory_backing_dir,
+    find_mount,
+    guest_memory_dir,
+    guest_memory_file,
+    inspect_store,
+    parse_mountinfo,
+    qemu_user,
+    read_qemu_conf,
+    resolve_user,
+)
+
+MIB = 1024 * 1024
+
+# --- qemu.conf --------------------------------------------------------------------------------
+
+
+def test_absent_setting_means_libvirts_default_dir() -> None:
+    assert effective_memory_backing_dir("") == Path("/var/lib/libvirt/qemu/ram")
+    assert effective_memory_backing_dir("") == DEFAULT_MEMORY_BACKING_DIR
+
+
+def test_commented_setting_is_ignored() -> None:
+    text = '# memory_backing_dir = "/srv/mem"\n  #memory_backing_dir="/x"\n'
+    assert effective_memory_backing_dir(text) == Path("/var/lib/libvirt/qemu/ram")
+
+
+def test_custom_dir_gets_libvirt_qemu_appended() -> None:
+    assert effective_memory_backing_dir('memory_backing_dir = "/srv/mem"') == Path(
+        "/srv/mem/libvirt/qemu"
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'memory_backing_dir="/srv/mem"',
+        '   memory_backing_dir   =   "/srv/mem"   ',
+        "memory_backing_dir = '/srv/mem'",
+        'memory_backing_dir = "/srv/mem"  # fast NVMe',
+        'memory_backing_dir = "/srv/mem/"',
+        'memory_backing_dir = "/srv/mem"\t',
+    ],
+)
+def test_spacing_quotes_and_trailing_comments(line: str) -> None:
+    text = f'# qemu.conf\nuser = "libvirt-qemu"\n{line}\nsecurity_driver = "none"\n'
+    assert effective_memory_backing_dir(text) == Path("/srv/mem/libvirt/qemu")
+
+
+def test_first_setting_wins_like_virconf() -> None:
+    text = 'memory_backing_dir = "/first"\nmemory_backing_dir = "/second"\n'
+    assert effective_memory_backing_dir(text) == Path("/first/libvirt/qemu")
+
+
+def test_similar_keys_and_lists_do_not_match() -> None:
+    text = (
+        'my_memory_backing_dir = "/nope"\n'
+        'cgroup_device_acl = [\n    "/dev/null", "/dev/full",\n]\n'
+        'hugetlbfs_mount = ["/dev/hugepages"]\n'
+    )
+    assert effective_memory_backing_dir(text) == Path("/var/lib/libvirt/qemu/ram")
+
+
+def test_relative_dir_is_anchored_at_root_like_libvirtd() -> None:
+    assert effective_memory_backing_dir('memory_backing_dir = "mem"') == Path("/mem/libvirt/qemu")
+
+
+def test_qemu_user_default_name_and_numeric() -> None:
+    assert qemu_user("") == "libvirt-qemu"
+    assert qemu_user('#user = "root"\n') == "libvirt-qemu"
+    assert qemu_user('user = "qemu"\ngroup = "kvm"\n') == "qemu"
+    assert qemu_user('user = "+0"') == "+0"
+    assert qemu_user('dynamic_ownership_user = "x"\n') == "libvirt-qemu"
+
+
+def test_read_qemu_conf(tmp_path: Path) -> None:
+    assert read_qemu_conf(tmp_path / "missing.conf") == ""
+    conf = tmp_path / "qemu.conf"
+    conf.write_text('memory_backing_dir = "/srv/mem"\n', encoding="utf-8")
+    assert effective_memory_backing_dir(read_qemu_conf(conf)) == Path("/srv/mem/libvirt/qemu")
+
+
+# --- mountinfo and sysfs ----------------------------------------------------------------------
+
+MOUNTINFO = """\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+40 27 0:45 / /srv/mem rw,nosuid - tmpfs tmpfs rw,size=1048576k
+41 27 259:1 / /mnt/pmem rw,relatime shared:5 - ext4 /dev/pmem0 rw,dax=always
+42 27 8:1 / /mnt/my\\040disk ro,relatime - xfs /dev/sda1 ro,attr2
+43 27 7:0 / /srv/mem rw - ext4 /dev/loop0 rw
+garbage line
+"""
+
+
+def test_parse_mountinfo_fields_options_and_escapes() -> None:
+    mounts = parse_mountinfo(MOUNTINFO)
+    assert [m.mount_point for m in mounts] == [
+        Path("/"), Path("/srv/mem"), Path("/mnt/pmem"), Path("/mnt/my disk"), Path("/srv/mem"),
+    ]
+    root, tmpfs, pmem, disk, _ = mounts
+    assert (root.major, root.minor, root.fs_type, root.source) == (254, 0, "ext4", "/dev/vda")
+    assert (tmpfs.major, tmpfs.fs_type, tmpfs.source) == (0, "tmpfs", "tmpfs")
+    assert "dax=always" in pmem.options  # optional fields ("shared:5") skipped
+    assert pmem.fs_type == "ext4"
+    assert "ro" in disk.options
+
+
+def test_find_mount_prefers_longest_prefix_with_matching_device() -> None:
+    mounts = parse_mountinfo(MOUNTINFO)
+    vda = os.makedev(254, 0)
+    found = find_mount(mounts, Path("/var/lib/libvirt/qemu/ram"), vda)
+    assert found is not None and found.mount_point == Path("/")
+    # Two mounts stacked on /srv/mem: the device decides, then the later entry.
+    loop = find_mount(mounts, Path("/srv/mem/libvirt/qemu"), os.makedev(7, 0))
+    assert loop is not None and loop.source == "/dev/loop0"
+    hidden = find_mount(mounts, Path("/srv/mem"), os.makedev(0, 45))
+    assert hidden is not None and hidden.fs_type == "tmpfs"
+    # /srv/memory is not under /srv/mem.
+    other = find_mount(mounts, Path("/srv/memory"), vda)
+    assert other is not None and other.mount_point == Path("/")
+
+
+def make_sysfs(tmp_path: Path) -> Path:
+    """A fake /sys: sda (rotational) with partition sda1, nvme0n1 (dax), tmpfs nothing."""
+    sysfs = tmp_path / "sys"
+    devices = sysfs / "devices" / "pci0000:00"
+    sda = devices / "block" / "sda"
+    nvme = devices / "block" / "nvme0n1"
+    for disk, rotational, dax in ((sda, "1", "0"), (nvme, "0", "1")):
+        (disk / "queue").mkdir(parents=True)
+        (disk / "queue" / "rotational").write_text(f"{rotational}\n")
+        (disk / "queue" / "dax").write_text(f"{dax}\n")
+    (sda / "sda1").mkdir()
+    (sda / "sda1" / "partition").write_text("1\n")
+    links = sysfs / "dev" / "block"
+    links.mkdir(parents=True)
+    (links / "8:0").symlink_to(sda)
+    (links / "8:1").symlink_to(sda / "sda1")
+    (links / "259:0").symlink_to(nvme)
+    return sysfs
+
+
+def test_block_device_flags_walk_from_partition_to_disk(tmp_path: Path) -> None:
+    sysfs = make_sysfs(tmp_path)
+    assert block_device_flags(8, 1, sysfs) == (True, False)
+    assert block_device_flags(8, 0, sysfs) == (True, False)
+    assert block_device_flags(259, 0, sysfs) == (False, True)
+    assert block_device_flags(9, 9, sysfs) == (None, False)
+
+
+def test_block_device_flags_of_this_hosts_root_agree_with_sysfs() -> None:
+    st = os.stat("/")
+    node = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    if not (node / "queue" / "rotational").exists():
+        pytest.skip("the root filesystem is not on a whole block disk here")
+    expected = (node / "queue" / "rotational").read_text().strip() == "1"
+    assert block_device_flags(os.major(st.st_dev), os.minor(st.st_dev))[0] is expected
+
+
+# --- permissions ------------------------------------------------------------------------------
+
+
+def fake_stat(mode: int, uid: int, gid: int) -> os.stat_result:
+    return os.stat_result((mode, 0, 0, 1, uid, gid, 0, 0, 0, 0))
+
+
+def test_dac_owner_class_decides_alone() -> None:
+    st = fake_stat(0o40070, 1000, 2000)  # owner: ---, group: rwx
+    assert not dac_allows(st, 1000, frozenset({2000}), 0o1)
+    assert dac_allows(st, 1001, frozenset({2000}), 0o3)
+    assert not dac_allows(st, 1001, frozenset({3000}), 0o1)
+
+
+def test_dac_other_bits_and_root() -> None:
+    st = fake_stat(0o40701, 1000, 1000)
+    assert dac_allows(st, 5, frozenset(), 0o1)
+    assert not dac_allows(st, 5, frozenset(), 0o3)
+    assert dac_allows(fake_stat(0o40000, 1000, 1000), 0, frozenset(), 0o7)
+
+
+def test_resolve_user_names_numbers_and_unknown() -> None:
+    root = resolve_user("root")
+    assert root is not None and root[0] == 0 and 0 in root[1]
+    plus_zero = resolve_user("+0")
+    assert plus_zero is not None and plus_zero[0] == 0
+    assert resolve_user("+4000000001") == (4000000001, frozenset())
+    assert resolve_user("no-such-user-filemem") is None
+    assert resolve_user("+abc") is None
+
+
+# --- inspect_store ----------------------------------------------------------------------------
+
+
+def findmnt(column: str, path: Path) -> str:
+    if shutil.which("findmnt") is None:
+        pytest.skip("findmnt (util-linux) is not installed")
+    result = subprocess.run(
+        ["findmnt", "-n", "-o", column, "--target", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    # Stacked mounts list every layer; the last one is the one a path resolves to.
+    return result.stdout.strip().splitlines()[-1].strip()
+
+
+def df_bytes(column: str, path: Path) -> int:
+    result = subprocess.run(
+        ["df", "-B1", f"--output={column}", str(path)], capture_output=True, text=True, check=True
+    )
+    return int(result.stdout.split()[-1])
+
+
+def current_user() -> str:
+    return f"+{os.getuid()}"
+
+
+def test_inspect_existing_dir_agrees_with_findmnt_and_df(tmp_path: Path) -> None:
+    facts = inspect_store(tmp_path, current_user())
+    assert facts.exists and facts.path == tmp_path
+    assert facts.size_bytes > 0
+    assert 0 <= facts.free_bytes <= facts.size_bytes
+    assert facts.fs_type == findmnt("FSTYPE", tmp_path)
+    assert facts.mount_point == Path(findmnt("TARGET", tmp_path))
+    assert facts.is_mount_point == (facts.mount_point == tmp_path)
+    assert facts.size_bytes == df_bytes("size", tmp_path)
+    assert abs(facts.free_bytes - df_bytes("avail", tmp_path)) < 64 * MIB
+    assert facts.qemu_can_write and facts.write_problem is None
+    assert facts.as_dict()["path"] == str(tmp_path)
+    assert facts.as_dict()["mount_point"] == str(facts.mount_point)
+
+
+def test_missing_dir_is_inspected_through_its_nearest_parent(tmp_path: Path) -> None:
+    wanted = tmp_path / "srv" / "libvirt" / "qemu"
+    facts = inspect_store(wanted, current_user())
+    assert not facts.exists
+    assert facts.path == wanted
+    assert not facts.is_mount_point
+    assert facts.fs_type == findmnt("FSTYPE", tmp_path)
+    assert facts.size_bytes == df_bytes("size", tmp_path)
+
+
+def test_tmpfs_store_has_no_rotational_flag() -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or findmnt("FSTYPE", shm) != "tmpfs":
+        pytest.skip("/dev/shm is not a tmpfs here")
+    facts = inspect_store(shm, current_user())
+    assert facts.fs_type == "tmpfs"
+    assert facts.rotational is None
+    assert facts.is_mount_point
+
+
+def test_user_who_cannot_enter_a_parent_cannot_write(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    (locked / "mem").mkdir(parents=True)
+    locked.chmod(0o700)
+    stranger = os.getuid() + 4242 if os.getuid() != 0 else 4242
+    facts = inspect_store(locked / "mem", f"+{stranger}")
+    assert not facts.qemu_can_write
+    assert facts.write_problem is not None
+    assert "may not enter" in facts.write_problem
+    locked.chmod(0o755)
+
+
+def test_unknown_user_cannot_write(tmp_path: Path) -> None:
+    facts = inspect_store(tmp_path, "no-such-user-filemem")
+    assert not facts.qemu_can_write
+    assert facts.write_problem == "user 'no-such-user-filemem' does not exist on this host"
+
+
+def test_read_only_mount_and_dax_from_fake_mountinfo(tmp_path: Path) -> None:
+    st = os.stat(tmp_path)
+    fake = tmp_path / "mountinfo"
+    fake.write_text(
+        f"1 0 {os.major(st.st_dev)}:{os.minor(st.st_dev)} / {tmp_path} ro,relatime - "
+        "ext4 /nonexistent/pmem0 ro,dax=always\n",
+        encoding="utf-8",
+    )
+    facts = inspect_store(tmp_path, current_user(), mountinfo=fake, sysfs=tmp_path / "nosys")
+    assert facts.device == "/nonexistent/pmem0"
+    assert facts.is_mount_point
+    assert facts.dax
+    assert facts.rotational is None
+    assert not facts.qemu_can_write
+    assert facts.write_problem == "the filesystem is mounted read-only"
+
+
+def test_rotational_disk_from_fake_sysfs(tmp_path: Path) -> None:
+    fake = tmp_path / "mountinfo"
+    fake.write_text(f"1 0 8:1 / {tmp_path} rw - xfs /nonexistent/sda1 rw\n", encoding="utf-8")
+    facts = inspect_store(tmp_path, current_user(), mountinfo=fake, sysfs=make_sysfs(tmp_path))
+    assert facts.fs_type == "xfs"
+    assert facts.rotational is True
+    assert not facts.dax
+
+
+# --- guests' memory files ---------------------------------------------------------------------
+
+
+def make_memory_file(directory: Path, name: str = "pc.ram") -> Path:
+    """A 64 MiB sparse file with its first 1 MiB written, like a guest that touched 1 MiB."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    with path.open("wb") as f:
+        f.truncate(64 * MIB)
+        f.write(b"\xa5" * MIB)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def test_sparse_memory_file_nominal_and_allocated(tmp_path: Path) -> None:
+    backing = tmp_path / "ram"
+    ram = make_memory_file(backing / "3-instance-00000003")
+    assert guest_memory_dir(backing, 3) == backing / "3-instance-00000003"
+    usage = guest_memory_file(backing, 3)
+    assert usage is not None
+    assert usage.path == ram
+    assert usage.nominal_bytes == 64 * MIB
+    assert MIB <= usage.allocated_bytes < 2 * MIB
+    assert usage.allocated_bytes == os.stat(ram).st_blocks * 512
+
+
+def test_domain_ids_match_whole_numbers_only(tmp_path: Path) -> None:
+    backing = tmp_path / "ram"
+    make_memory_file(backing / "12-guest")
+    assert guest_memory_dir(backing, 1) is None
+    assert guest_memory_file(backing, 2) is None
+    assert guest_memory_dir(backing, 12) == backing / "12-guest"
+
+
+def test_missing_backing_dir_and_empty_domain_dir(tmp_path: Path) -> None:
+    assert guest_memory_dir(tmp_path / "nope", 1) is None
+    assert all_memory_files(tmp_path / "nope") == {}
+    (tmp_path / "ram" / "4-starting").mkdir(parents=True)
+    assert guest_memory_file(tmp_path / "ram", 4) is None
+    assert all_memory_files(tmp_path / "ram") == {}
+
+
+def test_all_memory_files_keyed_by_domain_id(tmp_path: Path) -> None:
+    backing = tmp_path / "ram"
+    make_memory_file(backing / "1-a")
+    make_memory_file(backing / "7-b")
+    (backing / "notes-7").mkdir()
+    (backing / "stray.txt").write_text("x")
+    usages = all_memory_files(backing)
+    assert sorted(usages) == [1, 7]
+    assert usages[7].path == backing / "7-b" / "pc.ram"
+    assert usages[7].nominal_bytes == 64 * MIB
+
+
+def test_numa_guest_files_are_summed_under_the_dir(tmp_path: Path) -> None:
+    domain = tmp_path / "ram" / "2-numa"
+    make_memory_file(domain, "ram-node0")
+    make_memory_file(domain, "ram-node1")
+    os.link(domain / "ram-node1", domain / "hardlink")  # same blocks, counted once
+    usage = guest_memory_file(tmp_path / "ram", 2)
+    assert usage is not None
+    assert usage.path == domain
+    assert usage.nominal_bytes == 128 * MIB
+    assert 2 * MIB <= usage.allocated_bytes < 4 * MIB
+
+
+def test_symlinks_never_lead_outside_the_backing_dir(tmp_path: Path) -> None:
+    backing = tmp_path / "ram"
+    outside = tmp_path / "elsewhere"
+    make_memory_file(outside / "dir")
+    backing.mkdir()
+    (backing / "5-evil").symlink_to(outside / "dir")
+    make_memory_file(backing / "6-ok")
+    (backing / "6-ok" / "escape.ram").symlink_to(outside / "dir" / "pc.ram")
+    (backing / "8-only-link").mkdir()
+    (backing / "8-only-link" / "pc.ram").symlink_to(outside / "dir" / "pc.ram")
+
+    assert guest_memory_dir(backing, 5) is None
+    assert guest_memory_file(backing, 5) is None
+    assert guest_memory_file(backing, 8) is None
+    usage = guest_memory_file(backing, 6)
+    assert usage is not None and usage.path == backing / "6-ok" / "pc.ram"
+    assert usage.nominal_bytes == 64 * MIB
+    assert sorted(all_memory_files(backing)) == [6]
+
+
+def test_backing_dir_reached_through_a_symlink_still_works(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    make_memory_file(real / "9-g")
+    (tmp_path / "link").symlink_to(real)
+    usage = guest_memory_file(tmp_path / "link", 9)
+    assert usage is not None and usage.nominal_bytes == 64 * MIB
+

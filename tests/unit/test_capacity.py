@@ -1,0 +1,331 @@
+"""Capacity policy: room for guests, the fit check, honest capacity and store findings."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from filemem.backing.capacity import (
+    MIB,
+    check_guest_fits,
+    effective_capacity_mb,
+    format_mib,
+    promised_bytes,
+    room_for_new_guest,
+    store_findings,
+)
+from filemem.backing.store import StoreFacts
+from filemem.exceptions import InsufficientBackingStore
+from filemem.findings import Finding, Severity
+from filemem.virt.types import MemoryFileUsage
+
+GIB = 1024 * MIB
+
+
+def make_store(**changes: Any) -> StoreFacts:
+    store = StoreFacts(
+        path=Path("/srv/mem/libvirt/qemu"),
+        exists=True,
+        mount_point=Path("/srv/mem"),
+        is_mount_point=False,
+        device="/dev/nvme0n1p1",
+        fs_type="xfs",
+        rotational=False,
+        dax=False,
+        size_bytes=10 * GIB,
+        free_bytes=8 * GIB,
+        qemu_user="libvirt-qemu",
+        qemu_can_write=True,
+        write_problem=None,
+    )
+    return dataclasses.replace(store, **changes)
+
+
+def memfile(nominal_mb: int, allocated_mb: int, domain_id: int = 1) -> MemoryFileUsage:
+    return MemoryFileUsage(
+        path=Path(f"/srv/mem/libvirt/qemu/{domain_id}-g/pc.ram"),
+        nominal_bytes=nominal_mb * MIB,
+        allocated_bytes=allocated_mb * MIB,
+    )
+
+
+def by_code(findings: list[Finding]) -> dict[str, Finding]:
+    codes = [f.code for f in findings]
+    assert len(codes) == len(set(codes)), codes
+    return {f.code: f for f in findings}
+
+
+# --- format_mib -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n_bytes", "text"),
+    [
+        (0, "0 MiB"),
+        (MIB, "1 MiB"),
+        (256 * MIB, "256 MiB"),
+        (MIB + MIB // 2, "1.50 MiB"),
+        (MIB + 1, "1.00 MiB"),  # truncated, never rounded up
+        (2 * MIB - 1, "1.99 MiB"),
+        (4096, "4096 bytes"),
+        (-16 * MIB, "-16 MiB"),
+    ],
+)
+def test_format_mib(n_bytes: int, text: str) -> None:
+    assert format_mib(n_bytes) == text
+
+
+# --- room_for_new_guest -----------------------------------------------------------------------
+
+
+def test_promised_bytes_ignores_fully_allocated_and_overallocated_files() -> None:
+    running = [(256 * MIB, 100 * MIB), (512 * MIB, 512 * MIB), (64 * MIB, 80 * MIB)]
+    assert promised_bytes(running) == 156 * MIB
+
+
+def test_room_with_no_running_guests_is_free_minus_headroom() -> None:
+    assert room_for_new_guest(1000 * MIB, [], 16 * MIB) == 984 * MIB
+
+
+def test_room_subtracts_untouched_memory_of_running_guests() -> None:
+    running = [(256 * MIB, 92 * MIB), (128 * MIB, 128 * MIB)]
+    assert room_for_new_guest(300 * MIB, running, 16 * MIB) == 300 * MIB - 164 * MIB - 16 * MIB
+
+
+def test_room_is_never_negative() -> None:
+    assert room_for_new_guest(100 * MIB, [(1024 * MIB, 0)], 16 * MIB) == 0
+    assert room_for_new_guest(0, [], 16 * MIB) == 0
+
+
+def test_room_with_zero_headroom_and_immediate_allocation_is_all_free_room() -> None:
+    running = [(256 * MIB, 256 * MIB)] * 3
+    assert room_for_new_guest(123 * MIB + 7, running, 0) == 123 * MIB + 7
+
+
+def test_room_rejects_negative_inputs() -> None:
+    with pytest.raises(ValueError, match="free_bytes"):
+        room_for_new_guest(-1, [], 0)
+    with pytest.raises(ValueError, match="headroom_bytes"):
+        room_for_new_guest(0, [], -1)
+
+
+# --- check_guest_fits -------------------------------------------------------------------------
+
+
+def test_guest_that_fits_exactly_passes() -> None:
+    # 300 free - 164 promised - 16 headroom = 120 MiB
+    running = [(256 * MIB, 100 * MIB), (64 * MIB, 56 * MIB)]
+    check_guest_fits(120, 300 * MIB, running, 16 * MIB, Path("/x"))
+
+
+def test_guest_one_mib_too_big_is_refused_with_the_full_account() -> None:
+    running = [(256 * MIB, 100 * MIB), (64 * MIB, 56 * MIB), (32 * MIB, 32 * MIB)]
+    with pytest.raises(InsufficientBackingStore) as excinfo:
+        check_guest_fits(256, 300 * MIB, running, 16 * MIB, Path("/x"), "/dev/loop0")
+    assert str(excinfo.value) == (
+        "guest needs 256 MiB of memory file but the backing store /x (/dev/loop0) can hold "
+        "only 120 MiB now: 300 MiB free, 164 MiB promised to 2 running guests, 16 MiB headroom "
+        "([libvirt] backing_store_headroom_mb)"
+    )
+
+
+def test_refusal_without_device_or_promises() -> None:
+    with pytest.raises(InsufficientBackingStore) as excinfo:
+        check_guest_fits(64, 40 * MIB, [], 0, Path("/var/lib/libvirt/qemu/ram"))
+    assert str(excinfo.value) == (
+        "guest needs 64 MiB of memory file but the backing store /var/lib/libvirt/qemu/ram "
+        "can hold only 40 MiB now: 40 MiB free, nothing promised to running guests, "
+        "0 MiB headroom ([libvirt] backing_store_headroom_mb)"
+    )
+
+
+def test_refusal_with_one_promising_guest_uses_singular_and_fractions() -> None:
+    running = [(128 * MIB, 64 * MIB + MIB // 2)]
+    with pytest.raises(InsufficientBackingStore) as excinfo:
+        check_guest_fits(100, 100 * MIB, running, 16 * MIB, Path("/x"))
+    message = str(excinfo.value)
+    assert "63.50 MiB promised to 1 running guest," in message
+    assert "can hold only 20.50 MiB now" in message
+
+
+def test_full_store_refuses_even_a_small_guest() -> None:
+    with pytest.raises(InsufficientBackingStore, match="can hold only 0 MiB now"):
+        check_guest_fits(1, 10 * MIB, [(64 * MIB, 0)], 0, Path("/x"))
+
+
+def test_zero_sized_guest_always_fits_and_negative_is_a_bug() -> None:
+    check_guest_fits(0, 0, [], 0, Path("/x"))
+    with pytest.raises(ValueError, match="guest_memory_mb"):
+        check_guest_fits(-1, GIB, [], 0, Path("/x"))
+
+
+# --- effective_capacity_mb --------------------------------------------------------------------
+
+
+def test_capacity_is_configured_when_the_store_can_hold_it() -> None:
+    assert effective_capacity_mb(4096, 10 * GIB, 8 * GIB, 0) == (4096, None)
+
+
+def test_capacity_equal_to_every_limit_has_no_reason() -> None:
+    assert effective_capacity_mb(1024, GIB, GIB, 0) == (1024, None)
+
+
+def test_capacity_limited_by_filesystem_size() -> None:
+    capacity, reason = effective_capacity_mb(16384, 10 * GIB, 10 * GIB, 0)
+    assert capacity == 10240
+    assert reason == (
+        "the backing filesystem is only 10240 MiB in size, "
+        "less than [libvirt] file_backed_memory = 16384 MiB"
+    )
+
+
+def test_capacity_limited_by_free_room_counts_guests_files_as_room() -> None:
+    capacity, reason = effective_capacity_mb(4096, 10 * GIB, 1000 * MIB, 500 * MIB)
+    assert capacity == 1500
+    assert reason == (
+        "the backing store can hold only 1500 MiB of guest memory "
+        "(1000 MiB free + 500 MiB held by guests' memory files), "
+        "less than [libvirt] file_backed_memory = 4096 MiB"
+    )
+
+
+def test_capacity_keeps_headroom_and_floors_to_whole_mib() -> None:
+    capacity, reason = effective_capacity_mb(4096, 10 * GIB, 1000 * MIB + 700_000, 0, 16 * MIB)
+    assert capacity == 984
+    assert reason is not None
+    assert "- 16 MiB headroom ([libvirt] backing_store_headroom_mb)" in reason
+
+
+def test_filesystem_size_wins_the_reason_when_both_limits_tie() -> None:
+    capacity, reason = effective_capacity_mb(4096, GIB, GIB, 0)
+    assert capacity == 1024
+    assert reason is not None and reason.startswith("the backing filesystem is only 1024 MiB")
+
+
+def test_capacity_never_negative_and_zero_configured_stays_zero() -> None:
+    assert effective_capacity_mb(4096, 10 * GIB, 0, 0, 16 * MIB)[0] == 0
+    assert effective_capacity_mb(0, 10 * GIB, GIB, 0) == (0, None)
+
+
+def test_capacity_below_one_mib_is_zero() -> None:
+    assert effective_capacity_mb(4096, MIB - 1, MIB - 1, 0)[0] == 0
+
+
+def test_capacity_rejects_negative_inputs() -> None:
+    with pytest.raises(ValueError, match="allocated_by_guests_bytes"):
+        effective_capacity_mb(1, GIB, GIB, -5)
+
+
+# --- store_findings ---------------------------------------------------------------------------
+
+
+def test_healthy_store_reports_only_ok_findings() -> None:
+    findings = by_code(store_findings(4096, 0, make_store(), [memfile(256, 256)]))
+    assert set(findings) == {"store.location", "store.space", "store.capacity_fits"}
+    assert all(f.severity is Severity.OK for f in findings.values())
+    assert findings["store.location"].message == (
+        "memory backing dir /srv/mem/libvirt/qemu is on /dev/nvme0n1p1 (xfs, non-rotational) "
+        "mounted at /srv/mem; it shares that filesystem with everything else under /srv/mem, "
+        "whose writers take from the same free room"
+    )
+    assert findings["store.space"].message == (
+        "filesystem size 10240 MiB, free 8192 MiB; 1 guest memory file: 256 MiB nominal, "
+        "256 MiB allocated"
+    )
+    assert findings["store.capacity_fits"].option == "[libvirt] file_backed_memory"
+
+
+def test_capacity_larger_than_filesystem_is_an_error_naming_both_figures() -> None:
+    findings = by_code(store_findings(20480, 0, make_store(), []))
+    too_small = findings["store.too_small"]
+    assert too_small.severity is Severity.ERROR
+    assert too_small.option == "[libvirt] file_backed_memory"
+    assert too_small.message == (
+        "[libvirt] file_backed_memory is 20480 MiB but the filesystem holding "
+        "/srv/mem/libvirt/qemu (/dev/nvme0n1p1, xfs) is only 10240 MiB in size"
+    )
+    assert "store.short_free" not in findings
+
+
+def test_reserved_memory_is_not_needed_on_the_store() -> None:
+    # Placement hands guests 11264 - 2048 = 9216 MiB, which a 10 GiB store holds.
+    findings = by_code(store_findings(11264, 2048, make_store(free_bytes=10 * GIB), []))
+    assert "store.too_small" not in findings
+    assert findings["store.capacity_fits"].message.startswith(
+        "[libvirt] file_backed_memory is 11264 MiB (9216 MiB for guests after "
+        "[DEFAULT] reserved_host_memory_mb = 2048)"
+    )
+
+
+def test_short_free_room_is_a_warning_saying_how_much_is_missing() -> None:
+    store = make_store(free_bytes=3 * GIB)
+    guests = [memfile(1024, 512, 1), memfile(512, 512, 2)]
+    findings = by_code(store_findings(8192, 0, store, guests))
+    short = findings["store.short_free"]
+    assert short.severity is Severity.WARNING
+    # 8192 needed - (3072 free + 1024 allocated) = 4096 missing
+    assert short.message.startswith("free room is short by 4096 MiB: ")
+    assert "3072 MiB free + 1024 MiB held by guests' memory files = 4096 MiB" in short.message
+    assert "store.capacity_fits" not in findings
+
+
+def test_allocated_guest_memory_counts_as_room_for_the_configured_capacity() -> None:
+    store = make_store(free_bytes=3 * GIB)
+    findings = by_code(store_findings(4096, 0, store, [memfile(1024, 1024)]))
+    assert findings["store.capacity_fits"].severity is Severity.OK
+    assert "store.short_free" not in findings
+
+
+def test_unwritable_store_is_an_error_with_the_reason() -> None:
+    store = make_store(qemu_can_write=False, write_problem="the filesystem is mounted read-only")
+    finding = by_code(store_findings(1024, 0, store, []))["store.not_writable"]
+    assert finding.severity is Severity.ERROR
+    assert finding.message == (
+        "QEMU runs as 'libvirt-qemu' (qemu.conf user), which could not create its memory files "
+        "under /srv/mem/libvirt/qemu: the filesystem is mounted read-only"
+    )
+
+
+def test_rotational_store_is_a_warning() -> None:
+    store = make_store(rotational=True, device="/dev/sda1")
+    findings = by_code(store_findings(1024, 0, store, []))
+    assert findings["store.rotational"].severity is Severity.WARNING
+    assert findings["store.rotational"].message.startswith("/dev/sda1 holding ")
+    assert "rotational" in findings["store.location"].message
+
+
+def test_ram_disk_without_rotational_flag_gets_no_warning() -> None:
+    store = make_store(rotational=None, device="tmpfs", fs_type="tmpfs", is_mount_point=True)
+    findings = by_code(store_findings(1024, 0, store, []))
+    assert "store.rotational" not in findings
+    assert "(tmpfs, not a block device)" in findings["store.location"].message
+    assert findings["store.location"].message.endswith("it is a mount point of its own")
+
+
+def test_missing_directory_is_ok_level_information() -> None:
+    findings = by_code(store_findings(1024, 0, make_store(exists=False), []))
+    assert findings["store.will_be_created"].severity is Severity.OK
+    assert "libvirtd creates it" in findings["store.will_be_created"].message
+
+
+def test_dax_is_mentioned() -> None:
+    findings = by_code(store_findings(1024, 0, make_store(dax=True), []))
+    assert "non-rotational, DAX)" in findings["store.location"].message
+
+
+def test_file_backed_memory_off_only_describes_the_store() -> None:
+    findings = by_code(store_findings(0, 0, make_store(size_bytes=0, free_bytes=0), []))
+    assert set(findings) == {"store.location", "store.space", "store.unused"}
+    assert all(f.severity is Severity.OK for f in findings.values())
+
+
+def test_several_problems_are_all_reported() -> None:
+    store = make_store(rotational=True, qemu_can_write=False, write_problem="x")
+    findings = by_code(store_findings(20480, 0, store, []))
+    severities = {code: f.severity for code, f in findings.items()}
+    assert severities["store.too_small"] is Severity.ERROR
+    assert severities["store.not_writable"] is Severity.ERROR
+    assert severities["store.rotational"] is Severity.WARNING
