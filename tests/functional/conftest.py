@@ -14,6 +14,7 @@ from typing import Literal
 import pytest
 
 from filemem.devtools.test_image import TestImage, ensure_test_image
+from filemem.virt.libvirt.connection import EventCallback
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,13 +57,14 @@ def make_driver(libvirtd: None, state_path: Path) -> Iterator[DriverFactory]:
         allocation_mode: Literal["immediate", "ondemand"] = "immediate",
         headroom_mb: int = 16,
         shutdown_timeout: float = 5.0,
+        on_event: EventCallback | None = None,
     ) -> LibvirtDriver:
         driver = LibvirtDriver(DriverSettings(
             connection_uri="qemu:///system", virt_type="qemu",
             file_backed_memory_mb=file_backed_memory_mb, allocation_mode=allocation_mode,
             headroom_mb=headroom_mb, state_path=state_path,
             qemu_conf_path=Path("/etc/libvirt/qemu.conf"), shutdown_timeout=shutdown_timeout,
-        ))
+        ), on_event=on_event)
         made.append(driver)
         return driver
 

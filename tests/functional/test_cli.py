@@ -1,0 +1,89 @@
+"""The `filemem` command against the real libvirtd: host check verdicts and guest commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from filemem.devtools.test_image import TestImage
+from tests.functional.conftest import REPO, virsh
+
+FILEMEM = str(REPO / ".venv" / "bin" / "filemem")
+
+
+def write_conf(state_path: Path, **options: str) -> Path:
+    defaults = {"ram_allocation_ratio": "1.0", "reserved_host_memory_mb": "0",
+                "virt_type": "qemu", "file_backed_memory": "2048"}
+    defaults.update(options)
+    libvirt_keys = {"virt_type", "file_backed_memory"}
+    lines = ["[DEFAULT]", f"state_path = {state_path}"]
+    lines += [f"{k} = {v}" for k, v in defaults.items() if k not in libvirt_keys and v != ""]
+    lines += ["[libvirt]"] + [f"{k} = {v}" for k, v in defaults.items() if k in libvirt_keys]
+    path = state_path / "filemem.conf"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def filemem(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FILEMEM, "--config-file", str(config), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_host_check_passes_on_a_good_host(libvirtd: None, state_path: Path) -> None:
+    result = filemem(write_conf(state_path), "host", "check", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["result"] in ("ok", "warning")
+    assert report["store"]["path"] == "/var/lib/libvirt/qemu/ram"
+    assert report["libvirt_version"].startswith("9.")
+
+
+@pytest.mark.parametrize(("options", "option_named"), [
+    ({"ram_allocation_ratio": ""}, "[DEFAULT] ram_allocation_ratio"),
+    ({"ram_allocation_ratio": "1.5"}, "[DEFAULT] ram_allocation_ratio"),
+    ({"reserved_host_memory_mb": "4096"}, "[DEFAULT] reserved_host_memory_mb"),
+    ({"virt_type": "lxc"}, "[libvirt] virt_type"),
+    ({"file_backed_memory": "999999999"}, "[libvirt] file_backed_memory"),
+])
+def test_host_check_explains_a_misconfigured_host(
+    libvirtd: None, state_path: Path, options: dict[str, str], option_named: str,
+) -> None:
+    config = write_conf(state_path, **options)
+    result = filemem(config, "host", "check")
+    assert result.returncode == 1, result.stdout
+    assert "ERROR" in result.stdout and option_named in result.stdout
+    assert "cannot run filemem-compute" in result.stdout
+    as_json = json.loads(filemem(config, "host", "check", "--json").stdout)
+    assert option_named in [f["option"] for f in as_json["findings"] if f["severity"] == "error"]
+
+
+def test_invalid_option_value_is_refused_naming_it(state_path: Path) -> None:
+    result = filemem(write_conf(state_path, file_backed_memory="-1"), "host", "check")
+    assert result.returncode == 1
+    assert "[libvirt] file_backed_memory" in result.stderr
+
+
+def test_guest_commands_boot_list_delete(
+    libvirtd: None, state_path: Path, test_image: TestImage,
+) -> None:
+    config = write_conf(state_path)
+    name = f"cli-{state_path.name}"
+    boot = filemem(config, "guest", "boot", name, "--memory", "128",
+                   "--test-image", str(test_image.kernel.parent), "--wait")
+    try:
+        assert boot.returncode == 0, boot.stderr
+        assert "memory file /var/lib/libvirt/qemu/ram/" in boot.stdout
+        listed = json.loads(filemem(config, "guest", "list", "--json").stdout)
+        [mine] = [g for g in listed if g["name"] == name]
+        assert mine["power_state"] == "RUNNING" and mine["file_backed"] is True
+        assert mine["memory_file"]["nominal_bytes"] == 128 * 1024 * 1024
+        assert "FILEMEM-READY" in filemem(config, "guest", "console", name).stdout
+    finally:
+        deleted = filemem(config, "guest", "delete", name)
+    assert deleted.returncode == 0, deleted.stderr
+    assert name not in virsh("list", "--all", "--name").split()
+    missing = filemem(config, "guest", "delete", name)
+    assert missing.returncode == 1 and "no filemem guest" in missing.stderr
