@@ -152,3 +152,19 @@ def test_lifecycle_events_are_delivered(
     assert mine[0] == "defined", mine
     assert "started" in mine and "stopped" in mine, mine
     assert mine.index("started") < mine.index("stopped") and mine[-1] == "undefined", mine
+
+
+def test_domains_not_defined_by_filemem_are_not_listed(
+    make_driver: DriverFactory, state_path: Path,
+) -> None:
+    driver = make_driver()
+    name = guest_name()
+    xml = state_path / "foreign.xml"
+    xml.write_text(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
+                   "<os><type>hvm</type></os></domain>")
+    virsh("define", str(xml))
+    try:
+        assert name in virsh("list", "--all", "--name").split()
+        assert name not in [g.name for g in driver.list_guests()]
+    finally:
+        virsh("undefine", name)

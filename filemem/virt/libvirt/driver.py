@@ -202,10 +202,10 @@ class LibvirtDriver:
         guests = []
         for dom in domains:
             try:
-                info = self._info(dom)
+                info, managed = self._describe(dom)
             except GuestNotFound:
                 continue  # undefined while we were looking
-            if info is not None:
+            if managed:  # other tools' domains on the same libvirtd are none of our business
                 guests.append(info)
         return sorted(guests, key=lambda g: g.name)
 
@@ -264,6 +264,10 @@ class LibvirtDriver:
                     dom.destroy()
 
     def _info(self, dom: libvirt.virDomain) -> GuestInfo:
+        return self._describe(dom)[0]
+
+    def _describe(self, dom: libvirt.virDomain) -> tuple[GuestInfo, bool]:
+        """The guest's state, and whether filemem defined it (it carries our metadata)."""
         with translated("reading guest state"):
             state, _reason = dom.state()
             xml = dom.XMLDesc(0)
@@ -273,13 +277,14 @@ class LibvirtDriver:
         memory_file = None
         if file_backed and domain_id > 0:
             memory_file = store.guest_memory_file(self.memory_backing_dir(), domain_id)
-        return GuestInfo(
+        info = GuestInfo(
             uuid=dom.UUIDString(), name=dom.name(),
             domain_id=domain_id if domain_id > 0 else None,
             power_state=_POWER_STATES.get(state, PowerState.NOSTATE),
             memory_mb=guest_config.memory_mb(parsed), vcpus=parsed.vcpu or 0,
             file_backed=file_backed, memory_file=memory_file,
         )
+        return info, parsed.metadata is not None
 
 
 def _validate_flavor(flavor: Flavor) -> None:
