@@ -18,7 +18,9 @@ class HypervisorDriver(Protocol):
     def host_facts(self) -> HostFacts:
         """What guest config needs to know about this host, read from the live hypervisor."""
 
-    def spawn(self, name: str, uuid: str, flavor: Flavor, image: Image) -> GuestInfo:
+    def spawn(
+        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "cli",
+    ) -> GuestInfo:
         """Define and start a guest. Raises InvalidGuestConfig, InsufficientBackingStore,
         GuestAlreadyExists; on failure nothing of the guest is left behind."""
 

@@ -87,6 +87,7 @@ def build_domain(request: GuestRequest, host: HostFacts) -> Domain:
         uuid=request.uuid,
         metadata=InstanceMetadata(
             name=request.name,
+            owner=request.owner,
             flavor_name=flavor.name,
             memory_mb=flavor.memory_mb,
             vcpus=flavor.vcpus,

@@ -72,6 +72,7 @@ class GuestRequest:
     image: Image
     console_log: Path
     overlay: Path | None = None  # CoW overlay of image.disk, created by the driver
+    owner: str = "cli"  # "api" for guests an agent reconciles; see InstanceMetadata.owner
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,4 @@ class GuestInfo:
     vcpus: int
     file_backed: bool
     memory_file: MemoryFileUsage | None = None
+    owner: str | None = None

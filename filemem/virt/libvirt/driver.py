@@ -104,7 +104,9 @@ class LibvirtDriver:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def spawn(self, name: str, uuid: str, flavor: Flavor, image: Image) -> GuestInfo:
+    def spawn(
+        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "cli",
+    ) -> GuestInfo:
         name, uuid = validate_name(name), validate_uuid(uuid)
         _validate_flavor(flavor)
         conn = self.connection.get()
@@ -115,6 +117,7 @@ class LibvirtDriver:
             name=name, uuid=uuid, flavor=flavor, image=image,
             console_log=workdir / "console.log",
             overlay=workdir / "disk.qcow2" if image.kind == "disk" else None,
+            owner=owner,
         )
         domain = guest_config.build_domain(request, host)
         _make_world_traversable(workdir)
@@ -283,6 +286,7 @@ class LibvirtDriver:
             power_state=_POWER_STATES.get(state, PowerState.NOSTATE),
             memory_mb=guest_config.memory_mb(parsed), vcpus=parsed.vcpu or 0,
             file_backed=file_backed, memory_file=memory_file,
+            owner=parsed.metadata.owner if parsed.metadata else None,
         )
         return info, parsed.metadata is not None
 

@@ -41,6 +41,8 @@ class InstanceMetadata(XmlElement):
     NAMESPACE = FILEMEM_NS
 
     name: str | None = text("name")
+    # "api" (the agent reconciles it) or "cli" (low-level `filemem guest`, left alone by agents)
+    owner: str | None = text("owner")
     creation_time: str | None = text("creationTime")
     flavor_name: str | None = attr("name", path="flavor")
     memory_mb: int | None = text("flavor/memory")
