@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from filemem import __version__
-from filemem.cmd import guest, host
+from filemem.cmd import catalog, guest, host, server
 from filemem.cmd.common import add_config_args
 from filemem.exceptions import FilememError
 
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     host.register(sub)
     guest.register(sub)
+    server.register(sub)
+    catalog.register(sub)
     return parser
 
 

@@ -1,0 +1,86 @@
+"""HTTP client of the Compute API for the `filemem` CLI (nova JSON shapes)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from filemem.exceptions import FilememError
+
+CLIENT_FILE = "client.json"
+
+
+class ApiError(FilememError):
+    """The API refused a request; the message is the API's own reason."""
+
+
+def client_settings(state_path: Path, endpoint: str | None,
+                    token: str | None) -> tuple[str, str]:
+    """--os-endpoint/--os-token, else FILEMEM_ENDPOINT/FILEMEM_TOKEN, else what `filemem up`
+    wrote under state_path."""
+    endpoint = endpoint or os.environ.get("FILEMEM_ENDPOINT")
+    token = token or os.environ.get("FILEMEM_TOKEN")
+    saved = state_path / CLIENT_FILE
+    if (not endpoint or not token) and saved.is_file():
+        data = json.loads(saved.read_text())
+        endpoint, token = endpoint or data["endpoint"], token or data["token"]
+    if not endpoint or not token:
+        raise FilememError(
+            "no API endpoint/token: pass --os-endpoint and --os-token, set FILEMEM_ENDPOINT and "
+            f"FILEMEM_TOKEN, or start `filemem up` (it writes {saved})"
+        )
+    return endpoint.rstrip("/"), token
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict) and len(body) == 1:
+        inner = next(iter(body.values()))
+        if isinstance(inner, dict) and "message" in inner:
+            return str(inner["message"])
+    return json.dumps(body)[:300]
+
+
+class ComputeApi:
+    def __init__(self, endpoint: str, token: str, timeout: float = 30.0) -> None:
+        self.endpoint = endpoint
+        self._http = httpx.Client(base_url=f"{endpoint}/v2.1", timeout=timeout, headers={
+            "X-Auth-Token": token, "OpenStack-API-Version": "compute 2.1",
+        })
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach the filemem API at {self.endpoint}: {exc}") from exc
+        if response.status_code >= 400:
+            raise ApiError(f"{method} {path}: {response.status_code} {_reason(response)}")
+        return response.json() if response.content else None
+
+    def find(self, noun: str, ident: str) -> dict[str, Any]:
+        """By id, else by exact name (refusing an ambiguous name, as the openstack CLI does)."""
+        plural = {"server": "servers", "flavor": "flavors", "image": "images",
+                  "hypervisor": "os-hypervisors"}[noun]
+        try:
+            found: dict[str, Any] = self.call("GET", f"/{plural}/{ident}")
+            item: dict[str, Any] = found.get(noun, found)
+            return item
+        except ApiError as exc:
+            if " 404 " not in str(exc) and " 400 " not in str(exc):
+                raise
+        listing = self.call("GET", f"/{plural}/detail" if noun != "image" else f"/{plural}")
+        items = listing[plural.replace("os-", "")] if noun != "image" else listing["images"]
+        key = "hypervisor_hostname" if noun == "hypervisor" else "name"
+        matches = [item for item in items if item.get(key) == ident]
+        if len(matches) != 1:
+            what = "no" if not matches else f"{len(matches)}"
+            raise ApiError(f"{what} {noun}s named or with id {ident!r}")
+        match: dict[str, Any] = matches[0]
+        return match
