@@ -7,6 +7,7 @@ import uuid as uuidlib
 from pathlib import Path
 
 from filemem.cmd.common import load_conf, mib, print_json, print_table, wait_until
+from filemem.compute.agent import ComputeHost
 from filemem.compute.host_check import driver_settings
 from filemem.exceptions import GuestNotFound, InvalidInput
 from filemem.virt.libvirt.driver import LibvirtDriver
@@ -65,6 +66,13 @@ def _driver(args: argparse.Namespace) -> LibvirtDriver:
     return LibvirtDriver(driver_settings(load_conf(args)))
 
 
+def _compute_host(args: argparse.Namespace) -> ComputeHost:
+    """The driver plus Placement: guests booted and deleted here claim and release there."""
+    host = ComputeHost.from_conf(load_conf(args))
+    host.tracker.sync()
+    return host
+
+
 def _image(args: argparse.Namespace) -> Image:
     if args.test_image is not None:
         from filemem.devtools.test_image import TestImage
@@ -88,10 +96,12 @@ def _extra_specs(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
-    driver = _driver(args)
+    host = _compute_host(args)
+    driver = host.driver
     flavor = Flavor(name=f"{args.memory}M-{args.vcpus}cpu", vcpus=args.vcpus,
                     memory_mb=args.memory, extra_specs=_extra_specs(args.property))
-    guest = driver.spawn(args.name, args.uuid or str(uuidlib.uuid4()), flavor, _image(args))
+    guest = host.manager.spawn(args.name, args.uuid or str(uuidlib.uuid4()), flavor,
+                               _image(args))
     print(f"guest {guest.name} ({guest.uuid}) started")
     if guest.memory_file is not None:
         print(f"memory file {guest.memory_file.path}: {mib(guest.memory_file.nominal_bytes)} "
@@ -148,7 +158,8 @@ def _resolve(driver: LibvirtDriver, ident: str) -> GuestInfo:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
-    driver = _driver(args)
+    host = _compute_host(args) if args.action == "delete" else None
+    driver = host.driver if host is not None else _driver(args)
     guest = _resolve(driver, args.guest)
     if args.action == "stop":
         graceful = driver.power_off(guest.uuid, args.timeout)
@@ -159,8 +170,8 @@ def cmd_action(args: argparse.Namespace) -> int:
     elif args.action == "reboot":
         driver.reboot(guest.uuid, hard=args.hard)
         print(f"guest {guest.name} rebooted")
-    elif args.action == "delete":
-        driver.destroy(guest.uuid)
+    elif host is not None:
+        host.manager.destroy(guest.uuid)
         print(f"guest {guest.name} deleted")
     else:
         print(driver.console_log(guest.uuid).read_text(errors="replace"), end="")

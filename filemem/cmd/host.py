@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from filemem.cmd import host_show
 from filemem.cmd.common import load_conf, mib, print_json
 from filemem.compute.host_check import HostReport, check_host
 from filemem.findings import Severity
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=cmd_check)
+    host_show.register(host_sub)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -1,0 +1,73 @@
+"""filemem-compute: the per-host agent keeping this host's capacity and guests true in Placement."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from filemem import __version__
+from filemem.cmd.common import add_config_args, load_conf
+from filemem.compute.agent import Agent, ComputeHost, startup_errors
+from filemem.compute.host_check import check_host
+from filemem.exceptions import FilememError
+
+LOG = logging.getLogger("filemem.compute")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="filemem-compute",
+        description="Runs the startup checks (the same as `filemem host check`) and refuses to "
+        "start on any error; then reports this host's resource provider, inventory and traits "
+        "to Placement, heals guests' allocations and writes metrics, at start and every "
+        "[DEFAULT] update_resources_interval seconds. Stops on SIGTERM or SIGINT.",
+    )
+    parser.add_argument("--version", action="version", version=f"filemem {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    add_config_args(parser)
+    return parser
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        LOG.info("signal %d received; stopping after the current cycle", signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+
+def run(args: argparse.Namespace) -> int:
+    conf = load_conf(args)
+    host = ComputeHost.from_conf(conf)
+    errors = startup_errors(check_host(conf, host.driver))
+    if errors:
+        for line in errors:
+            print(f"filemem-compute: error: {line}", file=sys.stderr)
+        print(f"filemem-compute: refusing to start: {len(errors)} startup check(s) failed",
+              file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    Agent.from_conf(host, stop).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except FilememError as exc:
+        print(f"filemem-compute: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

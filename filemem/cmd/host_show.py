@@ -1,0 +1,136 @@
+"""`filemem host show`: Placement's view of this host next to libvirt's and the memory files'."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from filemem.backing import store
+from filemem.cmd.common import load_conf, mib, print_json, print_table
+from filemem.compute.host_check import driver_settings
+from filemem.compute.inventory import DISK_GB, MEMORY_MB, VCPU
+from filemem.compute.tracker import read_provider_uuid
+from filemem.exceptions import FilememError
+from filemem.placement import client_from_conf
+from filemem.virt.libvirt.driver import LibvirtDriver
+from filemem.virt.types import GuestInfo
+
+_CLASSES = (MEMORY_MB, VCPU, DISK_GB)
+
+
+def register(host_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    show = host_sub.add_parser(
+        "show",
+        help="inventory, usage and per-guest allocations next to libvirt's view",
+        description="Shows this host's resource provider in Placement (inventory, usage, "
+        "traits) and one row per guest or allocation: what Placement holds for it, its "
+        "power state in libvirt and the real size of its memory file. A row whose status is "
+        "not 'ok' is what `filemem-compute` heals on its next run.",
+    )
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=cmd_show)
+
+
+@dataclass(frozen=True)
+class GuestRow:
+    uuid: str
+    guest: GuestInfo | None
+    allocation: dict[str, int] | None
+
+    @property
+    def status(self) -> str:
+        if self.guest is None:
+            return "allocation without guest"
+        if self.allocation is None:
+            return "guest without allocation"
+        if self.allocation.get(MEMORY_MB) != self.guest.memory_mb:
+            return "memory differs"
+        return "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        g = self.guest
+        f = g.memory_file if g else None
+        return {
+            "uuid": self.uuid, "name": g.name if g else None,
+            "power_state": g.power_state.name if g else None,
+            "memory_mb": g.memory_mb if g else None, "vcpus": g.vcpus if g else None,
+            "allocation": self.allocation, "status": self.status,
+            "memory_file": None if f is None else {
+                "path": str(f.path), "nominal_bytes": f.nominal_bytes,
+                "allocated_bytes": f.allocated_bytes},
+        }
+
+    def cells(self) -> list[object]:
+        g, alloc = self.guest, self.allocation or {}
+        f = g.memory_file if g else None
+        return [g.name if g else "", self.uuid, g.power_state.name if g else "(none)",
+                *(alloc.get(rc, "") for rc in _CLASSES), g.memory_mb if g else "",
+                mib(f.nominal_bytes) if f else "", mib(f.allocated_bytes) if f else "",
+                self.status]
+
+
+def guest_rows(guests: list[GuestInfo], allocations: dict[str, dict[str, int]]) -> list[GuestRow]:
+    by_uuid = {g.uuid: g for g in guests}
+    return [GuestRow(uuid, by_uuid.get(uuid), allocations.get(uuid))
+            for uuid in sorted(set(by_uuid) | set(allocations),
+                               key=lambda u: (by_uuid[u].name if u in by_uuid else "~", u))]
+
+
+def gather(args: argparse.Namespace) -> dict[str, Any]:
+    conf = load_conf(args)
+    rp_uuid = read_provider_uuid(conf.state_path)
+    if rp_uuid is None:
+        raise FilememError(f"host {conf.host} has no resource provider yet (no "
+                           f"compute_node_uuid under {conf.state_path}): start filemem-compute")
+    client = client_from_conf(conf)
+    provider = client.get_resource_provider(rp_uuid)
+    if provider is None:
+        raise FilememError(f"resource provider {rp_uuid} of host {conf.host} is not in "
+                           f"Placement at {client.endpoint}: start filemem-compute")
+    driver = LibvirtDriver(driver_settings(conf))
+    guests = [g for g in driver.list_guests() if driver.instance_dir(g.uuid).is_dir()]
+    facts = None
+    if conf.libvirt.file_backed_memory:
+        facts = store.inspect_store(driver.memory_backing_dir(),
+                                    store.qemu_user(driver.qemu_conf_text()))
+    rows = guest_rows(guests, client.get_provider_allocations(rp_uuid))
+    return {
+        "host": conf.host, "provider": {"uuid": provider.uuid, "name": provider.name,
+                                        "generation": provider.generation},
+        "placement": client.endpoint,
+        "inventories": client.get_inventories(rp_uuid)[1],
+        "usages": client.get_usages(rp_uuid),
+        "traits": sorted(client.get_traits(rp_uuid)[1]),
+        "store": facts.as_dict() if facts else None,
+        "guests": [row.as_dict() for row in rows], "_rows": rows,
+    }
+
+
+def _free(inv: dict[str, Any], used: int) -> int:
+    return int((inv["total"] - inv["reserved"]) * inv["allocation_ratio"]) - used
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    view = gather(args)
+    rows: list[GuestRow] = view.pop("_rows")
+    if args.json:
+        print_json(view)
+        return 0
+    provider = view["provider"]
+    print(f"host {view['host']}: resource provider {provider['name']} ({provider['uuid']}, "
+          f"generation {provider['generation']}) in {view['placement']}")
+    print(f"traits: {', '.join(view['traits']) or '(none)'}")
+    facts = view["store"]
+    if facts:
+        print(f"backing store {facts['path']} on {facts['device']}: size "
+              f"{mib(facts['size_bytes'])} MiB, free {mib(facts['free_bytes'])} MiB")
+    usages = view["usages"]
+    print_table(["resource", "total", "reserved", "ratio", "used", "free"], [
+        [rc, inv["total"], inv["reserved"], inv["allocation_ratio"], usages.get(rc, 0),
+         _free(inv, usages.get(rc, 0))]
+        for rc, inv in sorted(view["inventories"].items())])
+    print_table(["name", "uuid", "state", "alloc MEMORY_MB", "alloc VCPU", "alloc DISK_GB",
+                 "guest MiB", "file MiB", "file allocated MiB", "status"],
+                [row.cells() for row in rows])
+    return 0

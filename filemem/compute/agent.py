@@ -1,0 +1,196 @@
+"""The compute agent loop: startup checks, then sync + heal + metrics until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from oslo_config import cfg
+
+from filemem.compute import metrics
+from filemem.compute.host_check import HostReport, driver_settings
+from filemem.compute.inventory import MEMORY_MB
+from filemem.compute.manager import ComputeManager, HealResult
+from filemem.compute.tracker import ResourceTracker, StoreSample, SyncResult
+from filemem.exceptions import FilememError, PlacementError
+from filemem.findings import Severity
+from filemem.placement import client_from_conf
+from filemem.placement.client import PlacementClient
+from filemem.virt.libvirt.driver import LibvirtDriver
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class ComputeHost:
+    """Everything one host's compute service is made of, built from one configuration."""
+
+    conf: cfg.ConfigOpts
+    driver: LibvirtDriver
+    client: PlacementClient
+    tracker: ResourceTracker
+    manager: ComputeManager
+
+    @classmethod
+    def from_conf(
+        cls,
+        conf: cfg.ConfigOpts,
+        *,
+        driver: LibvirtDriver | None = None,
+        client: PlacementClient | None = None,
+        store_dir: Path | None = None,
+    ) -> ComputeHost:
+        """Opens nothing yet: libvirt and Placement are first contacted when used."""
+        driver = driver or LibvirtDriver(driver_settings(conf))
+        client = client or client_from_conf(conf)
+        tracker = ResourceTracker(conf, driver, client, store_dir=store_dir)
+        manager = ComputeManager(driver, client, tracker.provider_uuid, Path(conf.state_path))
+        return cls(conf, driver, client, tracker, manager)
+
+    def metrics_path(self) -> Path:
+        configured: str = self.conf.metrics_file
+        return Path(configured) if configured else Path(self.conf.state_path) / \
+            metrics.DEFAULT_FILE_NAME
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    sync: SyncResult | None = None
+    heal: HealResult | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def startup_errors(report: HostReport) -> list[str]:
+    """The lines to print when the host must not run the agent; warnings are logged."""
+    for finding in report.findings:
+        if finding.severity == Severity.WARNING:
+            LOG.warning("startup check: %s", finding.message)
+    return [
+        finding.message if not finding.option or finding.option in finding.message
+        else f"{finding.option}: {finding.message}"
+        for finding in report.findings if finding.severity == Severity.ERROR
+    ]
+
+
+class Agent:
+    """Runs one resource cycle now and every `interval` s; backs off while Placement fails."""
+
+    def __init__(
+        self,
+        host: ComputeHost,
+        *,
+        interval: float,
+        retry_interval: float = 1.0,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+        keep: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
+        """`keep` names consumers heal must not drop though no guest exists yet: instances
+        the scheduler claimed for this host (the API's desired set, once an agent has one)."""
+        self.host = host
+        self._keep = keep
+        self.interval = interval
+        self.retry_interval = min(retry_interval, interval)
+        self.stop = stop or threading.Event()
+        self._clock = clock
+        self.failures = 0
+        self._last_success: float | None = None
+
+    @classmethod
+    def from_conf(cls, host: ComputeHost, stop: threading.Event | None = None) -> Agent:
+        return cls(host, interval=float(host.conf.update_resources_interval),
+                   retry_interval=float(host.conf.placement_retry_interval), stop=stop)
+
+    def next_delay(self) -> float:
+        """The interval after a success; after failures 1x, 2x, 4x... retry_interval, capped."""
+        if self.failures == 0:
+            return self.interval
+        return min(self.interval, self.retry_interval * 2.0 ** (self.failures - 1))
+
+    def run_once(self) -> CycleResult:
+        """Sync, heal, write metrics; a failure is logged and counted, never raised."""
+        try:
+            sync = self.host.tracker.sync()
+            heal = self.host.manager.heal(keep=self._keep())
+            used = self.host.client.get_usages(sync.provider_uuid).get(MEMORY_MB, 0)
+        except Exception as exc:
+            self.failures += 1
+            self._report_failure(exc)
+            self._write_metrics(None, None, self._safe_store_sample())
+            return CycleResult(error=str(exc))
+        if self.failures:
+            LOG.info("Placement reachable again after %d failed attempt(s)", self.failures)
+        self.failures = 0
+        self._last_success = self._clock()
+        self._write_metrics(sync, used, sync.store)
+        return CycleResult(sync=sync, heal=heal)
+
+    def _report_failure(self, exc: Exception) -> None:
+        delay = self.next_delay()
+        what = "Placement" if isinstance(exc, PlacementError) else "resource sync"
+        if isinstance(exc, FilememError):
+            LOG.error("%s failed (attempt %d): %s; guests are left running untouched; "
+                      "retrying in %.1f s", what, self.failures, exc, delay)
+        else:
+            LOG.exception("resource sync failed unexpectedly (attempt %d); guests are left "
+                          "running untouched; retrying in %.1f s", self.failures, delay)
+
+    def run(self) -> None:
+        """Until `stop` is set; the cycle in flight finishes first."""
+        LOG.info("filemem-compute on host %s: provider %s, Placement at %s, every %.0f s",
+                 self.host.tracker.name, self.host.tracker.provider_uuid,
+                 self.host.client.endpoint, self.interval)
+        while not self.stop.is_set():
+            self.run_once()
+            if self.stop.wait(self.next_delay()):
+                break
+        LOG.info("filemem-compute stopped")
+
+    # -- metrics --------------------------------------------------------------------------
+
+    def _safe_store_sample(self) -> StoreSample | None:
+        try:
+            return self.host.tracker.sample_store()
+        except (OSError, FilememError) as exc:
+            LOG.debug("backing store not readable for metrics: %s", exc)
+            return None
+
+    def _guest_metrics(self) -> list[metrics.GuestMetric]:
+        try:
+            guests = self.host.driver.list_guests()
+        except FilememError as exc:
+            LOG.debug("guests not listed for metrics: %s", exc)
+            return []
+        return [
+            metrics.GuestMetric(g.uuid, g.name, g.memory_file.allocated_bytes,
+                                g.memory_file.nominal_bytes)
+            for g in guests if g.memory_file is not None and self.host.manager.owns(g)
+        ]
+
+    def _write_metrics(
+        self, sync: SyncResult | None, used: int | None, sample: StoreSample | None
+    ) -> None:
+        memory = sync.inventory.inventories.get(MEMORY_MB) if sync else None
+        snapshot = metrics.MetricsSnapshot(
+            placement_up=sync is not None,
+            last_sync_timestamp=self._last_success,
+            memory_mb_total=memory["total"] if memory else None,
+            memory_mb_reserved=memory["reserved"] if memory else None,
+            memory_mb_used=used,
+            capacity_reduced=sync.inventory.capacity_reduced if sync else None,
+            store_size_bytes=sample.facts.size_bytes if sample else None,
+            store_free_bytes=sample.facts.free_bytes if sample else None,
+            guests=self._guest_metrics(),
+        )
+        try:
+            metrics.write_atomically(self.host.metrics_path(), metrics.render(snapshot))
+        except OSError as exc:
+            LOG.error("cannot write metrics to %s: %s", self.host.metrics_path(), exc)
