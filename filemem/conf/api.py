@@ -1,0 +1,42 @@
+"""[api] options of filemem-api: admin token, listen address, public endpoint, liveness."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+GROUP = "api"
+
+OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "admin_token",
+        default="",
+        secret=True,
+        help="Static token every client sends as X-Auth-Token (openstack --os-auth-type "
+        "admin_token, agents, the filemem CLI). Required to start filemem-api; use a long "
+        "random value. Only the version documents are served without it.",
+    ),
+    cfg.HostAddressOpt(
+        "bind_host",
+        default="127.0.0.1",
+        help="Address filemem-api listens on.",
+    ),
+    cfg.PortOpt(
+        "bind_port",
+        default=8774,
+        help="TCP port filemem-api listens on; 0 picks a free one (printed at start).",
+    ),
+    cfg.StrOpt(
+        "public_endpoint",
+        default="",
+        help="Base URL clients reach the API at (e.g. behind a load balancer), used in links "
+        "of the responses. Empty means the URL of each request.",
+    ),
+    cfg.IntOpt(
+        "service_down_time",
+        default=60,
+        min=1,
+        help="Seconds since a compute agent was last heard from (registration, heartbeat or "
+        "watch) after which its host counts as down: no new guests are scheduled there and "
+        "os-services/os-hypervisors report state 'down'.",
+    ),
+]
