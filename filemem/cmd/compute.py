@@ -10,11 +10,15 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from oslo_config import cfg
+
 from filemem import __version__
 from filemem.cmd.common import add_config_args, load_conf
 from filemem.compute.agent import Agent, ComputeHost, startup_errors
+from filemem.compute.api_client import AgentApiClient
 from filemem.compute.host_check import check_host
-from filemem.exceptions import FilememError
+from filemem.compute.watcher import Watcher
+from filemem.exceptions import ConfigError, FilememError
 
 LOG = logging.getLogger("filemem.compute")
 
@@ -54,8 +58,26 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stop = threading.Event()
     _install_signal_handlers(stop)
-    Agent.from_conf(host, stop).run()
+    watcher = _watcher(conf, host, stop)
+    agent = Agent.from_conf(host, stop, keep=watcher.desired_uuids if watcher else tuple)
+    if watcher is not None:
+        threading.Thread(target=watcher.run, name="reconcile", daemon=True).start()
+    agent.run()
     return 0
+
+
+def _watcher(conf: cfg.ConfigOpts, host: ComputeHost, stop: threading.Event) -> Watcher | None:
+    """The reconcile loop, when [DEFAULT] api_endpoint names a filemem-api to follow."""
+    if not conf.api_endpoint:
+        LOG.info("[DEFAULT] api_endpoint is empty: keeping Placement true, running no API guests")
+        return None
+    token = conf.api_token or conf.api.admin_token
+    if not token:
+        raise ConfigError("[DEFAULT] api_token", "set it (or [api] admin_token) to the token "
+                          "of the filemem-api at [DEFAULT] api_endpoint")
+    client = AgentApiClient(conf.api_endpoint, token)
+    return Watcher(host, client, wait=float(conf.api_watch_seconds),
+                   retry_interval=float(conf.placement_retry_interval), stop=stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -105,9 +105,11 @@ class Agent:
         self._last_success: float | None = None
 
     @classmethod
-    def from_conf(cls, host: ComputeHost, stop: threading.Event | None = None) -> Agent:
+    def from_conf(cls, host: ComputeHost, stop: threading.Event | None = None,
+                  keep: Callable[[], Iterable[str]] = tuple) -> Agent:
         return cls(host, interval=float(host.conf.update_resources_interval),
-                   retry_interval=float(host.conf.placement_retry_interval), stop=stop)
+                   retry_interval=float(host.conf.placement_retry_interval), stop=stop,
+                   keep=keep)
 
     def next_delay(self) -> float:
         """The interval after a success; after failures 1x, 2x, 4x... retry_interval, capped."""

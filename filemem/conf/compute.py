@@ -30,4 +30,25 @@ OPTS: list[cfg.Opt] = [
         "resource sync, e.g. for node_exporter's textfile collector. Empty means "
         "<state_path>/metrics.prom.",
     ),
+    cfg.StrOpt(
+        "api_endpoint",
+        default="",
+        help="URL of filemem-api (e.g. http://127.0.0.1:8774) whose instances this host's "
+        "agent runs: it registers the service there, watches the instances assigned to this "
+        "host and makes libvirt match. Empty: the agent only keeps Placement true.",
+    ),
+    cfg.StrOpt(
+        "api_token",
+        default="",
+        secret=True,
+        help="Token the agent sends to filemem-api. Empty means [api] admin_token.",
+    ),
+    cfg.IntOpt(
+        "api_watch_seconds",
+        default=20,
+        min=1,
+        max=30,
+        help="Longest wait of one watch request; also the longest time before the agent "
+        "notices a guest that changed by itself (powered off, crashed).",
+    ),
 ]

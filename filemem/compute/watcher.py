@@ -1,0 +1,80 @@
+"""The agent's reconcile loop: register with the API, watch this host's instances, converge."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from filemem.compute.agent import ComputeHost
+from filemem.compute.api_client import AgentApiClient, ApiRefused, ApiUnavailable
+from filemem.compute.reconcile import DesiredInstance
+from filemem.compute.reconciler import PassResult, Reconciler
+from filemem.exceptions import FilememError
+
+LOG = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 30.0
+
+
+class Watcher:
+    """Level-triggered: every watch answer is the full desired set, and every pass plans from
+    it and libvirt afresh, so a restarted agent converges without remembering anything."""
+
+    def __init__(self, host: ComputeHost, api: AgentApiClient, *, wait: float = 20.0,
+                 retry_interval: float = 1.0, stop: threading.Event | None = None) -> None:
+        self.host = host
+        self.api = api
+        self.wait = wait
+        self.retry_interval = retry_interval
+        self.stop = stop or threading.Event()
+        self.reconciler = Reconciler(host.tracker.name, host.manager, host.driver, api)
+        self._desired: list[DesiredInstance] = []
+        self._lock = threading.Lock()
+        self._last_heartbeat = 0.0
+        self.passes = 0
+
+    def desired_uuids(self) -> list[str]:
+        """Consumers heal must keep: instances claimed for this host, maybe not spawned yet."""
+        with self._lock:
+            return [want.uuid for want in self._desired]
+
+    def heartbeat(self) -> None:
+        self.api.register(self.host.tracker.name, self.host.tracker.provider_uuid,
+                          int(self.host.conf.libvirt.file_backed_memory))
+        self._last_heartbeat = time.monotonic()
+
+    def run_once(self, cursor: int | None) -> tuple[int, PassResult]:
+        if time.monotonic() - self._last_heartbeat > HEARTBEAT_SECONDS:
+            self.heartbeat()
+        new_cursor, desired = self.api.watch(self.host.tracker.name, cursor, self.wait)
+        with self._lock:
+            self._desired = desired
+        result = self.reconciler.run_pass(desired)
+        self.passes += 1
+        for uuid, reason in result.failed.items():
+            LOG.warning("instance %s: %s", uuid, reason)
+        return new_cursor, result
+
+    def run(self) -> None:
+        """Until `stop`; transient failures (API, libvirt, Placement down) back off and retry."""
+        cursor: int | None = None
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                cursor, result = self.run_once(cursor)
+            except (ApiUnavailable, ApiRefused, FilememError) as exc:
+                failures += 1
+                cursor = None  # ask for everything again once we are back
+                delay = min(30.0, self.retry_interval * 2 ** (failures - 1))
+                LOG.error("reconcile failed (attempt %d): %s; retrying in %.1f s",
+                          failures, exc, delay)
+                if self.stop.wait(delay):
+                    break
+                continue
+            if failures:
+                LOG.info("reconcile works again after %d failed attempt(s)", failures)
+            failures = 0
+            if result.done:
+                LOG.info("reconcile pass: %s", ", ".join(f"{s.kind} {s.uuid}"
+                                                         for s in result.done))
