@@ -1,0 +1,222 @@
+"""Shared benchmark helpers: libvirtd start-up, scratch dirs, guests, console polling, tables."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import libvirt
+
+from filemem.devtools.test_image import DEFAULT_DEST, TestImage, ensure_test_image
+from filemem.virt import guest_config
+from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
+from filemem.virt.types import Flavor, GuestRequest, HostFacts, Image
+
+REPO = Path(__file__).resolve().parents[1]
+URI = "qemu:///system"
+SCRATCH = Path("/var/tmp/filemem-bench")
+POLL_S = 0.02
+MIB = 1024 * 1024
+ACTIVE = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+
+AllocationMode = Literal["immediate", "ondemand"]
+
+
+def start_libvirt() -> None:
+    """Run scripts/start-libvirt (idempotent); it prints the libvirt and QEMU versions."""
+    subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True)
+
+
+def _mkdir_0755(path: Path) -> Path:
+    # QEMU runs as libvirt-qemu: every directory down to a console log must be searchable.
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path.chmod(0o755)
+    return path
+
+
+class ForeignWatch:
+    """Polls libvirt in a thread for running guests that are not ours (CPU and disk noise)."""
+
+    def __init__(self, prefix: str, interval: float = 0.5) -> None:
+        self.prefix = prefix
+        self.interval = interval
+        self._seen: list[tuple[float, frozenset[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="foreign-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        conn = libvirt.open(URI)
+        try:
+            while not self._stop.is_set():
+                with contextlib.suppress(libvirt.libvirtError):
+                    names = frozenset(
+                        dom.name() for dom in conn.listAllDomains(ACTIVE)
+                        if not dom.name().startswith(self.prefix))
+                    if names:
+                        self._seen.append((time.perf_counter(), names))
+                self._stop.wait(self.interval)
+        finally:
+            conn.close()
+
+    def between(self, t0: float, t1: float) -> set[str]:
+        """Other guests seen running from t0 to t1 (perf_counter times, widened by a poll)."""
+        lo, hi = t0 - self.interval, t1 + self.interval
+        return {name for at, names in list(self._seen) if lo <= at <= hi for name in names}
+
+    def all(self) -> set[str]:
+        return {name for _, names in list(self._seen) for name in names}
+
+
+@dataclass(frozen=True)
+class Session:
+    """One benchmark run: its scratch dir, the prefix of every guest it names, the test image."""
+
+    run_dir: Path
+    prefix: str
+    image: TestImage
+    watch: ForeignWatch
+
+    def guest_name(self, label: str) -> str:
+        return f"{self.prefix}{label}"
+
+    def virsh_dir(self, name: str) -> Path:
+        return _mkdir_0755(self.run_dir / "virsh" / name)
+
+    def settings(self, file_backed_memory_mb: int, allocation_mode: AllocationMode
+                 ) -> DriverSettings:
+        return driver_settings(self.run_dir / "state", file_backed_memory_mb, allocation_mode)
+
+    def driver(self, file_backed_memory_mb: int, allocation_mode: AllocationMode) -> LibvirtDriver:
+        return LibvirtDriver(self.settings(file_backed_memory_mb, allocation_mode))
+
+
+def driver_settings(
+    state_path: Path, file_backed_memory_mb: int, allocation_mode: AllocationMode
+) -> DriverSettings:
+    _mkdir_0755(state_path)
+    return DriverSettings(
+        connection_uri=URI, virt_type="qemu", file_backed_memory_mb=file_backed_memory_mb,
+        allocation_mode=allocation_mode, headroom_mb=16, state_path=state_path,
+        qemu_conf_path=Path("/etc/libvirt/qemu.conf"), shutdown_timeout=10.0,
+    )
+
+
+@contextlib.contextmanager
+def session(tag: str) -> Iterator[Session]:
+    """Start libvirtd, ensure the test image; on exit (Ctrl-C too) remove every guest and file."""
+    start_libvirt()
+    image = ensure_test_image(DEFAULT_DEST, log=lambda line: print(f"# {line}"))
+    _mkdir_0755(SCRATCH)
+    run_dir = _mkdir_0755(SCRATCH / uuidlib.uuid4().hex[:12])
+    prefix = f"{tag}-{run_dir.name[:6]}-"
+    current = Session(run_dir=run_dir, prefix=prefix, image=image, watch=ForeignWatch(prefix))
+    current.watch.start()
+    try:
+        yield current
+    finally:
+        current.watch.stop()
+        if current.watch.all():
+            print(f"# NOTE: other guests (not this benchmark's) ran meanwhile: "
+                  f"{', '.join(sorted(current.watch.all()))}")
+        left = remove_domains(prefix)
+        if left:
+            print(f"# cleanup: removed leftover guests {', '.join(left)}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def remove_domains(prefix: str) -> list[str]:
+    """Destroy and undefine every domain whose name starts with prefix; returns their names."""
+    conn = libvirt.open(URI)
+    removed: list[str] = []
+    try:
+        for dom in conn.listAllDomains(0):
+            name = dom.name()
+            if not name.startswith(prefix):
+                continue
+            with contextlib.suppress(libvirt.libvirtError):
+                if dom.isActive():
+                    dom.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                if dom.isPersistent():
+                    dom.undefine()
+            removed.append(name)
+    finally:
+        conn.close()
+    return removed
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+def kernel_image(test_image: TestImage, touch_mb: int = 0) -> Image:
+    return Image(kind="kernel", kernel=test_image.kernel, initrd=test_image.initrd,
+                 cmdline=test_image.cmdline(touch_mb=touch_mb))
+
+
+def domain_xml(name: str, uuid: str, flavor: Flavor, image: Image, console_log: Path,
+               host: HostFacts) -> str:
+    """The XML filemem's spawn would define for this guest (same pure build_domain)."""
+    request = GuestRequest(name=name, uuid=uuid, flavor=flavor, image=image,
+                           console_log=console_log)
+    return guest_config.build_domain(request, host).to_xml()
+
+
+def virsh(*args: str) -> None:
+    done = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"virsh {' '.join(args)} failed: {done.stderr.strip()}")
+
+
+def wait_for_line(path: Path, needle: str, timeout: float) -> float:
+    """Poll path every POLL_S until needle appears; returns time.perf_counter() at that poll."""
+    deadline = time.perf_counter() + timeout
+    text = ""
+    while True:
+        with contextlib.suppress(FileNotFoundError):
+            text = path.read_text(errors="replace")
+            if needle in text:
+                return time.perf_counter()
+        if time.perf_counter() > deadline:
+            tail = text[-400:].strip() or "(empty or missing)"
+            raise TimeoutError(f"{needle!r} not in {path} after {timeout:.0f} s; tail:\n{tail}")
+        time.sleep(POLL_S)
+
+
+def run_sync() -> None:
+    os.sync()
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain right-aligned text table (the first column left-aligned)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
