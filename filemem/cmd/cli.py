@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from filemem import __version__
-from filemem.cmd import catalog, guest, host, server
+from filemem.cmd import catalog, guest, host, server, up
 from filemem.cmd.common import add_config_args
 from filemem.exceptions import FilememError
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     guest.register(sub)
     server.register(sub)
     catalog.register(sub)
+    up.register(sub)
     return parser
 
 

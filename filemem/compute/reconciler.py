@@ -38,7 +38,9 @@ class Reconciler:
 
     def run_pass(self, desired: list[DesiredInstance]) -> PassResult:
         result = PassResult()
-        observed = self.driver.list_guests()
+        # Several agents may share one libvirtd (tests, multi-host on one machine): only guests
+        # with an instance directory under our state_path are ours to reconcile or reap.
+        observed = [g for g in self.driver.list_guests() if self.manager.owns(g)]
         skip: set[str] = set()
         for step in plan(desired, observed):
             if step.uuid in skip:

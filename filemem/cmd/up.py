@@ -1,0 +1,175 @@
+"""`filemem up`: API, scheduler, embedded Placement and this host's agent in one process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from oslo_config import cfg
+
+from filemem.api.app import create_app
+from filemem.cmd.api import build_context, listening_socket, url_of
+from filemem.cmd.api_client import CLIENT_FILE, ComputeApi
+from filemem.cmd.common import load_conf
+from filemem.compute.agent import Agent, ComputeHost, startup_errors
+from filemem.compute.api_client import AgentApiClient
+from filemem.compute.host_check import check_host
+from filemem.compute.watcher import Watcher
+from filemem.conf.database import connection_url
+from filemem.db import migrate
+from filemem.devtools.test_image import DEFAULT_DEST as TEST_IMAGE_DIR
+from filemem.devtools.test_image import TestImage
+
+LOG = logging.getLogger("filemem.up")
+
+DEFAULT_FLAVORS = (("m1.tiny", 256, 1), ("m1.small", 512, 1), ("m1.medium", 1024, 2))
+TEST_IMAGE_NAME = "filemem-test"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser(
+        "up", help="run everything for one host in this process",
+        description="Runs filemem-api (Compute API + scheduler), an embedded Placement and this "
+        "host's filemem-compute agent in one process, with SQLite under [DEFAULT] state_path. "
+        "Runs the startup checks first and refuses to start on errors. Prints the endpoint and "
+        "token, and writes <state_path>/client.json (for `filemem server ...`) and "
+        "<state_path>/clouds.yaml (for `openstack --os-cloud filemem ...`). Ctrl-C stops it; "
+        "guests keep running and are picked up again by the next `filemem up`.")
+    up.add_argument("--port", type=int, help="API port (default [api] bind_port)")
+    up.add_argument("--ready-file", type=Path,
+                    help="write the endpoint here once everything runs (for scripts)")
+    up.set_defaults(func=cmd_up)
+
+
+def _prepare_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
+    conf = load_conf(args)
+    state = Path(conf.state_path)
+    state.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not conf.api.admin_token:
+        token_file = state / "admin_token"
+        if not token_file.exists():
+            _write_private(token_file, secrets.token_hex(24))
+        conf.set_override("admin_token", token_file.read_text().strip(), group="api")
+    if args.port is not None:
+        conf.set_override("bind_port", args.port, group="api")
+    if conf.placement.endpoint:
+        LOG.warning("[placement] endpoint is set: `filemem up` uses that Placement, not its own")
+    return conf
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the main thread owns signals
+        return None
+
+
+def _start_api(conf: cfg.ConfigOpts) -> tuple[str, Any, Any]:
+    url = connection_url(conf)
+    migrate.upgrade(url)
+    ctx = build_context(conf, url)
+    sock = listening_socket(conf.api.bind_host, conf.api.bind_port)
+    server = _ThreadedServer(uvicorn.Config(create_app(ctx), log_level="warning",
+                                            access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="api",
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API did not start; see the log above")
+        time.sleep(0.05)
+    return url_of(sock), server, ctx
+
+
+def _seed(api: ComputeApi) -> None:
+    """Defaults that work: a few flavors and the test image, when the catalogue is empty."""
+    if not api.call("GET", "/flavors")["flavors"]:
+        for name, ram, vcpus in DEFAULT_FLAVORS:
+            api.call("POST", "/flavors", {"flavor": {"name": name, "ram": ram, "vcpus": vcpus,
+                                                     "disk": 0}})
+    image = TestImage(kernel=TEST_IMAGE_DIR / "vmlinuz", initrd=TEST_IMAGE_DIR / "initrd.img")
+    names = {i["name"] for i in api.call("GET", "/images")["images"]}
+    if TEST_IMAGE_NAME not in names and image.kernel.is_file() and image.initrd.is_file():
+        api.call("POST", "/images", {
+            "name": TEST_IMAGE_NAME, "kind": "kernel", "kernel_path": str(image.kernel),
+            "initrd_path": str(image.initrd), "cmdline": image.cmdline()})
+
+
+def _write_client_files(state: Path, endpoint: str, token: str) -> None:
+    _write_private(state / CLIENT_FILE, json.dumps({"endpoint": endpoint, "token": token}))
+    # The openstack CLI checks for identity v3 first; the API serves that document itself.
+    _write_private(state / "clouds.yaml", "\n".join([
+        "clouds:", "  filemem:", "    auth_type: admin_token", "    auth:",
+        f"      endpoint: {endpoint}/v2.1", f"      token: {token}",
+        f"    identity_endpoint_override: {endpoint}/identity/v3",
+        f"    compute_endpoint_override: {endpoint}/v2.1",
+        f"    image_endpoint_override: {endpoint}/v2.1",
+        "    compute_api_version: '2.1'", ""]))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    conf = _prepare_conf(args)
+    host = ComputeHost.from_conf(conf)
+    errors = startup_errors(check_host(conf, host.driver))
+    if errors:
+        for line in errors:
+            print(f"filemem up: error: {line}", file=sys.stderr)
+        return 1
+    endpoint, server, ctx = _start_api(conf)
+    token = conf.api.admin_token
+    # One embedded Placement per process: the agent shares the API's client.
+    host = ComputeHost.from_conf(conf, driver=host.driver, client=ctx.placement)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopper(stop))
+    watcher = Watcher(host, AgentApiClient(endpoint, token), wait=5.0, stop=stop)
+    watcher.heartbeat()
+    _seed(ComputeApi(endpoint, token))
+    state = Path(conf.state_path)
+    _write_client_files(state, endpoint, token)
+    threading.Thread(target=watcher.run, name="reconcile", daemon=True).start()
+    agent = Agent.from_conf(host, stop, keep=watcher.desired_uuids)
+    agent.run_once()
+    _announce(endpoint, token, state)
+    if args.ready_file:
+        args.ready_file.write_text(endpoint + "\n")
+    try:
+        agent.run()
+    finally:
+        server.should_exit = True
+    return 0
+
+
+def _stopper(stop: threading.Event) -> Any:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        LOG.info("signal %d: stopping (guests keep running)", signum)
+        stop.set()
+    return on_signal
+
+
+def _announce(endpoint: str, token: str, state: Path) -> None:
+    print(f"filemem is up: API {endpoint}", flush=True)
+    print(f"  token        {token}  (also in {state / CLIENT_FILE})", flush=True)
+    print(f"  filemem CLI  filemem --config-file ... server list   (reads {CLIENT_FILE})",
+          flush=True)
+    print(f"  openstack    OS_CLIENT_CONFIG_FILE={state / 'clouds.yaml'} openstack --os-cloud "
+          "filemem server list", flush=True)
+
