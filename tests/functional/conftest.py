@@ -26,7 +26,9 @@ SCRATCH = Path("/var/tmp/filemem-tests")
 @pytest.fixture(scope="session")
 def libvirtd() -> None:
     """Start virtlogd + libvirtd if needed; a failure here fails every real-guest test."""
-    subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True)
+    # Huge pages let non-file-backed test hosts run hw:mem_page_size guests for real.
+    env = {**os.environ, "FILEMEM_HUGEPAGES": os.environ.get("FILEMEM_HUGEPAGES", "160")}
+    subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -168,3 +168,13 @@ def test_domains_not_defined_by_filemem_are_not_listed(
         assert name not in [g.name for g in driver.list_guests()]
     finally:
         virsh("undefine", name)
+
+
+def test_huge_page_guest_runs_on_a_host_without_file_backed_memory(
+    make_driver: DriverFactory, test_image: TestImage,
+) -> None:
+    driver = make_driver(file_backed_memory_mb=0)
+    guest = boot(driver, test_image, memory_mb=128, extra_specs={"hw:mem_page_size": "2MB"})
+    wait_for_console(driver.console_log(guest.uuid), test_image.ready_line)
+    xml = virsh("dumpxml", guest.name)
+    assert "<hugepages>" in xml and "<source type='file'" not in xml
