@@ -1,0 +1,81 @@
+"""create_app(ctx): the FastAPI application of filemem-api."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from filemem.api.auth import TokenAuthMiddleware
+from filemem.api.context import ApiContext
+from filemem.api.errors import install_handlers
+from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
+
+DESCRIPTION = (
+    "A subset of the OpenStack Compute API v2.1 (servers, actions, flavors, images, "
+    "os-hypervisors, os-services), glance-style images, an identity v3 version document for "
+    "the openstack CLI, and filemem's agent API under /filemem/v1. Every request except the "
+    "version documents carries X-Auth-Token."
+)
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "description": 'nova-style error: {"badRequest": {"message": "...", "code": 400}}',
+    "additionalProperties": {
+        "type": "object",
+        "properties": {"message": {"type": "string"}, "code": {"type": "integer"}},
+    },
+}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
+class _App(FastAPI):
+    """FastAPI documents validation errors as 422; filemem answers 400 as nova does."""
+
+    _documented = False
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        if not self._documented:
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.setdefault("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses["400"] = _error_response("Invalid request, with the reason")
+                    if operation.get("security"):
+                        responses["401"] = _error_response("Missing or wrong X-Auth-Token")
+            components = schema.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            self._documented = True
+        return schema
+
+
+def _routes_only() -> FastAPI:
+    app = _App(title="filemem", version="2.1", description=DESCRIPTION,
+                  openapi_url=OPENAPI_PATH, docs_url=None, redoc_url=None,
+                  # /v2.1 and /v2.1/ are both served; no redirects between them.
+                  redirect_slashes=False)
+    install_handlers(app)
+    app.include_router(build_router())
+    return app
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    """The application serving `ctx`; every request but the public ones needs its token."""
+    if not ctx.admin_token:
+        raise ValueError("the API needs an admin token ([api] admin_token)")
+    app = _routes_only()
+    app.state.ctx = ctx
+    app.add_middleware(TokenAuthMiddleware, token=ctx.admin_token, public_paths=PUBLIC_PATHS)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document served at /openapi.json, built without a running API."""
+    return _routes_only().openapi()

@@ -1,0 +1,63 @@
+"""Static admin-token auth: X-Auth-Token must equal [api] admin_token, except on public paths."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Collection
+
+from fastapi.security import APIKeyHeader
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from filemem.api.errors import error_body
+
+TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name, not a secret
+# Documents the scheme in /openapi.json; the check itself is TokenAuthMiddleware, which runs
+# before routing and body parsing, so an unauthenticated caller learns nothing about a route.
+token_scheme = APIKeyHeader(name=TOKEN_HEADER, auto_error=False,
+                            description="[api] admin_token of filemem-api")
+# Bodies are small JSON documents; anything bigger is refused before it is read.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                               expected.encode("utf-8", "surrogateescape"))
+
+
+class TokenAuthMiddleware:
+    """401 for a missing or wrong token; 413 for a declared body over MAX_BODY_BYTES."""
+
+    def __init__(self, app: ASGIApp, token: str, public_paths: Collection[str]) -> None:
+        self.app = app
+        self._token = token
+        self._public = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        if scope.get("path", "") not in self._public:
+            raw = headers.get(TOKEN_HEADER.lower())
+            if not token_matches(raw.decode("latin-1") if raw else None, self._token):
+                await _reply(send, 401, "Authentication required",
+                             {"WWW-Authenticate": "Keystone uri=\"\""})
+                return
+        length = headers.get("content-length", b"0")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            await _reply(send, 413, "Request is too large.")
+            return
+        await self.app(scope, receive, send)
+
+
+async def _reply(send: Send, status: int, message: str,
+                 extra: dict[str, str] | None = None) -> None:
+    body = json.dumps(error_body(status, message)).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,53 @@
+"""ApiContext: what every request handler needs (database, Placement, scheduler, token, conf)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from fastapi import Request
+
+from filemem.db.session import Database
+from filemem.placement.client import PlacementClient
+from filemem.scheduler import RequestSpec, Selection
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+# Without Keystone every caller is the admin; Placement still wants a project and a user.
+DEFAULT_PROJECT_ID = "filemem"
+DEFAULT_USER_ID = "filemem"
+
+
+class SchedulerProtocol(Protocol):
+    """What the API needs of filemem.scheduler.Scheduler."""
+
+    def select_and_claim(self, spec: RequestSpec) -> Selection: ...
+
+    def invalidate_hosts(self) -> None: ...
+
+
+@dataclass
+class ApiContext:
+    database: Database
+    placement: PlacementClient
+    scheduler: SchedulerProtocol
+    admin_token: str
+    conf: cfg.ConfigOpts | None = None
+    public_endpoint: str = ""
+    service_down_time: float = 60.0
+    project_id: str = DEFAULT_PROJECT_ID
+    user_id: str = DEFAULT_USER_ID
+    # How often a waiting agent long-poll looks at the changes table.
+    long_poll_interval: float = 0.25
+
+    @property
+    def down_after(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.service_down_time)
+
+
+def get_context(request: Request) -> ApiContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, ApiContext)
+    return ctx

@@ -1,0 +1,137 @@
+"""Nova-style error bodies ({"badRequest": {"message", "code"}}) and the app's error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from filemem.exceptions import PlacementError
+
+LOG = logging.getLogger(__name__)
+
+_KEYS = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    406: "notAcceptable",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    503: "serviceUnavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answered with its status and a message meant for the client."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    return {_KEYS.get(status, "computeFault"): {"message": message, "code": status}}
+
+
+def error_response(status: int, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _where(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if not parts or parts[0] not in _SOURCES:
+        parts.insert(0, "body")
+    where, *rest = parts
+    if where == "body":
+        return ".".join(rest) if rest else "request body"
+    field = ".".join(rest)
+    return f"{where} parameter {field}" if field else where
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """One sentence for the first problem, in the spirit of nova's jsonschema messages."""
+    if not errors:
+        return "Invalid input"
+    first = errors[0]
+    kind = str(first.get("type", ""))
+    if kind == "json_invalid":
+        return "Malformed request body"
+    loc = first.get("loc") or ()
+    if kind == "missing" and tuple(loc) == ("body",):
+        return "The request body is missing or is not JSON"
+    if kind == "extra_forbidden":
+        return f"Additional properties are not allowed ({_where(loc)} was unexpected)"
+    message = str(first.get("msg", "invalid"))
+    if kind == "filemem_invalid":
+        return message
+    return f"Invalid input for field/attribute {_where(loc)}: {message}"
+
+
+async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message)
+
+
+async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(400, validation_message(exc.errors()))
+
+
+async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    messages = {404: "The resource could not be found.",
+                405: "The method specified is not allowed for this resource."}
+    message = messages.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+
+async def _on_placement(_request: Request, exc: Exception) -> JSONResponse:
+    LOG.warning("Placement failed: %s", exc)
+    return error_response(503, f"Placement is unavailable or failed: {exc}")
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    LOG.exception("unexpected error", exc_info=exc)
+    return error_response(500, "Unexpected API Error. Please check the filemem-api log.")
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(PlacementError, _on_placement)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,1 @@
+"""Request handlers, one module per noun; routes.py maps URLs onto them."""

@@ -1,0 +1,121 @@
+"""Agent API (/filemem/v1): register a host, long-poll its instances, report, confirm gone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from filemem.api import states
+from filemem.api.context import ApiContext, get_context
+from filemem.api.errors import Conflict, NotFound
+from filemem.api.handlers.server_views import agent_view
+from filemem.api.handlers.servers import ServerIdPath, find
+from filemem.api.schemas.agent import InstanceReport, ServiceUpdate
+from filemem.api.schemas.common import HostName, is_uuid
+from filemem.db import api as db_api
+from filemem.db.models import Service, utcnow
+
+HostPath = Annotated[HostName, Path()]
+MAX_WAIT = 30
+
+
+def service_view(service: Service) -> dict[str, Any]:
+    seen = service.last_seen_at.isoformat() if service.last_seen_at else None
+    return {"id": service.id, "host": service.host, "binary": service.binary,
+            "disabled": service.disabled, "disabled_reason": service.disabled_reason,
+            "provider_uuid": service.provider_uuid, "file_backed": service.file_backed,
+            "file_backed_memory_mb": service.file_backed_memory_mb, "last_seen_at": seen}
+
+
+def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> dict[str, Any]:
+    """PUT /filemem/v1/services/{host}: register or heartbeat; 200 with the service."""
+    ctx = get_context(request)
+    values = body.model_dump()
+    with ctx.database.session() as session:
+        before = db_api.get_service_by_host(session, host)
+        known = before is not None and before.provider_uuid == values["provider_uuid"]
+        service = db_api.upsert_service(session, host, values)
+        view = service_view(service)
+    if not known:
+        # A new host (or a new provider) can take guests at once in this process.
+        ctx.scheduler.invalidate_hosts()
+    return {"service": view}
+
+
+def _latest(ctx: ApiContext, host: str) -> int:
+    with ctx.database.reader() as session:
+        return db_api.latest_change(session, host)
+
+
+def _snapshot(ctx: ApiContext, host: str) -> dict[str, Any]:
+    """The cursor first, then the set: the set is never older than the cursor says."""
+    with ctx.database.session() as session:
+        # A watching agent is alive: this is its heartbeat as much as the PUT.
+        db_api.touch_service(session, host)
+    with ctx.database.reader() as session:
+        cursor = db_api.latest_change(session, host)
+        instances = db_api.list_instances(session, host=host)
+        images = {image.id: image for image in
+                  db_api.list_images(session, {i.image_id for i in instances})}
+        views = [agent_view(i, images.get(i.image_id)) for i in reversed(instances)]
+    return {"cursor": cursor, "instances": views}
+
+
+async def watch_instances(
+    request: Request,
+    host: HostPath,
+    since: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
+) -> dict[str, Any]:
+    """GET /filemem/v1/hosts/{host}/instances: at once when changed since `since`, else after
+    up to `wait` seconds; always the full desired set of the host."""
+    ctx = get_context(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while since is not None:
+        # Any difference counts: a cursor from the future means the database was replaced.
+        if await run_in_threadpool(_latest, ctx, host) != since:
+            break
+        remaining = deadline - loop.time()
+        if remaining <= 0 or await request.is_disconnected():
+            break
+        await asyncio.sleep(min(ctx.long_poll_interval, remaining))
+    return await run_in_threadpool(_snapshot, ctx, host)
+
+
+def report_instance(request: Request, server_id: ServerIdPath,
+                    body: InstanceReport) -> dict[str, Any]:
+    """PATCH /filemem/v1/instances/{uuid}: observed state; 404 when the instance is gone."""
+    values = body.values()
+    with get_context(request).database.session() as session:
+        instance = find(session, server_id)
+        if instance.deleted_requested:
+            # A late report must not un-delete: the deletion keeps its task_state.
+            values.pop("task_state", None)
+        if values.get("vm_state") == states.ACTIVE and instance.launched_at is None:
+            values["launched_at"] = utcnow()
+        updated = db_api.update_instance(session, instance.uuid, values, notify=False)
+        if updated is None:
+            raise NotFound(f"Instance {server_id} could not be found.")
+        image = db_api.get_image(session, updated.image_id)
+        return agent_view(updated, image)
+
+
+def instance_gone(request: Request, server_id: ServerIdPath) -> Response:
+    """POST /filemem/v1/instances/{uuid}/gone: the agent destroyed it; drop allocation + row."""
+    ctx = get_context(request)
+    with ctx.database.session() as session:
+        instance = db_api.get_instance(session, server_id) if is_uuid(server_id) else None
+        if instance is None:
+            # Already gone: an agent that restarted may confirm twice.
+            return Response(status_code=204)
+        if not instance.deleted_requested:
+            raise Conflict(f"Instance {instance.uuid} was not asked to be deleted")
+        # The row is deleted in this transaction, after Placement: if Placement fails, the row
+        # (and the agent's reason to retry) stays.
+        ctx.placement.delete_allocations(instance.uuid)
+        db_api.delete_instance(session, instance.uuid)
+    return Response(status_code=204)

@@ -1,0 +1,126 @@
+"""os-hypervisors: one per compute service, sizes from its Placement inventory and usage."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Path, Request
+
+from filemem.api.context import ApiContext, get_context
+from filemem.api.errors import NotFound
+from filemem.api.handlers import services as service_views
+from filemem.db import api as db_api
+from filemem.db.models import Service
+from filemem.placement.client import PlacementApiError
+
+HypervisorIdPath = Annotated[str, Path(max_length=255)]
+PatternPath = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+def summary(ctx: ApiContext, service: Service) -> dict[str, Any]:
+    return {"id": service.id, "hypervisor_hostname": service.host,
+            "state": service_views.state(ctx, service),
+            "status": "disabled" if service.disabled else "enabled"}
+
+
+def _resources(ctx: ApiContext, provider_uuid: str | None) -> dict[str, tuple[int, int]]:
+    """{resource class: (total, used)}; nova counts the reserved amount as used."""
+    if not provider_uuid:
+        return {}
+    try:
+        _generation, inventories = ctx.placement.get_inventories(provider_uuid)
+        usages = ctx.placement.get_usages(provider_uuid)
+    except PlacementApiError as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return {rc: (int(inv.get("total", 0)),
+                 int(inv.get("reserved", 0)) + int(usages.get(rc, 0)))
+            for rc, inv in inventories.items()}
+
+
+def detail(ctx: ApiContext, service: Service, running_vms: int) -> dict[str, Any]:
+    sizes = _resources(ctx, service.provider_uuid)
+    memory, memory_used = sizes.get("MEMORY_MB", (0, 0))
+    vcpus, vcpus_used = sizes.get("VCPU", (0, 0))
+    disk, disk_used = sizes.get("DISK_GB", (0, 0))
+    return {
+        **summary(ctx, service),
+        "hypervisor_type": "QEMU",
+        "hypervisor_version": 0,
+        "host_ip": None,
+        "cpu_info": json.dumps({}),
+        "memory_mb": memory,
+        "memory_mb_used": memory_used,
+        "free_ram_mb": memory - memory_used,
+        "vcpus": vcpus,
+        "vcpus_used": vcpus_used,
+        "local_gb": disk,
+        "local_gb_used": disk_used,
+        "free_disk_gb": disk - disk_used,
+        "disk_available_least": disk - disk_used,
+        "running_vms": running_vms,
+        "current_workload": 0,
+        "service": {"host": service.host, "id": service.id,
+                    "disabled_reason": service.disabled_reason},
+        "filemem:file_backed_memory": service.file_backed,
+        "filemem:file_backed_memory_mb": service.file_backed_memory_mb,
+        "filemem:provider_uuid": service.provider_uuid,
+    }
+
+
+def _services(ctx: ApiContext) -> tuple[list[Service], dict[str, int]]:
+    with ctx.database.reader() as session:
+        return db_api.list_services(session), db_api.count_instances_by_host(session)
+
+
+def list_hypervisors(request: Request) -> dict[str, Any]:
+    """GET /os-hypervisors."""
+    ctx = get_context(request)
+    services, _counts = _services(ctx)
+    return {"hypervisors": [summary(ctx, service) for service in services]}
+
+
+def list_hypervisors_detail(request: Request) -> dict[str, Any]:
+    """GET /os-hypervisors/detail."""
+    ctx = get_context(request)
+    services, counts = _services(ctx)
+    return {"hypervisors": [detail(ctx, s, counts.get(s.host, 0)) for s in services]}
+
+
+def _find(ctx: ApiContext, hypervisor_id: str) -> tuple[Service, int]:
+    """By id, as nova 2.1 does; a hostname is accepted too."""
+    services, counts = _services(ctx)
+    for service in services:
+        if str(service.id) == hypervisor_id or service.host == hypervisor_id:
+            return service, counts.get(service.host, 0)
+    raise NotFound(f"Hypervisor with ID {hypervisor_id} could not be found.")
+
+
+def show_hypervisor(request: Request, hypervisor_id: HypervisorIdPath) -> dict[str, Any]:
+    """GET /os-hypervisors/{id}."""
+    ctx = get_context(request)
+    service, running = _find(ctx, hypervisor_id)
+    return {"hypervisor": detail(ctx, service, running)}
+
+
+def hypervisor_uptime(request: Request, hypervisor_id: HypervisorIdPath) -> dict[str, Any]:
+    """GET /os-hypervisors/{id}/uptime (the openstack CLI asks it in `hypervisor show`).
+
+    filemem does not track host uptime; an empty string (not null, which the CLI cannot
+    parse) says so.
+    """
+    ctx = get_context(request)
+    service, _running = _find(ctx, hypervisor_id)
+    return {"hypervisor": {**summary(ctx, service), "uptime": ""}}
+
+
+def search_hypervisors(request: Request, pattern: PatternPath) -> dict[str, Any]:
+    """GET /os-hypervisors/{pattern}/search: hostnames containing the pattern."""
+    ctx = get_context(request)
+    services, _counts = _services(ctx)
+    found = [summary(ctx, s) for s in services if pattern in s.host]
+    if not found:
+        raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
+    return {"hypervisors": found}

@@ -1,0 +1,67 @@
+"""Version documents: the Compute API (GET /, /v2.1) and identity v3 (for the openstack CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from filemem.api.links import base_url
+
+MIN_VERSION = "2.1"
+MAX_VERSION = "2.1"
+_UPDATED = "2013-07-23T11:33:21Z"
+_IDENTITY_UPDATED = "2020-04-07T00:00:00Z"
+
+
+def _compute_version(base: str) -> dict[str, Any]:
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": MAX_VERSION,
+        "min_version": MIN_VERSION,
+        "updated": _UPDATED,
+        "links": [{"rel": "self", "href": f"{base}/v2.1/"}],
+    }
+
+
+def list_versions(request: Request) -> dict[str, Any]:
+    """GET /: the API versions (only v2.1)."""
+    return {"versions": [_compute_version(base_url(request))]}
+
+
+def show_version(request: Request) -> dict[str, Any]:
+    """GET /v2.1: the v2.1 version document, which clients read for microversions."""
+    version = _compute_version(base_url(request))
+    version["links"].append({"rel": "describedby", "type": "text/html",
+                             "href": "https://docs.openstack.org/"})
+    version["media-types"] = [{
+        "base": "application/json",
+        "type": "application/vnd.openstack.compute+json;version=2.1",
+    }]
+    return {"version": version}
+
+
+def _identity_version(base: str) -> dict[str, Any]:
+    return {
+        "id": "v3.14",
+        "status": "stable",
+        "updated": _IDENTITY_UPDATED,
+        "links": [{"rel": "self", "href": f"{base}/identity/v3/"}],
+        "media-types": [{"base": "application/json",
+                         "type": "application/vnd.openstack.identity-v3+json"}],
+    }
+
+
+def identity_versions(request: Request) -> dict[str, Any]:
+    """GET /identity: an identity v3 version list, so clients accept admin_token auth.
+
+    There is no Keystone: this only lets the openstack CLI's version check pass when a
+    clouds.yaml points identity_endpoint_override here.
+    """
+    return {"versions": {"values": [_identity_version(base_url(request))]}}
+
+
+def identity_v3(request: Request) -> dict[str, Any]:
+    """GET /identity/v3: the identity v3 version document."""
+    return {"version": _identity_version(base_url(request))}

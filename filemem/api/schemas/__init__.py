@@ -1,0 +1,1 @@
+"""Request schemas (pydantic): strict, bounded, unknown fields refused."""

@@ -1,0 +1,125 @@
+"""filemem-api: migrate the database, then serve the Compute API, scheduler and agent API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from collections.abc import Callable, Sequence
+
+import uvicorn
+from fastapi import FastAPI
+from oslo_config import cfg
+
+from filemem.api.app import create_app
+from filemem.api.context import ApiContext
+from filemem.api.hosts import make_scheduler
+from filemem.cmd.common import add_config_args, load_conf
+from filemem.conf.database import connection_url
+from filemem.db import migrate
+from filemem.db.session import Database
+from filemem.exceptions import ConfigError, FilememError
+from filemem.placement import client_from_conf
+
+LOG = logging.getLogger("filemem.api")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="filemem-api",
+        description="Creates or migrates filemem's database ([database] connection), then "
+        "serves the Compute API on [api] bind_host:bind_port with the scheduler and the agent "
+        "API. Prints \"filemem-api listening on http://HOST:PORT\" once ready; stops on SIGTERM "
+        "or SIGINT. Several filemem-api processes may share one PostgreSQL database.")
+    add_config_args(parser)
+    parser.add_argument("--db-sync-only", action="store_true",
+                        help="create or migrate the database to the latest schema and exit")
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    return parser
+
+
+def check_api_conf(conf: cfg.ConfigOpts) -> None:
+    if not conf.api.admin_token:
+        raise ConfigError("[api] admin_token", "must be set: clients send it as X-Auth-Token "
+                          "(generate one, e.g. `openssl rand -hex 24`)")
+
+
+def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
+    """The ApiContext: database, configured Placement and the scheduler over live services."""
+    database = Database(url)
+    placement = client_from_conf(conf)
+    return ApiContext(
+        database=database, placement=placement,
+        scheduler=make_scheduler(conf, placement, database),
+        admin_token=conf.api.admin_token, conf=conf,
+        public_endpoint=conf.api.public_endpoint,
+        service_down_time=float(conf.api.service_down_time))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(app: FastAPI, sock: socket.socket, on_ready: Callable[[str], None]) -> None:
+    """Serve `app` with uvicorn on the bound socket until SIGTERM/SIGINT."""
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                on_ready(url_of(sock))
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=5)
+    _Server(config).run(sockets=[sock])
+
+
+def _announce(url: str) -> None:
+    print(f"filemem-api listening on {url}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    conf = load_conf(args)
+    url = connection_url(conf)
+    if args.db_sync_only:
+        migrate.upgrade(url)
+        print("filemem database is at the latest schema", flush=True)
+        return 0
+    check_api_conf(conf)
+    migrate.upgrade(url)
+    ctx = build_context(conf, url)
+    try:
+        sock = listening_socket(conf.api.bind_host, conf.api.bind_port)
+    except OSError as exc:
+        print(f"filemem-api: cannot listen on {conf.api.bind_host}:{conf.api.bind_port}: "
+              f"{exc}", file=sys.stderr)
+        return 1
+    serve(create_app(ctx), sock, _announce)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from sqlalchemy import exc as sa_exc
+
+    try:
+        return run(args)
+    except (FilememError, sa_exc.SQLAlchemyError, ImportError) as exc:
+        # ImportError: the database URL names a driver that is not installed.
+        print(f"filemem-api: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Alembic migrations of filemem's database (run with filemem.db.migrate.upgrade)."""

@@ -1,0 +1,229 @@
+"""filemem-api as a subprocess on loopback, with real Placement, and helpers that act as agents."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import uuid as uuidlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from filemem.placement.client import PlacementClient
+from filemem.placement.http import HttpTransport
+from tests.functional.placement_fixtures import REPO, StandalonePlacement
+
+TOKEN = "test-admin-token-" + "0123456789abcdef"
+FILE_BACKED_TRAIT = "COMPUTE_MEM_BACKING_FILE"
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+def api_conf(state: Path, placement_url: str, database_url: str = "",
+             token: str = TOKEN) -> str:
+    return (
+        f"[DEFAULT]\nstate_path = {state}\nhost = api-test\n"
+        f"[api]\nadmin_token = {token}\nbind_host = 127.0.0.1\nbind_port = 0\n"
+        f"[database]\nconnection = {database_url}\n"
+        f"[placement]\nendpoint = {placement_url}\ntoken = admin\n"
+    )
+
+
+class ApiProcess:
+    """`python -m filemem.cmd.api --config-file F`; prints its URL once it listens."""
+
+    def __init__(self, state: Path, conf_text: str) -> None:
+        self.state = state
+        self.conf_path = state / "filemem.conf"
+        self.conf_text = conf_text
+        self.url = ""
+        self._proc: subprocess.Popen[str] | None = None
+        self._stderr: IO[str] | None = None
+
+    def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run filemem-api to completion (e.g. --db-sync-only)."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.conf_path.write_text(self.conf_text)
+        return subprocess.run(
+            [sys.executable, "-m", "filemem.cmd.api", "--config-file", str(self.conf_path),
+             *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def start(self, timeout: float = 60.0) -> str:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.conf_path.write_text(self.conf_text)
+        self._stderr = (self.state / "api-stderr.log").open("w")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "filemem.cmd.api", "--config-file", str(self.conf_path)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert self._proc.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=_pump, args=(self._proc.stdout, lines), daemon=True).start()
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            self.stop()
+            raise AssertionError("filemem-api did not start: " + self.log()) from None
+        assert line.startswith("filemem-api listening on http://127.0.0.1:"), line + self.log()
+        self.url = line.split(" on ", 1)[1].strip()
+        return self.url
+
+    def log(self) -> str:
+        path = self.state / "api-stderr.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=20)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+@dataclass
+class ApiEnv:
+    """A running API with its own Placement: URLs, an authenticated client, Placement access."""
+
+    url: str
+    placement_url: str
+    http: httpx.Client
+    placement: PlacementClient
+    files: Path
+    api: ApiProcess
+
+    def compute(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, f"/v2.1{path}", **kwargs)
+
+
+def placement_client(url: str) -> PlacementClient:
+    return PlacementClient(HttpTransport.with_token(url, "admin"))
+
+
+def http_client(url: str, token: str = TOKEN) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=60.0, headers={"X-Auth-Token": token})
+
+
+@contextmanager
+def api_env(state: Path, database_url: str = "") -> Iterator[ApiEnv]:
+    """Standalone Placement + one filemem-api, both on loopback, stopped at the end."""
+    with StandalonePlacement(state / "placement") as placement_url:
+        api = ApiProcess(state / "api", api_conf(state / "api", placement_url, database_url))
+        api.start()
+        try:
+            with http_client(api.url) as http:
+                files = state / "files"
+                files.mkdir(exist_ok=True)
+                yield ApiEnv(api.url, placement_url, http, placement_client(placement_url),
+                             files, api)
+        finally:
+            api.stop()
+
+
+# -- acting as agents and operators ------------------------------------------------------
+
+
+def register_host(env: ApiEnv, host: str, *, memory_mb: int = 4096, vcpus: int = 8,
+                  disk_gb: int = 0, file_backed: bool = True,
+                  http: httpx.Client | None = None) -> str:
+    """What an agent does: a Placement provider with inventory, then PUT its service."""
+    provider = str(uuidlib.uuid4())
+    env.placement.ensure_resource_provider(provider, host)
+    inventory: dict[str, dict[str, Any]] = {
+        "MEMORY_MB": {"total": memory_mb, "max_unit": memory_mb},
+        "VCPU": {"total": vcpus, "max_unit": vcpus}}
+    if disk_gb:
+        inventory["DISK_GB"] = {"total": disk_gb, "max_unit": disk_gb}
+    env.placement.set_inventories(provider, inventory)
+    env.placement.set_traits(provider, [FILE_BACKED_TRAIT] if file_backed else [])
+    response = (http or env.http).put(f"/filemem/v1/services/{host}", json={
+        "binary": "filemem-compute", "provider_uuid": provider, "file_backed": file_backed,
+        "file_backed_memory_mb": memory_mb if file_backed else 0})
+    assert response.status_code == 200, response.text
+    return provider
+
+
+def make_flavor(env: ApiEnv, name: str, ram: int = 256, vcpus: int = 1, disk: int = 0,
+                extra_specs: dict[str, str] | None = None) -> str:
+    response = env.compute("POST", "/flavors", json={"flavor": {
+        "name": name, "ram": ram, "vcpus": vcpus, "disk": disk}})
+    assert response.status_code == 200, response.text
+    flavor_id: str = response.json()["flavor"]["id"]
+    if extra_specs:
+        response = env.compute("POST", f"/flavors/{flavor_id}/os-extra_specs",
+                               json={"extra_specs": extra_specs})
+        assert response.status_code == 200, response.text
+    return flavor_id
+
+
+def make_image(env: ApiEnv, name: str = "test-kernel") -> str:
+    kernel = env.files / f"{name}.vmlinuz"
+    kernel.write_bytes(b"\0" * 64)
+    response = env.compute("POST", "/images", json={
+        "name": name, "kind": "kernel", "kernel_path": str(kernel), "cmdline": "console=ttyS0"})
+    assert response.status_code == 201, response.text
+    image_id: str = response.json()["id"]
+    return image_id
+
+
+def create_server(env: ApiEnv, name: str, flavor: str, image: str,
+                  http: httpx.Client | None = None) -> str:
+    response = (http or env.http).post("/v2.1/servers", json={"server": {
+        "name": name, "flavorRef": flavor, "imageRef": image}})
+    assert response.status_code == 202, response.text
+    server_id: str = response.json()["server"]["id"]
+    return server_id
+
+
+def show_server(env: ApiEnv, server_id: str) -> dict[str, Any]:
+    response = env.compute("GET", f"/servers/{server_id}")
+    assert response.status_code == 200, response.text
+    server: dict[str, Any] = response.json()["server"]
+    return server
+
+
+def agent_watch(env: ApiEnv, host: str, since: int | None = None,
+                wait: float = 0) -> dict[str, Any]:
+    params: dict[str, Any] = {"wait": wait}
+    if since is not None:
+        params["since"] = since
+    response = env.http.get(f"/filemem/v1/hosts/{host}/instances", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def agent_report(env: ApiEnv, server_id: str, **fields: Any) -> httpx.Response:
+    return env.http.patch(f"/filemem/v1/instances/{server_id}", json=fields)
+
+
+def agent_spawned(env: ApiEnv, server_id: str) -> None:
+    response = agent_report(env, server_id, vm_state="active", power_state=1, task_state=None)
+    assert response.status_code == 200, response.text
+
+
+def agent_converge_deletes(env: ApiEnv, host: str) -> list[str]:
+    """Destroy (confirm gone) every instance of the host that is asked to be deleted."""
+    gone = []
+    for instance in agent_watch(env, host)["instances"]:
+        if instance["deleted_requested"]:
+            response = env.http.post(f"/filemem/v1/instances/{instance['uuid']}/gone")
+            assert response.status_code == 204, response.text
+            gone.append(instance["uuid"])
+    return gone

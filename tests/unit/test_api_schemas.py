@@ -1,0 +1,135 @@
+"""Request schemas: what is accepted, what is refused, and the nova-style messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from filemem.api.errors import validation_message
+from filemem.api.schemas.agent import InstanceReport, ServiceUpdate
+from filemem.api.schemas.flavors import ExtraSpecItem, ExtraSpecsRequest, FlavorCreateRequest
+from filemem.api.schemas.images import ImageCreate
+from filemem.api.schemas.servers import ServerAction, ServerCreateRequest
+
+FLAVOR = {"name": "m1.small", "ram": 512, "vcpus": 1, "disk": 0}
+SERVER = {"name": "vm-1", "flavorRef": "1", "imageRef": "3f6b1c1e-0b55-4a53-a7b9-6f1d39b1d9c1"}
+
+
+def refusal(model: Any, data: Any) -> str:
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate(data)
+    return validation_message(refused.value.errors())
+
+
+def test_a_stock_flavor_create_body_is_accepted() -> None:
+    body = FlavorCreateRequest.model_validate({"flavor": {
+        **FLAVOR, "id": None, "OS-FLV-EXT-DATA:ephemeral": 0, "swap": 0,
+        "rxtx_factor": 1.0, "os-flavor-access:is_public": True}})
+    assert body.flavor.ram == 512 and body.flavor.id is None
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"ram": 15}, "greater than or equal to 16"),
+    ({"ram": 4194305}, "less than or equal to 4194304"),
+    ({"vcpus": 0}, "greater than or equal to 1"),
+    ({"vcpus": 1025}, "less than or equal to 1024"),
+    ({"disk": -1}, "greater than or equal to 0"),
+    ({"disk": 65537}, "less than or equal to 65536"),
+    ({"ram": "512"}, "valid integer"),
+    ({"vcpus": True}, "valid integer"),
+    ({"name": ""}, "at least 1 character"),
+    ({"name": "x" * 256}, "at most 255 characters"),
+    ({"name": " padded"}, "whitespace"),
+    ({"name": "nul\x00"}, "control characters"),
+    ({"id": "bad/id"}, "pattern"),
+    ({"swap": 512}, "swap"),
+    ({"colour": "red"}, "Additional properties are not allowed (flavor.colour"),
+])
+def test_bad_flavors_are_refused_with_a_reason(change: dict[str, Any], reason: str) -> None:
+    message = refusal(FlavorCreateRequest, {"flavor": {**FLAVOR, **change}})
+    assert reason in message, message
+
+
+def test_server_create_accepts_refs_metadata_and_stock_client_fields() -> None:
+    body = ServerCreateRequest.model_validate({"server": {
+        **SERVER, "metadata": {"role": "db"}, "min_count": 1, "max_count": 1,
+        "networks": "none"}})
+    assert body.server.metadata == {"role": "db"}
+
+
+@pytest.mark.parametrize(("server", "reason"), [
+    ({**SERVER, "name": ""}, "at least 1 character"),
+    ({k: v for k, v in SERVER.items() if k != "flavorRef"}, "server.flavorRef: Field required"),
+    ({**SERVER, "max_count": 2}, "less than or equal to 1"),
+    ({**SERVER, "metadata": {"k": 1}}, "valid string"),
+    ({**SERVER, "metadata": {f"k{i}": "v" for i in range(129)}}, "at most 128"),
+    ({**SERVER, "user_data": "x"}, "Additional properties"),
+])
+def test_bad_servers_are_refused(server: dict[str, Any], reason: str) -> None:
+    message = refusal(ServerCreateRequest, {"server": server})
+    assert reason in message, message
+
+
+@pytest.mark.parametrize(("body", "action"), [
+    ({"os-start": None}, "os-start"),
+    ({"os-stop": None}, "os-stop"),
+    ({"reboot": {"type": "SOFT"}}, "reboot"),
+    ({"reboot": {"type": "HARD"}}, "reboot_hard"),
+])
+def test_actions(body: dict[str, Any], action: str) -> None:
+    assert ServerAction.model_validate(body).action == action
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ({"pause": None}, "There is no such action: pause"),
+    ({}, "Exactly one action"),
+    ({"os-start": None, "os-stop": None}, "Exactly one action"),
+    ({"reboot": {"type": "WARM"}}, "'SOFT' or 'HARD'"),
+    ({"reboot": None}, "reboot needs a type"),
+])
+def test_bad_actions(body: dict[str, Any], reason: str) -> None:
+    message = refusal(ServerAction, body)
+    assert reason in message, message
+
+
+def test_extra_specs_keys_values_and_page_sizes() -> None:
+    assert ExtraSpecsRequest.model_validate(
+        {"extra_specs": {"hw:mem_page_size": "2MB", "quota:cpu_shares": "10"}})
+    assert "pattern" in refusal(ExtraSpecsRequest, {"extra_specs": {"bad/key": "x"}})
+    assert "at most 255" in refusal(ExtraSpecsRequest, {"extra_specs": {"k": "v" * 256}})
+    assert "hw:mem_page_size" in refusal(
+        ExtraSpecsRequest, {"extra_specs": {"hw:mem_page_size": "huge"}})
+    assert ExtraSpecItem.model_validate({"k": "v"}).root == {"k": "v"}
+    assert "at most 1" in refusal(ExtraSpecItem, {"a": "1", "b": "2"})
+
+
+def test_image_paths_must_be_absolute_without_dotdot(tmp_path: Path) -> None:
+    kernel = ImageCreate.model_validate(
+        {"name": "k", "kind": "kernel", "kernel_path": "/boot//vmlinuz", "cmdline": "quiet"})
+    assert kernel.paths() == {"kernel_path": "/boot/vmlinuz"}
+    disk = ImageCreate.model_validate({"name": "d", "kind": "disk", "disk_path": "/d.qcow2"})
+    assert disk.disk_format == "qcow2"
+    assert "absolute" in refusal(ImageCreate, {"name": "k", "kind": "kernel",
+                                               "kernel_path": "boot/vmlinuz"})
+    assert "'..'" in refusal(ImageCreate, {"name": "k", "kind": "kernel",
+                                           "kernel_path": "/boot/../etc/shadow"})
+    assert "needs kernel_path" in refusal(ImageCreate, {"name": "k", "kind": "kernel"})
+    assert "takes no" in refusal(ImageCreate, {"name": "d", "kind": "disk", "disk_path": "/d",
+                                               "kernel_path": "/k"})
+
+
+def test_agent_bodies() -> None:
+    report = InstanceReport.model_validate({"vm_state": "active", "task_state": None})
+    assert report.values() == {"vm_state": "active", "task_state": None}
+    assert "cannot be null" in refusal(InstanceReport, {"vm_state": None})
+    assert "power_state" in refusal(InstanceReport, {"power_state": 2})
+    assert "provider_uuid" in refusal(ServiceUpdate, {"provider_uuid": "nope"})
+    assert "not a valid UUID" in refusal(ServiceUpdate, {"provider_uuid": "x" * 36})
+
+
+def test_malformed_json_message() -> None:
+    assert validation_message([{"type": "json_invalid", "loc": ("body", 0)}]) == \
+        "Malformed request body"
