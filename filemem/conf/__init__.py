@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
-from filemem.conf import api, compute, database, default, libvirt, placement
+from filemem.conf import api, compute, database, default, libvirt, placement, scheduler
 from filemem.exceptions import ConfigError
 
-_GROUP_MODULES = (default, libvirt, placement, compute, api, database)
+_GROUP_MODULES = (default, libvirt, placement, compute, api, database, scheduler)
 
 DEFAULT_CONFIG_FILE = "/etc/filemem/filemem.conf"
 

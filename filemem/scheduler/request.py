@@ -1,0 +1,87 @@
+"""What a guest asks of Placement: resources and traits built from its flavor (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import os_resource_classes as orc
+import os_traits
+
+from filemem.exceptions import InvalidInput
+
+# The flavor extra spec nova uses for huge pages; guest_config refuses every value of it on a
+# file-backed host, "small" included, so any value at all keeps the guest off such hosts.
+MEM_PAGE_SIZE = "hw:mem_page_size"
+FILE_BACKED_TRAIT: str = os_traits.COMPUTE_MEM_BACKING_FILE
+MEMORY_MB: str = orc.MEMORY_MB
+VCPU: str = orc.VCPU
+DISK_GB: str = orc.DISK_GB
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One guest to place: who owns it (the Placement consumer) and its flavor's sizes."""
+
+    instance_uuid: str
+    project_id: str
+    user_id: str
+    memory_mb: int
+    vcpus: int
+    disk_gb: int = 0
+    extra_specs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlacementRequest:
+    """Resources to allocate on one provider, and the traits it must or must not have."""
+
+    resources: Mapping[str, int]
+    required_traits: frozenset[str] = frozenset()
+    forbidden_traits: frozenset[str] = frozenset()
+    # The flavor's hw:mem_page_size value (None when unset), kept so refusals can quote it.
+    mem_page_size: str | None = None
+
+    @property
+    def wants_huge_pages(self) -> bool:
+        return self.mem_page_size is not None
+
+    def describe(self) -> str:
+        """E.g. "MEMORY_MB:4096, VCPU:2 without COMPUTE_MEM_BACKING_FILE" for messages."""
+        text = ", ".join(f"{rc}:{amount}" for rc, amount in self.resources.items())
+        if self.required_traits:
+            text += " with " + ", ".join(sorted(self.required_traits))
+        if self.forbidden_traits:
+            text += " without " + ", ".join(sorted(self.forbidden_traits))
+        return text
+
+
+def _check_sizes(spec: RequestSpec) -> None:
+    for name, value, least in (("memory_mb", spec.memory_mb, 1), ("vcpus", spec.vcpus, 1),
+                               ("disk_gb", spec.disk_gb, 0)):
+        # bool is an int subclass: a True here is a caller bug, not one vCPU.
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise InvalidInput(f"flavor {name} must be an integer >= {least}, not {value!r}")
+
+
+def build_request(spec: RequestSpec) -> PlacementRequest:
+    """The Placement request for a guest of this flavor.
+
+    MEMORY_MB and VCPU always, DISK_GB only when the flavor has a root disk (Placement refuses
+    zero amounts). A flavor that sets hw:mem_page_size forbids COMPUTE_MEM_BACKING_FILE:
+    file-backed memory and huge pages exclude each other, and other hosts still qualify.
+    """
+    _check_sizes(spec)
+    resources = {MEMORY_MB: spec.memory_mb, VCPU: spec.vcpus}
+    if spec.disk_gb > 0:
+        resources[DISK_GB] = spec.disk_gb
+    page_size = spec.extra_specs.get(MEM_PAGE_SIZE)
+    forbidden = frozenset({FILE_BACKED_TRAIT}) if page_size is not None else frozenset()
+    return PlacementRequest(
+        resources=_frozen(resources), forbidden_traits=forbidden, mem_page_size=page_size)
