@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filemem.cmd.common import print_json, print_table
+from filemem.cmd.common import parse_properties, print_json, print_table
 from filemem.cmd.server import add_api_args, api
 from filemem.exceptions import InvalidInput
 
@@ -71,16 +71,6 @@ def _register_hypervisor(sub: Sub) -> None:
     hyp.set_defaults(func=cmd_hypervisor)
 
 
-def _properties(pairs: list[str]) -> dict[str, str]:
-    specs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--property {pair!r}: expected KEY=VALUE")
-        specs[key] = value
-    return specs
-
-
 def _show(item: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(item)
@@ -106,7 +96,7 @@ def cmd_flavor(args: argparse.Namespace) -> int:
         if args.flavor_id:
             body["id"] = args.flavor_id
         flavor = client.call("POST", "/flavors", {"flavor": body})["flavor"]
-        specs = _properties(args.property)
+        specs = parse_properties(args.property)
         if specs:
             client.call("POST", f"/flavors/{flavor['id']}/os-extra_specs", {"extra_specs": specs})
         flavor["extra_specs"] = specs

@@ -13,6 +13,7 @@ from typing import Any
 from oslo_config import cfg
 
 from filemem import conf as filemem_conf
+from filemem.exceptions import InvalidInput
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -71,3 +72,14 @@ def wait_until(
             sys.stderr.write(f"\r{what}: {elapsed:.0f} s")
             sys.stderr.flush()
         time.sleep(interval)
+
+
+def parse_properties(pairs: list[str]) -> dict[str, str]:
+    """--property KEY=VALUE options (flavor extra specs) as a dict."""
+    specs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--property {pair!r}: expected KEY=VALUE")
+        specs[key] = value
+    return specs

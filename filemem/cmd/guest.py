@@ -6,10 +6,10 @@ import argparse
 import uuid as uuidlib
 from pathlib import Path
 
-from filemem.cmd.common import load_conf, mib, print_json, print_table, wait_until
+from filemem.cmd.common import load_conf, mib, parse_properties, print_json, print_table, wait_until
 from filemem.compute.agent import ComputeHost
 from filemem.compute.host_check import driver_settings
-from filemem.exceptions import GuestNotFound, InvalidInput
+from filemem.exceptions import GuestNotFound
 from filemem.virt.libvirt.driver import LibvirtDriver
 from filemem.virt.types import Flavor, GuestInfo, Image
 
@@ -85,21 +85,11 @@ def _image(args: argparse.Namespace) -> Image:
     return Image(kind="disk", disk=args.disk, disk_format=args.disk_format)
 
 
-def _extra_specs(pairs: list[str]) -> dict[str, str]:
-    specs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--property {pair!r}: expected KEY=VALUE")
-        specs[key] = value
-    return specs
-
-
 def cmd_boot(args: argparse.Namespace) -> int:
     host = _compute_host(args)
     driver = host.driver
     flavor = Flavor(name=f"{args.memory}M-{args.vcpus}cpu", vcpus=args.vcpus,
-                    memory_mb=args.memory, extra_specs=_extra_specs(args.property))
+                    memory_mb=args.memory, extra_specs=parse_properties(args.property))
     guest = host.manager.spawn(args.name, args.uuid or str(uuidlib.uuid4()), flavor,
                                _image(args))
     print(f"guest {guest.name} ({guest.uuid}) started")

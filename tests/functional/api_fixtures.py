@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
 from filemem.placement.client import PlacementClient
 from filemem.placement.http import HttpTransport
 from tests.functional.placement_fixtures import REPO, StandalonePlacement
+from tests.functional.service_process import ServiceProcess
 
 TOKEN = "test-admin-token-" + "0123456789abcdef"
 FILE_BACKED_TRAIT = "COMPUTE_MEM_BACKING_FILE"
-
-
-def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
 
 
 def api_conf(state: Path, placement_url: str, database_url: str = "",
@@ -40,16 +32,14 @@ def api_conf(state: Path, placement_url: str, database_url: str = "",
     )
 
 
-class ApiProcess:
+class ApiProcess(ServiceProcess):
     """`python -m filemem.cmd.api --config-file F`; prints its URL once it listens."""
 
     def __init__(self, state: Path, conf_text: str) -> None:
-        self.state = state
         self.conf_path = state / "filemem.conf"
+        super().__init__("filemem.cmd.api", ["--config-file", str(self.conf_path)], state,
+                         "filemem-api listening on", "api-stderr.log")
         self.conf_text = conf_text
-        self.url = ""
-        self._proc: subprocess.Popen[str] | None = None
-        self._stderr: IO[str] | None = None
 
     def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run filemem-api to completion (e.g. --db-sync-only)."""
@@ -62,39 +52,7 @@ class ApiProcess:
     def start(self, timeout: float = 60.0) -> str:
         self.state.mkdir(parents=True, exist_ok=True)
         self.conf_path.write_text(self.conf_text)
-        self._stderr = (self.state / "api-stderr.log").open("w")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "filemem.cmd.api", "--config-file", str(self.conf_path)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        assert self._proc.stdout is not None
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_pump, args=(self._proc.stdout, lines), daemon=True).start()
-        try:
-            line = lines.get(timeout=timeout)
-        except queue.Empty:
-            self.stop()
-            raise AssertionError("filemem-api did not start: " + self.log()) from None
-        assert line.startswith("filemem-api listening on http://127.0.0.1:"), line + self.log()
-        self.url = line.split(" on ", 1)[1].strip()
-        return self.url
-
-    def log(self) -> str:
-        path = self.state / "api-stderr.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+        return super().start(timeout)
 
 
 @dataclass

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import queue
-import signal
 import socket
-import subprocess
-import sys
-import threading
 from pathlib import Path
-from typing import IO
 
 from oslo_config import cfg
 
 from filemem import conf as filemem_conf
+from tests.functional.service_process import REPO, ServiceProcess
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["REPO", "StandalonePlacement", "conf_text", "free_port", "load_conf"]
 
 
 def free_port() -> int:
@@ -26,56 +21,15 @@ def free_port() -> int:
         return port
 
 
-def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
-
-
-class StandalonePlacement:
+class StandalonePlacement(ServiceProcess):
     """`python -m filemem.cmd.placement` (real Placement, SQLite) on 127.0.0.1."""
 
     def __init__(self, state: Path, port: int = 0) -> None:
-        self.state = state
+        super().__init__(
+            "filemem.cmd.placement",
+            ["--state-path", str(state), "--bind", "127.0.0.1", "--port", str(port)],
+            state, "placement listening on", "stderr.log")
         self.port = port
-        self.url = ""
-        self._proc: subprocess.Popen[str] | None = None
-        self._stderr: IO[str] | None = None
-
-    def start(self, timeout: float = 60.0) -> str:
-        self.state.mkdir(parents=True, exist_ok=True)
-        self._stderr = (self.state / "stderr.log").open("w")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "filemem.cmd.placement", "--state-path", str(self.state),
-             "--bind", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        assert self._proc.stdout is not None
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_pump, args=(self._proc.stdout, lines), daemon=True).start()
-        try:
-            line = lines.get(timeout=timeout)
-        except queue.Empty:
-            self.stop()
-            raise AssertionError("placement did not start: " + self.log()) from None
-        assert line.startswith("placement listening on http://127.0.0.1:"), line + self.log()
-        self.url = line.split(" on ", 1)[1].strip()
-        return self.url
-
-    def log(self) -> str:
-        path = self.state / "stderr.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
 
     def __enter__(self) -> str:
         return self.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -178,3 +180,24 @@ def test_huge_page_guest_runs_on_a_host_without_file_backed_memory(
     wait_for_console(driver.console_log(guest.uuid), test_image.ready_line)
     xml = virsh("dumpxml", guest.name)
     assert "<hugepages>" in xml and "<source type='file'" not in xml
+
+
+def test_disk_image_boots_through_a_copy_on_write_overlay(
+    make_driver: DriverFactory, state_path: Path,
+) -> None:
+    """The base image is never written: the guest gets a qcow2 overlay, removed at delete."""
+    base = state_path / "base.raw"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(base), "64M"], check=True)
+    base.chmod(0o644)
+    driver = make_driver()
+    image = Image(kind="disk", disk=base, disk_format="raw")
+    guest = driver.spawn(guest_name(), str(uuidlib.uuid4()), Flavor("t", 1, 128), image)
+    overlay = driver.instance_dir(guest.uuid) / "disk.qcow2"
+    info = json.loads(subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(overlay)],
+        check=True, capture_output=True, text=True).stdout)
+    assert info["format"] == "qcow2"
+    assert info["backing-filename"] == str(base) and info["backing-filename-format"] == "raw"
+    assert guest.power_state == PowerState.RUNNING
+    assert driver.destroy(guest.uuid) is True
+    assert not overlay.exists() and base.stat().st_size == 64 * 1024 * 1024
