@@ -165,10 +165,10 @@ def test_block_device_flags_walk_from_partition_to_disk(tmp_path: Path) -> None:
 
 def test_block_device_flags_of_this_hosts_root_agree_with_sysfs() -> None:
     st = os.stat("/")
-    node = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
-    if not (node / "queue" / "rotational").exists():
-        pytest.skip("the root filesystem is not on a whole block disk here")
-    expected = (node / "queue" / "rotational").read_text().strip() == "1"
+    node = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}").resolve()
+    # a partition has no queue/ of its own: its disk (the parent directory) has
+    queue = next(q for q in (node / "queue", node.parent / "queue") if q.exists())
+    expected = (queue / "rotational").read_text().strip() == "1"
     assert block_device_flags(os.major(st.st_dev), os.minor(st.st_dev))[0] is expected
 
 
@@ -207,8 +207,7 @@ def test_resolve_user_names_numbers_and_unknown() -> None:
 
 
 def findmnt(column: str, path: Path) -> str:
-    if shutil.which("findmnt") is None:
-        pytest.skip("findmnt (util-linux) is not installed")
+    assert shutil.which("findmnt"), "findmnt (util-linux, installed by scripts/install) missing"
     result = subprocess.run(
         ["findmnt", "-n", "-o", column, "--target", str(path)],
         capture_output=True, text=True, check=True,
@@ -253,11 +252,14 @@ def test_missing_dir_is_inspected_through_its_nearest_parent(tmp_path: Path) -> 
     assert facts.size_bytes == df_bytes("size", tmp_path)
 
 
-def test_tmpfs_store_has_no_rotational_flag() -> None:
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or findmnt("FSTYPE", shm) != "tmpfs":
-        pytest.skip("/dev/shm is not a tmpfs here")
-    facts = inspect_store(shm, current_user())
+def test_tmpfs_store_has_no_rotational_flag(tmp_path: Path) -> None:
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(shm)], check=True)
+    try:
+        facts = inspect_store(shm, current_user())
+    finally:
+        subprocess.run(["umount", str(shm)], check=True)
     assert facts.fs_type == "tmpfs"
     assert facts.rotational is None
     assert facts.is_mount_point
