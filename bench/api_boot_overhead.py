@@ -1,0 +1,577 @@
+"""Boot overhead through the API: POST /servers to console ready vs `virsh create`, same XML."""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import contextlib
+import io
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import libvirt
+
+from bench._common import (
+    POLL_S,
+    REPO,
+    SCRATCH,
+    URI,
+    ForeignWatch,
+    median,
+    new_uuid,
+    remove_domains,
+    start_libvirt,
+    table,
+    virsh,
+    wait_for_line,
+)
+from filemem.backing import store
+from filemem.devtools.test_image import DEFAULT_DEST, ensure_test_image
+
+TARGET = 1.10
+READY_TIMEOUT_S = 120.0
+UP_TIMEOUT_S = 120.0
+GONE_TIMEOUT_S = 120.0
+STATUS_AFTER_S = 10.0  # ask the API whether a guest failed only once it is this late
+FLAVOR = "m1.tiny"
+IMAGE = "filemem-test"
+FILE_BACKED_MEMORY_MB = 4096
+TAG = "fmapi"
+FILEMEM = REPO / ".venv" / "bin" / "filemem"
+
+
+def mkdir_0755(path: Path) -> Path:
+    """QEMU runs as libvirt-qemu: every directory down to a console log must be searchable."""
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path.chmod(0o755)
+    return path
+
+
+def domain_name(uuid: str) -> str:
+    """The libvirt name the agent gives an API server (`OS-EXT-SRV-ATTR:instance_name`)."""
+    return f"instance-{uuid}"
+
+
+class OwnedWatch(ForeignWatch):
+    """ForeignWatch that also counts this run's API guests (instance-<uuid>) as ours."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(prefix)
+        self.ours: set[str] = set()
+
+    def between(self, t0: float, t1: float) -> set[str]:
+        return super().between(t0, t1) - self.ours
+
+    def all(self) -> set[str]:
+        return super().all() - self.ours
+
+
+@dataclass(frozen=True)
+class ApiSample:
+    """Seconds from just before POST /servers until: the response, the agent made the instance
+    directory, libvirt knew the domain, it ran, the console printed the ready line."""
+
+    post_s: float
+    agent_s: float
+    defined_s: float
+    running_s: float
+    ready_s: float
+
+
+@dataclass(frozen=True)
+class VirshSample:
+    """Seconds from just before `virsh create`: until it returned, until the ready line."""
+
+    call_s: float
+    ready_s: float
+
+
+@dataclass
+class Bench:
+    """One run: scratch dir, `filemem up`'s state dir, API client, the servers it created."""
+
+    run_dir: Path
+    state: Path
+    prefix: str
+    ready_line: str
+    watch: OwnedWatch
+    http: httpx.Client
+    conn: Any  # libvirt.virConnect (libvirt-python ships no types)
+    flavor_id: str = ""
+    image_id: str = ""
+    flavor_ram_mb: int = 0
+    created: list[str] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)
+    template: str | None = None
+
+
+# -- `filemem up` ----------------------------------------------------------------------------
+
+
+def write_conf(state: Path) -> Path:
+    parser = configparser.ConfigParser()
+    parser["DEFAULT"] = {"state_path": str(state), "ram_allocation_ratio": "1.0",
+                         "shutdown_timeout": "5"}
+    parser["libvirt"] = {"virt_type": "qemu", "file_backed_memory": str(FILE_BACKED_MEMORY_MB)}
+    parser["api"] = {"bind_host": "127.0.0.1", "bind_port": "0"}
+    path = state / "filemem.conf"
+    with path.open("w") as handle:
+        parser.write(handle)
+    return path
+
+
+def log_tail(state: Path, chars: int = 2000) -> str:
+    with contextlib.suppress(OSError):
+        return (state / "up.log").read_text(errors="replace")[-chars:]
+    return "(no log)"
+
+
+def wait_ready_file(proc: subprocess.Popen[bytes], state: Path) -> None:
+    ready = state / "ready"
+    deadline = time.monotonic() + UP_TIMEOUT_S
+    while not (ready.is_file() and ready.read_text().endswith("\n")):
+        if proc.poll() is not None:
+            raise RuntimeError(f"`filemem up` exited with {proc.returncode}:\n{log_tail(state)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"`filemem up` not ready after {UP_TIMEOUT_S:.0f} s:\n"
+                               f"{log_tail(state)}")
+        time.sleep(0.1)
+
+
+def stop_up(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        print(f"# `filemem up` (pid {proc.pid}) ignored SIGTERM for 30 s: killing it")
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def filemem_up(state: Path) -> Iterator[tuple[str, str]]:
+    """Run `filemem up --ready-file` on loopback; yields (endpoint, token); SIGTERM on exit."""
+    conf = write_conf(state)
+    with (state / "up.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(FILEMEM), "--config-file", str(conf), "up", "--ready-file", str(state / "ready")],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        wait_ready_file(proc, state)
+        client = json.loads((state / "client.json").read_text())
+        yield str(client["endpoint"]), str(client["token"])
+    finally:
+        stop_up(proc)
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+
+def checked(response: httpx.Response) -> Any:
+    if not response.is_success:
+        raise RuntimeError(f"{response.request.method} {response.request.url}: "
+                           f"{response.status_code} {response.text[:300]}")
+    return response.json() if response.content else None
+
+
+def id_named(items: list[dict[str, Any]], name: str, what: str) -> str:
+    ids = [str(item["id"]) for item in items if item.get("name") == name]
+    if len(ids) != 1:
+        raise RuntimeError(f"`filemem up` seeded no single {what} named {name!r}")
+    return ids[0]
+
+
+def wait_gone(b: Bench, uuid: str) -> None:
+    """Poll GET /servers/<uuid> until 404: the agent destroyed and undefined the guest."""
+    deadline = time.monotonic() + GONE_TIMEOUT_S
+    while b.http.get(f"/servers/{uuid}").status_code != 404:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server {uuid} still exists {GONE_TIMEOUT_S:.0f} s after DELETE")
+        time.sleep(0.1)
+    b.gone.add(uuid)
+
+
+def delete_server(b: Bench, uuid: str) -> None:
+    response = b.http.delete(f"/servers/{uuid}")
+    if response.status_code != 404:
+        checked(response)
+    wait_gone(b, uuid)
+
+
+def delete_leftovers(b: Bench) -> None:
+    """Every server of this state dir (all are ours) and any we created, through the API."""
+    uuids = [u for u in b.created if u not in b.gone]
+    with contextlib.suppress(httpx.HTTPError, RuntimeError):
+        listed = checked(b.http.get("/servers"))["servers"]
+        uuids += [str(s["id"]) for s in listed if s["id"] not in uuids]
+    for uuid in uuids:
+        try:
+            delete_server(b, uuid)
+            print(f"# cleanup: deleted leftover server {uuid}")
+        except (httpx.HTTPError, RuntimeError, TimeoutError) as exc:
+            print(f"# cleanup: could not delete server {uuid}: {exc}")
+
+
+# -- A: through the API ----------------------------------------------------------------------
+
+
+def console_has(path: Path, needle: str) -> bool:
+    with contextlib.suppress(FileNotFoundError):
+        return needle in path.read_text(errors="replace")
+    return False
+
+
+def note_domain(conn: Any, name: str, marks: dict[str, float]) -> None:
+    """Record when libvirt first knows the domain and when its state is first `running`
+    (what `virsh domstate` says once QEMU is up and the CPUs resumed; `virsh create` returns
+    then too)."""
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return
+    marks.setdefault("defined", time.perf_counter())
+    with contextlib.suppress(libvirt.libvirtError):
+        if dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING:
+            marks["running"] = time.perf_counter()
+
+
+def fail_if_error(b: Bench, uuid: str) -> None:
+    server = checked(b.http.get(f"/servers/{uuid}"))["server"]
+    if server.get("status") == "ERROR":
+        raise RuntimeError(f"server {uuid} went to ERROR: {server.get('fault')}")
+
+
+def watch_boot(b: Bench, uuid: str, t0: float) -> dict[str, float]:
+    """Poll every POLL_S: instance dir, libvirt domain, console log; seconds since t0."""
+    console = b.state / "instances" / uuid / "console.log"
+    marks: dict[str, float] = {}
+    next_status = t0 + STATUS_AFTER_S
+    while True:
+        if "agent" not in marks and console.parent.is_dir():
+            marks["agent"] = time.perf_counter()
+        if "running" not in marks:
+            note_domain(b.conn, domain_name(uuid), marks)
+        if console_has(console, b.ready_line):
+            marks["ready"] = time.perf_counter()
+            break
+        now = time.perf_counter()
+        if now > next_status:
+            fail_if_error(b, uuid)
+            next_status = now + 1.0
+        if now > t0 + READY_TIMEOUT_S:
+            raise TimeoutError(f"{b.ready_line!r} not in {console} after {READY_TIMEOUT_S:.0f} s")
+        time.sleep(POLL_S)
+    ready = marks["ready"]
+    return {key: marks.get(key, ready) - t0 for key in ("agent", "defined", "running", "ready")}
+
+
+def dump_inactive_xml(name: str) -> str:
+    done = subprocess.run(["virsh", "-c", URI, "dumpxml", "--inactive", name],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"virsh dumpxml --inactive {name} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def boot_api(b: Bench, label: str) -> ApiSample:
+    """A: POST /servers until the guest's console log has the ready line; then DELETE (untimed)."""
+    body = {"server": {"name": f"{b.prefix}{label}", "flavorRef": b.flavor_id,
+                       "imageRef": b.image_id}}
+    t0 = time.perf_counter()
+    response = b.http.post("/servers", json=body)
+    t_post = time.perf_counter()
+    server = checked(response)["server"]
+    uuid = str(server["id"])
+    b.created.append(uuid)
+    b.watch.ours.add(domain_name(uuid))
+    try:
+        if server.get("status") == "ERROR":
+            raise RuntimeError(f"server {uuid} went to ERROR: {server.get('fault')}")
+        marks = watch_boot(b, uuid, t0)
+        if b.template is None:
+            b.template = dump_inactive_xml(domain_name(uuid))
+            register_namespaces(b.template)
+            print(f"# template: `virsh dumpxml --inactive {domain_name(uuid)}`", flush=True)
+    finally:
+        delete_server(b, uuid)
+    return ApiSample(post_s=t_post - t0, agent_s=marks["agent"], defined_s=marks["defined"],
+                     running_s=marks["running"], ready_s=marks["ready"])
+
+
+# -- B: `virsh create` of the same XML -------------------------------------------------------
+
+
+def register_namespaces(xml: str) -> None:
+    """Keep the metadata's namespace prefix (filemem:) when ElementTree writes the copy."""
+    for _event, (prefix, uri) in ET.iterparse(io.StringIO(xml), events=("start-ns",)):
+        ET.register_namespace(prefix, uri)
+
+
+def retarget(template: str, name: str, uuid: str, console: Path) -> str:
+    """The template with a new name (also in filemem's metadata), uuid and console log path."""
+    root = ET.fromstring(template)
+    old_name, old_uuid = root.findtext("name"), root.findtext("uuid")
+    if not old_name or not old_uuid:
+        raise RuntimeError("the template has no <name> or <uuid>")
+    for elem in root.iter():
+        if elem.text is not None and elem.text.strip() == old_name:
+            elem.text = name
+    uuid_elem = root.find("uuid")
+    assert uuid_elem is not None
+    uuid_elem.text = uuid
+    sources = root.findall("./devices/serial/source") + root.findall("./devices/console/source")
+    if not sources:
+        raise RuntimeError("the template has no serial/console <source>")
+    for source in sources:
+        source.set("path", str(console))
+    for elem in root.iter():
+        if any(old_uuid in value for value in [elem.text or "", *elem.attrib.values()]):
+            raise RuntimeError(f"the template still names {old_uuid} in <{elem.tag}>")
+    return ET.tostring(root, encoding="unicode")
+
+
+def boot_virsh(b: Bench, label: str) -> VirshSample:
+    """B: the API guest's XML (fresh name, uuid, console log) through `virsh create`."""
+    assert b.template is not None, "the first pair runs A first and takes the template"
+    name, uuid = f"{b.prefix}{label}", new_uuid()
+    workdir = mkdir_0755(b.run_dir / "virsh" / name)
+    console = workdir / "console.log"
+    xml_path = workdir / "domain.xml"
+    xml_path.write_text(retarget(b.template, name, uuid, console))
+    started = False
+    try:
+        t0 = time.perf_counter()
+        virsh("create", str(xml_path))
+        t1 = time.perf_counter()
+        started = True
+        t2 = wait_for_line(console, b.ready_line, READY_TIMEOUT_S)
+    finally:
+        if started:
+            virsh("destroy", name)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return VirshSample(call_s=t1 - t0, ready_s=t2 - t0)
+
+
+# -- pairs and the report --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    order: str  # "AB" or "BA"
+    a: ApiSample
+    b: VirshSample
+    others: frozenset[str]  # other guests seen running during the pair (noise)
+
+
+def run_pair(b: Bench, i: int) -> Pair:
+    """Pair i: A then B when i is even, B then A when odd."""
+    order = "BA" if i % 2 else "AB"
+    a: ApiSample | None = None
+    v: VirshSample | None = None
+    t0 = time.perf_counter()
+    for which in order:
+        if which == "A":
+            a = boot_api(b, f"a{i}")
+        else:
+            v = boot_virsh(b, f"b{i}")
+    assert a is not None and v is not None
+    return Pair(order, a, v, frozenset(b.watch.between(t0, time.perf_counter())))
+
+
+def run_pairs(b: Bench, warmup: int, runs: int) -> list[Pair]:
+    """warmup + runs pairs; even pairs run A then B (the first takes B's template), odd ones
+    B then A. Warm-ups are dropped."""
+    pairs: list[Pair] = []
+    for i in range(warmup + runs):
+        pair = run_pair(b, i)
+        if i < warmup:
+            print(f"# warm-up pair {i + 1}/{warmup} ({pair.order}) dropped", flush=True)
+        else:
+            print(f"# run {i - warmup + 1}/{runs} ({pair.order}) done", flush=True)
+            pairs.append(pair)
+    return pairs
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}"
+
+
+def ratios(pairs: list[Pair]) -> tuple[float, float]:
+    """(median over pairs of A/B, ratio of the medians), console ready times."""
+    return (median([p.a.ready_s / p.b.ready_s for p in pairs]),
+            median([p.a.ready_s for p in pairs]) / median([p.b.ready_s for p in pairs]))
+
+
+def pair_table(pairs: list[Pair]) -> str:
+    rows = [
+        [str(i), p.order, ms(p.a.ready_s), ms(p.b.ready_s), f"{p.a.ready_s / p.b.ready_s:.3f}",
+         ms(p.a.post_s), ms(p.a.agent_s), ms(p.a.running_s), ms(p.b.call_s),
+         "*" if p.others else ""]
+        for i, p in enumerate(pairs, start=1)
+    ]
+    rows.append(["median", "", ms(median([p.a.ready_s for p in pairs])),
+                 ms(median([p.b.ready_s for p in pairs])), f"{ratios(pairs)[0]:.3f}",
+                 ms(median([p.a.post_s for p in pairs])), ms(median([p.a.agent_s for p in pairs])),
+                 ms(median([p.a.running_s for p in pairs])),
+                 ms(median([p.b.call_s for p in pairs])), ""])
+    return table(["run", "order", "A ready ms", "B ready ms", "A/B", "A POST ms", "A agent ms",
+                  "A running ms", "B create ms", "noisy"], rows)
+
+
+def phase_table(pairs: list[Pair]) -> str:
+    """Medians of each phase (ms): where A's time goes, next to B's."""
+    def med(pick: Callable[[Pair], float]) -> str:
+        return ms(median([pick(p) for p in pairs]))
+
+    rows = [
+        ["POST /servers answered (schedule, Placement claim, DB)", med(lambda p: p.a.post_s), ""],
+        ["  answer -> agent made the instance dir (long-poll wake-up)",
+         med(lambda p: p.a.agent_s - p.a.post_s), ""],
+        ["  instance dir -> domain defined (config, capacity guard)",
+         med(lambda p: p.a.defined_s - p.a.agent_s), ""],
+        ["  defined -> running (start) / `virsh create` returned",
+         med(lambda p: p.a.running_s - p.a.defined_s), med(lambda p: p.b.call_s)],
+        ["start -> guest running (total)", med(lambda p: p.a.running_s),
+         med(lambda p: p.b.call_s)],
+        ["guest running -> console ready line", med(lambda p: p.a.ready_s - p.a.running_s),
+         med(lambda p: p.b.ready_s - p.b.call_s)],
+        ["start -> console ready line (total)", med(lambda p: p.a.ready_s),
+         med(lambda p: p.b.ready_s)],
+    ]
+    return table(["phase (medians; polled every 20 ms)", "A API ms", "B virsh ms"], rows)
+
+
+def report(pairs: list[Pair]) -> bool:
+    """Print the tables and ratios; True when the median per-pair ratio meets TARGET."""
+    print(pair_table(pairs))
+    pair_ratio, of_medians = ratios(pairs)
+    ok = pair_ratio <= TARGET
+    print(f"\nboot to ready (A POST /servers -> ready line / B virsh create -> ready line): "
+          f"median of per-pair ratios {pair_ratio:.3f}, ratio of medians {of_medians:.3f}; "
+          f"target <= {TARGET:.2f}: {'MET' if ok else 'NOT MET'}")
+    overhead = median([p.a.ready_s - p.b.ready_s for p in pairs])
+    print(f"median per-pair difference A - B: {ms(overhead)} ms\n")
+    print(phase_table(pairs))
+    quiet = [p for p in pairs if not p.others]
+    if len(quiet) < len(pairs):
+        line = "none" if not quiet else "{:.3f} (ratio of medians {:.3f})".format(*ratios(quiet))
+        print(f"\n* = other guests ran during the pair; quiet pairs only ({len(quiet)}/"
+              f"{len(pairs)}): median ratio {line}")
+    return ok
+
+
+# -- set-up and tear-down --------------------------------------------------------------------
+
+
+def seed_ids(b: Bench) -> None:
+    flavors = checked(b.http.get("/flavors/detail"))["flavors"]
+    b.flavor_id = id_named(flavors, FLAVOR, "flavor")
+    b.flavor_ram_mb = int(next(f["ram"] for f in flavors if str(f["id"]) == b.flavor_id))
+    b.image_id = id_named(checked(b.http.get("/images"))["images"], IMAGE, "image")
+
+
+def remove_our_domains(b: Bench) -> None:
+    left = remove_domains(b.prefix)
+    for uuid in b.created:
+        left += remove_domains(domain_name(uuid))
+    if left:
+        print(f"# cleanup: removed leftover guests {', '.join(left)}")
+
+
+@contextlib.contextmanager
+def bench_run() -> Iterator[Bench]:
+    """libvirtd, test image, `filemem up` in a fresh state dir; on exit (Ctrl-C too) delete the
+    servers through the API, stop `filemem up`, remove leftover domains and every file."""
+    start_libvirt()
+    image = ensure_test_image(DEFAULT_DEST, log=lambda line: print(f"# {line}"))
+    run_dir = mkdir_0755(mkdir_0755(SCRATCH) / uuidlib.uuid4().hex[:12])
+    state = mkdir_0755(run_dir / "state")
+    prefix = f"{TAG}-{run_dir.name[:6]}-"
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # lookups of absent domains
+    conn = libvirt.open(URI)
+    watch = OwnedWatch(prefix)
+    watch.start()
+    b: Bench | None = None
+    try:
+        with filemem_up(state) as (endpoint, token), httpx.Client(
+                base_url=f"{endpoint}/v2.1", timeout=30.0,
+                headers={"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.1"}) as http:
+            b = Bench(run_dir, state, prefix, image.ready_line, watch, http, conn)
+            seed_ids(b)
+            print(f"# filemem up: API {endpoint}, state {state}", flush=True)
+            try:
+                yield b
+            finally:
+                delete_leftovers(b)
+    finally:
+        watch.stop()
+        if b is not None:
+            remove_our_domains(b)
+        else:
+            remove_domains(prefix)
+        conn.close()
+        if watch.all():
+            print(f"# NOTE: other guests (not this benchmark's) ran meanwhile: "
+                  f"{', '.join(sorted(watch.all()))}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def store_line() -> str:
+    """The backing store both A and B allocate guest memory in (shared with other tests)."""
+    backing = store.effective_memory_backing_dir(
+        store.read_qemu_conf(Path("/etc/libvirt/qemu.conf")))
+    usage = shutil.disk_usage(backing)
+    return (f"memory_backing_dir {backing}: {usage.free // 2**20} MiB free of "
+            f"{usage.total // 2**20} MiB")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.api_boot_overhead",
+        description=(
+            "Boot overhead through the API: starts `filemem up` (API, scheduler, embedded "
+            "Placement, agent) on loopback with a scratch state dir, then A = POST /v2.1/servers "
+            f"({FLAVOR}, {IMAGE}) until the guest's console log prints the ready line, vs B = "
+            "`virsh create` of the identical domain XML (the A guest's `dumpxml --inactive` with "
+            "a fresh name, uuid and console path) until the same line. Pairs run interleaved "
+            "(AB, BA, ...); prints per-run times, medians, the median per-pair ratio A/B and the "
+            f"ratio of medians (target <= {TARGET:.2f}), and where A's time goes."
+        ),
+    )
+    parser.add_argument("--runs", type=int, default=10, help="measured pairs (default 10)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="pairs run first and dropped (default 1)")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.warmup < 0:
+        parser.error("--runs must be >= 1 and --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with bench_run() as b:
+        print(f"# {args.runs} pairs (+{args.warmup} warm-up), flavor {FLAVOR} "
+              f"({b.flavor_ram_mb} MiB), file_backed_memory={FILE_BACKED_MEMORY_MB} MiB, "
+              "virt_type=qemu, console polled every 20 ms", flush=True)
+        print(f"# {store_line()}", flush=True)
+        pairs = run_pairs(b, args.warmup, args.runs)
+    print()
+    report(pairs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
