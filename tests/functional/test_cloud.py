@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import pytest
 
 from filemem.devtools.test_image import TestImage
 from tests.functional.cloud import TOKEN, Cloud, domain_exists, memory_dirs
+from tests.functional.conftest import REPO
+from tests.functional.test_reconnect import stop_libvirtd
 
 FB_HOST, RAM_HOST = "fb-host", "ram-host"
 
@@ -130,3 +133,19 @@ def test_agent_sigterm_leaves_guests_running(cloud: Cloud, image: str) -> None:
     assert domain_exists(uuid)
     assert cloud.server(uuid)["status"] == "ACTIVE"  # type: ignore[index]
     assert str(uuidlib.UUID(uuid)) == uuid
+
+
+def test_agent_survives_a_libvirtd_restart(cloud: Cloud, image: str) -> None:
+    cloud.start_agent(FB_HOST, 1024)
+    flavor = cloud.flavor("m256", 256)
+    first = cloud.create("before", flavor, image)
+    cloud.wait_status(first, "ACTIVE")
+    stop_libvirtd()
+    try:
+        time.sleep(3)  # the agent's watch passes fail meanwhile; it must keep retrying
+    finally:
+        subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True,
+                       capture_output=True)
+    second = cloud.create("after", flavor, image)
+    cloud.wait_status(second, "ACTIVE")
+    assert domain_exists(first) and cloud.server(first)["status"] == "ACTIVE"  # type: ignore[index]
