@@ -29,7 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     server.register(sub)
     catalog.register(sub)
     up.register(sub)
+    _accept_config_file_anywhere(parser)
     return parser
+
+
+def _accept_config_file_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`filemem host check --config-file F` works as well as `filemem --config-file F host
+    check`: every leaf command accepts it too (SUPPRESS keeps the top-level value otherwise)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _accept_config_file_anywhere(child)
+            return
+    if parser.prog != "filemem":
+        parser.add_argument("--config-file", action="append", metavar="PATH",
+                            default=argparse.SUPPRESS, help="configuration file (repeatable)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs the startup checks (the same as `filemem host check`) and refuses to "
         "start on any error; then reports this host's resource provider, inventory and traits "
         "to Placement, heals guests' allocations and writes metrics, at start and every "
-        "[DEFAULT] update_resources_interval seconds. Stops on SIGTERM or SIGINT.",
+        "[DEFAULT] update_resources_interval seconds. With [DEFAULT] api_endpoint set it also "
+        "registers with that filemem-api and runs the guests it assigns to this host, making "
+        "libvirt match (guests keep running while the API, Placement or libvirtd is down). "
+        "Stops on SIGTERM or SIGINT; guests keep running.",
     )
     parser.add_argument("--version", action="version", version=f"filemem {__version__}")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
