@@ -220,3 +220,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def ms(seconds: float) -> str:
+    """Seconds as whole milliseconds, for tables."""
+    return f"{seconds * 1000:.0f}"

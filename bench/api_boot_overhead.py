@@ -29,6 +29,7 @@ from bench._common import (
     URI,
     ForeignWatch,
     median,
+    ms,
     new_uuid,
     remove_domains,
     start_libvirt,
@@ -403,10 +404,6 @@ def run_pairs(b: Bench, warmup: int, runs: int) -> list[Pair]:
             print(f"# run {i - warmup + 1}/{runs} ({pair.order}) done", flush=True)
             pairs.append(pair)
     return pairs
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}"
 
 
 def ratios(pairs: list[Pair]) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from bench._common import (
     domain_xml,
     kernel_image,
     median,
+    ms,
     new_uuid,
     session,
     table,
@@ -103,10 +104,6 @@ def run_pairs(s: Session, driver: LibvirtDriver, flavor: Flavor, warmup: int,
             print(f"# run {i - warmup + 1}/{runs} ({pair.order}) done", flush=True)
             pairs.append(pair)
     return pairs
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}"
 
 
 def ratios(pairs: list[Pair]) -> tuple[float, float]:
