@@ -36,6 +36,7 @@ class ApiContext:
     admin_token: str
     conf: cfg.ConfigOpts | None = None
     public_endpoint: str = ""
+    image_dirs: tuple[str, ...] = ("/var/lib/filemem/images",)
     service_down_time: float = 60.0
     project_id: str = DEFAULT_PROJECT_ID
     user_id: str = DEFAULT_USER_ID

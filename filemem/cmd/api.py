@@ -54,7 +54,8 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         scheduler=make_scheduler(conf, placement, database),
         admin_token=conf.api.admin_token, conf=conf,
         public_endpoint=conf.api.public_endpoint,
-        service_down_time=float(conf.api.service_down_time))
+        service_down_time=float(conf.api.service_down_time),
+        image_dirs=tuple(conf.api.image_dirs))
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

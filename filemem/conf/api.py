@@ -39,4 +39,11 @@ OPTS: list[cfg.Opt] = [
         "watch) after which its host counts as down: no new guests are scheduled there and "
         "os-services/os-hypervisors report state 'down'.",
     ),
+    cfg.ListOpt(
+        "image_dirs",
+        default=["/var/lib/filemem/images"],
+        help="Directories images may be registered from (POST /v2.1/images). A kernel, initrd "
+        "or disk must resolve (symlinks followed) to a file below one of them, so the API can "
+        "never be used to hand an arbitrary host file to a guest.",
+    ),
 ]

@@ -27,6 +27,7 @@ def api_conf(state: Path, placement_url: str, database_url: str = "",
     return (
         f"[DEFAULT]\nstate_path = {state}\nhost = api-test\n"
         f"[api]\nadmin_token = {token}\nbind_host = 127.0.0.1\nbind_port = 0\n"
+        f"image_dirs = {state.parent / 'files'}\n"
         f"[database]\nconnection = {database_url}\n"
         f"[placement]\nendpoint = {placement_url}\ntoken = admin\n"
     )

@@ -75,6 +75,7 @@ class Cloud:
     def _common_conf(self) -> str:
         return (f"[placement]\nendpoint = {self.placement_url}\ntoken = admin\n"
                 f"[api]\nadmin_token = {TOKEN}\nbind_host = 127.0.0.1\nbind_port = 0\n"
+                "image_dirs = /var/lib/filemem/images\n"
                 f"[database]\nconnection = sqlite:///{self.base}/filemem.sqlite\n")
 
     def _start_api(self) -> str:

@@ -145,6 +145,18 @@ def test_image_paths_are_checked(env: ApiEnv, body: dict[str, Any], reason: str)
     assert reason in response.json()["badRequest"]["message"]
 
 
+def test_image_files_must_lie_below_image_dirs(env: ApiEnv) -> None:
+    outside = env.files.parent / "outside.vmlinuz"
+    outside.write_bytes(b"\0" * 64)
+    sneaky = env.files / "sneaky.vmlinuz"
+    sneaky.symlink_to(outside)
+    for path in (outside, sneaky, Path("/etc/hostname")):
+        response = env.compute("POST", "/images", json={
+            "name": "bad", "kind": "kernel", "kernel_path": str(path)})
+        assert response.status_code == 400, response.text
+        assert "[api] image_dirs" in response.json()["badRequest"]["message"]
+
+
 def test_services_and_hypervisors_report_placement_capacity(env: ApiEnv) -> None:
     register_host(env, "hv-1", memory_mb=8192, vcpus=4, disk_gb=20, file_backed=True)
     services = env.compute("GET", "/os-services").json()["services"]

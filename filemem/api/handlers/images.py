@@ -94,10 +94,22 @@ def _check_file(field: str, path: str) -> None:
         raise BadRequest(f"{field} {path} is not a regular file")
 
 
+def _check_inside(field: str, path: str, image_dirs: tuple[str, ...]) -> None:
+    """The file, symlinks resolved, must lie below one of [api] image_dirs."""
+    real = os.path.realpath(path)
+    for directory in image_dirs:
+        base = os.path.realpath(directory)
+        if os.path.commonpath([real, base]) == base:
+            return
+    raise BadRequest(f"{field} {path} is not below a directory of [api] image_dirs "
+                     f"({', '.join(image_dirs) or 'none set'})")
+
+
 def create_image(request: Request, body: ImageCreate) -> dict[str, Any]:
     """POST /images (filemem extension): register a local kernel or disk image; 201."""
     for field, path in body.paths().items():
         _check_file(field, path)
+        _check_inside(field, path, get_context(request).image_dirs)
     values = {"id": str(uuidlib.uuid4()), "name": body.name, "kind": body.kind,
               "kernel_path": body.kernel_path, "initrd_path": body.initrd_path,
               "cmdline": body.cmdline, "disk_path": body.disk_path,
