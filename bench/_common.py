@@ -10,10 +10,10 @@ import subprocess
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import libvirt
 
@@ -37,8 +37,8 @@ def start_libvirt() -> None:
     subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True)
 
 
-def _mkdir_0755(path: Path) -> Path:
-    # QEMU runs as libvirt-qemu: every directory down to a console log must be searchable.
+def mkdir_0755(path: Path) -> Path:
+    """QEMU runs as libvirt-qemu: every directory down to a console log must be searchable."""
     path.mkdir(mode=0o755, parents=True, exist_ok=True)
     path.chmod(0o755)
     return path
@@ -97,7 +97,7 @@ class Session:
         return f"{self.prefix}{label}"
 
     def virsh_dir(self, name: str) -> Path:
-        return _mkdir_0755(self.run_dir / "virsh" / name)
+        return mkdir_0755(self.run_dir / "virsh" / name)
 
     def settings(self, file_backed_memory_mb: int, allocation_mode: AllocationMode
                  ) -> DriverSettings:
@@ -110,7 +110,7 @@ class Session:
 def driver_settings(
     state_path: Path, file_backed_memory_mb: int, allocation_mode: AllocationMode
 ) -> DriverSettings:
-    _mkdir_0755(state_path)
+    mkdir_0755(state_path)
     return DriverSettings(
         connection_uri=URI, virt_type="qemu", file_backed_memory_mb=file_backed_memory_mb,
         allocation_mode=allocation_mode, headroom_mb=16, state_path=state_path,
@@ -123,8 +123,8 @@ def session(tag: str) -> Iterator[Session]:
     """Start libvirtd, ensure the test image; on exit (Ctrl-C too) remove every guest and file."""
     start_libvirt()
     image = ensure_test_image(DEFAULT_DEST, log=lambda line: print(f"# {line}"))
-    _mkdir_0755(SCRATCH)
-    run_dir = _mkdir_0755(SCRATCH / uuidlib.uuid4().hex[:12])
+    mkdir_0755(SCRATCH)
+    run_dir = mkdir_0755(SCRATCH / uuidlib.uuid4().hex[:12])
     prefix = f"{tag}-{run_dir.name[:6]}-"
     current = Session(run_dir=run_dir, prefix=prefix, image=image, watch=ForeignWatch(prefix))
     current.watch.start()
@@ -225,3 +225,24 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def ms(seconds: float) -> str:
     """Seconds as whole milliseconds, for tables."""
     return f"{seconds * 1000:.0f}"
+
+
+class _Ordered(Protocol):
+    @property
+    def order(self) -> str: ...
+
+
+PairT = TypeVar("PairT", bound=_Ordered)
+
+
+def interleaved(warmup: int, runs: int, run_pair: Callable[[int], PairT]) -> list[PairT]:
+    """warmup + runs pairs (run_pair(i) alternates the order itself); warm-ups are dropped."""
+    pairs: list[PairT] = []
+    for i in range(warmup + runs):
+        pair = run_pair(i)
+        if i < warmup:
+            print(f"# warm-up pair {i + 1}/{warmup} ({pair.order}) dropped", flush=True)
+        else:
+            print(f"# run {i - warmup + 1}/{runs} ({pair.order}) done", flush=True)
+            pairs.append(pair)
+    return pairs

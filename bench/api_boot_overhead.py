@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import configparser
 import contextlib
 import io
-import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,11 +21,12 @@ import libvirt
 
 from bench._common import (
     POLL_S,
-    REPO,
     SCRATCH,
     URI,
     ForeignWatch,
+    interleaved,
     median,
+    mkdir_0755,
     ms,
     new_uuid,
     remove_domains,
@@ -37,26 +35,17 @@ from bench._common import (
     virsh,
     wait_for_line,
 )
+from bench._filemem_up import FILE_BACKED_MEMORY_MB, filemem_up
 from filemem.backing import store
 from filemem.devtools.test_image import DEFAULT_DEST, ensure_test_image
 
 TARGET = 1.10
 READY_TIMEOUT_S = 120.0
-UP_TIMEOUT_S = 120.0
 GONE_TIMEOUT_S = 120.0
 STATUS_AFTER_S = 10.0  # ask the API whether a guest failed only once it is this late
 FLAVOR = "m1.tiny"
 IMAGE = "filemem-test"
-FILE_BACKED_MEMORY_MB = 4096
 TAG = "fmapi"
-FILEMEM = REPO / ".venv" / "bin" / "filemem"
-
-
-def mkdir_0755(path: Path) -> Path:
-    """QEMU runs as libvirt-qemu: every directory down to a console log must be searchable."""
-    path.mkdir(mode=0o755, parents=True, exist_ok=True)
-    path.chmod(0o755)
-    return path
 
 
 def domain_name(uuid: str) -> str:
@@ -115,67 +104,6 @@ class Bench:
     created: list[str] = field(default_factory=list)
     gone: set[str] = field(default_factory=set)
     template: str | None = None
-
-
-# -- `filemem up` ----------------------------------------------------------------------------
-
-
-def write_conf(state: Path) -> Path:
-    parser = configparser.ConfigParser()
-    parser["DEFAULT"] = {"state_path": str(state), "ram_allocation_ratio": "1.0",
-                         "shutdown_timeout": "5"}
-    parser["libvirt"] = {"virt_type": "qemu", "file_backed_memory": str(FILE_BACKED_MEMORY_MB)}
-    parser["api"] = {"bind_host": "127.0.0.1", "bind_port": "0"}
-    path = state / "filemem.conf"
-    with path.open("w") as handle:
-        parser.write(handle)
-    return path
-
-
-def log_tail(state: Path, chars: int = 2000) -> str:
-    with contextlib.suppress(OSError):
-        return (state / "up.log").read_text(errors="replace")[-chars:]
-    return "(no log)"
-
-
-def wait_ready_file(proc: subprocess.Popen[bytes], state: Path) -> None:
-    ready = state / "ready"
-    deadline = time.monotonic() + UP_TIMEOUT_S
-    while not (ready.is_file() and ready.read_text().endswith("\n")):
-        if proc.poll() is not None:
-            raise RuntimeError(f"`filemem up` exited with {proc.returncode}:\n{log_tail(state)}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"`filemem up` not ready after {UP_TIMEOUT_S:.0f} s:\n"
-                               f"{log_tail(state)}")
-        time.sleep(0.1)
-
-
-def stop_up(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        print(f"# `filemem up` (pid {proc.pid}) ignored SIGTERM for 30 s: killing it")
-        proc.kill()
-        proc.wait()
-
-
-@contextlib.contextmanager
-def filemem_up(state: Path) -> Iterator[tuple[str, str]]:
-    """Run `filemem up --ready-file` on loopback; yields (endpoint, token); SIGTERM on exit."""
-    conf = write_conf(state)
-    with (state / "up.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [str(FILEMEM), "--config-file", str(conf), "up", "--ready-file", str(state / "ready")],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        wait_ready_file(proc, state)
-        client = json.loads((state / "client.json").read_text())
-        yield str(client["endpoint"]), str(client["token"])
-    finally:
-        stop_up(proc)
 
 
 # -- the API ---------------------------------------------------------------------------------
@@ -393,17 +321,8 @@ def run_pair(b: Bench, i: int) -> Pair:
 
 
 def run_pairs(b: Bench, warmup: int, runs: int) -> list[Pair]:
-    """warmup + runs pairs; even pairs run A then B (the first takes B's template), odd ones
-    B then A. Warm-ups are dropped."""
-    pairs: list[Pair] = []
-    for i in range(warmup + runs):
-        pair = run_pair(b, i)
-        if i < warmup:
-            print(f"# warm-up pair {i + 1}/{warmup} ({pair.order}) dropped", flush=True)
-        else:
-            print(f"# run {i - warmup + 1}/{runs} ({pair.order}) done", flush=True)
-            pairs.append(pair)
-    return pairs
+    """Even pairs run A then B (the first takes B's template), odd ones B then A."""
+    return interleaved(warmup, runs, lambda i: run_pair(b, i))
 
 
 def ratios(pairs: list[Pair]) -> tuple[float, float]:

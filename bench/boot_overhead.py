@@ -13,6 +13,7 @@ from bench._common import (
     AllocationMode,
     Session,
     domain_xml,
+    interleaved,
     kernel_image,
     median,
     ms,
@@ -84,26 +85,22 @@ class Pair:
     others: frozenset[str]  # other guests seen running during the pair (noise)
 
 
+def run_pair(s: Session, driver: LibvirtDriver, flavor: Flavor, i: int) -> Pair:
+    """Even pairs run A then B, odd ones B then A, so drift hits both alike."""
+    order: list[tuple[str, Booter]] = [("A", boot_filemem), ("B", boot_virsh)]
+    if i % 2:
+        order.reverse()
+    got: dict[str, Sample] = {}
+    t0 = time.perf_counter()
+    for which, boot in order:
+        got[which] = boot(s, driver, flavor, f"{which.lower()}{i}")
+    return Pair("".join(which for which, _ in order), got["A"], got["B"],
+                frozenset(s.watch.between(t0, time.perf_counter())))
+
+
 def run_pairs(s: Session, driver: LibvirtDriver, flavor: Flavor, warmup: int,
               runs: int) -> list[Pair]:
-    """warmup + runs pairs; even pairs run A then B, odd ones B then A. Warm-ups are dropped."""
-    pairs: list[Pair] = []
-    for i in range(warmup + runs):
-        order: list[tuple[str, Booter]] = [("A", boot_filemem), ("B", boot_virsh)]
-        if i % 2:
-            order.reverse()
-        got: dict[str, Sample] = {}
-        t0 = time.perf_counter()
-        for which, boot in order:
-            got[which] = boot(s, driver, flavor, f"{which.lower()}{i}")
-        pair = Pair("".join(which for which, _ in order), got["A"], got["B"],
-                    frozenset(s.watch.between(t0, time.perf_counter())))
-        if i < warmup:
-            print(f"# warm-up pair {i + 1}/{warmup} ({pair.order}) dropped", flush=True)
-        else:
-            print(f"# run {i - warmup + 1}/{runs} ({pair.order}) done", flush=True)
-            pairs.append(pair)
-    return pairs
+    return interleaved(warmup, runs, lambda i: run_pair(s, driver, flavor, i))
 
 
 def ratios(pairs: list[Pair]) -> tuple[float, float]:
