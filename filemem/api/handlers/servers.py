@@ -153,10 +153,7 @@ def list_servers(request: Request, name: Filter = None, status: Filter = None,
                  limit: Limit = None, marker: Filter = None) -> dict[str, Any]:
     """GET /servers."""
     page, links = _listing(request, name, status, host, flavor, image, limit, marker)
-    body: dict[str, Any] = {"servers": [views.summary(request, i) for i in page]}
-    if links:
-        body["servers_links"] = links
-    return body
+    return _list_body([views.summary(request, i) for i in page], links)
 
 
 def list_servers_detail(request: Request, name: Filter = None, status: Filter = None,
@@ -164,7 +161,11 @@ def list_servers_detail(request: Request, name: Filter = None, status: Filter = 
                         limit: Limit = None, marker: Filter = None) -> dict[str, Any]:
     """GET /servers/detail."""
     page, links = _listing(request, name, status, host, flavor, image, limit, marker)
-    body: dict[str, Any] = {"servers": [views.detail(request, i) for i in page]}
+    return _list_body([views.detail(request, i) for i in page], links)
+
+
+def _list_body(servers: list[dict[str, Any]], links: list[dict[str, str]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"servers": servers}
     if links:
         body["servers_links"] = links
     return body

@@ -203,9 +203,10 @@ class LibvirtDriver:
         with translated("listing guests"):
             domains = conn.listAllDomains(0)
         guests = []
+        backing_dir = self.memory_backing_dir()  # qemu.conf read once, not per guest
         for dom in domains:
             try:
-                info, managed = self._describe(dom)
+                info, managed = self._describe(dom, backing_dir)
             except GuestNotFound:
                 continue  # undefined while we were looking
             if managed:  # other tools' domains on the same libvirtd are none of our business
@@ -237,8 +238,8 @@ class LibvirtDriver:
             raise GuestAlreadyExists(f"a guest with {what} {key} is already defined on this host")
 
     def _guard_capacity(self, memory_mb: int) -> None:
-        backing_dir = self.memory_backing_dir()
         conf_text = self.qemu_conf_text()
+        backing_dir = store.effective_memory_backing_dir(conf_text)
         facts = store.inspect_store(backing_dir, store.qemu_user(conf_text))
         running = [(f.nominal_bytes, f.allocated_bytes)
                    for f in store.all_memory_files(backing_dir).values()]
@@ -269,7 +270,9 @@ class LibvirtDriver:
     def _info(self, dom: libvirt.virDomain) -> GuestInfo:
         return self._describe(dom)[0]
 
-    def _describe(self, dom: libvirt.virDomain) -> tuple[GuestInfo, bool]:
+    def _describe(
+        self, dom: libvirt.virDomain, backing_dir: Path | None = None,
+    ) -> tuple[GuestInfo, bool]:
         """The guest's state, and whether filemem defined it (it carries our metadata)."""
         with translated("reading guest state"):
             state, _reason = dom.state()
@@ -279,7 +282,8 @@ class LibvirtDriver:
         file_backed = guest_config.is_file_backed(parsed)
         memory_file = None
         if file_backed and domain_id > 0:
-            memory_file = store.guest_memory_file(self.memory_backing_dir(), domain_id)
+            memory_file = store.guest_memory_file(
+                backing_dir or self.memory_backing_dir(), domain_id)
         info = GuestInfo(
             uuid=dom.UUIDString(), name=dom.name(),
             domain_id=domain_id if domain_id > 0 else None,
