@@ -120,7 +120,7 @@ class LibvirtDriver:
             owner=owner,
         )
         domain = guest_config.build_domain(request, host)
-        _make_world_traversable(workdir)
+        _make_instance_dir(workdir)
         try:
             if request.overlay is not None:
                 _create_overlay(image, request.overlay)
@@ -318,8 +318,9 @@ def _undefine_quietly(dom: libvirt.virDomain) -> None:
         LOG.warning("could not undefine failed guest %s: %s", dom.name(), exc)
 
 
-def _make_world_traversable(path: Path) -> None:
-    """QEMU runs as its own user: it must reach the console log and overlay below state_path."""
+def _make_instance_dir(path: Path) -> None:
+    """Create it, and refuse a state_path QEMU's user cannot traverse to the console log and
+    overlay below it (we check rather than chmod the operator's parent directories)."""
     path.mkdir(mode=0o755, parents=True, exist_ok=True)
     for part in (path, *path.parents):
         if not part.stat().st_mode & 0o001:
