@@ -17,10 +17,10 @@ from typing import Literal, Protocol, TypeVar
 
 import libvirt
 
+from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image
 from filemem.devtools.test_image import DEFAULT_DEST, TestImage, ensure_test_image
 from filemem.virt import guest_config
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
-from filemem.virt.types import Flavor, GuestRequest, HostFacts, Image
 
 REPO = Path(__file__).resolve().parents[1]
 URI = "qemu:///system"

@@ -23,8 +23,8 @@ from bench._common import (
     virsh,
     wait_for_line,
 )
+from filemem.common.guests import Flavor
 from filemem.virt.libvirt.driver import LibvirtDriver
-from filemem.virt.types import Flavor
 
 TARGET = 1.10
 READY_TIMEOUT_S = 120.0

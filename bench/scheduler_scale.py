@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from bench._common import table
+from filemem.common.resources import MEM_PAGE_SIZE, MEMORY_BACKING_FILE_TRAIT
 from filemem.placement.client import PlacementClient, Response, Transport
 from filemem.placement.http import HttpTransport
 from filemem.scheduler import HostRecord, RequestSpec, Scheduler, SchedulerSettings, Selection
-from filemem.scheduler.request import FILE_BACKED_TRAIT, MEM_PAGE_SIZE
 
 REPO = Path(__file__).resolve().parents[1]
 INVENTORY = {"MEMORY_MB": 65536, "VCPU": 64, "DISK_GB": 1000}
@@ -145,7 +145,7 @@ def register_hosts(db_path: Path, count: int, file_backed_every: int) -> list[Ho
              for i in range(count)]
     with contextlib.closing(sqlite3.connect(db_path, timeout=60)) as db, db:
         (trait_id,) = db.execute("SELECT id FROM traits WHERE name = ?",
-                                 (FILE_BACKED_TRAIT,)).fetchone()
+                                 (MEMORY_BACKING_FILE_TRAIT,)).fetchone()
         rc_ids = dict(db.execute("SELECT name, id FROM resource_classes").fetchall())
         (base,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM resource_providers").fetchone()
         ids = range(base + 1, base + 1 + count)
@@ -265,7 +265,7 @@ def measure(run: Run) -> tuple[list[list[str]], str]:
 def measure_on(run: Run, url: str, db_path: Path) -> tuple[list[list[str]], str]:
     timer = TimedTransport(HttpTransport.with_token(url, "admin"))
     client = PlacementClient(timer)
-    client.request("GET", f"/traits?name=in:{FILE_BACKED_TRAIT}")  # Placement is ready
+    client.request("GET", f"/traits?name=in:{MEMORY_BACKING_FILE_TRAIT}")  # Placement is ready
     started = time.perf_counter()
     hosts = register_hosts(db_path, run.hosts, run.file_backed_every)
     print(f"# {run.hosts:,} hosts registered in {time.perf_counter() - started:.1f} s")

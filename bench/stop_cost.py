@@ -26,8 +26,8 @@ from bench._common import (
     virsh,
     wait_for_line,
 )
+from filemem.common.guests import Flavor, HostFacts, Image
 from filemem.virt.libvirt.driver import LibvirtDriver
-from filemem.virt.types import Flavor, HostFacts, Image
 from filemem.virt.xml.domain import Domain
 
 TOUCH_TIMEOUT_S = 300.0

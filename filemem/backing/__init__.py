@@ -1,7 +1,6 @@
 """The memory backing store: where guests' memory files live and how much room it really has."""
 
 from filemem.backing.capacity import (
-    MIB,
     check_guest_fits,
     effective_capacity_mb,
     format_mib,
@@ -19,6 +18,7 @@ from filemem.backing.store import (
     qemu_user,
     read_qemu_conf,
 )
+from filemem.common.resources import MIB
 
 __all__ = [
     "MIB",

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from filemem.common.findings import Finding, error, ok, warning
+from filemem.common.guests import MemoryFileUsage
 from filemem.exceptions import InsufficientBackingStore
-from filemem.findings import Finding, error, ok, warning
-from filemem.virt.types import MemoryFileUsage
 
 if TYPE_CHECKING:
     from filemem.backing.store import StoreFacts
 
-MIB = 1024 * 1024
+from filemem.common.resources import MIB
 
 CAPACITY_OPTION = "[libvirt] file_backed_memory"
 HEADROOM_OPTION = "[libvirt] backing_store_headroom_mb"

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from filemem.virt.types import MemoryFileUsage
+from filemem.common.guests import MemoryFileUsage
 
 # libvirt's compiled-in defaults for the privileged daemon on Debian.
 DEFAULT_MEMORY_BACKING_DIR = Path("/var/lib/libvirt/qemu/ram")

@@ -14,8 +14,8 @@ from oslo_config import cfg
 
 from filemem.api.app import create_app
 from filemem.api.context import ApiContext
-from filemem.api.hosts import make_scheduler
 from filemem.cmd.common import add_config_args, load_conf
+from filemem.conductor.hosts import make_scheduler
 from filemem.conf.database import connection_url
 from filemem.db import migrate
 from filemem.db.session import Database

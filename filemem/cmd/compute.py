@@ -14,10 +14,10 @@ from oslo_config import cfg
 
 from filemem import __version__
 from filemem.cmd.common import add_config_args, load_conf
-from filemem.compute.agent import Agent, ComputeHost, startup_errors
-from filemem.compute.api_client import AgentApiClient
+from filemem.compute.agent_api import AgentApiClient
 from filemem.compute.host_check import check_host
-from filemem.compute.watcher import Watcher
+from filemem.compute.reconcile.loop import Watcher
+from filemem.compute.resource_sync import Agent, ComputeHost, startup_errors
 from filemem.exceptions import ConfigError, FilememError
 
 LOG = logging.getLogger("filemem.compute")

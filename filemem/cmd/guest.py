@@ -7,11 +7,11 @@ import uuid as uuidlib
 from pathlib import Path
 
 from filemem.cmd.common import load_conf, mib, parse_properties, print_json, print_table, wait_until
-from filemem.compute.agent import ComputeHost
+from filemem.common.guests import Flavor, GuestInfo, Image
 from filemem.compute.host_check import driver_settings
+from filemem.compute.resource_sync import ComputeHost
 from filemem.exceptions import GuestNotFound
 from filemem.virt.libvirt.driver import LibvirtDriver
-from filemem.virt.types import Flavor, GuestInfo, Image
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,8 +6,8 @@ import argparse
 
 from filemem.cmd import host_show
 from filemem.cmd.common import load_conf, mib, print_json
+from filemem.common.findings import Severity
 from filemem.compute.host_check import HostReport, check_host
-from filemem.findings import Severity
 
 _MARK = {Severity.OK: "ok", Severity.WARNING: "WARNING", Severity.ERROR: "ERROR"}
 

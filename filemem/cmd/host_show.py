@@ -8,13 +8,13 @@ from typing import Any
 
 from filemem.backing import store
 from filemem.cmd.common import load_conf, mib, print_json, print_table
+from filemem.common.guests import GuestInfo
+from filemem.common.resources import DISK_GB, MEMORY_MB, VCPU
 from filemem.compute.host_check import driver_settings
-from filemem.compute.inventory import DISK_GB, MEMORY_MB, VCPU
 from filemem.compute.tracker import read_provider_uuid
 from filemem.exceptions import FilememError
 from filemem.placement import client_from_conf
 from filemem.virt.libvirt.driver import LibvirtDriver
-from filemem.virt.types import GuestInfo
 
 _CLASSES = (MEMORY_MB, VCPU, DISK_GB)
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filemem.cmd.api_client import ApiError, ComputeApi, client_settings
 from filemem.cmd.common import load_conf, print_json, print_table, wait_until
+from filemem.cmd.compute_api import ApiError, ComputeApi, client_settings
 
 if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]

@@ -20,12 +20,12 @@ from oslo_config import cfg
 
 from filemem.api.app import create_app
 from filemem.cmd.api import build_context, listening_socket, url_of
-from filemem.cmd.api_client import CLIENT_FILE, ComputeApi
 from filemem.cmd.common import load_conf
-from filemem.compute.agent import Agent, ComputeHost, startup_errors
-from filemem.compute.api_client import AgentApiClient
+from filemem.cmd.compute_api import CLIENT_FILE, ComputeApi
+from filemem.compute.agent_api import AgentApiClient
 from filemem.compute.host_check import check_host
-from filemem.compute.watcher import Watcher
+from filemem.compute.reconcile.loop import Watcher
+from filemem.compute.resource_sync import Agent, ComputeHost, startup_errors
 from filemem.conf.database import connection_url
 from filemem.db import migrate
 from filemem.devtools.test_image import DEFAULT_DEST as TEST_IMAGE_DIR

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from filemem import findings
-from filemem.findings import Finding
-
-Version = tuple[int, int, int]
-
-MIN_LIBVIRT_VERSION: Version = (4, 0, 0)
-MIN_QEMU_VERSION: Version = (2, 6, 0)
-MIN_LIBVIRT_DISCARD_VERSION: Version = (4, 4, 0)
-MIN_QEMU_DISCARD_VERSION: Version = (2, 10, 0)
+from filemem.common import findings
+from filemem.common.findings import Finding
+from filemem.common.versions import (
+    MIN_LIBVIRT_VERSION,
+    MIN_QEMU_VERSION,
+    Version,
+    discard_supported,
+    fmt_version,
+)
 
 SUPPORTED_VIRT_TYPES = ("kvm", "qemu")
 
@@ -27,10 +27,6 @@ class CheckInputs:
     reserved_host_memory_mb: int
     libvirt_version: Version
     qemu_version: Version
-
-
-def fmt_version(version: Version) -> str:
-    return ".".join(str(part) for part in version)
 
 
 def check_virt_type(inputs: CheckInputs) -> Finding:
@@ -104,11 +100,6 @@ def check_versions(inputs: CheckInputs) -> list[Finding]:
                 "[libvirt] file_backed_memory",
             ))
     return result
-
-
-def discard_supported(libvirt_version: Version, qemu_version: Version) -> bool:
-    return (libvirt_version >= MIN_LIBVIRT_DISCARD_VERSION
-            and qemu_version >= MIN_QEMU_DISCARD_VERSION)
 
 
 def check_discard(inputs: CheckInputs) -> Finding:

@@ -8,11 +8,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from filemem import findings
 from filemem.backing import capacity, store
+from filemem.common import findings
+from filemem.common.findings import Finding, Severity
+from filemem.common.versions import fmt_version
 from filemem.compute import checks
 from filemem.exceptions import FilememError
-from filemem.findings import Finding, Severity
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 
 
@@ -66,8 +67,8 @@ def check_host(conf: cfg.ConfigOpts, driver: LibvirtDriver | None = None) -> Hos
             "[libvirt] connection_uri",
         ))
         return report
-    report.libvirt_version = checks.fmt_version(libvirt_version)
-    report.qemu_version = checks.fmt_version(qemu_version)
+    report.libvirt_version = fmt_version(libvirt_version)
+    report.qemu_version = fmt_version(qemu_version)
     report.findings.extend(checks.run_startup_checks(checks.CheckInputs(
         virt_type=conf.libvirt.virt_type,
         file_backed_memory_mb=conf.libvirt.file_backed_memory,

@@ -42,19 +42,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import os_resource_classes as orc
-import os_traits
+from filemem.backing.capacity import effective_capacity_mb
+from filemem.common.resources import DISK_GB, GIB, MEMORY_BACKING_FILE_TRAIT, MEMORY_MB, MIB, VCPU
 
-from filemem.backing.capacity import MIB, effective_capacity_mb
-
-GIB = 1024 * MIB
-
-MEMORY_BACKING_FILE_TRAIT: str = os_traits.COMPUTE_MEM_BACKING_FILE
 OWNED_TRAITS: frozenset[str] = frozenset({MEMORY_BACKING_FILE_TRAIT})
-
-MEMORY_MB: str = orc.MEMORY_MB
-VCPU: str = orc.VCPU
-DISK_GB: str = orc.DISK_GB
 
 Inventories = dict[str, dict[str, Any]]
 
@@ -175,8 +166,3 @@ def merge_traits(current: Iterable[str], ours: Iterable[str]) -> set[str]:
         raise ValueError(f"traits {sorted(unknown)} are not owned by filemem")
     return (set(current) - OWNED_TRAITS) | wanted
 
-
-def guest_resources(memory_mb: int, vcpus: int, disk_gb: int = 0) -> dict[str, int]:
-    """A guest's allocation; zero amounts are left out (Placement refuses them)."""
-    wanted = {MEMORY_MB: memory_mb, VCPU: vcpus, DISK_GB: disk_gb}
-    return {rc: amount for rc, amount in wanted.items() if amount > 0}

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from filemem.compute.inventory import guest_resources
+from filemem.common.guests import Flavor, GuestInfo, Image, validate_uuid
+from filemem.common.resources import guest_resources
 from filemem.exceptions import FilememError, GuestAlreadyExists, GuestNotFound
 from filemem.placement.client import PlacementApiError, PlacementClient
-from filemem.virt.types import Flavor, GuestInfo, Image, validate_uuid
 
 LOG = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ from oslo_config import cfg
 
 from filemem.backing import store
 from filemem.backing.store import StoreFacts
+from filemem.common.guests import MemoryFileUsage
+from filemem.common.resources import MEMORY_MB
 from filemem.compute import inventory
 from filemem.compute.inventory import HostInventory, HostResources, InventoryConfig, StoreUsage
 from filemem.placement.client import CONCURRENT_UPDATE, PlacementClient, PlacementConflict
-from filemem.virt.types import MemoryFileUsage
 
 LOG = logging.getLogger(__name__)
 
@@ -231,11 +232,11 @@ class ResourceTracker:
     def _log_capacity(self, wanted: HostInventory, written: bool) -> list[str]:
         """WARNING when memory is held back (on change), INFO when it is given back."""
         notes: list[str] = []
-        memory = wanted.inventories.get(inventory.MEMORY_MB, {})
+        memory = wanted.inventories.get(MEMORY_MB, {})
         previous = self._last
         self._last = wanted
         if wanted.capacity_reduced:
-            before = previous.inventories.get(inventory.MEMORY_MB, {}) if previous else {}
+            before = previous.inventories.get(MEMORY_MB, {}) if previous else {}
             if previous is None or before.get("reserved") != memory.get("reserved"):
                 notes.append(f"capacity reduced: {wanted.capacity_reason}")
                 LOG.warning("host %s: MEMORY_MB capacity reduced: %s", self.name,

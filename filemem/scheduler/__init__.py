@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from filemem.scheduler.host_state import HostRecord
-from filemem.scheduler.request import PlacementRequest, RequestSpec, build_request
-from filemem.scheduler.selector import (
+from filemem.scheduler.manager import (
     STRATEGIES,
     NoValidHost,
     Scheduler,
     SchedulerSettings,
     Selection,
 )
+from filemem.scheduler.request import PlacementRequest, RequestSpec, build_request
 
 __all__ = [
     "STRATEGIES",

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import TypeVar
 
+from filemem.common.resources import MEMORY_MB
 from filemem.placement.client import PlacementApiError, PlacementClient
 from filemem.scheduler.host_state import (
     HostRecord,
@@ -53,7 +54,6 @@ from filemem.scheduler.host_state import (
     state_from_summary,
     unreported_state,
 )
-from filemem.scheduler.request import MEMORY_MB
 from filemem.scheduler.weights.base import BaseWeigher, Scorer
 
 LOG = logging.getLogger(__name__)

@@ -7,18 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import os_resource_classes as orc
-import os_traits
-
+from filemem.common.resources import MEM_PAGE_SIZE, MEMORY_BACKING_FILE_TRAIT, guest_resources
 from filemem.exceptions import InvalidInput
-
-# The flavor extra spec nova uses for huge pages; guest_config refuses every value of it on a
-# file-backed host, "small" included, so any value at all keeps the guest off such hosts.
-MEM_PAGE_SIZE = "hw:mem_page_size"
-FILE_BACKED_TRAIT: str = os_traits.COMPUTE_MEM_BACKING_FILE
-MEMORY_MB: str = orc.MEMORY_MB
-VCPU: str = orc.VCPU
-DISK_GB: str = orc.DISK_GB
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -78,10 +68,8 @@ def build_request(spec: RequestSpec) -> PlacementRequest:
     file-backed memory and huge pages exclude each other, and other hosts still qualify.
     """
     _check_sizes(spec)
-    resources = {MEMORY_MB: spec.memory_mb, VCPU: spec.vcpus}
-    if spec.disk_gb > 0:
-        resources[DISK_GB] = spec.disk_gb
+    resources = guest_resources(spec.memory_mb, spec.vcpus, spec.disk_gb)
     page_size = spec.extra_specs.get(MEM_PAGE_SIZE)
-    forbidden = frozenset({FILE_BACKED_TRAIT}) if page_size is not None else frozenset()
+    forbidden = frozenset({MEMORY_BACKING_FILE_TRAIT}) if page_size is not None else frozenset()
     return PlacementRequest(
         resources=_frozen(resources), forbidden_traits=forbidden, mem_page_size=page_size)

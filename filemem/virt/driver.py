@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from filemem.virt.types import Flavor, GuestInfo, HostFacts, Image
+from filemem.common.guests import Flavor, GuestInfo, HostFacts, Image
 
 
 class HypervisorDriver(Protocol):

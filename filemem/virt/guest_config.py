@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image
+from filemem.common.resources import MEM_PAGE_SIZE
 from filemem.exceptions import InvalidGuestConfig
-from filemem.virt.types import Flavor, GuestRequest, HostFacts, Image
 from filemem.virt.xml.domain import (
     Boot,
     Clock,
@@ -24,16 +25,11 @@ from filemem.virt.xml.domain import (
 )
 
 __all__ = [
-    "MEM_PAGE_SIZE",
     "build_domain",
     "is_file_backed",
     "memory_mb",
-    "parse_version",
 ]
 
-Version = tuple[int, int, int]
-
-MEM_PAGE_SIZE = "hw:mem_page_size"
 
 SERIAL_CONSOLE_ARG = "console=ttyS0"
 
@@ -49,13 +45,6 @@ _LIBVIRT_UNIT_BYTES: dict[str, int] = {
     **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgtpe")},
 }
 _UNIT_BYTES = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
-def parse_version(number: int) -> Version:
-    """libvirt's integer version (major * 1,000,000 + minor * 1,000 + release) as a tuple."""
-    if number < 0:
-        raise ValueError(f"version number {number} is negative")
-    return number // 1_000_000, number // 1000 % 1000, number % 1000
 
 
 def is_file_backed(domain: Domain) -> bool:

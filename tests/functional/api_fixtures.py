@@ -19,7 +19,7 @@ from tests.functional.placement_fixtures import REPO, StandalonePlacement
 from tests.functional.service_process import ServiceProcess
 
 TOKEN = "test-admin-token-" + "0123456789abcdef"
-FILE_BACKED_TRAIT = "COMPUTE_MEM_BACKING_FILE"
+MEMORY_BACKING_FILE_TRAIT = "COMPUTE_MEM_BACKING_FILE"
 
 
 def api_conf(state: Path, placement_url: str, database_url: str = "",
@@ -110,7 +110,7 @@ def register_host(env: ApiEnv, host: str, *, memory_mb: int = 4096, vcpus: int =
     if disk_gb:
         inventory["DISK_GB"] = {"total": disk_gb, "max_unit": disk_gb}
     env.placement.set_inventories(provider, inventory)
-    env.placement.set_traits(provider, [FILE_BACKED_TRAIT] if file_backed else [])
+    env.placement.set_traits(provider, [MEMORY_BACKING_FILE_TRAIT] if file_backed else [])
     response = (http or env.http).put(f"/filemem/v1/services/{host}", json={
         "binary": "filemem-compute", "provider_uuid": provider, "file_backed": file_backed,
         "file_backed_memory_mb": memory_mb if file_backed else 0})

@@ -19,14 +19,14 @@ import pytest
 
 from filemem.cmd import host_show
 from filemem.cmd.common import add_config_args
+from filemem.common.guests import Flavor, Image, PowerState
 from filemem.compute import metrics
-from filemem.compute.agent import ComputeHost
 from filemem.compute.manager import DEFAULT_PROJECT_ID, DEFAULT_USER_ID
+from filemem.compute.resource_sync import ComputeHost
 from filemem.devtools.test_image import TestImage
 from filemem.exceptions import GuestAlreadyExists, InvalidGuestConfig
 from filemem.placement.client import InsufficientCapacity
 from filemem.virt.libvirt.driver import LibvirtDriver
-from filemem.virt.types import Flavor, Image, PowerState
 from tests.functional.conftest import DriverFactory, guest_name, wait_for_console
 from tests.functional.placement_fixtures import (
     REPO,

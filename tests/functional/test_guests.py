@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from filemem.backing import store
+from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
 from filemem.devtools.test_image import TestImage
 from filemem.exceptions import GuestAlreadyExists, InvalidGuestConfig
 from filemem.virt.libvirt.driver import LibvirtDriver
-from filemem.virt.types import Flavor, GuestInfo, Image, PowerState
 from filemem.virt.xml.domain import Domain
 from tests.functional.conftest import DriverFactory, guest_name, virsh, wait_for_console
 

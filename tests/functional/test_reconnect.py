@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from filemem.common.guests import PowerState
 from filemem.devtools.test_image import TestImage
 from filemem.exceptions import HypervisorUnavailable
-from filemem.virt.types import PowerState
 from tests.functional.conftest import REPO, DriverFactory, wait_for_console
 from tests.functional.test_guests import boot
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from filemem import conf as filemem_conf
+from filemem.common.findings import Severity
+from filemem.common.guests import GuestInfo, PowerState
 from filemem.compute.host_check import check_host
 from filemem.devtools.test_image import TestImage
 from filemem.exceptions import HypervisorError, InsufficientBackingStore
-from filemem.findings import Severity
 from filemem.virt.libvirt.driver import LibvirtDriver
-from filemem.virt.types import GuestInfo, PowerState
 from tests.functional.conftest import SCRATCH, DriverFactory, virsh, wait_for_console
 from tests.functional.test_guests import boot
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from filemem.common.resources import DISK_GB, GIB, MEMORY_MB, VCPU
 from filemem.compute.host_check import driver_settings
-from filemem.compute.inventory import DISK_GB, GIB, MEMORY_MB, VCPU
 from filemem.compute.tracker import PROVIDER_UUID_FILE, ResourceTracker, provider_uuid
 from filemem.placement.client import PlacementClient
 from filemem.placement.http import HttpTransport

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from filemem.backing.capacity import (
-    MIB,
     check_guest_fits,
     effective_capacity_mb,
     format_mib,
@@ -18,9 +17,10 @@ from filemem.backing.capacity import (
     store_findings,
 )
 from filemem.backing.store import StoreFacts
+from filemem.common.findings import Finding, Severity
+from filemem.common.guests import MemoryFileUsage
+from filemem.common.resources import MIB
 from filemem.exceptions import InsufficientBackingStore
-from filemem.findings import Finding, Severity
-from filemem.virt.types import MemoryFileUsage
 
 GIB = 1024 * MIB
 

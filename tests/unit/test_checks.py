@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from filemem.common.findings import Finding, Severity
+from filemem.common.versions import discard_supported
 from filemem.compute import checks
-from filemem.findings import Finding, Severity
 
 GOOD = checks.CheckInputs(
     virt_type="kvm", file_backed_memory_mb=4096, ram_allocation_ratio=1.0,
@@ -88,7 +89,7 @@ def test_minimum_versions_pass() -> None:
 def test_discard_gated_by_versions(
     libvirt: tuple[int, int, int], qemu: tuple[int, int, int], expected: bool,
 ) -> None:
-    assert checks.discard_supported(libvirt, qemu) is expected
+    assert discard_supported(libvirt, qemu) is expected
     finding = checks.check_discard(dataclasses.replace(GOOD, libvirt_version=libvirt,
                                                        qemu_version=qemu))
     assert finding.severity == (Severity.OK if expected else Severity.WARNING)

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from filemem.compute.checks import discard_supported
+from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image
+from filemem.common.versions import discard_supported, parse_version
 from filemem.exceptions import InvalidGuestConfig
-from filemem.virt.guest_config import (
-    build_domain,
-    is_file_backed,
-    memory_mb,
-    parse_version,
-)
-from filemem.virt.types import Flavor, GuestRequest, HostFacts, Image
+from filemem.virt.guest_config import build_domain, is_file_backed, memory_mb
 from filemem.virt.xml import Domain
 
 FIXTURES = Path(__file__).parent / "fixtures" / "xml"

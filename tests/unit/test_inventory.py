@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from filemem.compute.inventory import (
+from filemem.common.resources import (
     DISK_GB,
     GIB,
     MEMORY_BACKING_FILE_TRAIT,
     MEMORY_MB,
     VCPU,
+    guest_resources,
+)
+from filemem.compute.inventory import (
     HostResources,
     InventoryConfig,
     StoreUsage,
     compute_inventory,
-    guest_resources,
     merge_traits,
 )
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from filemem.compute import reconcile
-from filemem.compute.reconcile import DesiredInstance, Step, plan, plan_instance
-from filemem.virt.types import Flavor, GuestInfo, Image, PowerState
+from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
+from filemem.compute.reconcile import plan as reconcile
+from filemem.compute.reconcile.plan import DesiredInstance, Step, plan, plan_instance
 
 UUID = "6f1f6d0e-1c7a-4bb5-9a36-0d3c3c1b8a11"
 WANT = DesiredInstance(

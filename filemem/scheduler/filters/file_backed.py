@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from filemem.common.resources import MEM_PAGE_SIZE, MEMORY_BACKING_FILE_TRAIT
 from filemem.scheduler.filters.base import BaseFilter, Rejection
 from filemem.scheduler.host_state import HostState
-from filemem.scheduler.request import FILE_BACKED_TRAIT, MEM_PAGE_SIZE, PlacementRequest
+from filemem.scheduler.request import PlacementRequest
 
 
 class FileBackedMemoryFilter(BaseFilter):
@@ -15,8 +16,9 @@ class FileBackedMemoryFilter(BaseFilter):
     """
 
     def check(self, host: HostState, request: PlacementRequest) -> Rejection | None:
-        if not request.wants_huge_pages or FILE_BACKED_TRAIT not in host.traits:
+        if not request.wants_huge_pages or MEMORY_BACKING_FILE_TRAIT not in host.traits:
             return None
         why = (f"but the flavor asks for huge pages ({MEM_PAGE_SIZE}="
                f"{request.mem_page_size})")
-        return Rejection(f"has {FILE_BACKED_TRAIT} {why}", f"have {FILE_BACKED_TRAIT} {why}")
+        trait = MEMORY_BACKING_FILE_TRAIT
+        return Rejection(f"has {trait} {why}", f"have {trait} {why}")

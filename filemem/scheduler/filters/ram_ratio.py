@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from filemem.common.resources import MEMORY_BACKING_FILE_TRAIT, MEMORY_MB
 from filemem.scheduler.filters.base import BaseFilter, Rejection
 from filemem.scheduler.host_state import HostState
-from filemem.scheduler.request import FILE_BACKED_TRAIT, MEMORY_MB, PlacementRequest
+from filemem.scheduler.request import PlacementRequest
 
 
 class RamAllocationRatioFilter(BaseFilter):
@@ -17,7 +18,7 @@ class RamAllocationRatioFilter(BaseFilter):
     """
 
     def check(self, host: HostState, request: PlacementRequest) -> Rejection | None:
-        if FILE_BACKED_TRAIT not in host.traits:
+        if MEMORY_BACKING_FILE_TRAIT not in host.traits:
             return None
         inventory = host.inventories.get(MEMORY_MB)
         if inventory is None or not inventory.detailed or inventory.allocation_ratio == 1.0:

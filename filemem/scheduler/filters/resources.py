@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from filemem.common.resources import MEMORY_MB
 from filemem.scheduler.filters.base import BaseFilter, Rejection
 from filemem.scheduler.host_state import HostState
-from filemem.scheduler.request import MEMORY_MB, PlacementRequest
+from filemem.scheduler.request import PlacementRequest
 
 
 def _constraint(rc: str, amount: int, host: HostState) -> Rejection | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from filemem.common.resources import MEMORY_MB
 from filemem.scheduler.host_state import HostState
-from filemem.scheduler.request import MEMORY_MB
 from filemem.scheduler.weights.base import BaseWeigher
 
 

@@ -16,7 +16,17 @@ from typing import Literal
 import libvirt
 
 from filemem.backing import capacity, store
-from filemem.compute.checks import discard_supported
+from filemem.common.guests import (
+    Flavor,
+    GuestInfo,
+    GuestRequest,
+    HostFacts,
+    Image,
+    PowerState,
+    validate_name,
+    validate_uuid,
+)
+from filemem.common.versions import discard_supported, parse_version
 from filemem.exceptions import (
     ConfigError,
     GuestAlreadyExists,
@@ -27,16 +37,6 @@ from filemem.exceptions import (
 from filemem.virt import guest_config
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
-from filemem.virt.types import (
-    Flavor,
-    GuestInfo,
-    GuestRequest,
-    HostFacts,
-    Image,
-    PowerState,
-    validate_name,
-    validate_uuid,
-)
 from filemem.virt.xml.domain import Domain
 
 LOG = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class LibvirtDriver:
 
     def versions(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         lib, hyp = self.connection.versions()
-        return guest_config.parse_version(lib), guest_config.parse_version(hyp)
+        return parse_version(lib), parse_version(hyp)
 
     def host_facts(self) -> HostFacts:
         lib, qemu = self.versions()

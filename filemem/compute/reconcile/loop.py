@@ -6,10 +6,10 @@ import logging
 import threading
 import time
 
-from filemem.compute.agent import ComputeHost
-from filemem.compute.api_client import AgentApiClient, ApiRefused, ApiUnavailable
-from filemem.compute.reconcile import DesiredInstance
-from filemem.compute.reconciler import PassResult, Reconciler
+from filemem.compute.agent_api import AgentApiClient, ApiRefused, ApiUnavailable
+from filemem.compute.reconcile.executor import PassResult, Reconciler
+from filemem.compute.reconcile.plan import DesiredInstance
+from filemem.compute.resource_sync import ComputeHost
 from filemem.exceptions import FilememError
 
 LOG = logging.getLogger(__name__)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from oslo_config import cfg
 
+from filemem.common.findings import Severity
+from filemem.common.resources import MEMORY_MB
 from filemem.compute import metrics
 from filemem.compute.host_check import HostReport, driver_settings
-from filemem.compute.inventory import MEMORY_MB
 from filemem.compute.manager import ComputeManager, HealResult
 from filemem.compute.tracker import ResourceTracker, StoreSample, SyncResult
 from filemem.exceptions import FilememError, PlacementError
-from filemem.findings import Severity
 from filemem.placement import client_from_conf
 from filemem.placement.client import PlacementClient
 from filemem.virt.libvirt.driver import LibvirtDriver

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from filemem.compute.reconcile import DesiredInstance
+from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.exceptions import FilememError
 
 LOG = logging.getLogger(__name__)

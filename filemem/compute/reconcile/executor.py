@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from filemem.compute.api_client import AgentApiClient, ApiUnavailable
+from filemem.common.guests import PowerState
+from filemem.compute.agent_api import AgentApiClient, ApiUnavailable
 from filemem.compute.manager import ComputeManager
-from filemem.compute.reconcile import ERROR, OWNER, DesiredInstance, Step, plan
+from filemem.compute.reconcile.plan import ERROR, OWNER, DesiredInstance, Step, plan
 from filemem.exceptions import FilememError, HypervisorUnavailable
 from filemem.placement.client import PlacementUnavailable
 from filemem.virt.driver import HypervisorDriver
-from filemem.virt.types import PowerState
 
 LOG = logging.getLogger(__name__)
 

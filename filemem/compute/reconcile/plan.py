@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from filemem.virt.types import Flavor, GuestInfo, Image, PowerState
+from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
 
 BUILDING, ACTIVE, STOPPED, ERROR = "building", "active", "stopped", "error"
 POWERING_OFF, POWERING_ON = "powering-off", "powering-on"
