@@ -15,9 +15,10 @@ from oslo_config import cfg
 from filemem import __version__
 from filemem.cmd.common import add_config_args, load_conf
 from filemem.compute.agent_api import AgentApiClient
+from filemem.compute.host import ComputeHost, startup_errors
 from filemem.compute.host_check import check_host
-from filemem.compute.reconcile.loop import Watcher
-from filemem.compute.resource_sync import Agent, ComputeHost, startup_errors
+from filemem.compute.reconcile.loop import ReconcileLoop
+from filemem.compute.resource_sync import ResourceSyncLoop
 from filemem.exceptions import ConfigError, FilememError
 
 LOG = logging.getLogger("filemem.compute")
@@ -61,15 +62,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stop = threading.Event()
     _install_signal_handlers(stop)
-    watcher = _watcher(conf, host, stop)
-    agent = Agent.from_conf(host, stop, keep=watcher.desired_uuids if watcher else tuple)
-    if watcher is not None:
-        threading.Thread(target=watcher.run, name="reconcile", daemon=True).start()
-    agent.run()
+    reconcile_loop = _reconcile_loop(conf, host, stop)
+    keep = reconcile_loop.desired_uuids if reconcile_loop else tuple
+    resource_loop = ResourceSyncLoop.from_conf(host, stop, keep=keep)
+    if reconcile_loop is not None:
+        threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()
+    resource_loop.run()
     return 0
 
 
-def _watcher(conf: cfg.ConfigOpts, host: ComputeHost, stop: threading.Event) -> Watcher | None:
+def _reconcile_loop(conf: cfg.ConfigOpts, host: ComputeHost,
+                    stop: threading.Event) -> ReconcileLoop | None:
     """The reconcile loop, when [DEFAULT] api_endpoint names a filemem-api to follow."""
     if not conf.api_endpoint:
         LOG.info("[DEFAULT] api_endpoint is empty: keeping Placement true, running no API guests")
@@ -79,7 +82,7 @@ def _watcher(conf: cfg.ConfigOpts, host: ComputeHost, stop: threading.Event) -> 
         raise ConfigError("[DEFAULT] api_token", "set it (or [api] admin_token) to the token "
                           "of the filemem-api at [DEFAULT] api_endpoint")
     client = AgentApiClient(conf.api_endpoint, token)
-    return Watcher(host, client, wait=float(conf.api_watch_seconds),
+    return ReconcileLoop(host, client, wait=float(conf.api_watch_seconds),
                    retry_interval=float(conf.placement_retry_interval), stop=stop)
 
 

@@ -23,9 +23,10 @@ from filemem.cmd.api import build_context, listening_socket, url_of
 from filemem.cmd.common import load_conf
 from filemem.cmd.compute_api import CLIENT_FILE, ComputeApi
 from filemem.compute.agent_api import AgentApiClient
+from filemem.compute.host import ComputeHost, startup_errors
 from filemem.compute.host_check import check_host
-from filemem.compute.reconcile.loop import Watcher
-from filemem.compute.resource_sync import Agent, ComputeHost, startup_errors
+from filemem.compute.reconcile.loop import ReconcileLoop
+from filemem.compute.resource_sync import ResourceSyncLoop
 from filemem.conf.database import connection_url
 from filemem.db import migrate
 from filemem.devtools.test_image import DEFAULT_DEST as TEST_IMAGE_DIR
@@ -140,19 +141,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stopper(stop))
-    watcher = Watcher(host, AgentApiClient(endpoint, token), wait=5.0, stop=stop)
-    watcher.heartbeat()
+    reconcile_loop = ReconcileLoop(host, AgentApiClient(endpoint, token), wait=5.0, stop=stop)
+    reconcile_loop.heartbeat()
     _seed(ComputeApi(endpoint, token))
     state = Path(conf.state_path)
     _write_client_files(state, endpoint, token)
-    threading.Thread(target=watcher.run, name="reconcile", daemon=True).start()
-    agent = Agent.from_conf(host, stop, keep=watcher.desired_uuids)
-    agent.run_once()
+    threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()
+    resource_loop = ResourceSyncLoop.from_conf(host, stop, keep=reconcile_loop.desired_uuids)
+    resource_loop.run_once()
     _announce(endpoint, token, state)
     if args.ready_file:
         args.ready_file.write_text(endpoint + "\n")
     try:
-        agent.run()
+        resource_loop.run()
     finally:
         server.should_exit = True
     return 0

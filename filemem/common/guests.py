@@ -72,7 +72,7 @@ class GuestRequest:
     image: Image
     console_log: Path
     overlay: Path | None = None  # CoW overlay of image.disk, created by the driver
-    owner: str = "cli"  # "api" for guests an agent reconciles; see InstanceMetadata.owner
+    owner: str = "api"  # guests an agent reconciles; see InstanceMetadata.owner
 
 
 @dataclass(frozen=True)

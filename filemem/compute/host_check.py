@@ -14,6 +14,7 @@ from filemem.common.findings import Finding, Severity
 from filemem.common.versions import fmt_version
 from filemem.compute import checks
 from filemem.exceptions import FilememError
+from filemem.virt.driver import HypervisorDriver
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 
 
@@ -55,10 +56,10 @@ def driver_settings(conf: cfg.ConfigOpts) -> DriverSettings:
     )
 
 
-def check_host(conf: cfg.ConfigOpts, driver: LibvirtDriver | None = None) -> HostReport:
+def check_host(conf: cfg.ConfigOpts, driver: HypervisorDriver | None = None) -> HostReport:
     """Every startup check plus the backing-store report; never raises for a sick host."""
     driver = driver or LibvirtDriver(driver_settings(conf))
-    report = HostReport(host=conf.host, connection_uri=driver.connection.uri)
+    report = HostReport(host=conf.host, connection_uri=driver.connection_uri)
     try:
         libvirt_version, qemu_version = driver.versions()
     except FilememError as exc:

@@ -8,12 +8,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from filemem.common.guests import Flavor, GuestInfo, Image, validate_uuid
 from filemem.common.resources import guest_resources
 from filemem.exceptions import FilememError, GuestAlreadyExists, GuestNotFound
 from filemem.placement.client import PlacementApiError, PlacementClient
+from filemem.virt.driver import HypervisorDriver
 
 LOG = logging.getLogger(__name__)
 
@@ -21,22 +21,6 @@ LOG = logging.getLogger(__name__)
 DEFAULT_PROJECT_ID = "filemem"
 DEFAULT_USER_ID = "filemem"
 LOCK_FILE = "allocations.lock"
-
-
-class GuestDriver(Protocol):
-    """What the manager needs of the hypervisor driver (LibvirtDriver implements it)."""
-
-    def spawn(
-        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "cli",
-    ) -> GuestInfo: ...
-
-    def destroy(self, uuid: str) -> bool: ...
-
-    def get_guest(self, uuid: str) -> GuestInfo: ...
-
-    def list_guests(self) -> list[GuestInfo]: ...
-
-    def instance_dir(self, uuid: str) -> Path: ...
 
 
 @dataclass
@@ -66,7 +50,7 @@ class ComputeManager:
 
     def __init__(
         self,
-        driver: GuestDriver,
+        driver: HypervisorDriver,
         client: PlacementClient,
         provider_uuid: str,
         state_path: Path,
@@ -111,7 +95,7 @@ class ComputeManager:
         flavor: Flavor,
         image: Image,
         *,
-        owner: str = "cli",
+        owner: str = "api",
         project_id: str | None = None,
         user_id: str | None = None,
     ) -> GuestInfo:

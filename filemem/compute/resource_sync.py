@@ -1,4 +1,4 @@
-"""The compute agent loop: startup checks, then sync + heal + metrics until told to stop."""
+"""The agent's resource loop: Placement inventory/traits sync, allocation heal and metrics."""
 
 from __future__ import annotations
 
@@ -7,54 +7,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from oslo_config import cfg
-
-from filemem.common.findings import Severity
 from filemem.common.resources import MEMORY_MB
 from filemem.compute import metrics
-from filemem.compute.host_check import HostReport, driver_settings
-from filemem.compute.manager import ComputeManager, HealResult
-from filemem.compute.tracker import ResourceTracker, StoreSample, SyncResult
+from filemem.compute.host import ComputeHost
+from filemem.compute.manager import HealResult
+from filemem.compute.tracker import StoreSample, SyncResult
 from filemem.exceptions import FilememError, PlacementError
-from filemem.placement import client_from_conf
-from filemem.placement.client import PlacementClient
-from filemem.virt.libvirt.driver import LibvirtDriver
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass
-class ComputeHost:
-    """Everything one host's compute service is made of, built from one configuration."""
-
-    conf: cfg.ConfigOpts
-    driver: LibvirtDriver
-    client: PlacementClient
-    tracker: ResourceTracker
-    manager: ComputeManager
-
-    @classmethod
-    def from_conf(
-        cls,
-        conf: cfg.ConfigOpts,
-        *,
-        driver: LibvirtDriver | None = None,
-        client: PlacementClient | None = None,
-        store_dir: Path | None = None,
-    ) -> ComputeHost:
-        """Opens nothing yet: libvirt and Placement are first contacted when used."""
-        driver = driver or LibvirtDriver(driver_settings(conf))
-        client = client or client_from_conf(conf)
-        tracker = ResourceTracker(conf, driver, client, store_dir=store_dir)
-        manager = ComputeManager(driver, client, tracker.provider_uuid, Path(conf.state_path))
-        return cls(conf, driver, client, tracker, manager)
-
-    def metrics_path(self) -> Path:
-        configured: str = self.conf.metrics_file
-        return Path(configured) if configured else Path(self.conf.state_path) / \
-            metrics.DEFAULT_FILE_NAME
 
 
 @dataclass(frozen=True)
@@ -68,20 +29,11 @@ class CycleResult:
         return self.error is None
 
 
-def startup_errors(report: HostReport) -> list[str]:
-    """The lines to print when the host must not run the agent; warnings are logged."""
-    for finding in report.findings:
-        if finding.severity == Severity.WARNING:
-            LOG.warning("startup check: %s", finding.message)
-    return [
-        finding.message if not finding.option or finding.option in finding.message
-        else f"{finding.option}: {finding.message}"
-        for finding in report.findings if finding.severity == Severity.ERROR
-    ]
+class ResourceSyncLoop:
+    """Sync inventory and traits, heal allocations, write metrics: now, then every `interval` s.
 
-
-class Agent:
-    """Runs one resource cycle now and every `interval` s; backs off while Placement fails."""
+    Backs off while Placement fails; guests are never touched by a failed cycle.
+    """
 
     def __init__(
         self,
@@ -106,7 +58,7 @@ class Agent:
 
     @classmethod
     def from_conf(cls, host: ComputeHost, stop: threading.Event | None = None,
-                  keep: Callable[[], Iterable[str]] = tuple) -> Agent:
+                  keep: Callable[[], Iterable[str]] = tuple) -> ResourceSyncLoop:
         return cls(host, interval=float(host.conf.update_resources_interval),
                    retry_interval=float(host.conf.placement_retry_interval), stop=stop,
                    keep=keep)

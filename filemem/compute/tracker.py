@@ -10,7 +10,6 @@ import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from oslo_config import cfg
 
@@ -21,18 +20,11 @@ from filemem.common.resources import MEMORY_MB
 from filemem.compute import inventory
 from filemem.compute.inventory import HostInventory, HostResources, InventoryConfig, StoreUsage
 from filemem.placement.client import CONCURRENT_UPDATE, PlacementClient, PlacementConflict
+from filemem.virt.driver import HypervisorDriver
 
 LOG = logging.getLogger(__name__)
 
 PROVIDER_UUID_FILE = "compute_node_uuid"
-
-
-class StoreLocator(Protocol):
-    """The part of the driver that knows where guests' memory files live."""
-
-    def memory_backing_dir(self) -> Path: ...
-
-    def qemu_conf_text(self) -> str: ...
 
 
 # -- provider identity ---------------------------------------------------------------------
@@ -153,7 +145,7 @@ class ResourceTracker:
     def __init__(
         self,
         conf: cfg.ConfigOpts,
-        driver: StoreLocator,
+        driver: HypervisorDriver,
         client: PlacementClient,
         *,
         store_dir: Path | None = None,

@@ -1,43 +1,104 @@
-"""The hypervisor driver interface: guest lifecycle on one host, with documented errors."""
+"""The hypervisor driver interface: what the compute service needs of a host, with its errors.
+
+Every caller (agent, reconciler, manager, tracker, host check) is typed against
+HypervisorDriver; LibvirtDriver implements it on libvirt, FakeDriver (filemem.virt.fake) in
+memory for fast tests. Errors every method may raise, besides those it names:
+
+- HypervisorUnavailable: the hypervisor cannot be reached (transient: callers retry later).
+- HypervisorError: the hypervisor refused, with its own message (not retried blindly).
+- GuestNotFound: `uuid` names no guest of this host.
+- InvalidInput: a malformed uuid or name.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import abc
+from pathlib import Path
 
 from filemem.common.guests import Flavor, GuestInfo, HostFacts, Image
+from filemem.common.versions import Version
 
 
-class HypervisorDriver(Protocol):
-    """Lifecycle of guests on this host.
+class HypervisorDriver(abc.ABC):
+    """Guests on one host: lifecycle, observation, and the facts guest config depends on."""
 
-    Every method raises HypervisorUnavailable when the hypervisor cannot be reached,
-    HypervisorError (with the hypervisor's message) when it refuses, and GuestNotFound for
-    an unknown uuid.
-    """
+    # -- host facts -------------------------------------------------------------------------
 
+    @property
+    @abc.abstractmethod
+    def connection_uri(self) -> str:
+        """Where the hypervisor is reached (e.g. qemu:///system), for messages and reports."""
+
+    @abc.abstractmethod
+    def versions(self) -> tuple[Version, Version]:
+        """(libvirt version, QEMU version) of the running hypervisor."""
+
+    @abc.abstractmethod
     def host_facts(self) -> HostFacts:
         """What guest config needs to know about this host, read from the live hypervisor."""
 
+    @abc.abstractmethod
+    def qemu_conf_text(self) -> str:
+        """The text of qemu.conf ("" when it does not exist); raises ConfigError if unreadable."""
+
+    @abc.abstractmethod
+    def memory_backing_dir(self) -> Path:
+        """The directory QEMU puts guests' memory files in (libvirt's effective one)."""
+
+    @abc.abstractmethod
+    def instance_dir(self, uuid: str) -> Path:
+        """The guest's own directory under state_path (console log, disk overlay).
+
+        Its existence is how a host tells its guests from other tools' on a shared hypervisor.
+        """
+
+    def console_log(self, uuid: str) -> Path:
+        """The file the guest's serial console is written to."""
+        return self.instance_dir(uuid) / "console.log"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @abc.abstractmethod
     def spawn(
-        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "cli",
+        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "api",
     ) -> GuestInfo:
-        """Define and start a guest. Raises InvalidGuestConfig, InsufficientBackingStore,
-        GuestAlreadyExists; on failure nothing of the guest is left behind."""
+        """Define and start a guest; on any failure nothing of it is left behind.
 
+        Raises InvalidGuestConfig (it cannot run here, e.g. huge pages on a file-backed host),
+        InsufficientBackingStore (the store cannot hold its memory now), GuestAlreadyExists,
+        ConfigError (state_path unusable by QEMU).
+        """
+
+    @abc.abstractmethod
     def power_off(self, uuid: str, timeout: float | None = None) -> bool:
-        """Graceful shutdown, destroyed after `timeout` seconds; True when it was graceful."""
+        """Graceful shutdown, destroyed after `timeout` s (None: the configured default).
 
+        True when the guest stopped by itself (or was already off), False when destroyed.
+        """
+
+    @abc.abstractmethod
     def power_on(self, uuid: str) -> GuestInfo:
-        """Start a stopped guest (the capacity guard applies again)."""
+        """Start a stopped guest; a running one is left alone. Raises InsufficientBackingStore."""
 
     def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
         """Soft: graceful stop then start; hard: destroy then start."""
+        self.power_off(uuid, timeout=0 if hard else None)
+        return self.power_on(uuid)
 
+    @abc.abstractmethod
     def destroy(self, uuid: str) -> bool:
-        """Stop, undefine and remove every file of the guest; False when it did not exist."""
+        """Stop, undefine and remove every file of the guest; False when it did not exist.
 
+        Never raises GuestNotFound: destroying twice is how a retried delete converges.
+        """
+
+    # -- observation ------------------------------------------------------------------------
+
+    @abc.abstractmethod
     def list_guests(self) -> list[GuestInfo]:
-        """Guests managed by filemem on this host, with power state and memory-file usage."""
+        """Guests filemem defined on this hypervisor (sorted by name), with power state and
+        memory-file usage; other tools' guests are left out."""
 
+    @abc.abstractmethod
     def get_guest(self, uuid: str) -> GuestInfo:
         """One guest, by uuid."""

@@ -21,8 +21,8 @@ from filemem.cmd import host_show
 from filemem.cmd.common import add_config_args
 from filemem.common.guests import Flavor, Image, PowerState
 from filemem.compute import metrics
+from filemem.compute.host import ComputeHost
 from filemem.compute.manager import DEFAULT_PROJECT_ID, DEFAULT_USER_ID
-from filemem.compute.resource_sync import ComputeHost
 from filemem.devtools.test_image import TestImage
 from filemem.exceptions import GuestAlreadyExists, InvalidGuestConfig
 from filemem.placement.client import InsufficientCapacity

@@ -1,15 +1,17 @@
-"""The `filemem` command against the real libvirtd: host check verdicts and guest commands."""
+"""The `filemem` command against the real libvirtd: host check verdicts and guest views."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import uuid as uuidlib
 from pathlib import Path
 
 import pytest
 
+from filemem.common.guests import Flavor, Image
 from filemem.devtools.test_image import TestImage
-from tests.functional.conftest import REPO, virsh
+from tests.functional.conftest import REPO, DriverFactory, wait_for_console
 
 FILEMEM = str(REPO / ".venv" / "bin" / "filemem")
 
@@ -66,24 +68,25 @@ def test_invalid_option_value_is_refused_naming_it(state_path: Path) -> None:
     assert "[libvirt] file_backed_memory" in result.stderr
 
 
-def test_guest_commands_boot_list_delete(
-    libvirtd: None, state_path: Path, test_image: TestImage,
+def test_guest_commands_are_read_only_views_of_api_guests(
+    make_driver: DriverFactory, state_path: Path, test_image: TestImage,
 ) -> None:
     config = write_conf(state_path)
-    name = f"cli-{state_path.name}"
-    boot = filemem(config, "guest", "boot", name, "--memory", "128",
-                   "--test-image", str(test_image.kernel.parent), "--wait")
-    try:
-        assert boot.returncode == 0, boot.stderr
-        assert "memory file /var/lib/libvirt/qemu/ram/" in boot.stdout
-        listed = json.loads(filemem(config, "guest", "list", "--json").stdout)
-        [mine] = [g for g in listed if g["name"] == name]
-        assert mine["power_state"] == "RUNNING" and mine["file_backed"] is True
-        assert mine["memory_file"]["nominal_bytes"] == 128 * 1024 * 1024
-        assert "FILEMEM-READY" in filemem(config, "guest", "console", name).stdout
-    finally:
-        deleted = filemem(config, "guest", "delete", name)
-    assert deleted.returncode == 0, deleted.stderr
-    assert name not in virsh("list", "--all", "--name").split()
-    missing = filemem(config, "guest", "delete", name)
+    driver = make_driver(file_backed_memory_mb=2048)  # the same state_path as the config
+    guest = driver.spawn(f"cli-{state_path.name}", str(uuidlib.uuid4()),
+                         Flavor("t", 1, 128),
+                         Image(kind="kernel", kernel=test_image.kernel, initrd=test_image.initrd,
+                               cmdline=test_image.cmdline()))
+    wait_for_console(driver.console_log(guest.uuid), "FILEMEM-READY")
+    listed = json.loads(filemem(config, "guest", "list", "--json").stdout)
+    [mine] = [g for g in listed if g["uuid"] == guest.uuid]
+    assert mine["power_state"] == "RUNNING" and mine["file_backed"] is True
+    assert mine["memory_file"]["nominal_bytes"] == 128 * 1024 * 1024
+    assert mine["memory_file"]["path"].startswith("/var/lib/libvirt/qemu/ram/")
+    assert "FILEMEM-READY" in filemem(config, "guest", "console", guest.name).stdout
+    # The API and its agents are the only creators of guests: no boot/delete beside them.
+    for verb in ("boot", "delete", "stop"):
+        refused = filemem(config, "guest", verb, guest.name)
+        assert refused.returncode == 2 and "invalid choice" in refused.stderr
+    missing = filemem(config, "guest", "console", "no-such-guest")
     assert missing.returncode == 1 and "no filemem guest" in missing.stderr

@@ -25,7 +25,7 @@ class PassResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-class Reconciler:
+class PlanExecutor:
     """One pass = plan from (desired, observed) + execute; safe to run again at any time."""
 
     def __init__(self, host: str, manager: ComputeManager, driver: HypervisorDriver,

@@ -7,9 +7,9 @@ import threading
 import time
 
 from filemem.compute.agent_api import AgentApiClient, ApiRefused, ApiUnavailable
-from filemem.compute.reconcile.executor import PassResult, Reconciler
+from filemem.compute.host import ComputeHost
+from filemem.compute.reconcile.executor import PassResult, PlanExecutor
 from filemem.compute.reconcile.plan import DesiredInstance
-from filemem.compute.resource_sync import ComputeHost
 from filemem.exceptions import FilememError
 
 LOG = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ LOG = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30.0
 
 
-class Watcher:
+class ReconcileLoop:
     """Level-triggered: every watch answer is the full desired set, and every pass plans from
     it and libvirt afresh, so a restarted agent converges without remembering anything."""
 
@@ -28,7 +28,7 @@ class Watcher:
         self.wait = wait
         self.retry_interval = retry_interval
         self.stop = stop or threading.Event()
-        self.reconciler = Reconciler(host.tracker.name, host.manager, host.driver, api)
+        self.executor = PlanExecutor(host.tracker.name, host.manager, host.driver, api)
         self._desired: list[DesiredInstance] = []
         self._lock = threading.Lock()
         self._last_heartbeat = 0.0
@@ -50,7 +50,7 @@ class Watcher:
         new_cursor, desired = self.api.watch(self.host.tracker.name, cursor, self.wait)
         with self._lock:
             self._desired = desired
-        result = self.reconciler.run_pass(desired)
+        result = self.executor.run_pass(desired)
         self.passes += 1
         for uuid, reason in result.failed.items():
             LOG.warning("instance %s: %s", uuid, reason)

@@ -1,0 +1,222 @@
+"""FakeDriver: an in-memory HypervisorDriver for fast tests of the agent, manager and tracker.
+
+It runs the real guest-config policy (so huge pages on a file-backed host are refused exactly as
+on libvirt) and keeps guests in a dict. Memory files are sparse files under `backing_dir`, laid
+out as libvirt lays them out, so the tracker's store inspection reads them. Tests steer it with
+`fail_next` (inject an error into the next call of a method), `unavailable` (every call raises
+HypervisorUnavailable, as when libvirtd is down) and `set_power` (a guest changing on its own).
+It replaces no real-libvirt test: those stay in tests/functional.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from filemem.backing import store
+from filemem.common.guests import (
+    Flavor,
+    GuestInfo,
+    GuestRequest,
+    HostFacts,
+    Image,
+    PowerState,
+    validate_name,
+    validate_uuid,
+)
+from filemem.common.resources import MIB
+from filemem.common.versions import Version, discard_supported
+from filemem.exceptions import (
+    GuestAlreadyExists,
+    GuestNotFound,
+    HypervisorUnavailable,
+    InsufficientBackingStore,
+)
+from filemem.virt import guest_config
+from filemem.virt.driver import HypervisorDriver
+
+
+@dataclass
+class _Guest:
+    info: GuestInfo
+    flavor: Flavor
+    image: Image
+
+
+@dataclass
+class FakeDriver(HypervisorDriver):
+    """`capacity_mb` bounds the file-backed guests' memory the fake store holds (None: no bound)."""
+
+    state_path: Path
+    backing_dir: Path | None = None
+    file_backed_memory_mb: int = 0
+    allocation_mode: Literal["immediate", "ondemand"] = "immediate"
+    libvirt_version: Version = (9, 0, 0)
+    qemu_version: Version = (7, 2, 0)
+    capacity_mb: int | None = None
+    unavailable: bool = False
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    _guests: dict[str, _Guest] = field(default_factory=dict)
+    _failures: dict[str, list[Exception]] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # -- test controls ----------------------------------------------------------------------
+
+    def fail_next(self, method: str, error: Exception) -> None:
+        """The next call of `method` raises `error` (queued: call again for several)."""
+        self._failures.setdefault(method, []).append(error)
+
+    def set_power(self, uuid: str, power: PowerState) -> None:
+        """The guest changes state by itself (powers off, crashes) behind filemem's back."""
+        guest = self._guests[uuid]
+        if power != PowerState.RUNNING:
+            self._drop_memory_file(guest.info)
+        guest.info = replace(guest.info, power_state=power,
+                             domain_id=guest.info.domain_id if power == PowerState.RUNNING
+                             else None, memory_file=None)
+
+    def _enter(self, method: str, uuid: str = "") -> None:
+        self.calls.append((method, uuid))
+        if self.unavailable:
+            raise HypervisorUnavailable("connecting to fake:///", "the fake hypervisor is down")
+        pending = self._failures.get(method)
+        if pending:
+            raise pending.pop(0)
+
+    # -- host facts -------------------------------------------------------------------------
+
+    @property
+    def connection_uri(self) -> str:
+        return "fake:///"
+
+    def versions(self) -> tuple[Version, Version]:
+        self._enter("versions")
+        return self.libvirt_version, self.qemu_version
+
+    def host_facts(self) -> HostFacts:
+        lib, qemu = self.versions()
+        return HostFacts(virt_type="qemu", file_backed_memory_mb=self.file_backed_memory_mb,
+                         discard_supported=discard_supported(lib, qemu),
+                         allocation_mode=self.allocation_mode)
+
+    def qemu_conf_text(self) -> str:
+        return f'memory_backing_dir = "{self.backing_dir}"\n' if self.backing_dir else ""
+
+    def memory_backing_dir(self) -> Path:
+        return store.effective_memory_backing_dir(self.qemu_conf_text())
+
+    def instance_dir(self, uuid: str) -> Path:
+        return self.state_path / "instances" / validate_uuid(uuid)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def spawn(
+        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "api",
+    ) -> GuestInfo:
+        name, uuid = validate_name(name), validate_uuid(uuid)
+        self._enter("spawn", uuid)
+        if uuid in self._guests or any(g.info.name == name for g in self._guests.values()):
+            raise GuestAlreadyExists(f"a guest with uuid {uuid} or name {name} is defined")
+        host = self.host_facts()
+        workdir = self.instance_dir(uuid)
+        # The real policy: refusals (huge pages on a file-backed host...) match libvirt's.
+        guest_config.build_domain(GuestRequest(
+            name=name, uuid=uuid, flavor=flavor, image=image,
+            console_log=workdir / "console.log", owner=owner), host)
+        info = GuestInfo(uuid=uuid, name=name, domain_id=None, power_state=PowerState.SHUTDOWN,
+                         memory_mb=flavor.memory_mb, vcpus=flavor.vcpus,
+                         file_backed=host.file_backed, owner=owner)
+        self._guests[uuid] = _Guest(info, flavor, image)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._start(uuid)
+        except BaseException:
+            del self._guests[uuid]
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+
+    def power_off(self, uuid: str, timeout: float | None = None) -> bool:
+        self._enter("power_off", uuid)
+        guest = self._get(uuid)
+        if guest.info.power_state == PowerState.RUNNING:
+            self.set_power(uuid, PowerState.SHUTDOWN)
+        return True
+
+    def power_on(self, uuid: str) -> GuestInfo:
+        self._enter("power_on", uuid)
+        if self._get(uuid).info.power_state == PowerState.RUNNING:
+            return self._get(uuid).info
+        return self._start(uuid)
+
+    def destroy(self, uuid: str) -> bool:
+        uuid = validate_uuid(uuid)
+        self._enter("destroy", uuid)
+        guest = self._guests.pop(uuid, None)
+        if guest is not None:
+            self._drop_memory_file(guest.info)
+        shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+        return guest is not None
+
+    # -- observation ------------------------------------------------------------------------
+
+    def list_guests(self) -> list[GuestInfo]:
+        self._enter("list_guests")
+        return sorted((self._observed(g) for g in self._guests.values()), key=lambda i: i.name)
+
+    def get_guest(self, uuid: str) -> GuestInfo:
+        self._enter("get_guest", uuid)
+        return self._observed(self._get(uuid))
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _get(self, uuid: str) -> _Guest:
+        try:
+            return self._guests[validate_uuid(uuid)]
+        except KeyError:
+            raise GuestNotFound(f"no guest with uuid {uuid} on this host") from None
+
+    def _start(self, uuid: str) -> GuestInfo:
+        guest = self._get(uuid)
+        if guest.info.file_backed:
+            self._guard_capacity(guest.info.memory_mb)
+        guest.info = replace(guest.info, power_state=PowerState.RUNNING, domain_id=next(self._ids))
+        self._make_memory_file(guest.info)
+        return self._observed(guest)
+
+    def _guard_capacity(self, memory_mb: int) -> None:
+        if self.capacity_mb is None:
+            return
+        used = sum(g.info.memory_mb for g in self._guests.values()
+                   if g.info.file_backed and g.info.power_state == PowerState.RUNNING)
+        if used + memory_mb > self.capacity_mb:
+            raise InsufficientBackingStore(
+                f"the fake store holds {self.capacity_mb} MiB; {used} MiB are used by running "
+                f"guests, {memory_mb} MiB more do not fit")
+
+    def _memory_dir(self, info: GuestInfo) -> Path | None:
+        if not info.file_backed or self.backing_dir is None or info.domain_id is None:
+            return None
+        return self.memory_backing_dir() / f"{info.domain_id}-{info.name}"
+
+    def _make_memory_file(self, info: GuestInfo) -> None:
+        directory = self._memory_dir(info)
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            with open(directory / "pc.ram", "wb") as handle:
+                handle.truncate(info.memory_mb * MIB)  # sparse: nominal size, nothing allocated
+
+    def _drop_memory_file(self, info: GuestInfo) -> None:
+        directory = self._memory_dir(info)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _observed(self, guest: _Guest) -> GuestInfo:
+        info = guest.info
+        if info.domain_id is None or self.backing_dir is None or not info.file_backed:
+            return info
+        return replace(info, memory_file=store.guest_memory_file(self.memory_backing_dir(),
+                                                                  info.domain_id))
+
