@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import hashlib
 import json
@@ -16,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,14 +28,26 @@ KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 READY_LINE = "FILEMEM-READY"
 TOUCHED_PREFIX = "FILEMEM-TOUCHED"
-# Bump when the initramfs layout changes, so cached images are rebuilt (/init edits are caught by
-# its hash in the manifest).
-IMAGE_FORMAT = 1
+# Bump when the initramfs layout changes, so cached images are rebuilt (/init and memcheck.c edits
+# are caught by their hashes in the manifest).
+IMAGE_FORMAT = 2
 KERNEL_NAME = "vmlinuz"
 INITRD_NAME = "initrd.img"
 MANIFEST_NAME = "manifest.json"
 # Without this, apt-get download as root warns that the _apt user cannot write the cwd.
 APT_OPTS = ("-q", "-o", "APT::Sandbox::User=root")
+
+# The memcheck workload: a static C program (memcheck.c, package data) at /bin/memcheck.
+MEMCHECK_SOURCE = "memcheck.c"
+MEMCHECK_PATH = "/bin/memcheck"
+MEMCHECK_PACKAGE = "libc6-dev"  # the static C library gcc -static links against
+MEMCHECK_CFLAGS = ("-O2", "-static", "-s", "-Wall", "-Wextra")
+MEMCHECK_MAX_MEM_MB = 1 << 24  # memcheck.c's MAX_MEM_MB
+MEMCHECK_PREFIX = "FILEMEM-MEMCHECK"
+MEMCHECK_START_PREFIX = "FILEMEM-MEMCHECK-START"
+MEMCHECK_FILLED_PREFIX = "FILEMEM-MEMCHECK-FILLED"
+MEMCHECK_EXIT_PREFIX = "FILEMEM-MEMCHECK-EXIT"
+MEMCHECK_ERROR_PREFIX = "FILEMEM-MEMCHECK-ERROR"
 
 APPLETS = (
     "sh",
@@ -66,11 +80,19 @@ exec </dev/console >/dev/console 2>&1
 touch_mb=0
 touch_delay=0
 want_poweroff=0
+workload=
+memcheck_args=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         filemem.touch_mb=*) touch_mb="${{arg#*=}}" ;;
         filemem.poweroff=*) want_poweroff="${{arg#*=}}" ;;
         filemem.touch_delay=*) touch_delay="${{arg#*=}}" ;;
+        filemem.workload=*) workload="${{arg#*=}}" ;;
+        filemem.mem_mb=*) memcheck_args="$memcheck_args --mem-mb=${{arg#*=}}" ;;
+        filemem.hot_mb=*) memcheck_args="$memcheck_args --hot-mb=${{arg#*=}}" ;;
+        filemem.verify_every=*) memcheck_args="$memcheck_args --verify-every=${{arg#*=}}" ;;
+        filemem.seed=*) memcheck_args="$memcheck_args --seed=${{arg#*=}}" ;;
+        filemem.pass_delay_ms=*) memcheck_args="$memcheck_args --pass-delay-ms=${{arg#*=}}" ;;
     esac
 done
 case "$touch_mb" in
@@ -91,6 +113,16 @@ if [ "$touch_mb" -gt 0 ]; then
     cat "$@" >/tmp/fill
     echo "{TOUCHED_PREFIX} $touch_mb"
 fi
+case "$workload" in
+    '') ;;
+    memcheck)
+        # A child, not exec: were PID 1 to exit, the kernel would panic. memcheck checks its own
+        # arguments; $memcheck_args is split into words on purpose.
+        {MEMCHECK_PATH} $memcheck_args
+        echo "{MEMCHECK_EXIT_PREFIX} status=$?"
+        ;;
+    *) echo "FILEMEM-BAD-ARG workload=$workload" ;;
+esac
 if [ "$want_poweroff" = 1 ]; then
     poweroff -f
 fi
@@ -99,6 +131,8 @@ while :; do sleep 3600; done
 
 
 INIT_SHA256 = hashlib.sha256(INIT_SCRIPT.encode()).hexdigest()
+# panic=-1 reboots at once on a panic, which -no-reboot/on_reboot=destroy turn into an exit.
+BASE_CMDLINE = ("console=ttyS0", "panic=-1", "quiet", "loglevel=3")
 
 
 class TestImageError(FilememError):
@@ -123,8 +157,7 @@ class TestImage:
             raise ValueError(f"touch_mb must be >= 0, not {touch_mb}")
         if touch_delay < 0:
             raise ValueError(f"touch_delay must be >= 0, not {touch_delay}")
-        # panic=-1 reboots at once on a panic, which -no-reboot/on_reboot=destroy turn into an exit.
-        args = ["console=ttyS0", "panic=-1", "quiet", "loglevel=3", f"filemem.touch_mb={touch_mb}"]
+        args = [*BASE_CMDLINE, f"filemem.touch_mb={touch_mb}"]
         if touch_delay:
             args.append(f"filemem.touch_delay={touch_delay}")
         if poweroff:
@@ -134,6 +167,141 @@ class TestImage:
     def touched_line(self, touch_mb: int) -> str:
         """The console line /init prints once it has written touch_mb MiB."""
         return f"{TOUCHED_PREFIX} {touch_mb}"
+
+    def memcheck_cmdline(
+        self,
+        mem_mb: int,
+        hot_mb: int,
+        verify_every: int,
+        seed: int | None = None,
+        pass_delay_ms: int = 0,
+    ) -> str:
+        """Kernel command line for the self-checking workload (see memcheck.c).
+
+        The guest fills mem_mb MiB with a pattern derived from seed (default: from the domain UUID),
+        then forever re-touches the first hot_mb MiB, checking all mem_mb MiB every verify_every
+        passes and sleeping pass_delay_ms between passes; read its console with
+        parse_memcheck_console. The guest needs memory for its kernel besides mem_mb.
+        """
+        _check_int("mem_mb", mem_mb, 1, MEMCHECK_MAX_MEM_MB)
+        _check_int("hot_mb", hot_mb, 1, MEMCHECK_MAX_MEM_MB)
+        if hot_mb > mem_mb:
+            raise ValueError(f"hot_mb must be <= mem_mb ({mem_mb}), not {hot_mb}")
+        _check_int("verify_every", verify_every, 1, 2**64 - 1)
+        _check_int("pass_delay_ms", pass_delay_ms, 0, 86_400_000)
+        args = [
+            *BASE_CMDLINE,
+            "filemem.workload=memcheck",
+            f"filemem.mem_mb={mem_mb}",
+            f"filemem.hot_mb={hot_mb}",
+            f"filemem.verify_every={verify_every}",
+        ]
+        if seed is not None:
+            _check_int("seed", seed, 0, 2**64 - 1)
+            args.append(f"filemem.seed={seed}")
+        if pass_delay_ms:
+            args.append(f"filemem.pass_delay_ms={pass_delay_ms}")
+        return " ".join(args)
+
+
+def _check_int(name: str, value: int, low: int, high: int) -> None:
+    # bool is an int to Python and to mypy, but True MiB is surely a mistake.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], not {value}")
+
+
+# --- reading memcheck's console lines -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemcheckFilled:
+    """`FILEMEM-MEMCHECK-FILLED mb=N ms=T seed=S`: the pattern is written, after ms."""
+
+    mb: int
+    ms: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class MemcheckPass:
+    """`FILEMEM-MEMCHECK pass=P ms=T verified=0|1 OK|CORRUPT bad_words=B`.
+
+    verified: this pass checked all the memory, not only the hot set. bad_words counts the words
+    that did not hold their pattern (0 when ok).
+    """
+
+    number: int
+    ms: int
+    verified: bool
+    ok: bool
+    bad_words: int
+
+
+@dataclass(frozen=True)
+class MemcheckExit:
+    """`FILEMEM-MEMCHECK-EXIT status=N`: /init saw memcheck end (it never ends by itself)."""
+
+    status: int
+
+
+MemcheckLine = MemcheckFilled | MemcheckPass | MemcheckExit
+
+_MEMCHECK_PASS_RE = re.compile(
+    rf"{MEMCHECK_PREFIX} pass=(\d+) ms=(\d+) verified=([01]) (?:OK|CORRUPT bad_words=([1-9]\d*))"
+)
+_MEMCHECK_FILLED_RE = re.compile(rf"{MEMCHECK_FILLED_PREFIX} mb=(\d+) ms=(\d+) seed=(\d+)")
+_MEMCHECK_EXIT_RE = re.compile(rf"{MEMCHECK_EXIT_PREFIX} status=(\d+)")
+
+
+def parse_memcheck_line(line: str) -> MemcheckLine | None:
+    """The pass, filled or exit line in one console line; None for any other line.
+
+    Text before the FILEMEM-MEMCHECK marker is ignored (a console can glue output together);
+    START and ERROR lines are informational (None). A line that has the marker but does not
+    follow the format raises ValueError, so a change of format cannot go unnoticed.
+    """
+    start = line.find(MEMCHECK_PREFIX)
+    if start < 0:
+        return None
+    text = line[start:].strip()
+    if text.startswith((MEMCHECK_START_PREFIX, MEMCHECK_ERROR_PREFIX)):
+        return None
+    if match := _MEMCHECK_PASS_RE.fullmatch(text):
+        number, ms, verified, bad = match.groups()
+        return MemcheckPass(number=int(number), ms=int(ms), verified=verified == "1",
+                            ok=bad is None, bad_words=int(bad or 0))
+    if match := _MEMCHECK_FILLED_RE.fullmatch(text):
+        return MemcheckFilled(*(int(group) for group in match.groups()))
+    if match := _MEMCHECK_EXIT_RE.fullmatch(text):
+        return MemcheckExit(int(match.group(1)))
+    raise ValueError(f"malformed memcheck line: {line!r}")
+
+
+def parse_memcheck_console(text: str) -> list[MemcheckLine]:
+    """Every memcheck line of a console log, in order; a last line without its newline (still
+    being written) is left out."""
+    complete = text.split("\n")[:-1]
+    return [parsed for line in complete if (parsed := parse_memcheck_line(line)) is not None]
+
+
+def _fnv1a64(data: bytes) -> int:
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return value
+
+
+def _mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
+def memcheck_seed_from_uuid(uuid: str) -> int:
+    """The seed memcheck derives from an SMBIOS UUID (libvirt's domain UUID) when given none."""
+    return _mix64(_fnv1a64(uuid.strip().lower().encode()))
 
 
 # --- cpio "newc" writer: the format the kernel unpacks into the initramfs rootfs -----------------
@@ -207,27 +375,28 @@ def write_newc(entries: Iterable[CpioEntry], out: Writable) -> None:
     out.write(_newc_member(0, CpioEntry("TRAILER!!!", 0)))
 
 
-def initramfs_entries(busybox: bytes) -> list[CpioEntry]:
-    """The whole guest userland: busybox, its applet links, device nodes and /init."""
+def initramfs_entries(busybox: bytes, memcheck: bytes) -> list[CpioEntry]:
+    """The whole guest userland: busybox, its applet links, memcheck, device nodes and /init."""
     entries = [directory(d) for d in ("bin", "dev", "proc", "sys", "tmp")]
     entries += [
         # The kernel opens /dev/console for init before devtmpfs is mounted, so it must exist.
         char_device("dev/console", 5, 1),
         char_device("dev/null", 1, 3, perm=0o666),
         regular_file("bin/busybox", busybox, perm=0o755),
+        regular_file(MEMCHECK_PATH.lstrip("/"), memcheck, perm=0o755),
     ]
     entries += [symlink(f"bin/{applet}", "busybox") for applet in APPLETS]
     entries.append(regular_file("init", INIT_SCRIPT.encode(), perm=0o755))
     return entries
 
 
-def write_initrd(path: Path, busybox: bytes) -> None:
+def write_initrd(path: Path, busybox: bytes, memcheck: bytes) -> None:
     # filename="" and mtime=0 keep the temp file's name and the build time out of the gzip header.
     with (
         path.open("wb") as raw,
         gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
     ):
-        write_newc(initramfs_entries(busybox), gz)
+        write_newc(initramfs_entries(busybox, memcheck), gz)
 
 
 # --- cache decision -------------------------------------------------------------------------------
@@ -238,14 +407,20 @@ def rebuild_reason(
     kernel_sha: str | None,
     initrd_sha: str | None,
     init_sha: str = INIT_SHA256,
+    memcheck_sha: str | None = None,
 ) -> str | None:
-    """Why the cached image cannot be reused (None: it can). Hashes are None for missing files."""
+    """Why the cached image cannot be reused (None: it can). Hashes are None for missing files;
+    memcheck_sha defaults to the hash of the packaged memcheck.c."""
     if manifest is None:
         return "no manifest"
     if manifest.get("format") != IMAGE_FORMAT:
         return f"image format {manifest.get('format')!r} is not {IMAGE_FORMAT}"
     if manifest.get("init_sha256") != init_sha:
         return "/init has changed"
+    if memcheck_sha is None:
+        memcheck_sha = memcheck_source_sha256()
+    if manifest.get("memcheck_sha256") != memcheck_sha:
+        return f"{MEMCHECK_SOURCE} has changed"
     for name, actual in ((KERNEL_NAME, kernel_sha), (INITRD_NAME, initrd_sha)):
         if actual is None:
             return f"{name} is missing"
@@ -359,6 +534,42 @@ def obtain_busybox(workdir: Path, log: Callable[[str], None]) -> tuple[bytes, st
     return (root / "bin" / "busybox").read_bytes(), deb_field(deb, "Version")
 
 
+def memcheck_source() -> bytes:
+    """memcheck.c as shipped in the package."""
+    return resources.files("filemem.devtools").joinpath(MEMCHECK_SOURCE).read_bytes()
+
+
+@functools.cache
+def memcheck_source_sha256() -> str:
+    return hashlib.sha256(memcheck_source()).hexdigest()
+
+
+def compile_memcheck(workdir: Path, source: bytes | None = None) -> Path:
+    """Build memcheck.c into a static binary in workdir (gcc -O2 -static); returns its path."""
+    src = workdir / MEMCHECK_SOURCE
+    src.write_bytes(memcheck_source() if source is None else source)
+    out = workdir / "memcheck"
+    cmd = ["gcc", *MEMCHECK_CFLAGS, "-o", str(out), str(src)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise TestImageError(
+            f"gcc is not installed; the test image compiles {MEMCHECK_SOURCE} with it "
+            f"(apt-get install gcc {MEMCHECK_PACKAGE})"
+        ) from exc
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip()
+        raise TestImageError(
+            f"{' '.join(cmd)} failed ({done.returncode}); a static build needs the static C "
+            f"library from {MEMCHECK_PACKAGE} (apt-get install {MEMCHECK_PACKAGE}): {detail}"
+        )
+    return out
+
+
+def gcc_version() -> str:
+    return _run(["gcc", "-dumpfullversion"]).strip()
+
+
 # --- build ----------------------------------------------------------------------------------------
 
 
@@ -399,11 +610,16 @@ def build_test_image(dest: Path, log: Callable[[str], None] = print) -> TestImag
         deb = download_kernel_deb(workdir, log)
         kernel_src = extract_kernel(deb, workdir)
         busybox, busybox_version = obtain_busybox(workdir, log)
+        source = memcheck_source()
+        log(f"compiling {MEMCHECK_SOURCE} (gcc {' '.join(MEMCHECK_CFLAGS)})")
+        memcheck = compile_memcheck(workdir, source).read_bytes()
         kernel_sha = _publish(dest, KERNEL_NAME, lambda p: shutil.copyfile(kernel_src, p))
-        initrd_sha = _publish(dest, INITRD_NAME, lambda p: write_initrd(p, busybox))
+        initrd_sha = _publish(dest, INITRD_NAME, lambda p: write_initrd(p, busybox, memcheck))
         manifest = {
             "format": IMAGE_FORMAT,
             "init_sha256": INIT_SHA256,
+            "memcheck_sha256": hashlib.sha256(source).hexdigest(),
+            "memcheck_gcc": gcc_version(),
             "kernel_package": deb_field(deb, "Package"),
             "kernel_version": deb_field(deb, "Version"),
             "kernel_release": kernel_src.name.removeprefix("vmlinuz-"),
@@ -447,6 +663,9 @@ def main(argv: list[str] | None = None) -> int:
             f"holding only a static busybox and an /init that prints {READY_LINE} on the serial "
             "console, optionally writes filemem.touch_mb=N MiB of memory (then prints "
             f"'{TOUCHED_PREFIX} N'), and powers off if filemem.poweroff=1 or else idles. "
+            "With filemem.workload=memcheck it runs memcheck (a static C program built here by "
+            f"gcc, which needs {MEMCHECK_PACKAGE}) that fills filemem.mem_mb MiB with a pattern "
+            "and checks it forever, one 'FILEMEM-MEMCHECK pass=...' console line per pass. "
             "It boots in seconds under TCG, so tests can start real QEMU guests cheaply. "
             "The result is cached; a rebuild happens only when files do not match the manifest."
         ),
