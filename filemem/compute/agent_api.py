@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -21,8 +21,27 @@ class ApiRefused(FilememError):
     """The API answered 4xx: a bug or a misconfiguration (token), not worth retrying blindly."""
 
 
+class AgentApi(Protocol):
+    """What the reconcile loop needs of the API; AgentApiClient is the HTTP implementation.
+
+    Every method raises ApiUnavailable (transient: retried with backoff) or ApiRefused.
+    """
+
+    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
+        """Create or refresh this host's service record (also the heartbeat)."""
+
+    def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
+        """The full desired set for `host` once something changed after `since` (or `wait` s)."""
+
+    def report(self, uuid: str, fields: dict[str, Any]) -> None:
+        """Observed state of one instance (vm_state, power_state, task_state, fault)."""
+
+    def gone(self, uuid: str) -> None:
+        """The instance's guest is destroyed here: the API may drop its allocation and row."""
+
+
 class AgentApiClient:
-    """Thin typed wrapper; every call raises ApiUnavailable or ApiRefused with the API's reason."""
+    """AgentApi over HTTP; every call raises ApiUnavailable or ApiRefused with the API's reason."""
 
     def __init__(self, endpoint: str, token: str, timeout: float = 10.0) -> None:
         self.endpoint = endpoint.rstrip("/")

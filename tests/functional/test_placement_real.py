@@ -48,10 +48,9 @@ def new_uuid() -> str:
 # -- (a) embedded --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPlacement:
-    # Placement keeps its database engine process-wide: one embedded app for the whole module.
-    return EmbeddedPlacement(tmp_path_factory.mktemp("placement-embedded"))
+@pytest.fixture
+def embedded(embedded_placement: EmbeddedPlacement) -> EmbeddedPlacement:
+    return embedded_placement
 
 
 def sync_host(client: PlacementClient, rp_uuid: str, name: str) -> None:

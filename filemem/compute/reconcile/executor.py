@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from filemem.common.guests import PowerState
-from filemem.compute.agent_api import AgentApiClient, ApiUnavailable
+from filemem.compute.agent_api import AgentApi, ApiUnavailable
 from filemem.compute.manager import ComputeManager
 from filemem.compute.reconcile.plan import ERROR, OWNER, DesiredInstance, Step, plan
 from filemem.exceptions import FilememError, HypervisorUnavailable
@@ -29,7 +29,7 @@ class PlanExecutor:
     """One pass = plan from (desired, observed) + execute; safe to run again at any time."""
 
     def __init__(self, host: str, manager: ComputeManager, driver: HypervisorDriver,
-                 api: AgentApiClient, shutdown_timeout: float | None = None) -> None:
+                 api: AgentApi, shutdown_timeout: float | None = None) -> None:
         self.host = host
         self.manager = manager
         self.driver = driver

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from filemem.compute.agent_api import AgentApiClient, ApiRefused, ApiUnavailable
+from filemem.compute.agent_api import AgentApi, ApiRefused, ApiUnavailable
 from filemem.compute.host import ComputeHost
 from filemem.compute.reconcile.executor import PassResult, PlanExecutor
 from filemem.compute.reconcile.plan import DesiredInstance
@@ -21,7 +21,7 @@ class ReconcileLoop:
     """Level-triggered: every watch answer is the full desired set, and every pass plans from
     it and libvirt afresh, so a restarted agent converges without remembering anything."""
 
-    def __init__(self, host: ComputeHost, api: AgentApiClient, *, wait: float = 20.0,
+    def __init__(self, host: ComputeHost, api: AgentApi, *, wait: float = 20.0,
                  retry_interval: float = 1.0, stop: threading.Event | None = None) -> None:
         self.host = host
         self.api = api

@@ -1,0 +1,222 @@
+"""The agent's loops through FakeDriver and real embedded Placement: reconcile, heal, sync.
+
+No libvirtd, no root: the hypervisor is the in-tree fake; Placement is the real app in-process.
+The same behaviours are proven on real libvirt + QEMU in tests/functional.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from filemem import conf as filemem_conf
+from filemem.common.guests import Flavor, Image, PowerState
+from filemem.common.resources import MEMORY_BACKING_FILE_TRAIT, MEMORY_MB, VCPU
+from filemem.compute.agent_api import ApiUnavailable
+from filemem.compute.host import ComputeHost
+from filemem.compute.reconcile.loop import ReconcileLoop
+from filemem.compute.reconcile.plan import DesiredInstance
+from filemem.compute.resource_sync import ResourceSyncLoop
+from filemem.exceptions import HypervisorUnavailable
+from filemem.placement.embedded import EmbeddedPlacement
+from filemem.virt.fake import FakeDriver
+
+FILE_BACKED_MB = 2048
+SMALL = Flavor("small", 1, 256)
+HUGE = Flavor("huge", 1, 256, extra_specs={"hw:mem_page_size": "large"})
+IMAGE = Image(kind="kernel", kernel=Path("/boot/vmlinuz"))
+
+
+@dataclass
+class FakeAgentApi:
+    """The API side of the agent protocol, in memory: desired instances in, reports out."""
+
+    desired: dict[str, DesiredInstance] = field(default_factory=dict)
+    reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    gone_uuids: list[str] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    down: bool = False
+
+    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
+        self._check()
+        self.registered.append(host)
+
+    def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
+        self._check()
+        return 1, list(self.desired.values())
+
+    def report(self, uuid: str, fields: dict[str, Any]) -> None:
+        self._check()
+        self.reports.setdefault(uuid, []).append(fields)
+
+    def gone(self, uuid: str) -> None:
+        self._check()
+        self.gone_uuids.append(uuid)
+        self.desired.pop(uuid, None)
+
+    def _check(self) -> None:
+        if self.down:
+            raise ApiUnavailable("the fake API is down")
+
+    def last(self, uuid: str) -> dict[str, Any]:
+        return self.reports[uuid][-1]
+
+
+def building(flavor: Flavor = SMALL, **changes: Any) -> DesiredInstance:
+    values: dict[str, Any] = {"uuid": str(uuidlib.uuid4()), "name": "vm", "vm_state": "building",
+                              "task_state": "spawning", "flavor": flavor, "image": IMAGE,
+                              "project_id": "p1", "user_id": "u1"}
+    return DesiredInstance(**{**values, **changes})
+
+
+@dataclass
+class Agent:
+    host: ComputeHost
+    driver: FakeDriver
+    api: FakeAgentApi
+    loop: ReconcileLoop
+
+    def allocations(self) -> dict[str, dict[str, int]]:
+        return self.host.client.get_provider_allocations(self.host.tracker.provider_uuid)
+
+    def converge(self) -> None:
+        self.loop.run_once(None)
+
+
+@pytest.fixture
+def agent(tmp_path: Path, embedded_placement: EmbeddedPlacement) -> Iterator[Agent]:
+    state = tmp_path / "state"
+    config = tmp_path / "filemem.conf"
+    config.write_text(
+        f"[DEFAULT]\nhost = fake-{uuidlib.uuid4().hex[:8]}\nstate_path = {state}\n"
+        "ram_allocation_ratio = 1.0\n"
+        f"[libvirt]\nvirt_type = qemu\nfile_backed_memory = {FILE_BACKED_MB}\n")
+    conf = filemem_conf.load(config_files=[str(config)])
+    driver = FakeDriver(state_path=state, backing_dir=tmp_path / "ram",
+                        file_backed_memory_mb=FILE_BACKED_MB)
+    host = ComputeHost.from_conf(conf, driver=driver, client=embedded_placement.client())
+    host.tracker.sync()
+    api = FakeAgentApi()
+    yield Agent(host, driver, api, ReconcileLoop(host, api, wait=0))
+
+
+def test_a_building_instance_is_spawned_claimed_and_reported_active(agent: Agent) -> None:
+    want = building()
+    agent.api.desired[want.uuid] = want
+    agent.converge()
+    [guest] = agent.driver.list_guests()
+    assert guest.uuid == want.uuid and guest.power_state == PowerState.RUNNING
+    assert guest.memory_file is not None and guest.memory_file.nominal_bytes == 256 * 2**20
+    assert agent.allocations()[want.uuid] == {MEMORY_MB: 256, VCPU: 1}
+    assert agent.api.last(want.uuid)["vm_state"] == "active"
+    # Level-triggered: a second pass over the same state changes nothing.
+    calls = len([c for c in agent.driver.calls if c[0] == "spawn"])
+    agent.converge()
+    assert len([c for c in agent.driver.calls if c[0] == "spawn"]) == calls
+
+
+def test_a_delete_destroys_the_guest_releases_its_claim_and_confirms_gone(agent: Agent) -> None:
+    want = building()
+    agent.api.desired[want.uuid] = want
+    agent.converge()
+    agent.api.desired[want.uuid] = building(uuid=want.uuid, vm_state="active",
+                                            task_state="deleting")
+    agent.converge()
+    assert agent.driver.list_guests() == []
+    assert want.uuid not in agent.allocations()
+    assert agent.api.gone_uuids == [want.uuid]
+
+
+def test_an_orphan_guest_nobody_wants_is_reaped(agent: Agent) -> None:
+    want = building()
+    agent.api.desired[want.uuid] = want
+    agent.converge()
+    agent.api.desired.clear()  # the API lost it (row deleted while the agent was down)
+    agent.converge()
+    assert agent.driver.list_guests() == []
+    assert want.uuid not in agent.allocations()
+
+
+def test_huge_pages_on_a_file_backed_host_fail_cleanly_with_the_reason(agent: Agent) -> None:
+    want = building(HUGE)
+    agent.api.desired[want.uuid] = want
+    agent.converge()
+    report = agent.api.last(want.uuid)
+    assert report["vm_state"] == "error"
+    assert "hw:mem_page_size" in report["fault_message"]
+    assert agent.driver.list_guests() == []
+    assert want.uuid not in agent.allocations()  # the failed spawn dropped its claim
+
+
+def test_a_guest_that_stops_by_itself_is_reported_not_restarted(agent: Agent) -> None:
+    want = building()
+    agent.api.desired[want.uuid] = want
+    agent.converge()
+    agent.api.desired[want.uuid] = building(uuid=want.uuid, vm_state="active", task_state=None)
+    agent.driver.set_power(want.uuid, PowerState.SHUTDOWN)
+    agent.converge()
+    assert agent.api.last(want.uuid)["vm_state"] == "stopped"
+    assert agent.driver.get_guest(want.uuid).power_state == PowerState.SHUTDOWN
+
+
+def test_a_down_hypervisor_fails_the_pass_for_a_retry_and_touches_nothing(agent: Agent) -> None:
+    want = building()
+    agent.api.desired[want.uuid] = want
+    agent.driver.unavailable = True
+    with pytest.raises(HypervisorUnavailable):
+        agent.converge()
+    assert want.uuid not in agent.api.reports  # no ERROR for a transient failure
+    agent.driver.unavailable = False
+    agent.converge()
+    assert agent.api.last(want.uuid)["vm_state"] == "active"
+
+
+def test_the_loop_backs_off_while_the_api_is_down_and_converges_after(agent: Agent) -> None:
+    want = building()
+    agent.api.desired[want.uuid] = want
+    agent.api.down = True
+    waits: list[float] = []
+
+    def wait(delay: float) -> bool:
+        waits.append(delay)
+        agent.api.down = len(waits) < 3  # the API comes back after three failed attempts
+        return False
+
+    def report(uuid: str, fields: dict[str, Any]) -> None:
+        FakeAgentApi.report(agent.api, uuid, fields)
+        agent.loop.stop.set()  # converged: end run() after this pass
+
+    agent.loop.stop.wait = wait  # type: ignore[method-assign]
+    agent.api.report = report  # type: ignore[method-assign]
+    agent.loop.run()
+    assert waits == [1.0, 2.0, 4.0]  # exponential backoff from retry_interval
+    assert agent.api.last(want.uuid)["vm_state"] == "active"
+
+
+def test_heal_claims_for_an_unclaimed_guest_and_drops_a_stale_claim(agent: Agent) -> None:
+    uuid = str(uuidlib.uuid4())
+    agent.driver.spawn("instance-x", uuid, SMALL, IMAGE)  # a guest with no allocation
+    stale = str(uuidlib.uuid4())
+    agent.host.client.claim(stale, agent.host.tracker.provider_uuid, {MEMORY_MB: 128}, "p", "u")
+    kept = str(uuidlib.uuid4())
+    agent.host.client.claim(kept, agent.host.tracker.provider_uuid, {MEMORY_MB: 64}, "p", "u")
+    result = agent.host.manager.heal(keep=[kept])
+    assert result.claimed == [uuid] and result.removed == [stale] and result.converged
+    assert set(agent.allocations()) == {uuid, kept}
+
+
+def test_resource_sync_reports_file_backed_capacity_and_the_trait(agent: Agent) -> None:
+    loop = ResourceSyncLoop.from_conf(agent.host)
+    first = loop.run_once()
+    assert first.ok and first.sync is not None
+    memory = first.sync.inventory.inventories[MEMORY_MB]
+    assert memory["total"] == FILE_BACKED_MB and memory["allocation_ratio"] == 1.0
+    assert MEMORY_BACKING_FILE_TRAIT in first.sync.traits
+    second = loop.run_once()
+    assert second.sync is not None and not second.sync.changed  # no change, no write
+    assert agent.host.metrics_path().is_file()
