@@ -191,7 +191,7 @@ def test_the_loop_backs_off_while_the_api_is_down_and_converges_after(agent: Age
         FakeAgentApi.report(agent.api, uuid, fields)
         agent.loop.stop.set()  # converged: end run() after this pass
 
-    agent.loop.stop.wait = wait  # type: ignore[method-assign]
+    agent.loop.stop.wait = wait  # type: ignore[method-assign,assignment]
     agent.api.report = report  # type: ignore[method-assign]
     agent.loop.run()
     assert waits == [1.0, 2.0, 4.0]  # exponential backoff from retry_interval
