@@ -1,16 +1,16 @@
-"""ApiContext: what every request handler needs (database, Placement, scheduler, token, conf)."""
+"""ApiContext: what every request handler needs (database, Placement, conductor, token, conf)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from filemem.conductor.servers import SchedulerProtocol, ServerConductor
 from filemem.db.session import Database
 from filemem.placement.client import PlacementClient
-from filemem.scheduler import RequestSpec, Selection
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -18,14 +18,6 @@ if TYPE_CHECKING:
 # Without Keystone every caller is the admin; Placement still wants a project and a user.
 DEFAULT_PROJECT_ID = "filemem"
 DEFAULT_USER_ID = "filemem"
-
-
-class SchedulerProtocol(Protocol):
-    """What the API needs of filemem.scheduler.Scheduler."""
-
-    def select_and_claim(self, spec: RequestSpec) -> Selection: ...
-
-    def invalidate_hosts(self) -> None: ...
 
 
 @dataclass
@@ -42,6 +34,10 @@ class ApiContext:
     user_id: str = DEFAULT_USER_ID
     # How often a waiting agent long-poll looks at the changes table.
     long_poll_interval: float = 0.25
+
+    @property
+    def conductor(self) -> ServerConductor:
+        return ServerConductor(self.database, self.placement, self.scheduler)
 
     @property
     def down_after(self) -> dt.timedelta:

@@ -19,6 +19,7 @@ from filemem.compute.host import ComputeHost, startup_errors
 from filemem.compute.host_check import check_host
 from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.compute.resource_sync import ResourceSyncLoop
+from filemem.conf import compute as compute_opts
 from filemem.exceptions import ConfigError, FilememError
 
 LOG = logging.getLogger("filemem.compute")
@@ -60,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"filemem-compute: refusing to start: {len(errors)} startup check(s) failed",
               file=sys.stderr)
         return 1
+    listen = compute_opts.metrics_listen(conf.metrics_listen)
+    if listen is not None:
+        host.metrics.serve(*listen)
+        LOG.info("Prometheus metrics at http://%s:%d/metrics", *listen)
     stop = threading.Event()
     _install_signal_handlers(stop)
     reconcile_loop = _reconcile_loop(conf, host, stop)

@@ -30,6 +30,7 @@ class ComputeHost:
     client: PlacementClient
     tracker: ResourceTracker
     manager: ComputeManager
+    metrics: metrics.Metrics
 
     @classmethod
     def from_conf(
@@ -45,12 +46,16 @@ class ComputeHost:
         client = client or client_from_conf(conf)
         tracker = ResourceTracker(conf, driver, client, store_dir=store_dir)
         manager = ComputeManager(driver, client, tracker.provider_uuid, Path(conf.state_path))
-        return cls(conf, driver, client, tracker, manager)
+        return cls(conf, driver, client, tracker, manager, metrics.Metrics(metrics_path(conf)))
 
     def metrics_path(self) -> Path:
-        configured: str = self.conf.metrics_file
-        return Path(configured) if configured else Path(self.conf.state_path) / \
-            metrics.DEFAULT_FILE_NAME
+        return self.metrics.textfile
+
+
+def metrics_path(conf: cfg.ConfigOpts) -> Path:
+    """[DEFAULT] metrics_file, or metrics.prom under state_path."""
+    configured: str = conf.metrics_file
+    return Path(configured) if configured else Path(conf.state_path) / metrics.DEFAULT_FILE_NAME
 
 
 def startup_errors(report: HostReport) -> list[str]:

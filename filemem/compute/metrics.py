@@ -1,12 +1,21 @@
-"""Prometheus text-format metrics of capacity, usage and memory files, written atomically."""
+"""Prometheus metrics of capacity, usage, memory files and working sets (prometheus-client).
+
+The resource loop publishes one MetricsSnapshot per cycle; a collector turns the latest one into
+metric families, served over HTTP (`[DEFAULT] metrics_listen`) and written as a textfile for
+node_exporter. Values unknown right now (Placement down, no store) are left out, not zeroed.
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 DEFAULT_FILE_NAME = "metrics.prom"
 
@@ -17,11 +26,13 @@ class GuestMetric:
     name: str
     allocated_bytes: int
     nominal_bytes: int
+    resident_bytes: int | None = None
+    major_faults: int | None = None
 
 
 @dataclass(frozen=True)
 class MetricsSnapshot:
-    """One sync's figures; None = unknown now (e.g. Placement down), so no sample is written."""
+    """One cycle's figures; None = unknown now (e.g. Placement down), so no sample is written."""
 
     placement_up: bool
     last_sync_timestamp: float | None = None
@@ -31,10 +42,15 @@ class MetricsSnapshot:
     capacity_reduced: bool | None = None
     store_size_bytes: int | None = None
     store_free_bytes: int | None = None
+    store_written_bytes: int | None = None
+    refaults: int | None = None
+    pressure_some_avg10: float | None = None
+    pressure_full_avg10: float | None = None
     guests: Sequence[GuestMetric] = field(default_factory=tuple)
 
 
-# name, help; all gauges.
+# snapshot attribute, metric name, help; all gauges (counters are exported as the kernel's totals
+# under *_total names, so rate() works on them).
 _HOST_METRICS: tuple[tuple[str, str, str], ...] = (
     ("placement_up", "filemem_placement_up",
      "1 when the last resource sync reached Placement, 0 when it failed"),
@@ -51,73 +67,83 @@ _HOST_METRICS: tuple[tuple[str, str, str], ...] = (
      "Size of the filesystem holding memory_backing_dir"),
     ("store_free_bytes", "filemem_backing_store_free_bytes",
      "Free bytes (for unprivileged users) on the filesystem holding memory_backing_dir"),
+    ("store_written_bytes", "filemem_backing_store_written_bytes_total",
+     "Bytes written so far to the block device of the backing store (wear: use rate())"),
+    ("refaults", "filemem_host_workingset_refaults_total",
+     "Pages read back soon after eviction (/proc/vmstat workingset_refault*): thrashing"),
+    ("pressure_some_avg10", "filemem_host_memory_pressure_some_avg10",
+     "Share of the last 10 s some task waited for memory (PSI, percent)"),
+    ("pressure_full_avg10", "filemem_host_memory_pressure_full_avg10",
+     "Share of the last 10 s all tasks waited for memory (PSI, percent)"),
 )
 _GUEST_METRICS: tuple[tuple[str, str, str], ...] = (
     ("allocated_bytes", "filemem_guest_memory_file_allocated_bytes",
      "Bytes really allocated on the store by the guest's memory file"),
     ("nominal_bytes", "filemem_guest_memory_file_nominal_bytes",
      "Nominal size of the guest's memory file (its memory size)"),
+    ("resident_bytes", "filemem_guest_memory_resident_bytes",
+     "Bytes of the guest's memory file resident in the host's page cache (RAM)"),
+    ("major_faults", "filemem_guest_major_faults_total",
+     "Major page faults of the guest's QEMU process: pages read in from the store"),
 )
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class SnapshotCollector(Collector):
+    """Serves the latest snapshot; `publish` swaps it atomically for scrapes in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: MetricsSnapshot | None = None
+
+    def publish(self, snapshot: MetricsSnapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snapshot = self._snapshot
+        if snapshot is None:
+            return
+        for attr, name, help_text in _HOST_METRICS:
+            value = getattr(snapshot, attr)
+            if value is not None:
+                yield GaugeMetricFamily(name, help_text, value=float(value))
+        for attr, name, help_text in _GUEST_METRICS:
+            family = GaugeMetricFamily(name, help_text, labels=["uuid", "name"])
+            for guest in sorted(snapshot.guests, key=lambda g: g.uuid):
+                value = getattr(guest, attr)
+                if value is not None:
+                    family.add_metric([guest.uuid, guest.name], float(value))
+            if family.samples:
+                yield family
 
 
-def _value(value: float | bool) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int) or value.is_integer():
-        return str(int(value))
-    return repr(value)
+class Metrics:
+    """The host's metrics: one registry, a textfile and optionally an HTTP endpoint."""
 
+    def __init__(self, textfile: Path) -> None:
+        self.textfile = Path(textfile)
+        self.registry = CollectorRegistry()
+        self.collector = SnapshotCollector()
+        self.registry.register(self.collector)
 
-def _family(name: str, help_text: str, samples: Iterable[str]) -> list[str]:
-    lines = list(samples)
-    if not lines:
-        return []
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *lines]
+    def publish(self, snapshot: MetricsSnapshot) -> None:
+        """New figures for scrapes, and the textfile rewritten (atomically, by the library)."""
+        self.collector.publish(snapshot)
+        self.textfile.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(self.textfile), self.registry)
+        self.textfile.chmod(0o644)
 
-
-def render(snapshot: MetricsSnapshot) -> str:
-    """The exposition text; families without a known value are left out."""
-    lines: list[str] = []
-    for attr, name, help_text in _HOST_METRICS:
-        value = getattr(snapshot, attr)
-        samples = [] if value is None else [f"{name} {_value(value)}"]
-        lines += _family(name, help_text, samples)
-    for attr, name, help_text in _GUEST_METRICS:
-        lines += _family(name, help_text, (
-            f'{name}{{uuid="{_escape(g.uuid)}",name="{_escape(g.name)}"}} '
-            f"{_value(getattr(g, attr))}"
-            for g in sorted(snapshot.guests, key=lambda g: g.uuid)
-        ))
-    return "\n".join(lines) + "\n"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Readers (node_exporter, tests) see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def serve(self, address: str, port: int) -> None:
+        """GET /metrics on address:port from a daemon thread (prometheus-client's server)."""
+        start_http_server(port, addr=address, registry=self.registry)
 
 
 def parse(text: str) -> dict[str, float]:
     """Samples keyed by name with labels, e.g. 'filemem_memory_mb_total' (for tests and tools)."""
     samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        samples[key] = float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples

@@ -145,6 +145,6 @@ class ResourceSyncLoop:
             guests=self._guest_metrics(),
         )
         try:
-            metrics.write_atomically(self.host.metrics_path(), metrics.render(snapshot))
+            self.host.metrics.publish(snapshot)
         except OSError as exc:
-            LOG.error("cannot write metrics to %s: %s", self.host.metrics_path(), exc)
+            LOG.error("cannot write metrics to %s: %s", self.host.metrics.textfile, exc)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from filemem.exceptions import ConfigError
+
 GROUP = None
 
 OPTS: list[cfg.Opt] = [
@@ -31,6 +33,12 @@ OPTS: list[cfg.Opt] = [
         "<state_path>/metrics.prom.",
     ),
     cfg.StrOpt(
+        "metrics_listen",
+        default="",
+        help="ADDRESS:PORT on which filemem-compute serves Prometheus metrics at /metrics "
+        "(e.g. 127.0.0.1:9478). Empty: no HTTP endpoint, only metrics_file.",
+    ),
+    cfg.StrOpt(
         "api_endpoint",
         default="",
         help="URL of filemem-api (e.g. http://127.0.0.1:8774) whose instances this host's "
@@ -52,3 +60,14 @@ OPTS: list[cfg.Opt] = [
         "notices a guest that changed by itself (powered off, crashed).",
     ),
 ]
+
+
+def metrics_listen(value: str) -> tuple[str, int] | None:
+    """[DEFAULT] metrics_listen as (address, port); None when empty. Raises ConfigError."""
+    if not value:
+        return None
+    address, _, port = value.rpartition(":")
+    if not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("[DEFAULT] metrics_listen",
+                          f"{value!r} is not ADDRESS:PORT (e.g. 127.0.0.1:9478)")
+    return address.strip("[]"), int(port)

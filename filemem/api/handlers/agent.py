@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from filemem.api import states
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, NotFound
 from filemem.api.handlers.server_views import agent_view
 from filemem.api.handlers.servers import ServerIdPath, find
 from filemem.api.schemas.agent import InstanceReport, ServiceUpdate
 from filemem.api.schemas.common import HostName, is_uuid
+from filemem.common import states
 from filemem.db import api as db_api
 from filemem.db.models import Service, utcnow
 

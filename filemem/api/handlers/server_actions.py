@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from fastapi import Request, Response
 
-from filemem.api import states
 from filemem.api.context import get_context
 from filemem.api.errors import Conflict
 from filemem.api.handlers.servers import ServerIdPath, find
 from filemem.api.schemas.servers import ServerAction
+from filemem.common import states
 from filemem.db import api as db_api
 
 

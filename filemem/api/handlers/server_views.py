@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import Request
 
-from filemem.api import states
 from filemem.api.links import bookmark, resource_links
+from filemem.common import states
 from filemem.db.models import Image, Instance
 
 

@@ -1,4 +1,4 @@
-"""Servers: create (schedule + claim), list, list detail, show and delete."""
+"""Servers: create, list, list detail, show and delete (the workflow is the conductor's)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,19 @@ from fastapi import Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from filemem.api import states
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest, NotFound
 from filemem.api.handlers import server_views as views
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.api.schemas.servers import ServerCreate, ServerCreateRequest
+from filemem.common import states
 from filemem.db import api as db_api
 from filemem.db.models import Instance
-from filemem.scheduler import NoValidHost, RequestSpec
 
 LOG = logging.getLogger(__name__)
 
 ServerIdPath = Annotated[str, Path(max_length=255)]
 MAX_LIMIT = 1000
-NO_VALID_HOST = "No valid host was found."
 
 
 def find(session: Session, server_id: str) -> Instance:
@@ -56,44 +54,12 @@ def _new_instance(ctx: ApiContext, session: Session, spec: ServerCreate) -> Inst
     })
 
 
-def _fail(ctx: ApiContext, uuid: str, message: str) -> None:
-    with ctx.database.session() as session:
-        db_api.update_instance(session, uuid, {
-            "vm_state": states.ERROR, "task_state": None, "fault_message": message,
-            "fault_code": 500}, expect_task_states=[states.SCHEDULING], notify=False)
-
-
-def _schedule(ctx: ApiContext, instance: Instance) -> None:
-    """select_and_claim, then hand the instance to its host; failures leave it in ERROR."""
-    spec = RequestSpec(
-        instance_uuid=instance.uuid, project_id=instance.project_id, user_id=instance.user_id,
-        memory_mb=instance.memory_mb, vcpus=instance.vcpus, disk_gb=instance.root_gb,
-        extra_specs=dict(instance.extra_specs or {}))
-    try:
-        selection = ctx.scheduler.select_and_claim(spec)
-    except NoValidHost as exc:
-        _fail(ctx, instance.uuid, f"{NO_VALID_HOST} {exc.reason}")
-        return
-    except Exception as exc:
-        # nova too puts the instance in ERROR when scheduling breaks; the reason is its fault.
-        LOG.exception("scheduling %s failed", instance.uuid)
-        _fail(ctx, instance.uuid, f"Scheduling failed: {exc}")
-        return
-    with ctx.database.session() as session:
-        handed = db_api.update_instance(
-            session, instance.uuid, {"host": selection.host, "task_state": states.SPAWNING},
-            expect_task_states=[states.SCHEDULING], expect_not_deleting=True)
-    if handed is None:
-        # Deleted while we were claiming: the claim must not outlive it.
-        ctx.placement.delete_allocations(instance.uuid)
-
-
 def create_server(request: Request, body: ServerCreateRequest) -> Response:
     """POST /servers: 202 once the server is scheduled (or in ERROR when nothing fits)."""
     ctx = get_context(request)
     with ctx.database.session() as session:
         instance = _new_instance(ctx, session, body.server)
-    _schedule(ctx, instance)
+    ctx.conductor.build(instance)
     server = {**views.summary(request, instance), "OS-DCF:diskConfig": "MANUAL",
               "security_groups": [{"name": "default"}]}
     return JSONResponse({"server": server}, status_code=202,
@@ -180,13 +146,7 @@ def show_server(request: Request, server_id: ServerIdPath) -> dict[str, Any]:
 def delete_server(request: Request, server_id: ServerIdPath) -> Response:
     """DELETE /servers/{server_id}: 204; the host's agent destroys it, unscheduled ones go now."""
     ctx = get_context(request)
-    with ctx.database.session() as session:
+    with ctx.database.reader() as session:
         instance = find(session, server_id)
-        if instance.host is None and db_api.delete_instance(session, instance.uuid,
-                                                            only_unscheduled=True):
-            # Inside the transaction: if Placement fails the row stays and the client retries.
-            ctx.placement.delete_allocations(instance.uuid)
-            return Response(status_code=204)
-        db_api.update_instance(session, instance.uuid, {
-            "deleted_requested": True, "task_state": states.DELETING})
+    ctx.conductor.delete(instance)
     return Response(status_code=204)

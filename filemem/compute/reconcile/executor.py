@@ -6,9 +6,10 @@ import logging
 from dataclasses import dataclass, field
 
 from filemem.common.guests import PowerState
+from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable
 from filemem.compute.manager import ComputeManager
-from filemem.compute.reconcile.plan import ERROR, OWNER, DesiredInstance, Step, plan
+from filemem.compute.reconcile.plan import OWNER, DesiredInstance, Step, plan
 from filemem.exceptions import FilememError, HypervisorUnavailable
 from filemem.placement.client import PlacementUnavailable
 from filemem.virt.driver import HypervisorDriver

@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
+from filemem.common.states import (
+    ACTIVE,
+    BUILDING,
+    DELETING,
+    ERROR,
+    POWERING_OFF,
+    POWERING_ON,
+    REBOOTING,
+    REBOOTING_HARD,
+    STOPPED,
+)
 
-BUILDING, ACTIVE, STOPPED, ERROR = "building", "active", "stopped", "error"
-POWERING_OFF, POWERING_ON = "powering-off", "powering-on"
-REBOOTING, REBOOTING_HARD, DELETING = "rebooting", "rebooting_hard", "deleting"
-OWNER = "api"
+OWNER = "api"  # the owner metadata of guests agents reconcile (and may reap as orphans)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,90 @@
+"""The server workflow: build (schedule, claim, hand over to a host) and delete, with their undo."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from filemem.common import states
+from filemem.conductor.claims import held_claim
+from filemem.db import api as db_api
+from filemem.db.models import Instance
+from filemem.db.session import Database
+from filemem.placement.client import PlacementClient
+from filemem.scheduler import NoValidHost, RequestSpec, Selection
+
+LOG = logging.getLogger(__name__)
+
+NO_VALID_HOST = "No valid host was found."
+
+
+class SchedulerProtocol(Protocol):
+    """What the workflow needs of filemem.scheduler.manager.Scheduler (tests may stand in)."""
+
+    def select_and_claim(self, spec: RequestSpec) -> Selection: ...
+
+    def invalidate_hosts(self) -> None: ...
+
+
+@dataclass
+class ServerConductor:
+    """What handlers call once a request is valid; it owns the order of the steps."""
+
+    database: Database
+    placement: PlacementClient
+    scheduler: SchedulerProtocol
+
+    def build(self, instance: Instance) -> None:
+        """Schedule and claim, then hand the instance to its host; failures leave it in ERROR.
+
+        Nothing is left claimed if the instance was deleted while we claimed, or if the
+        hand-over itself fails.
+        """
+        try:
+            selection = self.scheduler.select_and_claim(request_spec(instance))
+        except NoValidHost as exc:
+            self._fail(instance.uuid, f"{NO_VALID_HOST} {exc.reason}")
+            return
+        except Exception as exc:
+            # nova too puts the instance in ERROR when scheduling breaks; the reason is its fault.
+            LOG.exception("scheduling %s failed", instance.uuid)
+            self._fail(instance.uuid, f"Scheduling failed: {exc}")
+            return
+        with held_claim(self.placement, instance.uuid) as claim:
+            if self._hand_over(instance.uuid, selection):
+                claim.commit()
+            else:
+                LOG.info("instance %s was deleted while it was scheduled", instance.uuid)
+
+    def delete(self, instance: Instance) -> None:
+        """An unscheduled instance goes now; a scheduled one is handed to its agent to destroy."""
+        with self.database.session() as session:
+            if instance.host is None and db_api.delete_instance(session, instance.uuid,
+                                                                only_unscheduled=True):
+                # Inside the transaction: if Placement fails the row stays, the client retries.
+                self.placement.delete_allocations(instance.uuid)
+                return
+            db_api.update_instance(session, instance.uuid, {
+                "deleted_requested": True, "task_state": states.DELETING})
+
+    def _hand_over(self, uuid: str, selection: Selection) -> bool:
+        with self.database.session() as session:
+            handed = db_api.update_instance(
+                session, uuid, {"host": selection.host, "task_state": states.SPAWNING},
+                expect_task_states=[states.SCHEDULING], expect_not_deleting=True)
+        return handed is not None
+
+    def _fail(self, uuid: str, message: str) -> None:
+        with self.database.session() as session:
+            db_api.update_instance(session, uuid, {
+                "vm_state": states.ERROR, "task_state": None, "fault_message": message,
+                "fault_code": 500}, expect_task_states=[states.SCHEDULING], notify=False)
+
+
+def request_spec(instance: Instance) -> RequestSpec:
+    """What the scheduler needs of an instance: its owner (the consumer) and flavor sizes."""
+    return RequestSpec(
+        instance_uuid=instance.uuid, project_id=instance.project_id, user_id=instance.user_id,
+        memory_mb=instance.memory_mb, vcpus=instance.vcpus, disk_gb=instance.root_gb,
+        extra_specs=dict(instance.extra_specs or {}))
