@@ -8,9 +8,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from oslo_config import cfg
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from filemem import conf as filemem_conf
 from filemem.exceptions import InvalidInput
@@ -36,16 +40,21 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _console(stream: TextIO) -> Console:
+    # Piped output (scripts, tests) gets no colour and no wrapping at 80 columns.
+    if stream.isatty():
+        return Console(file=stream)
+    return Console(file=stream, width=1000, no_color=True, highlight=False)
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    print(line)
-    for index, row in enumerate(cells):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-        if index == 0:
-            print(line)
-    print(line)
+    """An ASCII-boxed table as python-openstackclient prints them (rich does the layout)."""
+    table = Table(box=box.ASCII, show_lines=False, highlight=False)
+    for header in headers:
+        table.add_column(str(header), overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    _console(sys.stdout).print(table)
 
 
 def mib(num_bytes: int | None) -> str:
@@ -56,22 +65,26 @@ def wait_until(
     what: str, done: Callable[[], bool], timeout: float, interval: float = 0.25,
     quiet: bool = False,
 ) -> bool:
-    """Poll `done` with a one-line progress display on stderr; False on timeout."""
+    """Poll `done` with a progress bar (elapsed against `timeout`) on stderr; False on timeout."""
+    console = _console(sys.stderr)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TimeElapsedColumn(), TextColumn(f"of {timeout:.0f} s"))
     start = time.monotonic()
-    while True:
-        elapsed = time.monotonic() - start
-        if done():
-            if not quiet:
-                sys.stderr.write(f"\r{what}: done in {elapsed:.1f} s{' ' * 10}\n")
-            return True
-        if elapsed >= timeout:
-            if not quiet:
-                sys.stderr.write(f"\r{what}: timed out after {timeout:.0f} s\n")
-            return False
-        if not quiet and sys.stderr.isatty():
-            sys.stderr.write(f"\r{what}: {elapsed:.0f} s")
-            sys.stderr.flush()
-        time.sleep(interval)
+    with Progress(*columns, console=console, transient=True,
+                  disable=quiet or not sys.stderr.isatty()) as progress:
+        task = progress.add_task(what, total=timeout)
+        while True:
+            elapsed = time.monotonic() - start
+            progress.update(task, completed=min(elapsed, timeout))
+            if done():
+                if not quiet:
+                    console.print(f"{what}: done in {elapsed:.1f} s")
+                return True
+            if elapsed >= timeout:
+                if not quiet:
+                    console.print(f"{what}: timed out after {timeout:.0f} s")
+                return False
+            time.sleep(interval)
 
 
 def parse_properties(pairs: list[str]) -> dict[str, str]:

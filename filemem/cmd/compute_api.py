@@ -14,7 +14,7 @@ from filemem.exceptions import FilememError
 CLIENT_FILE = "client.json"
 
 
-class ApiError(FilememError):
+class ComputeApiError(FilememError):
     """The API refused a request; the message is the API's own reason."""
 
 
@@ -59,9 +59,9 @@ class ComputeApi:
         try:
             response = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach the filemem API at {self.endpoint}: {exc}") from exc
+            raise ComputeApiError(f"cannot reach the filemem API at {self.endpoint}: {exc}") from exc
         if response.status_code >= 400:
-            raise ApiError(f"{method} {path}: {response.status_code} {_reason(response)}")
+            raise ComputeApiError(f"{method} {path}: {response.status_code} {_reason(response)}")
         return response.json() if response.content else None
 
     def find(self, noun: str, ident: str) -> dict[str, Any]:
@@ -72,7 +72,7 @@ class ComputeApi:
             found: dict[str, Any] = self.call("GET", f"/{plural}/{ident}")
             item: dict[str, Any] = found.get(noun, found)
             return item
-        except ApiError as exc:
+        except ComputeApiError as exc:
             if " 404 " not in str(exc) and " 400 " not in str(exc):
                 raise
         listing = self.call("GET", f"/{plural}/detail" if noun != "image" else f"/{plural}")
@@ -81,6 +81,6 @@ class ComputeApi:
         matches = [item for item in items if item.get(key) == ident]
         if len(matches) != 1:
             what = "no" if not matches else f"{len(matches)}"
-            raise ApiError(f"{what} {noun}s named or with id {ident!r}")
+            raise ComputeApiError(f"{what} {noun}s named or with id {ident!r}")
         match: dict[str, Any] = matches[0]
         return match

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filemem.cmd.common import load_conf, print_json, print_table, wait_until
-from filemem.cmd.compute_api import ApiError, ComputeApi, client_settings
+from filemem.cmd.compute_api import ComputeApi, ComputeApiError, client_settings
 
 if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -75,22 +75,27 @@ def _wait_status(client: ComputeApi, uuid: str, targets: set[str],
         return latest["status"] in targets and not latest.get("OS-EXT-STS:task_state")
 
     if not wait_until(f"waiting for {'/'.join(sorted(targets))}", reached, timeout, 0.5):
-        raise ApiError(f"server {uuid} is still {latest.get('status')} after {timeout:.0f} s")
+        raise ComputeApiError(f"server {uuid} is still {latest.get('status')} after {timeout:.0f} s")
     return latest
 
 
-def _row(s: dict[str, Any]) -> list[Any]:
+def _row(s: dict[str, Any], flavor_names: dict[str, str]) -> list[Any]:
+    flavor_id = s.get("flavor", {}).get("id", "")
     return [s["id"], s["name"], s["status"], s.get("OS-EXT-STS:task_state") or "",
-            s.get("OS-EXT-SRV-ATTR:host") or "", s.get("flavor", {}).get("id", "")]
+            s.get("OS-EXT-SRV-ATTR:host") or "", flavor_names.get(flavor_id, flavor_id)]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    servers = api(args).call("GET", "/servers/detail")["servers"]
+    client = api(args)
+    servers = client.call("GET", "/servers/detail")["servers"]
     if args.json:
         print_json(servers)
     else:
+        # At 2.1 a server names its flavor by id only (as nova's does): one listing for names.
+        flavors = client.call("GET", "/flavors")["flavors"]
+        names = {flavor["id"]: flavor["name"] for flavor in flavors}
         print_table(["id", "name", "status", "task", "host", "flavor"],
-                    [_row(s) for s in servers])
+                    [_row(s, names) for s in servers])
     return 0
 
 
@@ -132,11 +137,11 @@ def _wait_deleted(client: ComputeApi, uuid: str, timeout: float) -> None:
     def gone() -> bool:
         try:
             client.call("GET", f"/servers/{uuid}")
-        except ApiError as exc:
+        except ComputeApiError as exc:
             if " 404 " in str(exc):
                 return True
             raise
         return False
 
     if not wait_until("waiting for the delete", gone, timeout, 0.5):
-        raise ApiError(f"server {uuid} still exists after {timeout:.0f} s")
+        raise ComputeApiError(f"server {uuid} still exists after {timeout:.0f} s")
