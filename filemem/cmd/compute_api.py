@@ -59,7 +59,8 @@ class ComputeApi:
         try:
             response = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
-            raise ComputeApiError(f"cannot reach the filemem API at {self.endpoint}: {exc}") from exc
+            reason = f"cannot reach the filemem API at {self.endpoint}: {exc}"
+            raise ComputeApiError(reason) from exc
         if response.status_code >= 400:
             raise ComputeApiError(f"{method} {path}: {response.status_code} {_reason(response)}")
         return response.json() if response.content else None

@@ -75,7 +75,8 @@ def _wait_status(client: ComputeApi, uuid: str, targets: set[str],
         return latest["status"] in targets and not latest.get("OS-EXT-STS:task_state")
 
     if not wait_until(f"waiting for {'/'.join(sorted(targets))}", reached, timeout, 0.5):
-        raise ComputeApiError(f"server {uuid} is still {latest.get('status')} after {timeout:.0f} s")
+        status = latest.get("status")
+        raise ComputeApiError(f"server {uuid} is still {status} after {timeout:.0f} s")
     return latest
 
 
