@@ -117,6 +117,35 @@ def check_discard(inputs: CheckInputs) -> Finding:
     )
 
 
+@dataclass(frozen=True)
+class KvmDevice:
+    """/dev/kvm as libvirt sees it: who may open it, and whether QEMU's user is among them."""
+
+    exists: bool
+    group: str = ""
+    mode: int = 0
+    qemu_user: str = "libvirt-qemu"
+    qemu_user_groups: frozenset[str] = frozenset()
+
+
+def check_kvm_device(device: KvmDevice) -> Finding:
+    """udev makes /dev/kvm root:kvm 0660. Without udev it stays root:root 0600: libvirtd then
+    finds it unusable by QEMU's user, throws its capabilities cache away and probes QEMU again
+    every few seconds, and every guest definition waits on that loop (even TCG guests)."""
+    if not device.exists:
+        return findings.ok("kvm_device", "/dev/kvm does not exist: guests can only use TCG")
+    readable = device.mode & 0o060 == 0o060 and device.group in device.qemu_user_groups
+    if readable or device.mode & 0o006 == 0o006:
+        return findings.ok("kvm_device", f"/dev/kvm is usable by {device.qemu_user}")
+    return findings.warning(
+        "kvm_device",
+        f"/dev/kvm is group {device.group} mode {device.mode & 0o777:04o}, which "
+        f"{device.qemu_user} cannot open: libvirtd re-probes QEMU every few seconds and guest "
+        "starts wait on it. Do what Debian's udev rule does: chgrp kvm /dev/kvm; chmod 0660 "
+        f"/dev/kvm; usermod -aG kvm {device.qemu_user}; then restart libvirtd",
+    )
+
+
 def run_startup_checks(inputs: CheckInputs) -> list[Finding]:
     """Every rule, in the order an operator would fix them."""
     return [

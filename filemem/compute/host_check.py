@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grp
+import pwd
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from filemem.common.versions import fmt_version
 from filemem.compute import checks
 from filemem.exceptions import FilememError
 from filemem.virt.driver import HypervisorDriver
+from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 
 
@@ -44,6 +47,7 @@ class HostReport:
 
 
 def driver_settings(conf: cfg.ConfigOpts) -> DriverSettings:
+    partition.check_memory_limit(conf.libvirt.guest_partition, conf.libvirt.guest_memory_limit_mb)
     return DriverSettings(
         connection_uri=conf.libvirt.connection_uri,
         virt_type="kvm" if conf.libvirt.virt_type == "kvm" else "qemu",
@@ -53,6 +57,8 @@ def driver_settings(conf: cfg.ConfigOpts) -> DriverSettings:
         state_path=Path(conf.state_path),
         qemu_conf_path=Path(conf.libvirt.qemu_conf_path),
         shutdown_timeout=float(conf.shutdown_timeout),
+        guest_partition=conf.libvirt.guest_partition,
+        guest_memory_limit_mb=conf.libvirt.guest_memory_limit_mb,
     )
 
 
@@ -78,6 +84,8 @@ def check_host(conf: cfg.ConfigOpts, driver: HypervisorDriver | None = None) -> 
         libvirt_version=libvirt_version,
         qemu_version=qemu_version,
     )))
+    report.findings.append(checks.check_kvm_device(
+        kvm_device(store.qemu_user(driver.qemu_conf_text()))))
     if conf.libvirt.file_backed_memory:
         conf_text = driver.qemu_conf_text()
         facts = store.inspect_store(driver.memory_backing_dir(), store.qemu_user(conf_text))
@@ -87,3 +95,29 @@ def check_host(conf: cfg.ConfigOpts, driver: HypervisorDriver | None = None) -> 
             conf.libvirt.file_backed_memory, conf.reserved_host_memory_mb, facts, guest_files,
         ))
     return report
+
+
+def kvm_device(qemu_user: str, path: Path = Path("/dev/kvm")) -> checks.KvmDevice:
+    """The facts check_kvm_device judges, read from the device node and the group database."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return checks.KvmDevice(exists=False, qemu_user=qemu_user)
+    return checks.KvmDevice(exists=True, group=_group_name(st.st_gid), mode=st.st_mode & 0o7777,
+                            qemu_user=qemu_user, qemu_user_groups=_groups_of(qemu_user))
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _groups_of(user: str) -> frozenset[str]:
+    try:
+        primary = pwd.getpwnam(user).pw_gid
+    except KeyError:
+        return frozenset()
+    names = {g.gr_name for g in grp.getgrall() if user in g.gr_mem}
+    return frozenset(names | {_group_name(primary)})

@@ -93,3 +93,21 @@ def test_discard_gated_by_versions(
     finding = checks.check_discard(dataclasses.replace(GOOD, libvirt_version=libvirt,
                                                        qemu_version=qemu))
     assert finding.severity == (Severity.OK if expected else Severity.WARNING)
+
+
+@pytest.mark.parametrize(("device", "severity"), [
+    (checks.KvmDevice(exists=False), Severity.OK),
+    (checks.KvmDevice(True, "kvm", 0o660, "libvirt-qemu", frozenset({"kvm"})), Severity.OK),
+    (checks.KvmDevice(True, "root", 0o666, "libvirt-qemu", frozenset()), Severity.OK),
+    # no udev: root:root 0600, the capabilities re-probe loop
+    (checks.KvmDevice(True, "root", 0o600, "libvirt-qemu", frozenset({"kvm"})), Severity.WARNING),
+    # udev's mode, but QEMU's user is not in the group
+    (checks.KvmDevice(True, "kvm", 0o660, "libvirt-qemu", frozenset({"libvirt-qemu"})),
+     Severity.WARNING),
+])
+def test_kvm_device_unusable_by_qemu_draws_a_warning_with_the_fix(
+        device: checks.KvmDevice, severity: Severity) -> None:
+    finding = checks.check_kvm_device(device)
+    assert finding.severity == severity
+    if severity == Severity.WARNING:
+        assert "chmod 0660 /dev/kvm" in finding.message and "re-probes" in finding.message
