@@ -1,34 +1,21 @@
 """Host-state cache: every host's capacity, usage and traits from Placement, kept in weight order.
 
-What Placement offers, measured (standalone Placement 16 over HTTP, SQLite on tmpfs, 2 vCPUs;
-hosts as in bench/scheduler_scale.py: MEMORY_MB 65536 / VCPU 64 / DISK_GB 1000, a quarter
-file-backed; best of 3, or of 20 for single-provider calls):
-
-=========================================  ===========  ============
-Placement call                              1,000 hosts  10,000 hosts
-=========================================  ===========  ============
-GET /allocation_candidates (limit=1)          98 ms        1,910 ms
-GET /allocation_candidates (no limit)        112 ms        2,390 ms
-GET /resource_providers (all, no inventory)   46 ms          560 ms
-GET /resource_providers/{u}/inventories       10 ms           12 ms
-PUT /allocations/{consumer}                   29 ms           35 ms
-=========================================  ===========  ============
-
 Placement has no bulk inventory read: its only call that returns capacity and usage of many
 providers at once is GET /allocation_candidates, whose provider_summaries hold capacity
 ((total - reserved) * allocation_ratio), used and traits of every matching provider. One such
 call without a limit, for MEMORY_MB:1, is the full refresh here (all hosts with free memory);
 the inventory fields it lacks (reserved, ratio, min/max_unit, step_size) are read per host
 when a claim there is refused (2 GETs), and Placement checks them on every claim anyway.
-Reading all 10,000 inventories one by one would take ~100 s.
+Reading every inventory one by one would cost one GET per host (README: "What scheduling
+costs", measured by bench/scheduler_scale.py).
 
 Between refreshes the cache is kept true enough locally: a pick reserves the request on the
 chosen host, a refused claim re-reads that one host, and hosts stay sorted by weight so a
-pick walks a few hosts instead of filtering all of them (filtering 10,000 in Python costs
-~18 ms; the walk ~0.2 ms). A refresh that is due runs in a background thread while picks
-use the old state; only the first load, and the check before NoValidHost, wait for one.
+pick walks a few hosts instead of filtering all of them. A refresh that is due runs in a
+background thread while picks use the old state; only the first load, and the check before
+NoValidHost, wait for one.
 Staleness can cost a refused claim, never an over-commit: Placement refuses what does not
-fit. Strategy figures and the decision: selector.py.
+fit. The strategies and the decision between them: scheduler/manager.py.
 """
 
 from __future__ import annotations
@@ -62,7 +49,7 @@ HostSource = Callable[[], Sequence[HostRecord]]
 T = TypeVar("T")
 
 # Hosts the bulk answer leaves out (full, or new) are read one by one when there are this few,
-# so small clouds get exact numbers in NoValidHost reasons; more would cost ~30 ms each.
+# so small clouds get exact numbers in NoValidHost reasons; more would cost one GET each.
 MAX_SINGLE_READS = 16
 _SORT_KEY = attrgetter("sort_key")
 
@@ -228,7 +215,7 @@ class HostStateCache:
         """Re-read one host's inventories and usage (after Placement refused a claim there).
 
         Its traits are kept: a refused claim says nothing about them, and the full refresh
-        re-reads them; that saves one GET (~10 ms) on every lost race.
+        re-reads them; that saves one GET on every lost race.
         """
         with self._lock:
             record = self._records.get(provider_uuid)

@@ -1,22 +1,8 @@
 """Scheduler.select_and_claim: filter, weigh, claim in Placement; a lost race tries the next host.
 
-Two strategies, measured side by side, interleaved in one run, by bench/scheduler_scale.py
-(standalone Placement 16, SQLite on tmpfs, over HTTP; 2 shared vCPUs, so absolute figures
-are noisy; "fast" = Placement with its JSON-schema validators cached, see the bench):
-
-======  =========  ===============  ================  =====================  ==========
-hosts   Placement  cache p50 / p95  bare PUT p50/p95  alloc. candidates p50  cache own
-======  =========  ===============  ================  =====================  ==========
- 1,000  stock        47.5 / 56.3 ms   46.7 / 55.1 ms    328 ms (p95 483)       0.2 ms
-10,000  stock        43.6 / 56.3 ms   43.7 / 52.9 ms  1,771 ms (p95 2,363)     0.2 ms
- 1,000  fast         32.0 / 39.9 ms   31.5 / 38.5 ms    305 ms (p95 447)       0.2 ms
-10,000  fast         26.7 / 36.6 ms   25.6 / 36.8 ms  1,573 ms (p95 2,202)     0.2 ms
-======  =========  ===============  ================  =====================  ==========
-
-"bare PUT" is PUT /allocations on a known host with no scheduling at all: the cache adds
-~0.2 ms to it at 10,000 hosts, so a claim costs what Placement's PUT costs. Full cache
-refresh: 0.2-0.4 s at 1,000 hosts, 2.0-2.9 s at 10,000 (in the background); re-reading one
-host after a refused claim: 26-37 ms; a lost race in all: 84-144 ms p50.
+Two strategies; bench/scheduler_scale.py measures them side by side (figures in the README,
+"What scheduling costs"): the cache adds well under a millisecond to the claim itself, while
+GET /allocation_candidates grows with the number of hosts.
 
 Decision: "cache" is the default.
 
@@ -25,7 +11,7 @@ Decision: "cache" is the default.
   costs a retry on the next host, never an over-commit.
 - "placement": ask GET /allocation_candidates for every request (Placement filters by
   capacity and traits), run the same filters and weighers on its answer, claim the best.
-  Exact, but its cost grows with the number of hosts (above), and with a single-threaded
+  Exact, but its cost grows with the number of hosts, and with a single-threaded
   Placement every other request waits behind it.
 """
 
@@ -228,7 +214,7 @@ class Scheduler:
         resources = dict(request.resources)
         try:
             try:
-                # A new consumer needs one PUT; the GET that claim() does first costs ~5 ms.
+                # A new consumer needs one PUT; the GET that claim() does first is cheap next to it.
                 self.client.put_allocations(spec.instance_uuid, {provider_uuid: resources},
                                             spec.project_id, spec.user_id, None)
             except ConsumerGenerationConflict:
