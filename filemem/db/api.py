@@ -22,14 +22,17 @@ class DuplicateEntry(FilememError):
 
 
 def get_service_by_host(session: Session, host: str) -> Service | None:
+    """The compute service registered for `host`, or None."""
     return session.scalars(select(Service).where(Service.host == host)).first()
 
 
 def get_service(session: Session, service_id: int) -> Service | None:
+    """The service with this id, or None."""
     return session.get(Service, service_id)
 
 
 def list_services(session: Session) -> list[Service]:
+    """Every registered service, oldest first (nova's os-services order)."""
     return list(session.scalars(select(Service).order_by(Service.id)))
 
 
@@ -57,10 +60,12 @@ def upsert_service(session: Session, host: str, values: Mapping[str, Any]) -> Se
 
 
 def touch_service(session: Session, host: str) -> None:
+    """Record a heartbeat: the host's service was seen just now."""
     session.execute(update(Service).where(Service.host == host).values(last_seen_at=utcnow()))
 
 
 def is_up(service: Service, down_after: dt.timedelta, now: dt.datetime | None = None) -> bool:
+    """Whether the service reported within `down_after` ([api] service_down_time)."""
     if service.last_seen_at is None:
         return False
     return (now or utcnow()) - service.last_seen_at <= down_after
@@ -77,12 +82,14 @@ def live_services(session: Session, down_after: dt.timedelta) -> list[Service]:
 
 
 def get_flavor(session: Session, flavorid: str) -> Flavor | None:
+    """The flavor with this flavorid (the API's id), or None."""
     return session.scalars(select(Flavor).where(Flavor.flavorid == flavorid)).first()
 
 
 def list_flavors(
     session: Session, *, min_ram: int = 0, min_disk: int = 0, is_public: bool | None = None,
 ) -> list[Flavor]:
+    """Flavors with at least min_ram MiB and min_disk GiB, by flavorid."""
     query = select(Flavor).where(Flavor.memory_mb >= min_ram, Flavor.root_gb >= min_disk)
     if is_public is not None:
         query = query.where(Flavor.is_public.is_(is_public))
@@ -115,6 +122,7 @@ def _duplicate_reason(taken: Flavor, values: Mapping[str, Any]) -> str:
 
 
 def delete_flavor(session: Session, flavor: Flavor) -> None:
+    """Delete the flavor and its extra specs (instances keep their copies)."""
     session.delete(flavor)
     session.flush()
 
@@ -131,6 +139,7 @@ def set_extra_specs(session: Session, flavor: Flavor, specs: Mapping[str, str]) 
 
 
 def delete_extra_spec(session: Session, flavor: Flavor, key: str) -> bool:
+    """Remove one extra spec; False when the flavor did not have it."""
     for spec in flavor.extra_specs:
         if spec.key == key:
             flavor.extra_specs.remove(spec)
@@ -143,6 +152,7 @@ def delete_extra_spec(session: Session, flavor: Flavor, key: str) -> bool:
 
 
 def create_image(session: Session, values: Mapping[str, Any]) -> Image:
+    """Add an image to the local catalogue and return it."""
     image = Image(created_at=utcnow(), **values)
     session.add(image)
     session.flush()
@@ -150,10 +160,12 @@ def create_image(session: Session, values: Mapping[str, Any]) -> Image:
 
 
 def get_image(session: Session, image_id: str) -> Image | None:
+    """The image with this id, or None."""
     return session.get(Image, image_id)
 
 
 def list_images(session: Session, ids: Collection[str] | None = None) -> list[Image]:
+    """Catalogue images, all or those whose id is in `ids`, newest first (as glance lists)."""
     query = select(Image)
     if ids is not None:
         query = query.where(Image.id.in_(list(ids)))
@@ -164,6 +176,7 @@ def list_images(session: Session, ids: Collection[str] | None = None) -> list[Im
 
 
 def create_instance(session: Session, values: Mapping[str, Any]) -> Instance:
+    """Insert an instance row (unscheduled: no host, so no agent sees it yet) and return it."""
     now = utcnow()
     instance = Instance(created_at=now, updated_at=now, **values)
     session.add(instance)
@@ -242,6 +255,7 @@ def delete_instance(session: Session, uuid: str, *, only_unscheduled: bool = Fal
 
 
 def count_instances_by_host(session: Session) -> dict[str, int]:
+    """How many instance rows each host holds (for os-hypervisors)."""
     query = select(Instance.host, func.count()).where(Instance.host.is_not(None)) \
         .group_by(Instance.host)
     return {str(host): int(count) for host, count in session.execute(query)}
@@ -251,6 +265,7 @@ def count_instances_by_host(session: Session) -> dict[str, int]:
 
 
 def append_change(session: Session, host: str, instance_uuid: str) -> int:
+    """Bump the host's change cursor so its agent's long-poll returns; the new id."""
     change = Change(host=host, instance_uuid=instance_uuid, created_at=utcnow())
     session.add(change)
     session.flush()
@@ -261,5 +276,6 @@ def append_change(session: Session, host: str, instance_uuid: str) -> int:
 
 
 def latest_change(session: Session, host: str) -> int:
+    """The host's newest change id (0 when none): the agents' watch cursor."""
     value = session.scalar(select(func.max(Change.id)).where(Change.host == host))
     return int(value or 0)

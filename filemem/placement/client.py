@@ -49,7 +49,8 @@ class Transport(Protocol):
 
     def request(
         self, method: str, path: str, json_body: dict[str, Any] | None, headers: Mapping[str, str]
-    ) -> Response: ...
+    ) -> Response:
+        """One HTTP exchange; raises PlacementUnavailable when Placement cannot be reached."""
 
 
 class PlacementUnavailable(PlacementError):
@@ -105,6 +106,7 @@ class ResourceProvider:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ResourceProvider:
+        """A provider from Placement's JSON (GET /resource_providers/{uuid})."""
         return cls(
             uuid=body["uuid"],
             name=body["name"],
@@ -177,10 +179,12 @@ class PlacementClient:
 
     @property
     def endpoint(self) -> str:
+        """Where requests go (a URL, or a description of the embedded app)."""
         return self.transport.endpoint
 
     @property
     def write_count(self) -> int:
+        """POST/PUT/DELETE requests sent so far (a no-change sync must send none)."""
         return sum(self.method_counts[m] for m in _WRITE_METHODS)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -245,12 +249,14 @@ class PlacementClient:
     # -- resource providers ---------------------------------------------------------------
 
     def get_resource_provider(self, uuid: str) -> ResourceProvider | None:
+        """The provider, or None when Placement does not know it."""
         resp = self.request("GET", f"/resource_providers/{uuid}", ok=(200, 404))
         if resp.status == 404 or resp.body is None:
             return None
         return ResourceProvider.from_body(resp.body)
 
     def get_provider_by_name(self, name: str) -> ResourceProvider | None:
+        """The provider named `name` (names are unique in Placement), or None."""
         query = urllib.parse.urlencode({"name": name})
         body = self.request("GET", f"/resource_providers?{query}").body or {}
         providers = body.get("resource_providers") or []
@@ -281,12 +287,15 @@ class PlacementClient:
         return ResourceProvider.from_body(resp.body)
 
     def delete_resource_provider(self, uuid: str) -> bool:
+        """Delete the provider; False when it did not exist. Refused (409) while it has
+        allocations."""
         resp = self.request("DELETE", f"/resource_providers/{uuid}", ok=(204, 404))
         return resp.status == 204
 
     # -- inventories ----------------------------------------------------------------------
 
     def get_inventories(self, rp_uuid: str) -> tuple[int, Inventories]:
+        """(provider generation, inventories by resource class)."""
         body = self.request("GET", f"/resource_providers/{rp_uuid}/inventories").body or {}
         return body["resource_provider_generation"], dict(body.get("inventories") or {})
 
@@ -307,6 +316,7 @@ class PlacementClient:
     # -- traits ---------------------------------------------------------------------------
 
     def get_traits(self, rp_uuid: str) -> tuple[int, set[str]]:
+        """(provider generation, its traits)."""
         body = self.request("GET", f"/resource_providers/{rp_uuid}/traits").body or {}
         return body["resource_provider_generation"], set(body.get("traits") or [])
 
@@ -410,10 +420,12 @@ class PlacementClient:
     # -- usage and candidates -------------------------------------------------------------
 
     def get_usages(self, rp_uuid: str) -> Resources:
+        """Amounts allocated on the provider, by resource class."""
         body = self.request("GET", f"/resource_providers/{rp_uuid}/usages").body or {}
         return dict(body.get("usages") or {})
 
     def get_provider_allocations(self, rp_uuid: str) -> dict[str, Resources]:
+        """Every consumer's allocation on the provider: {consumer uuid: {class: amount}}."""
         body = self.request("GET", f"/resource_providers/{rp_uuid}/allocations").body or {}
         return {
             consumer: dict(alloc.get("resources") or {})
