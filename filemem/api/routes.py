@@ -90,6 +90,7 @@ ROUTES: tuple[Route, ...] = (
 
     Route("PUT", f"{F}/services/{{host}}", agent.register_service, tag="agent"),
     Route("GET", f"{F}/hosts/{{host}}/instances", agent.watch_instances, tag="agent"),
+    Route("PUT", f"{F}/hosts/{{host}}/memory-usage", agent.report_memory_usage, tag="agent"),
     Route("PATCH", f"{F}/instances/{{server_id}}", agent.report_instance, tag="agent"),
     Route("POST", f"{F}/instances/{{server_id}}/gone", agent.instance_gone, status=204,
           tag="agent"),

@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     _install_signal_handlers(stop)
     reconcile_loop = _reconcile_loop(conf, host, stop)
     keep = reconcile_loop.desired_uuids if reconcile_loop else tuple
-    resource_loop = ResourceSyncLoop.from_conf(host, stop, keep=keep)
+    resource_loop = ResourceSyncLoop.from_conf(
+        host, stop, keep=keep,
+        report_usage=reconcile_loop.report_memory_usage if reconcile_loop else None)
     if reconcile_loop is not None:
         threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()
     resource_loop.run()

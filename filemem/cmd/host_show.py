@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from filemem.backing import store
@@ -12,6 +14,7 @@ from filemem.common.guests import GuestInfo
 from filemem.common.resources import DISK_GB, MEMORY_MB, VCPU
 from filemem.compute.host_check import driver_settings
 from filemem.compute.tracker import read_provider_uuid
+from filemem.compute.working_set import HostWorkingSet, WorkingSetSampler
 from filemem.exceptions import FilememError
 from filemem.placement import client_from_conf
 from filemem.virt.libvirt.driver import LibvirtDriver
@@ -26,7 +29,9 @@ def register(host_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Shows this host's resource provider in Placement (inventory, usage, "
         "traits) and one row per guest or allocation: what Placement holds for it, its "
         "power state in libvirt and the real size of its memory file. A row whose status is "
-        "not 'ok' is what `filemem-compute` heals on its next run.",
+        "not 'ok' is what `filemem-compute` heals on its next run. Last, the working set: "
+        "how much of each guest's memory is in RAM or only on the store, and the host's "
+        "page-in, refault and store-write rates measured over one second.",
     )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=cmd_show)
@@ -95,6 +100,7 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
         facts = store.inspect_store(driver.memory_backing_dir(),
                                     store.qemu_user(driver.qemu_conf_text()))
     rows = guest_rows(guests, client.get_provider_allocations(rp_uuid))
+    working = sample_working_set(driver.memory_backing_dir() if facts else None, guests)
     return {
         "host": conf.host, "provider": {"uuid": provider.uuid, "name": provider.name,
                                         "generation": provider.generation},
@@ -104,6 +110,30 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
         "traits": sorted(client.get_traits(rp_uuid)[1]),
         "store": facts.as_dict() if facts else None,
         "guests": [row.as_dict() for row in rows], "_rows": rows,
+        "working_set": working_set_view(working), "_working": working,
+    }
+
+
+def sample_working_set(store_dir: Path | None, guests: list[GuestInfo],
+                       seconds: float = 1.0) -> HostWorkingSet:
+    """Two samples `seconds` apart, so page-ins, refaults and store writes come as rates."""
+    sampler = WorkingSetSampler(store_dir)
+    sampler.sample([], time.monotonic())
+    time.sleep(seconds)
+    return sampler.sample(guests, time.monotonic())
+
+
+def working_set_view(working: HostWorkingSet) -> dict[str, Any]:
+    rates, pressure = working.rates, working.pressure
+    return {
+        "guest_resident_bytes": working.resident_bytes,
+        "guest_store_only_bytes": working.store_only_bytes,
+        "store_write_bytes_per_s": rates.write_bytes_per_s if rates else None,
+        "page_ins_per_s": rates.page_ins_per_s if rates else None,
+        "refaults_per_s": rates.refaults_per_s if rates else None,
+        "memory_pressure_some_avg10": pressure.psi_some.avg10 if pressure.psi_some else None,
+        "memory_pressure_full_avg10": pressure.psi_full.avg10 if pressure.psi_full else None,
+        "guests": [g.as_dict() for g in working.guests],
     }
 
 
@@ -114,6 +144,7 @@ def _free(inv: dict[str, Any], used: int) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     view = gather(args)
     rows: list[GuestRow] = view.pop("_rows")
+    working: HostWorkingSet = view.pop("_working")
     if args.json:
         print_json(view)
         return 0
@@ -133,4 +164,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     print_table(["name", "uuid", "state", "alloc MEMORY_MB", "alloc VCPU", "alloc DISK_GB",
                  "guest MiB", "file MiB", "file allocated MiB", "status"],
                 [row.cells() for row in rows])
+    _print_working_set(view["working_set"], working)
     return 0
+
+
+def _rate(value: float | None, unit: str = "/s") -> str:
+    return "n/a" if value is None else f"{value:,.0f}{unit}"
+
+
+def _print_working_set(view: dict[str, Any], working: HostWorkingSet) -> None:
+    some, full = view["memory_pressure_some_avg10"], view["memory_pressure_full_avg10"]
+    psi = "n/a (no PSI in this kernel)" if some is None else f"some {some}%, full {full}%"
+    write = view["store_write_bytes_per_s"]
+    print(f"working set (over 1 s): guest memory in RAM {mib(view['guest_resident_bytes'])} "
+          f"MiB, only on the store {mib(view['guest_store_only_bytes'])} MiB; store writes "
+          f"{'n/a' if write is None else mib(int(write)) + ' MiB/s'}; page-ins "
+          f"{_rate(view['page_ins_per_s'])}, refaults {_rate(view['refaults_per_s'])}; "
+          f"memory pressure {psi}")
+    print_table(["name", "MiB", "in store MiB", "in RAM MiB", "in RAM %", "page-ins"], [
+        [g.name, mib(g.nominal_bytes), mib(g.store_bytes), mib(g.resident_bytes),
+         "" if g.resident_share is None else f"{g.resident_share:.0%}",
+         "" if g.major_faults is None else g.major_faults]
+        for g in working.guests])

@@ -147,7 +147,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     state = Path(conf.state_path)
     _write_client_files(state, endpoint, token)
     threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()
-    resource_loop = ResourceSyncLoop.from_conf(host, stop, keep=reconcile_loop.desired_uuids)
+    resource_loop = ResourceSyncLoop.from_conf(host, stop, keep=reconcile_loop.desired_uuids,
+                                               report_usage=reconcile_loop.report_memory_usage)
     resource_loop.run_once()
     _announce(endpoint, token, state)
     if args.ready_file:

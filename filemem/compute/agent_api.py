@@ -36,6 +36,9 @@ class AgentApi(Protocol):
     def report(self, uuid: str, fields: dict[str, Any]) -> None:
         """Observed state of one instance (vm_state, power_state, task_state, fault)."""
 
+    def report_memory_usage(self, host: str, guests: dict[str, dict[str, Any]]) -> None:
+        """Every running guest's working set on `host`, by instance uuid."""
+
     def gone(self, uuid: str) -> None:
         """The instance's guest is destroyed here: the API may drop its allocation and row."""
 
@@ -85,6 +88,10 @@ class AgentApiClient:
         body = self._call("GET", f"/filemem/v1/hosts/{host}/instances", params=params,
                           timeout=wait + 10)
         return int(body["cursor"]), [DesiredInstance.from_api(i) for i in body["instances"]]
+
+    def report_memory_usage(self, host: str, guests: dict[str, dict[str, Any]]) -> None:
+        """Every running guest's working set, for the admin view of its server."""
+        self._call("PUT", f"/filemem/v1/hosts/{host}/memory-usage", json={"guests": guests})
 
     def report(self, uuid: str, fields: dict[str, Any]) -> None:
         self._call("PATCH", f"/filemem/v1/instances/{uuid}", json=fields)

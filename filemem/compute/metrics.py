@@ -24,7 +24,7 @@ DEFAULT_FILE_NAME = "metrics.prom"
 class GuestMetric:
     uuid: str
     name: str
-    allocated_bytes: int
+    allocated_bytes: int | None
     nominal_bytes: int
     resident_bytes: int | None = None
     major_faults: int | None = None

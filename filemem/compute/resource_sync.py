@@ -13,6 +13,7 @@ from filemem.compute import metrics
 from filemem.compute.host import ComputeHost
 from filemem.compute.manager import HealResult
 from filemem.compute.tracker import StoreSample, SyncResult
+from filemem.compute.working_set import GuestWorkingSet, HostWorkingSet, WorkingSetSampler
 from filemem.exceptions import FilememError, PlacementError
 
 LOG = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class ResourceSyncLoop:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
         keep: Callable[[], Iterable[str]] = tuple,
+        report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
     ) -> None:
         """`keep` names consumers heal must not drop though no guest exists yet: instances
         the scheduler claimed for this host (the API's desired set, once an agent has one)."""
@@ -53,15 +55,23 @@ class ResourceSyncLoop:
         self.retry_interval = min(retry_interval, interval)
         self.stop = stop or threading.Event()
         self._clock = clock
+        self._report_usage = report_usage
+        store_dir = (host.driver.memory_backing_dir()
+                     if host.conf.libvirt.file_backed_memory else None)
+        self._sampler = WorkingSetSampler(store_dir)
+        self.last_working_set: HostWorkingSet | None = None
         self.failures = 0
         self._last_success: float | None = None
 
     @classmethod
-    def from_conf(cls, host: ComputeHost, stop: threading.Event | None = None,
-                  keep: Callable[[], Iterable[str]] = tuple) -> ResourceSyncLoop:
+    def from_conf(
+        cls, host: ComputeHost, stop: threading.Event | None = None,
+        keep: Callable[[], Iterable[str]] = tuple,
+        report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
+    ) -> ResourceSyncLoop:
         return cls(host, interval=float(host.conf.update_resources_interval),
                    retry_interval=float(host.conf.placement_retry_interval), stop=stop,
-                   keep=keep)
+                   keep=keep, report_usage=report_usage)
 
     def next_delay(self) -> float:
         """The interval after a success; after failures 1x, 2x, 4x... retry_interval, capped."""
@@ -117,22 +127,21 @@ class ResourceSyncLoop:
             LOG.debug("backing store not readable for metrics: %s", exc)
             return None
 
-    def _guest_metrics(self) -> list[metrics.GuestMetric]:
+    def _working_set(self) -> HostWorkingSet | None:
         try:
-            guests = self.host.driver.list_guests()
-        except FilememError as exc:
-            LOG.debug("guests not listed for metrics: %s", exc)
-            return []
-        return [
-            metrics.GuestMetric(g.uuid, g.name, g.memory_file.allocated_bytes,
-                                g.memory_file.nominal_bytes)
-            for g in guests if g.memory_file is not None and self.host.manager.owns(g)
-        ]
+            guests = [g for g in self.host.driver.list_guests() if self.host.manager.owns(g)]
+            return self._sampler.sample(guests, time.monotonic())
+        except (OSError, FilememError) as exc:
+            LOG.debug("working set not sampled for metrics: %s", exc)
+            return None
 
     def _write_metrics(
         self, sync: SyncResult | None, used: int | None, sample: StoreSample | None
     ) -> None:
         memory = sync.inventory.inventories.get(MEMORY_MB) if sync else None
+        working = self._working_set()
+        self.last_working_set = working
+        pressure = working.pressure if working else None
         snapshot = metrics.MetricsSnapshot(
             placement_up=sync is not None,
             last_sync_timestamp=self._last_success,
@@ -142,9 +151,27 @@ class ResourceSyncLoop:
             capacity_reduced=sync.inventory.capacity_reduced if sync else None,
             store_size_bytes=sample.facts.size_bytes if sample else None,
             store_free_bytes=sample.facts.free_bytes if sample else None,
-            guests=self._guest_metrics(),
+            store_written_bytes=working.counters.write_bytes if working else None,
+            refaults=pressure.refaults if pressure else None,
+            pressure_some_avg10=pressure.psi_some.avg10 if pressure and pressure.psi_some
+            else None,
+            pressure_full_avg10=pressure.psi_full.avg10 if pressure and pressure.psi_full
+            else None,
+            guests=[metrics.GuestMetric(g.uuid, g.name, g.store_bytes, g.nominal_bytes,
+                                        g.resident_bytes, g.major_faults)
+                    for g in (working.guests if working else ())],
         )
         try:
             self.host.metrics.publish(snapshot)
         except OSError as exc:
             LOG.error("cannot write metrics to %s: %s", self.host.metrics.textfile, exc)
+        if working is not None and self._report_usage is not None:
+            self._send_usage(working)
+
+    def _send_usage(self, working: HostWorkingSet) -> None:
+        """The API shows each guest's working set to admins; a failure only costs freshness."""
+        assert self._report_usage is not None
+        try:
+            self._report_usage({g.uuid: g for g in working.guests})
+        except FilememError as exc:
+            LOG.warning("could not report guests' memory usage to the API: %s", exc)

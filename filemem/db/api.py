@@ -254,6 +254,18 @@ def delete_instance(session: Session, uuid: str, *, only_unscheduled: bool = Fal
     return bool(getattr(result, "rowcount", 0))
 
 
+def set_memory_usage(session: Session, host: str, usage: Mapping[str, Mapping[str, Any]]) -> int:
+    """Store each instance's reported working set, only for instances on `host`; how many.
+
+    No change row: a usage report must not wake the host's agent (it is not desired state).
+    """
+    instances = session.scalars(select(Instance).where(
+        Instance.host == host, Instance.uuid.in_(list(usage)))).all()
+    for instance in instances:
+        instance.memory_usage = dict(usage[instance.uuid])
+    return len(instances)
+
+
 def count_instances_by_host(session: Session) -> dict[str, int]:
     """How many instance rows each host holds (for os-hypervisors)."""
     query = select(Instance.host, func.count()).where(Instance.host.is_not(None)) \

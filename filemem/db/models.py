@@ -126,6 +126,8 @@ class Instance(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # The working set the host's agent last reported (bytes in the store, in RAM, page-ins).
+    memory_usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     deleted_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

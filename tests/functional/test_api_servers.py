@@ -237,3 +237,25 @@ def test_long_poll_waits_for_a_change_and_returns_the_full_set(
     woken = next(i for i in result["instances"] if i["uuid"] == server_id)
     assert woken["flavor"]["memory_mb"] == 256
     assert woken["image"]["kind"] == "kernel" and woken["image"]["kernel_path"]
+
+
+def test_agents_working_set_reports_show_in_the_server_view(
+        env: ApiEnv, setup: dict[str, str]) -> None:
+    server = create_server(env, "ws-1", setup["flavor"], setup["image"])
+    agent_spawned(env, server)
+    assert "filemem:memory_usage" not in show_server(env, server)
+    guest = {"nominal_bytes": 256 * 2**20, "store_bytes": 256 * 2**20,
+             "resident_bytes": 64 * 2**20, "major_faults": 12,
+             "sampled_at": "2026-12-02T14:00:00+00:00"}
+    # Another host cannot write this host's instances: its report is ignored, not stored.
+    other = env.http.put("/filemem/v1/hosts/some-other-host/memory-usage",
+                         json={"guests": {server: guest}})
+    assert other.status_code == 200 and other.json() == {"stored": 0, "ignored": 1}
+    assert "filemem:memory_usage" not in show_server(env, server)
+    mine = env.http.put(f"/filemem/v1/hosts/{HOST}/memory-usage",
+                        json={"guests": {server: guest}})
+    assert mine.status_code == 200 and mine.json() == {"stored": 1, "ignored": 0}
+    assert show_server(env, server)["filemem:memory_usage"] == guest
+    bad = env.http.put(f"/filemem/v1/hosts/{HOST}/memory-usage",
+                       json={"guests": {server: {**guest, "resident_bytes": -1}}})
+    assert bad.status_code == 400 and "resident_bytes" in bad.text

@@ -83,6 +83,13 @@ def test_guest_commands_are_read_only_views_of_api_guests(
     assert mine["power_state"] == "RUNNING" and mine["file_backed"] is True
     assert mine["memory_file"]["nominal_bytes"] == 128 * 1024 * 1024
     assert mine["memory_file"]["path"].startswith("/var/lib/libvirt/qemu/ram/")
+    # Preallocated (immediate) and just booted: the file is in the store and in RAM.
+    working = mine["working_set"]
+    assert working["store_bytes"] == 128 * 1024 * 1024
+    assert 0 < working["resident_bytes"] <= 128 * 1024 * 1024
+    assert working["major_faults"] is not None
+    table = filemem(config, "guest", "list").stdout
+    assert "in RAM %" in table and guest.name in table
     assert "FILEMEM-READY" in filemem(config, "guest", "console", guest.name).stdout
     # The API and its agents are the only creators of guests: no boot/delete beside them.
     for verb in ("boot", "delete", "stop"):

@@ -40,6 +40,7 @@ class FakeAgentApi:
     reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     gone_uuids: list[str] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     down: bool = False
 
     def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
@@ -53,6 +54,10 @@ class FakeAgentApi:
     def report(self, uuid: str, fields: dict[str, Any]) -> None:
         self._check()
         self.reports.setdefault(uuid, []).append(fields)
+
+    def report_memory_usage(self, host: str, guests: dict[str, dict[str, Any]]) -> None:
+        self._check()
+        self.usage.update(guests)
 
     def gone(self, uuid: str) -> None:
         self._check()
@@ -220,3 +225,17 @@ def test_resource_sync_reports_file_backed_capacity_and_the_trait(agent: Agent) 
     second = loop.run_once()
     assert second.sync is not None and not second.sync.changed  # no change, no write
     assert agent.host.metrics_path().is_file()
+
+
+def test_resource_sync_reports_each_guests_working_set_to_the_api(agent: Agent) -> None:
+    want = building()
+    agent.api.desired[want.uuid] = want
+    agent.converge()
+    loop = ResourceSyncLoop.from_conf(agent.host, report_usage=agent.loop.report_memory_usage)
+    assert loop.run_once().ok
+    usage = agent.api.usage[want.uuid]
+    assert usage["nominal_bytes"] == 256 * 2**20
+    # The fake's memory file is sparse: nothing on the store, nothing in the page cache.
+    assert usage["store_bytes"] == 0 and usage["resident_bytes"] == 0
+    assert loop.last_working_set is not None
+    assert loop.last_working_set.store_only_bytes == 0

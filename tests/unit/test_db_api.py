@@ -171,3 +171,18 @@ def test_images_filter_by_ids(database: Database) -> None:
     with database.reader() as session:
         assert {i.id for i in db_api.list_images(session, made[:2])} == set(made[:2])
         assert len(db_api.list_images(session)) == 3
+
+
+def test_memory_usage_is_stored_only_for_the_reporting_hosts_instances(
+        database: Database) -> None:
+    with database.session() as session:
+        mine = db_api.create_instance(session, instance_values(host="h1")).uuid
+        other = db_api.create_instance(session, instance_values(host="h2")).uuid
+        stored = db_api.set_memory_usage(session, "h1", {
+            mine: {"nominal_bytes": 1, "sampled_at": "now"},
+            other: {"nominal_bytes": 2, "sampled_at": "now"}})
+    assert stored == 1
+    with database.reader() as session:
+        assert db_api.get_instance(session, mine).memory_usage == {  # type: ignore[union-attr]
+            "nominal_bytes": 1, "sampled_at": "now"}
+        assert db_api.get_instance(session, other).memory_usage is None  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, NotFound
 from filemem.api.handlers.server_views import agent_view
 from filemem.api.handlers.servers import ServerIdPath, find
-from filemem.api.schemas.agent import InstanceReport, ServiceUpdate
+from filemem.api.schemas.agent import InstanceReport, MemoryUsageReport, ServiceUpdate
 from filemem.api.schemas.common import HostName, is_uuid
 from filemem.common import states
 from filemem.db import api as db_api
@@ -84,6 +84,16 @@ async def watch_instances(
             break
         await asyncio.sleep(min(ctx.long_poll_interval, remaining))
     return await run_in_threadpool(_snapshot, ctx, host)
+
+
+def report_memory_usage(request: Request, host: HostPath,
+                        body: MemoryUsageReport) -> dict[str, Any]:
+    """PUT /filemem/v1/hosts/{host}/memory-usage: working sets; instances of other hosts are
+    ignored (an agent speaks for its own host only)."""
+    usage = {uuid: report.model_dump() for uuid, report in body.guests.items()}
+    with get_context(request).database.session() as session:
+        stored = db_api.set_memory_usage(session, host, usage)
+    return {"stored": stored, "ignored": len(usage) - stored}
 
 
 def report_instance(request: Request, server_id: ServerIdPath,

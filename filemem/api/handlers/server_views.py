@@ -78,6 +78,9 @@ def detail(request: Request, instance: Instance) -> dict[str, Any]:
     fault = _fault(instance)
     if fault is not None:
         view["fault"] = fault
+    if instance.memory_usage and instance.host:
+        # An admin attribute like OS-EXT-SRV-ATTR:*: where the guest's memory lives right now.
+        view["filemem:memory_usage"] = dict(instance.memory_usage)
     return view
 
 

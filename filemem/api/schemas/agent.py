@@ -41,3 +41,22 @@ class InstanceReport(StrictModel):
 
     def values(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+Bytes = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class GuestMemoryUsage(StrictModel):
+    """One guest's working set as its agent measured it."""
+
+    nominal_bytes: Bytes
+    store_bytes: Bytes | None = None
+    resident_bytes: Bytes | None = None
+    major_faults: Bytes | None = None
+    sampled_at: Annotated[str, Field(max_length=64)]
+
+
+class MemoryUsageReport(StrictModel):
+    """PUT /filemem/v1/hosts/{host}/memory-usage: every running guest of the host, by uuid."""
+
+    guests: Annotated[dict[Uuid, GuestMemoryUsage], Field(max_length=10000)]

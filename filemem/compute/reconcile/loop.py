@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Mapping
 
 from filemem.compute.agent_api import AgentApi, ApiRefused, ApiUnavailable
 from filemem.compute.host import ComputeHost
 from filemem.compute.reconcile.executor import PassResult, PlanExecutor
 from filemem.compute.reconcile.plan import DesiredInstance
+from filemem.compute.working_set import GuestWorkingSet
 from filemem.exceptions import FilememError
 
 LOG = logging.getLogger(__name__)
@@ -43,6 +46,15 @@ class ReconcileLoop:
         self.api.register(self.host.tracker.name, self.host.tracker.provider_uuid,
                           int(self.host.conf.libvirt.file_backed_memory))
         self._last_heartbeat = time.monotonic()
+
+    def report_memory_usage(self, guests: Mapping[str, GuestWorkingSet]) -> None:
+        """Send the resource loop's working sets to the API (the admin view of servers)."""
+        sampled_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        body = {uuid: {"nominal_bytes": g.nominal_bytes, "store_bytes": g.store_bytes,
+                       "resident_bytes": g.resident_bytes, "major_faults": g.major_faults,
+                       "sampled_at": sampled_at}
+                for uuid, g in guests.items()}
+        self.api.report_memory_usage(self.host.tracker.name, body)
 
     def run_once(self, cursor: int | None) -> tuple[int, PassResult]:
         if time.monotonic() - self._last_heartbeat > HEARTBEAT_SECONDS:
