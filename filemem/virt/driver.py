@@ -1,6 +1,6 @@
 """The hypervisor driver interface: what the compute service needs of a host, with its errors.
 
-Every caller (agent, reconciler, manager, tracker, host check) is typed against
+Every caller (agent, plan executor, manager, tracker, host check) is typed against
 HypervisorDriver; LibvirtDriver implements it on libvirt, FakeDriver (filemem.virt.fake) in
 memory for fast tests. Errors every method may raise, besides those it names:
 
