@@ -84,6 +84,9 @@ class HostFacts:
     discard_supported: bool
     allocation_mode: Literal["immediate", "ondemand"] = "immediate"
     arch: str = "x86_64"
+    # libvirt resource partition the guest's QEMU runs in ("/machine/filemem"); None: libvirt's
+    # default, /machine
+    partition: str | None = None
 
     @property
     def file_backed(self) -> bool:

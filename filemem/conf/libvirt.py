@@ -6,6 +6,10 @@ from oslo_config import cfg
 
 GROUP = "libvirt"
 
+# One cgroup directory name below /machine: no "/" and no leading "." or "_", so "." and ".."
+# cannot be spelled and the partition can never leave /machine.
+PARTITION_NAME_PATTERN = r"\A(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,62})?\Z"
+
 OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
         "connection_uri",
@@ -51,5 +55,25 @@ OPTS: list[cfg.Opt] = [
         "qemu_conf_path",
         default="/etc/libvirt/qemu.conf",
         help="libvirt's qemu.conf, read for memory_backing_dir and the user QEMU runs as.",
+    ),
+    cfg.StrOpt(
+        "guest_partition",
+        default="",
+        regex=PARTITION_NAME_PATTERN,
+        help="libvirt resource partition (cgroup) that guests' QEMU processes run in, as one name "
+        "below /machine: \"filemem\" puts guests in /machine/filemem, which filemem creates in "
+        "every cgroup controller libvirt uses. 1-63 letters, digits, '.', '_' or '-', starting "
+        "with a letter or digit. Empty keeps libvirt's default partition, /machine.",
+    ),
+    cfg.IntOpt(
+        "guest_memory_limit_mb",
+        default=0,
+        min=0,
+        help="Memory (MiB) that all guests together may take from the host: the memory cgroup "
+        "limit of guest_partition, counting QEMU's own memory (about 45 MiB per TCG guest) and "
+        "the page cache of file-backed guest memory. A file-backed guest over the limit keeps "
+        "running (its pages are written back and dropped); a RAM-backed guest's QEMU is "
+        "OOM-killed. 0 means no limit. Needs guest_partition and the cgroup v1 memory "
+        "controller.",
     ),
 ]

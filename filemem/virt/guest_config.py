@@ -21,6 +21,7 @@ from filemem.virt.xml.domain import (
     MemBalloon,
     MemoryBacking,
     Os,
+    Resource,
     Serial,
 )
 
@@ -85,6 +86,7 @@ def build_domain(request: GuestRequest, host: HostFacts) -> Domain:
         memory_unit="KiB",
         memory_backing=_memory_backing(flavor, host),
         vcpu=flavor.vcpus,
+        resource=None if host.partition is None else Resource(partition=host.partition),
         # No machine type: libvirt picks the emulator's default, which it also keeps stable.
         os=_os(request, host),
         features=Features(acpi=True, apic=True),

@@ -96,6 +96,28 @@ def test_balloon_is_off_only_for_file_backed_memory() -> None:
     assert one(built(request(), RAM_HOST), "devices/memballoon").get("model") == "virtio"
 
 
+# --- resource partition -----------------------------------------------------------------------
+
+
+def test_partition_puts_the_guest_in_it() -> None:
+    host = dataclasses.replace(FILE_HOST, partition="/machine/filemem")
+    assert one_xml(built(request(), host), "resource") == canon(
+        "<resource><partition>/machine/filemem</partition></resource>"
+    )
+    assert one_xml(built(request(), dataclasses.replace(RAM_HOST, partition="/machine/b")),
+                   "resource") == canon("<resource><partition>/machine/b</partition></resource>")
+
+
+def test_no_partition_leaves_libvirt_default() -> None:
+    assert built(request(), FILE_HOST).find("resource") is None
+
+
+def test_resource_comes_before_os_as_in_libvirt_dumpxml() -> None:
+    host = dataclasses.replace(FILE_HOST, partition="/machine/filemem")
+    tags = [e.tag for e in built(request(), host)]
+    assert tags.index("vcpu") < tags.index("resource") < tags.index("os")
+
+
 # --- huge pages -------------------------------------------------------------------------------
 
 

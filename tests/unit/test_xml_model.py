@@ -22,6 +22,7 @@ from filemem.virt.xml import (
     text,
     xml_element,
 )
+from filemem.virt.xml.domain import Resource
 
 FIXTURES = Path(__file__).parent / "fixtures" / "xml"
 CASES = sorted(p.name.removesuffix(".in.xml") for p in FIXTURES.glob("*.in.xml"))
@@ -92,6 +93,16 @@ def test_foreign_domain_values_and_dropped_elements() -> None:
     out = domain.to_xml()
     for dropped in ("numatune", "sysinfo", "topology", "timer", "rng", "commandline", "nova:"):
         assert dropped not in out
+
+
+def test_resource_partition_round_trip() -> None:
+    xml = "<domain><resource><partition>/machine/filemem</partition></resource></domain>"
+    domain = Domain.from_xml(xml)
+    assert domain.resource == Resource(partition="/machine/filemem")
+    assert canon(domain.to_xml()) == canon(xml)
+    assert Domain.from_xml(domain.to_xml()) == domain
+    assert Domain.from_xml("<domain><resource/></domain>").resource == Resource()
+    assert Domain.from_xml("<domain/>").resource is None
 
 
 def test_disk_fixture_values() -> None:

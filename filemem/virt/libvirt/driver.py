@@ -26,6 +26,7 @@ from filemem.common.guests import (
     validate_name,
     validate_uuid,
 )
+from filemem.common.resources import MIB
 from filemem.common.versions import discard_supported, parse_version
 from filemem.exceptions import (
     ConfigError,
@@ -35,6 +36,7 @@ from filemem.exceptions import (
     InvalidInput,
 )
 from filemem.virt import guest_config
+from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
 from filemem.virt.xml.domain import Domain
@@ -68,6 +70,8 @@ class DriverSettings:
     state_path: Path
     qemu_conf_path: Path
     shutdown_timeout: float
+    guest_partition: str = ""  # "" = libvirt's default partition, /machine
+    guest_memory_limit_mb: int = 0  # the partition's memory limit; 0 = none
 
 
 class LibvirtDriver:
@@ -90,6 +94,8 @@ class LibvirtDriver:
             file_backed_memory_mb=self.settings.file_backed_memory_mb,
             discard_supported=discard_supported(lib, qemu),
             allocation_mode=self.settings.allocation_mode,
+            partition=(partition.libvirt_partition_path(self.settings.guest_partition)
+                       if self.settings.guest_partition else None),
         )
 
     def qemu_conf_text(self) -> str:
@@ -127,6 +133,12 @@ class LibvirtDriver:
             with self._spawn_lock():
                 if host.file_backed:
                     self._guard_capacity(flavor.memory_mb)
+                if self.settings.guest_partition:
+                    # On every spawn: cgroups vanish at host reboot, and libvirt removes the
+                    # partition's directories when it fails to make a guest's cgroup in them.
+                    limit_mb = self.settings.guest_memory_limit_mb
+                    partition.ensure_partition(
+                        self.settings.guest_partition, limit_mb * MIB or None)
                 with translated(f"defining guest {name}"):
                     dom = conn.defineXML(domain.to_xml())
                 try:

@@ -23,6 +23,7 @@ __all__ = [
     "MemBalloon",
     "MemoryBacking",
     "Os",
+    "Resource",
     "Serial",
 ]
 
@@ -78,6 +79,15 @@ class MemoryBacking(XmlElement):
     access_mode: str | None = attr("mode", path="access")
     allocation_mode: str | None = attr("mode", path="allocation")
     discard: bool = flag("discard")
+
+
+@xml_element
+class Resource(XmlElement):
+    """``<resource>``: the resource partition (a cgroup such as /machine/filemem) QEMU runs in."""
+
+    TAG = "resource"
+
+    partition: str | None = text("partition")
 
 
 @xml_element
@@ -199,6 +209,7 @@ class Domain(XmlElement):
     current_memory_unit: str | None = attr("unit", path="currentMemory")
     memory_backing: MemoryBacking | None = child(MemoryBacking)
     vcpu: int | None = text("vcpu")
+    resource: Resource | None = child(Resource)
     os: Os | None = child(Os)
     features: Features | None = child(Features)
     cpu: Cpu | None = child(Cpu)
