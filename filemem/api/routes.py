@@ -16,6 +16,7 @@ from filemem.api.handlers import (
     flavors,
     hypervisors,
     images,
+    placement_proxy,
     server_actions,
     servers,
     services,
@@ -94,6 +95,9 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", f"{F}/instances/{{server_id}}", agent.report_instance, tag="agent"),
     Route("POST", f"{F}/instances/{{server_id}}/gone", agent.instance_gone, status=204,
           tag="agent"),
+    *(Route(method, f"{placement_proxy.PREFIX}/{{path:path}}", placement_proxy.forward,
+            tag="placement", in_schema=False)
+      for method in ("GET", "PUT", "POST", "DELETE")),
 )
 
 OPENAPI_PATH = "/openapi.json"

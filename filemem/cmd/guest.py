@@ -48,7 +48,9 @@ def _row(g: GuestInfo, w: GuestWorkingSet | None) -> list[object]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    guests = _driver(args).list_guests()
+    driver = _driver(args)
+    # Guests of this host's state_path only: other filemem hosts may share this libvirtd.
+    guests = [g for g in driver.list_guests() if driver.instance_dir(g.uuid).is_dir()]
     working = {g.uuid: guest_working_set(g) for g in guests if g.domain_id is not None}
     if args.json:
         print_json([_as_dict(g, working.get(g.uuid)) for g in guests])

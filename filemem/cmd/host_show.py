@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oslo_config import cfg
+
 from filemem.backing import store
 from filemem.cmd.common import load_conf, mib, print_json, print_table
+from filemem.cmd.compute_api import CLIENT_FILE
 from filemem.common.guests import GuestInfo
 from filemem.common.resources import DISK_GB, MEMORY_MB, VCPU
 from filemem.compute.host_check import driver_settings
 from filemem.compute.tracker import read_provider_uuid
 from filemem.compute.working_set import HostWorkingSet, WorkingSetSampler
 from filemem.exceptions import FilememError
-from filemem.placement import client_from_conf
+from filemem.placement import PlacementClient, PlacementUnavailable, client_from_conf
+from filemem.placement.http import HttpTransport
 from filemem.virt.libvirt.driver import LibvirtDriver
 
 _CLASSES = (MEMORY_MB, VCPU, DISK_GB)
@@ -88,7 +93,7 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
     if rp_uuid is None:
         raise FilememError(f"host {conf.host} has no resource provider yet (no "
                            f"compute_node_uuid under {conf.state_path}): start filemem-compute")
-    client = client_from_conf(conf)
+    client = _placement(conf)
     provider = client.get_resource_provider(rp_uuid)
     if provider is None:
         raise FilememError(f"resource provider {rp_uuid} of host {conf.host} is not in "
@@ -135,6 +140,24 @@ def working_set_view(working: HostWorkingSet) -> dict[str, Any]:
         "memory_pressure_full_avg10": pressure.psi_full.avg10 if pressure.psi_full else None,
         "guests": [g.as_dict() for g in working.guests],
     }
+
+
+def _placement(conf: cfg.ConfigOpts) -> PlacementClient:
+    """The configured Placement; with embedded Placement, the running `filemem up`'s copy
+    through its API (it must stay the only writer of the SQLite file), else the file itself."""
+    saved = Path(conf.state_path) / CLIENT_FILE
+    if conf.placement.endpoint or conf.placement.auth_type or not saved.is_file():
+        return client_from_conf(conf)
+    data = json.loads(saved.read_text())
+    if "placement_endpoint" not in data:
+        return client_from_conf(conf)
+    transport = HttpTransport.with_token(data["placement_endpoint"], data["token"])
+    try:
+        client = PlacementClient(transport, microversion=conf.placement.microversion)
+        client.request("GET", "/")
+    except PlacementUnavailable:
+        return client_from_conf(conf)  # `filemem up` is not running: nobody else writes
+    return client
 
 
 def _free(inv: dict[str, Any], used: int) -> int:

@@ -115,7 +115,9 @@ def _seed(api: ComputeApi) -> None:
 
 
 def _write_client_files(state: Path, endpoint: str, token: str) -> None:
-    _write_private(state / CLIENT_FILE, json.dumps({"endpoint": endpoint, "token": token}))
+    # host show reads the embedded Placement through the API: this process stays its only writer.
+    _write_private(state / CLIENT_FILE, json.dumps({
+        "endpoint": endpoint, "token": token, "placement_endpoint": f"{endpoint}/placement"}))
     # The openstack CLI checks for identity v3 first; the API serves that document itself.
     _write_private(state / "clouds.yaml", "\n".join([
         "clouds:", "  filemem:", "    auth_type: admin_token", "    auth:",
