@@ -1,12 +1,30 @@
 """The memory backing store: where guests' memory files live and how much room it really has."""
 
 from filemem.backing.capacity import (
+    HostRam,
+    StoreRoom,
     check_guest_fits,
     effective_capacity_mb,
     format_mib,
     promised_bytes,
     room_for_new_guest,
     store_findings,
+    store_room,
+)
+from filemem.backing.residency import (
+    Counters,
+    FileResidency,
+    HostPressure,
+    ProcessMemory,
+    Psi,
+    Rates,
+    device_write_bytes,
+    file_residency,
+    host_counters,
+    host_memory_pressure,
+    process_memory,
+    qemu_pid,
+    rates,
 )
 from filemem.backing.store import (
     StoreFacts,
@@ -16,24 +34,42 @@ from filemem.backing.store import (
     guest_memory_file,
     inspect_store,
     qemu_user,
+    read_host_ram,
     read_qemu_conf,
 )
 from filemem.common.resources import MIB
 
 __all__ = [
     "MIB",
+    "Counters",
+    "FileResidency",
+    "HostPressure",
+    "HostRam",
+    "ProcessMemory",
+    "Psi",
+    "Rates",
     "StoreFacts",
+    "StoreRoom",
     "all_memory_files",
     "check_guest_fits",
+    "device_write_bytes",
     "effective_capacity_mb",
     "effective_memory_backing_dir",
+    "file_residency",
     "format_mib",
     "guest_memory_dir",
     "guest_memory_file",
+    "host_counters",
+    "host_memory_pressure",
     "inspect_store",
+    "process_memory",
     "promised_bytes",
+    "qemu_pid",
     "qemu_user",
+    "rates",
+    "read_host_ram",
     "read_qemu_conf",
     "room_for_new_guest",
     "store_findings",
+    "store_room",
 ]

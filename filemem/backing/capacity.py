@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,10 @@ from filemem.common.resources import MIB
 CAPACITY_OPTION = "[libvirt] file_backed_memory"
 HEADROOM_OPTION = "[libvirt] backing_store_headroom_mb"
 RESERVED_OPTION = "[DEFAULT] reserved_host_memory_mb"
+
+
+# What bounds each RAM-backed filesystem, in /proc/meminfo's words; ramfs pages never swap.
+RAM_FILESYSTEMS = {"tmpfs": "MemTotal + SwapTotal", "ramfs": "MemTotal"}
 
 
 def format_mib(n_bytes: int) -> str:
@@ -41,6 +46,75 @@ def _require_non_negative(**values: int) -> None:
     for name, value in values.items():
         if value < 0:
             raise ValueError(f"{name} must not be negative, got {value}")
+
+
+# --------------------------------------------------------------------------------------------
+# RAM-backed stores
+
+
+@dataclass(frozen=True)
+class HostRam:
+    """The /proc/meminfo figures that bound a RAM-backed store, in bytes."""
+
+    mem_total_bytes: int
+    mem_available_bytes: int
+    swap_total_bytes: int
+    swap_free_bytes: int
+
+
+@dataclass(frozen=True)
+class StoreRoom:
+    """What a store can hold at most (size) and can still take (free), in bytes.
+
+    `ram_limit_bytes` is set for a RAM-backed store: the most RAM (and swap) can hold, whatever
+    the filesystem's own size says.
+    """
+
+    size_bytes: int
+    free_bytes: int
+    ram_limit_bytes: int | None = None
+
+
+def ram_limit_of(fs_type: str, ram: HostRam) -> int | None:
+    """The most a RAM-backed filesystem can hold on this host; None for any other filesystem."""
+    if fs_type == "tmpfs":
+        return ram.mem_total_bytes + ram.swap_total_bytes
+    if fs_type == "ramfs":
+        return ram.mem_total_bytes
+    return None
+
+
+def usable_size_bytes(fs_size_bytes: int, ram_limit_bytes: int | None) -> int:
+    """The filesystem's size, cut down to what RAM can hold when it is RAM-backed."""
+    if ram_limit_bytes is None:
+        return fs_size_bytes
+    # ramfs, and tmpfs mounted with size=0, have no limit of their own and report a size of 0.
+    return ram_limit_bytes if fs_size_bytes == 0 else min(fs_size_bytes, ram_limit_bytes)
+
+
+def store_room(
+    fs_type: str, fs_size_bytes: int, fs_free_bytes: int, ram: HostRam | None
+) -> StoreRoom:
+    """The room of a store from statvfs figures, bounded by RAM when the store lives in RAM.
+
+    A tmpfs accepts any size=, but what it holds beyond RAM + swap is a promise the host cannot
+    keep; so is free room beyond what that limit leaves after what the store already holds.
+    """
+    _require_non_negative(fs_size_bytes=fs_size_bytes, fs_free_bytes=fs_free_bytes)
+    limit = None if ram is None else ram_limit_of(fs_type, ram)
+    if ram is None or limit is None:
+        return StoreRoom(fs_size_bytes, fs_free_bytes)
+    size = usable_size_bytes(fs_size_bytes, limit)
+    if fs_size_bytes == 0:
+        # No size means no free figure either: what RAM (and swap, for tmpfs) has left is it.
+        left = ram.mem_available_bytes + (ram.swap_free_bytes if fs_type == "tmpfs" else 0)
+        return StoreRoom(size, min(left, size), limit)
+    used = max(0, fs_size_bytes - fs_free_bytes)
+    return StoreRoom(size, max(0, min(fs_free_bytes, size - used)), limit)
+
+
+# --------------------------------------------------------------------------------------------
+# room for guests
 
 
 def promised_bytes(running: Sequence[tuple[int, int]]) -> int:
@@ -95,12 +169,15 @@ def effective_capacity_mb(
     free_bytes: int,
     allocated_by_guests_bytes: int,
     headroom_bytes: int = 0,
+    ram_limit_bytes: int | None = None,
 ) -> tuple[int, str | None]:
     """The MEMORY_MB total we may honestly report, and why it is below `configured_mb` if so.
 
     Room the store can give guests is what is free plus what our guests' files already hold
     (it comes back when they stop), less the headroom the guard keeps. Figures are floored to
-    whole MiB so the report never exceeds the store.
+    whole MiB so the report never exceeds the store. `ram_limit_bytes` (StoreFacts has it) bounds
+    a RAM-backed store's size and names RAM as the reason; StoreFacts.size_bytes is already
+    bounded by it, so callers without it get the same capacity.
     """
     _require_non_negative(
         configured_mb=configured_mb,
@@ -109,13 +186,19 @@ def effective_capacity_mb(
         allocated_by_guests_bytes=allocated_by_guests_bytes,
         headroom_bytes=headroom_bytes,
     )
-    fs_mb = fs_size_bytes // MIB
+    size = usable_size_bytes(fs_size_bytes, ram_limit_bytes)
+    fs_mb = size // MIB
     room = max(0, free_bytes + allocated_by_guests_bytes - headroom_bytes)
     room_mb = room // MIB
     capacity = min(configured_mb, fs_mb, room_mb)
     if capacity == configured_mb:
         return capacity, None
     wanted = f"{CAPACITY_OPTION} = {configured_mb} MiB"
+    if capacity == fs_mb and size == ram_limit_bytes:
+        return capacity, (
+            f"the backing store is RAM-backed and can hold no more than RAM allows, "
+            f"{format_mib(size)}, less than {wanted}"
+        )
     if capacity == fs_mb:
         return capacity, (
             f"the backing filesystem is only {format_mib(fs_size_bytes)} in size, "
@@ -155,11 +238,47 @@ def _describe_location(store: StoreFacts) -> Finding:
 def _describe_space(store: StoreFacts, guest_files: Sequence[MemoryFileUsage]) -> Finding:
     nominal = sum(f.nominal_bytes for f in guest_files)
     allocated = sum(f.allocated_bytes for f in guest_files)
+    fs_size = store.size_bytes if store.fs_size_bytes is None else store.fs_size_bytes
+    ram = ""
+    if store.ram_limit_bytes is not None:
+        limit = format_mib(store.ram_limit_bytes)
+        ram = (
+            f" (RAM-backed: it holds at most {format_mib(store.size_bytes)}, "
+            f"{RAM_FILESYSTEMS.get(store.fs_type, 'RAM')} being {limit})"
+        )
     return ok(
         "store.space",
-        f"filesystem size {format_mib(store.size_bytes)}, free {format_mib(store.free_bytes)}; "
+        f"filesystem size {format_mib(fs_size)}{ram}, free {format_mib(store.free_bytes)}; "
         f"{_plural(len(guest_files), 'guest memory file')}: {format_mib(nominal)} nominal, "
         f"{format_mib(allocated)} allocated",
+    )
+
+
+def _ram_bound(store: StoreFacts) -> bool:
+    """Whether RAM, not the filesystem's own size, is what limits the store."""
+    return store.ram_limit_bytes is not None and store.size_bytes >= store.ram_limit_bytes
+
+
+def _too_small(store: StoreFacts, configured: str, where: str) -> Finding:
+    if not _ram_bound(store):
+        return error(
+            "store.too_small",
+            f"{configured} but the filesystem holding {where} is only "
+            f"{format_mib(store.size_bytes)} in size",
+            CAPACITY_OPTION,
+        )
+    fs_size = store.fs_size_bytes or 0
+    promise = (
+        f"; its size of {format_mib(fs_size)} is a promise the host cannot keep"
+        if fs_size > store.size_bytes
+        else ""
+    )
+    return error(
+        "store.exceeds_ram",
+        f"{configured} but {where} is RAM-backed and RAM-backed stores cannot exceed RAM: it "
+        f"holds at most {RAM_FILESYSTEMS.get(store.fs_type, 'RAM')} = "
+        f"{format_mib(store.size_bytes)}{promise}",
+        CAPACITY_OPTION,
     )
 
 
@@ -177,12 +296,7 @@ def _capacity_findings(
         configured += f" ({guest_mb} MiB for guests after {RESERVED_OPTION} = {reserved_mb})"
     where = f"{store.path} ({store.device}, {store.fs_type})"
     if needed > store.size_bytes:
-        return [error(
-            "store.too_small",
-            f"{configured} but the filesystem holding {where} is only "
-            f"{format_mib(store.size_bytes)} in size",
-            CAPACITY_OPTION,
-        )]
+        return [_too_small(store, configured, where)]
     available = store.free_bytes + allocated
     if needed > available:
         return [warning(
@@ -198,6 +312,26 @@ def _capacity_findings(
         f"{configured}; {where} can hold it ({format_mib(available)} free or held by guests)",
         CAPACITY_OPTION,
     )]
+
+
+def _sharing_findings(store: StoreFacts) -> list[Finding]:
+    """Other writers on the store's filesystem take from the room promised to guests."""
+    findings: list[Finding] = []
+    if store.on_root_fs:
+        findings.append(warning(
+            "store.on_root_fs",
+            f"{store.path} is on the root filesystem ({store.device}): the OS, logs and packages "
+            "take from the same free room, and guests' memory files filling it break the host; "
+            "give the store a filesystem of its own",
+        ))
+    if store.other_mounts:
+        elsewhere = ", ".join(str(mount) for mount in store.other_mounts)
+        findings.append(warning(
+            "store.shared_device",
+            f"{store.device} holding {store.path} is also mounted at {elsewhere} (other parts "
+            "of the same filesystem), whose writers take from the same free room",
+        ))
+    return findings
 
 
 def store_findings(
@@ -226,6 +360,7 @@ def store_findings(
             f"{store.device} holding {store.path} is a rotational disk: guest memory on it is "
             "very slow; use NVMe, SSD, PMEM or a RAM disk",
         ))
+    findings.extend(_sharing_findings(store))
     allocated = sum(f.allocated_bytes for f in guest_files)
     findings.extend(
         _capacity_findings(file_backed_memory_mb, reserved_host_memory_mb, store, allocated)

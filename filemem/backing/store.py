@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from filemem.backing.capacity import RAM_FILESYSTEMS, HostRam, StoreRoom, store_room
 from filemem.common.guests import MemoryFileUsage
 
 # libvirt's compiled-in defaults for the privileged daemon on Debian.
@@ -18,6 +19,7 @@ DEFAULT_MEMORY_BACKING_DIR = Path("/var/lib/libvirt/qemu/ram")
 DEFAULT_QEMU_USER = "libvirt-qemu"
 
 MOUNTINFO = Path("/proc/self/mountinfo")
+MEMINFO = Path("/proc/meminfo")
 SYSFS = Path("/sys")
 
 # virConf string values: "..." or '...', optionally followed by a comment.
@@ -81,6 +83,7 @@ class MountEntry:
     fs_type: str
     source: str
     options: frozenset[str]  # per-mount and per-superblock options together
+    root: str = "/"  # the directory of the filesystem shown at mount_point (bind mounts)
 
 
 def _unescape(field: str) -> str:
@@ -108,6 +111,7 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
                 fs_type=fields[sep + 1],
                 source=_unescape(fields[sep + 2]),
                 options=frozenset(fields[5].split(",") + super_options),
+                root=_unescape(fields[3]),
             )
         )
     return entries
@@ -131,6 +135,20 @@ def find_mount(mounts: list[MountEntry], path: Path, st_dev: int) -> MountEntry 
     return chosen
 
 
+def other_mounts(mounts: list[MountEntry], mount: MountEntry) -> tuple[Path, ...]:
+    """Mount points showing other parts of `mount`'s filesystem: same device, another root.
+
+    The same root mounted twice is one place seen twice; another root (a bind mount of a
+    subdirectory, a btrfs subvolume) is a part of the filesystem others write to.
+    """
+    found = (
+        entry.mount_point
+        for entry in mounts
+        if (entry.major, entry.minor) == (mount.major, mount.minor) and entry.root != mount.root
+    )
+    return tuple(dict.fromkeys(found))
+
+
 def _read_flag(path: Path) -> bool | None:
     try:
         return path.read_text(encoding="ascii").strip() == "1"
@@ -150,7 +168,8 @@ def block_device_flags(major: int, minor: int, sysfs: Path = SYSFS) -> tuple[boo
     return _read_flag(queue / "rotational"), _read_flag(queue / "dax") is True
 
 
-def _block_dev_numbers(mount: MountEntry) -> tuple[int, int] | None:
+def block_dev_numbers(mount: MountEntry) -> tuple[int, int] | None:
+    """(major, minor) of the block device under `mount`; None for tmpfs, overlay and the like."""
     # btrfs and friends report an anonymous 0:N in mountinfo; the source node knows the disk.
     if mount.source.startswith("/"):
         try:
@@ -162,6 +181,40 @@ def _block_dev_numbers(mount: MountEntry) -> tuple[int, int] | None:
     if mount.major != 0:
         return mount.major, mount.minor
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# RAM
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo as bytes by field name ("kB" values scaled, unit-less counts kept)."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if not parts or not parts[0].isdigit():
+            continue
+        scale = 1024 if parts[1:] == ["kB"] else 1
+        values[name.strip()] = int(parts[0]) * scale
+    return values
+
+
+def read_host_ram(meminfo: Path = MEMINFO) -> HostRam | None:
+    """RAM and swap of this host; None when /proc/meminfo cannot be read or lacks MemTotal."""
+    try:
+        values = parse_meminfo(meminfo.read_text(encoding="ascii"))
+    except OSError:
+        return None
+    if "MemTotal" not in values:
+        return None
+    return HostRam(
+        mem_total_bytes=values["MemTotal"],
+        # MemAvailable exists since Linux 3.14; MemFree understates, which is the safe side.
+        mem_available_bytes=values.get("MemAvailable", values.get("MemFree", 0)),
+        swap_total_bytes=values.get("SwapTotal", 0),
+        swap_free_bytes=values.get("SwapFree", 0),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,7 +289,11 @@ def _write_problem(target: Path, user: str, read_only: bool) -> str | None:
 
 @dataclass(frozen=True)
 class StoreFacts:
-    """What the host says about memory_backing_dir; sizes are bytes."""
+    """What the host says about memory_backing_dir; sizes are bytes.
+
+    size_bytes and free_bytes are what the store can hold and still take: the filesystem's own
+    figures, cut down to RAM (+ swap) for a tmpfs or ramfs (see capacity.store_room).
+    """
 
     path: Path
     exists: bool
@@ -251,11 +308,16 @@ class StoreFacts:
     qemu_user: str
     qemu_can_write: bool
     write_problem: str | None  # why qemu_can_write is False, in words
+    fs_size_bytes: int | None = None  # statvfs size (0 for ramfs); None: same as size_bytes
+    ram_limit_bytes: int | None = None  # RAM-backed: MemTotal (+ SwapTotal for tmpfs)
+    on_root_fs: bool = False  # the store shares the root filesystem
+    other_mounts: tuple[Path, ...] = ()  # other parts of the store's filesystem, mounted
 
     def as_dict(self) -> dict[str, Any]:
         facts = asdict(self)
         facts["path"] = str(self.path)
         facts["mount_point"] = str(self.mount_point)
+        facts["other_mounts"] = [str(mount) for mount in self.other_mounts]
         return facts
 
 
@@ -273,42 +335,89 @@ def _read_mounts(mountinfo: Path) -> list[MountEntry]:
         return []
 
 
+@dataclass(frozen=True)
+class _Location:
+    mount_point: Path
+    device: str
+    fs_type: str
+    read_only: bool
+    rotational: bool | None
+    dax: bool
+
+
+def _locate(mount: MountEntry | None, sysfs: Path) -> _Location:
+    if mount is None:
+        return _Location(Path("/"), "unknown", "unknown", False, None, False)
+    rotational: bool | None = None
+    dax = bool({"dax", "dax=always"} & mount.options)
+    numbers = block_dev_numbers(mount)
+    if numbers is not None:
+        rotational, device_dax = block_device_flags(*numbers, sysfs=sysfs)
+        dax = dax or device_dax
+    return _Location(
+        mount.mount_point, mount.source, mount.fs_type, "ro" in mount.options, rotational, dax
+    )
+
+
+def _room(target: Path, fs_type: str, meminfo: Path) -> tuple[int, StoreRoom]:
+    """(the filesystem's own size, the store's room); RAM is read only for a RAM-backed store."""
+    vfs = os.statvfs(target)
+    size, free = vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize
+    ram = read_host_ram(meminfo) if fs_type in RAM_FILESYSTEMS else None
+    return size, store_room(fs_type, size, free, ram)
+
+
+def _on_root_fs(
+    mounts: list[MountEntry], mount: MountEntry | None, st: os.stat_result, root: Path
+) -> bool:
+    # btrfs gives each subvolume its own st_dev; mountinfo's device is the filesystem's.
+    root_st = os.stat(root)
+    if st.st_dev == root_st.st_dev:
+        return True
+    root_mount = find_mount(mounts, root.resolve(), root_st.st_dev)
+    return (
+        mount is not None
+        and root_mount is not None
+        and (mount.major, mount.minor) == (root_mount.major, root_mount.minor)
+    )
+
+
 def inspect_store(
-    path: Path, qemu_user: str, *, mountinfo: Path = MOUNTINFO, sysfs: Path = SYSFS
+    path: Path,
+    qemu_user: str,
+    *,
+    mountinfo: Path = MOUNTINFO,
+    sysfs: Path = SYSFS,
+    meminfo: Path = MEMINFO,
+    root: Path = Path("/"),
 ) -> StoreFacts:
     """Facts about `path`, or about its nearest existing ancestor while libvirt has not made it."""
     exists = path.exists()
     target = _nearest_existing(path).resolve()
     st = os.stat(target)
-    vfs = os.statvfs(target)
-    mount = find_mount(_read_mounts(mountinfo), target, st.st_dev)
-    rotational: bool | None = None
-    dax = False
-    if mount is None:
-        mount_point, device, fs_type, read_only = Path("/"), "unknown", "unknown", False
-    else:
-        mount_point, device, fs_type = mount.mount_point, mount.source, mount.fs_type
-        read_only = "ro" in mount.options
-        dax = bool({"dax", "dax=always"} & mount.options)
-        numbers = _block_dev_numbers(mount)
-        if numbers is not None:
-            rotational, device_dax = block_device_flags(*numbers, sysfs=sysfs)
-            dax = dax or device_dax
-    problem = _write_problem(target, qemu_user, read_only)
+    mounts = _read_mounts(mountinfo)
+    mount = find_mount(mounts, target, st.st_dev)
+    where = _locate(mount, sysfs)
+    fs_size, room = _room(target, where.fs_type, meminfo)
+    problem = _write_problem(target, qemu_user, where.read_only)
     return StoreFacts(
         path=path,
         exists=exists,
-        mount_point=mount_point,
-        is_mount_point=exists and target == mount_point,
-        device=device,
-        fs_type=fs_type,
-        rotational=rotational,
-        dax=dax,
-        size_bytes=vfs.f_blocks * vfs.f_frsize,
-        free_bytes=vfs.f_bavail * vfs.f_frsize,
+        mount_point=where.mount_point,
+        is_mount_point=exists and target == where.mount_point,
+        device=where.device,
+        fs_type=where.fs_type,
+        rotational=where.rotational,
+        dax=where.dax,
+        size_bytes=room.size_bytes,
+        free_bytes=room.free_bytes,
         qemu_user=qemu_user,
         qemu_can_write=problem is None,
         write_problem=problem,
+        fs_size_bytes=fs_size,
+        ram_limit_bytes=room.ram_limit_bytes,
+        on_root_fs=_on_root_fs(mounts, mount, st, root),
+        other_mounts=() if mount is None else other_mounts(mounts, mount),
     )
 
 

@@ -19,8 +19,11 @@ from filemem.backing.store import (
     guest_memory_dir,
     guest_memory_file,
     inspect_store,
+    other_mounts,
+    parse_meminfo,
     parse_mountinfo,
     qemu_user,
+    read_host_ram,
     read_qemu_conf,
     resolve_user,
 )
@@ -133,6 +136,82 @@ def test_find_mount_prefers_longest_prefix_with_matching_device() -> None:
     # /srv/memory is not under /srv/mem.
     other = find_mount(mounts, Path("/srv/memory"), vda)
     assert other is not None and other.mount_point == Path("/")
+
+
+def test_parse_mountinfo_records_the_mount_root() -> None:
+    text = (
+        "27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+        "50 27 254:0 /srv/my\\040home /home rw - ext4 /dev/vda rw\n"
+    )
+    root, home = parse_mountinfo(text)
+    assert root.root == "/"
+    assert home.root == "/srv/my home"
+
+
+SHARED = """\
+27 1 254:0 / / rw - ext4 /dev/vda rw
+60 27 259:1 / /srv/mem rw - xfs /dev/nvme0n1p1 rw
+61 27 259:1 / /var/lib/libvirt/qemu/ram rw - xfs /dev/nvme0n1p1 rw
+62 27 259:1 /home /home rw - xfs /dev/nvme0n1p1 rw
+63 27 259:1 /logs /var/log rw - xfs /dev/nvme0n1p1 rw
+64 27 259:1 /home /mnt/home-again rw - xfs /dev/nvme0n1p1 rw
+65 27 0:60 / /srv/fast rw - tmpfs tmpfs rw
+"""
+
+
+def test_other_mounts_are_other_roots_of_the_same_device() -> None:
+    mounts = parse_mountinfo(SHARED)
+    by_point = {m.mount_point: m for m in mounts}
+    assert other_mounts(mounts, by_point[Path("/srv/mem")]) == (
+        Path("/home"), Path("/var/log"), Path("/mnt/home-again"),
+    )
+    # The same root mounted twice is one place seen twice.
+    assert Path("/var/lib/libvirt/qemu/ram") not in other_mounts(mounts, by_point[Path("/srv/mem")])
+    assert other_mounts(mounts, by_point[Path("/home")]) == (
+        Path("/srv/mem"), Path("/var/lib/libvirt/qemu/ram"), Path("/var/log"),
+    )
+    assert other_mounts(mounts, by_point[Path("/srv/fast")]) == ()
+    assert other_mounts(mounts, by_point[Path("/")]) == ()
+
+
+MEMINFO_TEXT = """\
+MemTotal:        8388608 kB
+MemFree:         1048576 kB
+MemAvailable:    6291456 kB
+SwapTotal:       2097152 kB
+SwapFree:        1572864 kB
+HugePages_Total:       0
+Hugepagesize:       2048 kB
+"""
+
+
+def test_parse_meminfo_scales_kb_and_keeps_counts() -> None:
+    values = parse_meminfo(MEMINFO_TEXT)
+    assert values["MemTotal"] == 8 * 1024 * MIB
+    assert values["SwapFree"] == 1536 * MIB
+    assert values["HugePages_Total"] == 0
+
+
+def test_read_host_ram(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(MEMINFO_TEXT)
+    ram = read_host_ram(meminfo)
+    assert ram is not None
+    assert (ram.mem_total_bytes, ram.mem_available_bytes) == (8192 * MIB, 6144 * MIB)
+    assert (ram.swap_total_bytes, ram.swap_free_bytes) == (2048 * MIB, 1536 * MIB)
+    assert read_host_ram(tmp_path / "missing") is None
+    old = tmp_path / "old"
+    old.write_text("MemTotal: 1024 kB\nMemFree: 512 kB\n")  # before MemAvailable (3.14)
+    ram = read_host_ram(old)
+    assert ram is not None and ram.mem_available_bytes == 512 * 1024
+    assert ram.swap_total_bytes == 0
+
+
+def test_this_hosts_ram_agrees_with_sysconf() -> None:
+    ram = read_host_ram()
+    assert ram is not None
+    pages = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert ram.mem_total_bytes == pages
 
 
 def make_sysfs(tmp_path: Path) -> Path:
@@ -263,6 +342,98 @@ def test_tmpfs_store_has_no_rotational_flag(tmp_path: Path) -> None:
     assert facts.fs_type == "tmpfs"
     assert facts.rotational is None
     assert facts.is_mount_point
+    assert not facts.on_root_fs
+    assert facts.other_mounts == ()
+    # Smaller than RAM: the filesystem's own figures stand.
+    assert facts.size_bytes == facts.fs_size_bytes == 8 * MIB
+    host = read_host_ram()
+    assert host is not None
+    assert facts.ram_limit_bytes == host.mem_total_bytes + host.swap_total_bytes
+
+
+def mounted(tmp_path: Path, fs_type: str, options: str) -> Path:
+    target = tmp_path / fs_type
+    target.mkdir()
+    subprocess.run(["mount", "-t", fs_type, "-o", options, fs_type, str(target)], check=True)
+    return target
+
+
+def test_real_tmpfs_bigger_than_ram_and_swap_is_cut_down_to_them(tmp_path: Path) -> None:
+    host = read_host_ram()
+    assert host is not None
+    limit = host.mem_total_bytes + host.swap_total_bytes
+    target = mounted(tmp_path, "tmpfs", f"size={2 * limit}")
+    try:
+        (target / "used").write_bytes(b"\0" * MIB)
+        facts = inspect_store(target, current_user())
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert facts.fs_size_bytes == 2 * limit
+    assert facts.ram_limit_bytes == limit
+    assert facts.size_bytes == limit
+    assert facts.free_bytes == limit - MIB
+
+
+def test_real_ramfs_is_bounded_by_ram_alone(tmp_path: Path) -> None:
+    target = mounted(tmp_path, "ramfs", "mode=0755")
+    try:
+        facts = inspect_store(target, current_user())
+        host = read_host_ram()
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert host is not None
+    assert facts.fs_type == "ramfs"
+    assert facts.fs_size_bytes == 0  # ramfs has no size of its own
+    assert facts.size_bytes == facts.ram_limit_bytes == host.mem_total_bytes
+    assert 0 < facts.free_bytes <= host.mem_total_bytes
+
+
+def test_ram_backed_store_from_fake_mountinfo_and_meminfo(tmp_path: Path) -> None:
+    st = os.stat(tmp_path)
+    fake = tmp_path / "mountinfo"
+    fake.write_text(
+        f"1 0 {os.major(st.st_dev)}:{os.minor(st.st_dev)} / {tmp_path} rw - tmpfs tmpfs rw\n",
+        encoding="utf-8",
+    )
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 1024 kB\nMemAvailable: 512 kB\nSwapTotal: 1024 kB\n")
+    facts = inspect_store(tmp_path, current_user(), mountinfo=fake, meminfo=meminfo)
+    assert facts.fs_type == "tmpfs"
+    assert facts.fs_size_bytes == df_bytes("size", tmp_path)
+    assert facts.ram_limit_bytes == 2 * MIB
+    assert facts.size_bytes == min(2 * MIB, df_bytes("size", tmp_path))
+
+
+def test_disk_store_reads_no_ram(tmp_path: Path) -> None:
+    facts = inspect_store(tmp_path, current_user(), meminfo=tmp_path / "no-meminfo")
+    if facts.fs_type not in ("tmpfs", "ramfs"):
+        assert facts.ram_limit_bytes is None
+        assert facts.size_bytes == facts.fs_size_bytes
+
+
+def test_root_filesystem_is_recognised(tmp_path: Path) -> None:
+    facts = inspect_store(tmp_path, current_user())
+    same_device = os.stat(tmp_path).st_dev == os.stat("/").st_dev
+    assert facts.on_root_fs == (same_device or facts.mount_point == Path("/"))
+    assert inspect_store(Path("/"), current_user()).on_root_fs
+    # Seen from another "root", the same directory is not on it.
+    other = inspect_store(tmp_path, current_user(), root=Path("/proc"))
+    assert not other.on_root_fs
+
+
+def test_shared_device_from_fake_mountinfo(tmp_path: Path) -> None:
+    st = os.stat(tmp_path)
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    fake = tmp_path / "mountinfo"
+    fake.write_text(
+        f"1 0 {dev} /store {tmp_path} rw - xfs /nonexistent/nvme0n1p1 rw\n"
+        f"2 0 {dev} /home /home rw - xfs /nonexistent/nvme0n1p1 rw\n"
+        f"3 0 {dev} /store /mnt/again rw - xfs /nonexistent/nvme0n1p1 rw\n",
+        encoding="utf-8",
+    )
+    facts = inspect_store(tmp_path, current_user(), mountinfo=fake, sysfs=tmp_path / "nosys")
+    assert facts.other_mounts == (Path("/home"),)
+    assert facts.as_dict()["other_mounts"] == ["/home"]
 
 
 def test_user_who_cannot_enter_a_parent_cannot_write(tmp_path: Path) -> None:

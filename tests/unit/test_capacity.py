@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from filemem.backing.capacity import (
+    HostRam,
+    StoreRoom,
     check_guest_fits,
     effective_capacity_mb,
     format_mib,
     promised_bytes,
+    ram_limit_of,
     room_for_new_guest,
     store_findings,
+    store_room,
+    usable_size_bytes,
 )
 from filemem.backing.store import StoreFacts
 from filemem.common.findings import Finding, Severity
@@ -76,6 +82,62 @@ def by_code(findings: list[Finding]) -> dict[str, Finding]:
 )
 def test_format_mib(n_bytes: int, text: str) -> None:
     assert format_mib(n_bytes) == text
+
+
+# --- RAM-backed stores ------------------------------------------------------------------------
+
+# 8 GiB of RAM, 6 GiB of it available; 2 GiB of swap, 1.5 GiB of it free.
+RAM = HostRam(
+    mem_total_bytes=8 * GIB, mem_available_bytes=6 * GIB,
+    swap_total_bytes=2 * GIB, swap_free_bytes=1536 * MIB,
+)
+
+
+def test_ram_limit_is_ram_plus_swap_for_tmpfs_and_ram_for_ramfs() -> None:
+    assert ram_limit_of("tmpfs", RAM) == 10 * GIB
+    assert ram_limit_of("ramfs", RAM) == 8 * GIB
+    assert ram_limit_of("xfs", RAM) is None
+    assert ram_limit_of("ext4", RAM) is None
+
+
+def test_usable_size_is_the_smaller_and_a_size_of_zero_means_no_limit_of_its_own() -> None:
+    assert usable_size_bytes(100 * GIB, 10 * GIB) == 10 * GIB
+    assert usable_size_bytes(4 * GIB, 10 * GIB) == 4 * GIB
+    assert usable_size_bytes(0, 8 * GIB) == 8 * GIB
+    assert usable_size_bytes(100 * GIB, None) == 100 * GIB
+    assert usable_size_bytes(0, None) == 0
+
+
+def test_disk_filesystems_keep_their_own_figures() -> None:
+    assert store_room("xfs", 100 * GIB, 40 * GIB, RAM) == StoreRoom(100 * GIB, 40 * GIB)
+    assert store_room("tmpfs", 100 * GIB, 40 * GIB, None) == StoreRoom(100 * GIB, 40 * GIB)
+
+
+def test_tmpfs_bigger_than_ram_and_swap_holds_only_ram_and_swap() -> None:
+    # size=100G with 3 GiB used: 97 GiB free by statvfs, 10 - 3 = 7 GiB in truth.
+    room = store_room("tmpfs", 100 * GIB, 97 * GIB, RAM)
+    assert room == StoreRoom(10 * GIB, 7 * GIB, 10 * GIB)
+
+
+def test_tmpfs_smaller_than_ram_keeps_its_own_figures_and_records_the_limit() -> None:
+    assert store_room("tmpfs", 4 * GIB, 3 * GIB, RAM) == StoreRoom(4 * GIB, 3 * GIB, 10 * GIB)
+
+
+def test_tmpfs_already_holding_more_than_ram_has_no_room_left() -> None:
+    assert store_room("tmpfs", 100 * GIB, 88 * GIB, RAM).free_bytes == 0
+
+
+def test_ramfs_reports_no_size_so_ram_bounds_it_and_what_is_available_is_free() -> None:
+    assert store_room("ramfs", 0, 0, RAM) == StoreRoom(8 * GIB, 6 * GIB, 8 * GIB)
+
+
+def test_unlimited_tmpfs_counts_free_swap_too() -> None:
+    assert store_room("tmpfs", 0, 0, RAM) == StoreRoom(10 * GIB, 7680 * MIB, 10 * GIB)
+
+
+def test_store_room_rejects_negative_figures() -> None:
+    with pytest.raises(ValueError, match="fs_free_bytes"):
+        store_room("tmpfs", GIB, -1, RAM)
 
 
 # --- room_for_new_guest -----------------------------------------------------------------------
@@ -214,6 +276,31 @@ def test_capacity_below_one_mib_is_zero() -> None:
     assert effective_capacity_mb(4096, MIB - 1, MIB - 1, 0)[0] == 0
 
 
+def test_capacity_of_a_ram_backed_store_names_ram_as_the_reason() -> None:
+    capacity, reason = effective_capacity_mb(16384, 100 * GIB, 100 * GIB, 0, 0, 10 * GIB)
+    assert capacity == 10240
+    assert reason == (
+        "the backing store is RAM-backed and can hold no more than RAM allows, 10240 MiB, "
+        "less than [libvirt] file_backed_memory = 16384 MiB"
+    )
+
+
+def test_capacity_of_a_ramfs_with_no_size_is_bounded_by_ram() -> None:
+    assert effective_capacity_mb(16384, 0, 6 * GIB, 0, 0, 8 * GIB)[0] == 6144
+
+
+def test_capacity_from_clamped_store_facts_is_the_same_with_or_without_the_limit() -> None:
+    # StoreFacts.size_bytes is already cut to RAM: callers that pass no limit agree.
+    without = effective_capacity_mb(16384, 10 * GIB, 7 * GIB, 0)
+    with_limit = effective_capacity_mb(16384, 10 * GIB, 7 * GIB, 0, 0, 10 * GIB)
+    assert without[0] == with_limit[0] == 7168
+
+
+def test_a_ram_limit_above_the_filesystem_size_leaves_the_filesystem_reason() -> None:
+    _, reason = effective_capacity_mb(16384, 4 * GIB, 4 * GIB, 0, 0, 10 * GIB)
+    assert reason is not None and reason.startswith("the backing filesystem is only 4096 MiB")
+
+
 def test_capacity_rejects_negative_inputs() -> None:
     with pytest.raises(ValueError, match="allocated_by_guests_bytes"):
         effective_capacity_mb(1, GIB, GIB, -5)
@@ -329,3 +416,91 @@ def test_several_problems_are_all_reported() -> None:
     assert severities["store.too_small"] is Severity.ERROR
     assert severities["store.not_writable"] is Severity.ERROR
     assert severities["store.rotational"] is Severity.WARNING
+
+
+def tmpfs_store(fs_size: int, ram_limit: int, size: int, free: int) -> StoreFacts:
+    return make_store(
+        path=Path("/srv/mem/libvirt/qemu"), device="tmpfs", fs_type="tmpfs", rotational=None,
+        fs_size_bytes=fs_size, ram_limit_bytes=ram_limit, size_bytes=size, free_bytes=free,
+    )
+
+
+def test_file_backed_memory_beyond_ram_on_a_tmpfs_is_an_error_naming_the_option() -> None:
+    store = tmpfs_store(100 * GIB, 10 * GIB, 10 * GIB, 10 * GIB)
+    findings = by_code(store_findings(20480, 0, store, []))
+    exceeds = findings["store.exceeds_ram"]
+    assert exceeds.severity is Severity.ERROR
+    assert exceeds.option == "[libvirt] file_backed_memory"
+    assert exceeds.message == (
+        "[libvirt] file_backed_memory is 20480 MiB but /srv/mem/libvirt/qemu (tmpfs, tmpfs) is "
+        "RAM-backed and RAM-backed stores cannot exceed RAM: it holds at most "
+        "MemTotal + SwapTotal = 10240 MiB; its size of 102400 MiB is a promise the host "
+        "cannot keep"
+    )
+    assert "store.too_small" not in findings and "store.capacity_fits" not in findings
+    assert findings["store.space"].message.startswith(
+        "filesystem size 102400 MiB (RAM-backed: it holds at most 10240 MiB, "
+        "MemTotal + SwapTotal being 10240 MiB), free 10240 MiB; "
+    )
+
+
+def test_ramfs_beyond_ram_names_memtotal() -> None:
+    store = make_store(
+        device="ramfs", fs_type="ramfs", rotational=None,
+        fs_size_bytes=0, ram_limit_bytes=8 * GIB, size_bytes=8 * GIB, free_bytes=6 * GIB,
+    )
+    exceeds = by_code(store_findings(10240, 0, store, []))["store.exceeds_ram"]
+    assert exceeds.message.endswith("it holds at most MemTotal = 8192 MiB")
+
+
+def test_tmpfs_within_ram_that_fits_is_fine() -> None:
+    store = tmpfs_store(100 * GIB, 10 * GIB, 10 * GIB, 10 * GIB)
+    findings = by_code(store_findings(8192, 0, store, []))
+    assert findings["store.capacity_fits"].severity is Severity.OK
+    assert "store.exceeds_ram" not in findings
+
+
+def test_tmpfs_smaller_than_ram_is_too_small_as_any_filesystem() -> None:
+    store = tmpfs_store(4 * GIB, 10 * GIB, 4 * GIB, 4 * GIB)
+    findings = by_code(store_findings(8192, 0, store, []))
+    assert findings["store.too_small"].severity is Severity.ERROR
+    assert "store.exceeds_ram" not in findings
+    assert findings["store.space"].message.startswith(
+        "filesystem size 4096 MiB (RAM-backed: it holds at most 4096 MiB, "
+        "MemTotal + SwapTotal being 10240 MiB)"
+    )
+
+
+def test_store_on_the_root_filesystem_is_a_warning() -> None:
+    store = make_store(mount_point=Path("/"), device="/dev/vda", on_root_fs=True)
+    findings = by_code(store_findings(1024, 0, store, []))
+    root = findings["store.on_root_fs"]
+    assert root.severity is Severity.WARNING
+    assert root.message.startswith(
+        "/srv/mem/libvirt/qemu is on the root filesystem (/dev/vda): the OS, logs and packages "
+        "take from the same free room"
+    )
+    assert findings["store.capacity_fits"].severity is Severity.OK
+
+
+def test_store_whose_filesystem_is_also_mounted_elsewhere_is_a_warning() -> None:
+    store = make_store(other_mounts=(Path("/home"), Path("/var/log")))
+    finding = by_code(store_findings(1024, 0, store, []))["store.shared_device"]
+    assert finding.severity is Severity.WARNING
+    assert finding.message == (
+        "/dev/nvme0n1p1 holding /srv/mem/libvirt/qemu is also mounted at /home, /var/log "
+        "(other parts of the same filesystem), whose writers take from the same free room"
+    )
+
+
+def test_a_store_of_its_own_gets_no_sharing_warnings() -> None:
+    findings = by_code(store_findings(1024, 0, make_store(is_mount_point=True), []))
+    assert "store.on_root_fs" not in findings and "store.shared_device" not in findings
+
+
+def test_store_facts_as_dict_is_json_ready() -> None:
+    store = make_store(other_mounts=(Path("/home"),), fs_size_bytes=10 * GIB)
+    facts = store.as_dict()
+    assert facts["other_mounts"] == ["/home"]
+    assert facts["fs_size_bytes"] == 10 * GIB
+    json.dumps(facts)
