@@ -82,6 +82,7 @@ class StoreUsage:
     size_bytes: int
     free_bytes: int
     allocated_by_guests_bytes: int
+    ram_limit_bytes: int | None = None  # a tmpfs/ramfs store holds no more than RAM (+ swap)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def _memory(
         raise ValueError("a file-backed host needs the backing store's facts")
     store_mb, why = effective_capacity_mb(
         total, store.size_bytes, store.free_bytes, store.allocated_by_guests_bytes,
-        config.backing_store_headroom_mb * MIB,
+        config.backing_store_headroom_mb * MIB, ram_limit_bytes=store.ram_limit_bytes,
     )
     reserved = min(total, max(base_reserved, total - store_mb))
     shortfall = reserved - base_reserved

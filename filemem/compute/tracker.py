@@ -99,7 +99,8 @@ class StoreSample:
         return sum(f.allocated_bytes for f in self.files.values())
 
     def usage(self) -> StoreUsage:
-        return StoreUsage(self.facts.size_bytes, self.facts.free_bytes, self.allocated_bytes)
+        return StoreUsage(self.facts.size_bytes, self.facts.free_bytes, self.allocated_bytes,
+                          self.facts.ram_limit_bytes)
 
 
 def inventory_config(conf: cfg.ConfigOpts) -> InventoryConfig:

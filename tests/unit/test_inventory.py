@@ -174,3 +174,22 @@ def test_merge_traits_keeps_foreign_traits_and_owns_the_backing_file_trait() -> 
 def test_guest_resources_leave_zero_amounts_out() -> None:
     assert guest_resources(256, 1, 0) == {MEMORY_MB: 256, VCPU: 1}
     assert guest_resources(256, 2, 10) == {MEMORY_MB: 256, VCPU: 2, DISK_GB: 10}
+
+
+def test_a_ram_backed_store_clamps_capacity_and_names_ram_as_the_reason() -> None:
+    from filemem.compute.inventory import (
+        HostResources,
+        InventoryConfig,
+        StoreUsage,
+        compute_inventory,
+    )
+    config = InventoryConfig(file_backed_memory_mb=8192, reserved_host_memory_mb=0,
+                             ram_allocation_ratio=1.0, cpu_allocation_ratio=4.0,
+                             reserved_host_disk_mb=0, backing_store_headroom_mb=0)
+    host = HostResources(memory_mb=4096, vcpus=2, disk_bytes=10 * 2**30)
+    # A tmpfs whose size= says 16 GiB on a host with 4 GiB of RAM and no swap.
+    store = StoreUsage(size_bytes=4096 * 2**20, free_bytes=4096 * 2**20,
+                       allocated_by_guests_bytes=0, ram_limit_bytes=4096 * 2**20)
+    wanted = compute_inventory(config, host, store)
+    assert wanted.inventories["MEMORY_MB"]["reserved"] == 8192 - 4096
+    assert wanted.capacity_reason is not None and "RAM" in wanted.capacity_reason
