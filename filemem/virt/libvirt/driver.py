@@ -36,6 +36,7 @@ from filemem.exceptions import (
     InvalidInput,
 )
 from filemem.virt import guest_config
+from filemem.virt.driver import HypervisorDriver
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
@@ -74,20 +75,27 @@ class DriverSettings:
     guest_memory_limit_mb: int = 0  # the partition's memory limit; 0 = none
 
 
-class LibvirtDriver:
-    """Implements filemem.virt.driver.HypervisorDriver on a libvirt connection."""
+class LibvirtDriver(HypervisorDriver):
+    """HypervisorDriver on libvirt; filemem.virt.driver documents each method's errors."""
 
     def __init__(self, settings: DriverSettings, on_event: EventCallback | None = None) -> None:
         self.settings = settings
         self.connection = Connection(settings.connection_uri or "qemu:///system", on_event)
 
+    @property
+    def connection_uri(self) -> str:
+        """The libvirt URI ([libvirt] connection_uri, default qemu:///system)."""
+        return self.connection.uri
+
     # -- host facts -------------------------------------------------------------------------
 
     def versions(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """(libvirt, QEMU) versions from the live connection (getLibVersion, getVersion)."""
         lib, hyp = self.connection.versions()
         return parse_version(lib), parse_version(hyp)
 
     def host_facts(self) -> HostFacts:
+        """Config and live versions: file-backed size, discard support, allocation, partition."""
         lib, qemu = self.versions()
         return HostFacts(
             virt_type=self.settings.virt_type,
@@ -99,20 +107,25 @@ class LibvirtDriver:
         )
 
     def qemu_conf_text(self) -> str:
+        """[libvirt] qemu_conf_path's text; libvirtd reads the same file for memory_backing_dir."""
         return store.read_qemu_conf(self.settings.qemu_conf_path)
 
     def memory_backing_dir(self) -> Path:
+        """libvirt's effective directory: a custom memory_backing_dir D becomes D/libvirt/qemu."""
         return store.effective_memory_backing_dir(self.qemu_conf_text())
 
     def instance_dir(self, uuid: str) -> Path:
+        """<state_path>/instances/<uuid> (uuid validated, so it cannot leave state_path)."""
         # uuid is validated, so the path cannot leave state_path/instances.
         return self.settings.state_path / "instances" / validate_uuid(uuid)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def spawn(
-        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "cli",
+        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "api",
     ) -> GuestInfo:
+        """Validate, build the domain from pure guest config, create the instance dir (and the
+        disk overlay), then define and start under the spawn lock after the capacity guard."""
         name, uuid = validate_name(name), validate_uuid(uuid)
         _validate_flavor(flavor)
         conn = self.connection.get()
@@ -154,6 +167,7 @@ class LibvirtDriver:
         return self._info(dom)
 
     def power_off(self, uuid: str, timeout: float | None = None) -> bool:
+        """ACPI shutdown, polled every 0.2 s; destroy (graceful, then forced) after the timeout."""
         dom = self._lookup(uuid)
         if not _is_active(dom):
             return True
@@ -176,6 +190,7 @@ class LibvirtDriver:
         return False
 
     def power_on(self, uuid: str) -> GuestInfo:
+        """Start under the spawn lock, after the capacity guard on a file-backed host."""
         dom = self._lookup(uuid)
         if not _is_active(dom):
             with self._spawn_lock():
@@ -185,11 +200,8 @@ class LibvirtDriver:
                     dom.create()
         return self._info(dom)
 
-    def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
-        self.power_off(uuid, timeout=0 if hard else None)
-        return self.power_on(uuid)
-
     def destroy(self, uuid: str) -> bool:
+        """Destroy, undefine (managed save and snapshot metadata too), remove the instance dir."""
         uuid = validate_uuid(uuid)
         try:
             dom = self._lookup(uuid)
@@ -211,6 +223,7 @@ class LibvirtDriver:
     # -- observation ------------------------------------------------------------------------
 
     def list_guests(self) -> list[GuestInfo]:
+        """Domains carrying filemem's metadata; qemu.conf is read once for all memory files."""
         conn = self.connection.get()
         with translated("listing guests"):
             domains = conn.listAllDomains(0)
@@ -226,10 +239,8 @@ class LibvirtDriver:
         return sorted(guests, key=lambda g: g.name)
 
     def get_guest(self, uuid: str) -> GuestInfo:
+        """The guest's state, read from libvirt now."""
         return self._info(self._lookup(uuid))
-
-    def console_log(self, uuid: str) -> Path:
-        return self.instance_dir(uuid) / "console.log"
 
     # -- internals --------------------------------------------------------------------------
 
