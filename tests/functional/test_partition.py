@@ -117,3 +117,21 @@ def test_ram_backed_guest_over_the_limit_is_oom_killed(
     # partition keeps the failed charges that led to it.
     assert (usage.oom_kills or 0) > 0 or usage.failcnt > 0, usage
     assert usage.max_usage_bytes <= OOM_LIMIT_MB * MIB
+
+
+def test_a_stopped_guest_starts_again_after_its_partition_vanished(
+    partitioned: PartitionedDriver, test_image: TestImage,
+) -> None:
+    """cgroups do not survive a host reboot: power_on makes the partition again."""
+    driver, part = partitioned(LIMIT_MB, 2048)
+    guest = boot(driver, test_image, memory_mb=GUEST_MB)
+    driver.power_off(guest.uuid, timeout=0)
+    for _ in range(50):  # libvirt removes the stopped guest's own cgroups just after
+        try:
+            partition.remove_partition(part)
+            break
+        except ConfigError:
+            time.sleep(0.1)
+    assert not part.memory_dir.exists()
+    assert driver.power_on(guest.uuid).power_state == PowerState.RUNNING
+    assert partition.qemu_pids_in(part) == [qemu_pid(guest.name)]

@@ -146,12 +146,7 @@ class LibvirtDriver(HypervisorDriver):
             with self._spawn_lock():
                 if host.file_backed:
                     self._guard_capacity(flavor.memory_mb)
-                if self.settings.guest_partition:
-                    # On every spawn: cgroups vanish at host reboot, and libvirt removes the
-                    # partition's directories when it fails to make a guest's cgroup in them.
-                    limit_mb = self.settings.guest_memory_limit_mb
-                    partition.ensure_partition(
-                        self.settings.guest_partition, limit_mb * MIB or None)
+                self._ensure_partition()
                 with translated(f"defining guest {name}"):
                     dom = conn.defineXML(domain.to_xml())
                 try:
@@ -196,6 +191,7 @@ class LibvirtDriver(HypervisorDriver):
             with self._spawn_lock():
                 if self.settings.file_backed_memory_mb:
                     self._guard_capacity(dom.maxMemory() // 1024)
+                self._ensure_partition()
                 with translated(f"starting guest {uuid}"):
                     dom.create()
         return self._info(dom)
@@ -270,6 +266,13 @@ class LibvirtDriver(HypervisorDriver):
             memory_mb, facts.free_bytes, running,
             self.settings.headroom_mb * 1024 * 1024, backing_dir,
         )
+
+    def _ensure_partition(self) -> None:
+        """Before every start, not once: cgroups vanish at host reboot, and libvirt removes the
+        partition's directories when it fails to make a guest's cgroup in them."""
+        if self.settings.guest_partition:
+            limit_mb = self.settings.guest_memory_limit_mb
+            partition.ensure_partition(self.settings.guest_partition, limit_mb * MIB or None)
 
     @contextmanager
     def _spawn_lock(self) -> Iterator[None]:
