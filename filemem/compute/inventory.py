@@ -2,7 +2,8 @@
 
 MEMORY_MB
     total = [libvirt] file_backed_memory when > 0 (as the seed says: the configured figure,
-    not host RAM), else host RAM. allocation_ratio 1.0 on a file-backed host (the store
+    not host RAM), else host RAM (capped by [libvirt] guest_memory_limit_mb when set, the
+    RAM guests may take). allocation_ratio 1.0 on a file-backed host (the store
     cannot be over-committed); otherwise ram_allocation_ratio, 1.0 when unset.
     min_unit = step_size = 1, max_unit = total.
 
@@ -60,6 +61,7 @@ class InventoryConfig:
     cpu_allocation_ratio: float = 4.0
     reserved_host_disk_mb: int = 0
     backing_store_headroom_mb: int = 0
+    guest_memory_limit_mb: int = 0  # [libvirt] guest_memory_limit_mb: RAM guests may take
 
     @property
     def file_backed(self) -> bool:
@@ -117,9 +119,12 @@ def _memory(
     """(MEMORY_MB record or None, store capacity, shortfall, reason)."""
     if not config.file_backed:
         ratio = 1.0 if config.ram_allocation_ratio is None else config.ram_allocation_ratio
-        if host.memory_mb < 1:
+        # RAM-backed guests can use no more RAM than the partition's limit lets them.
+        ram_mb = (min(host.memory_mb, config.guest_memory_limit_mb)
+                  if config.guest_memory_limit_mb else host.memory_mb)
+        if ram_mb < 1:
             return None, None, 0, None
-        return _record(host.memory_mb, config.reserved_host_memory_mb, ratio), None, 0, None
+        return _record(ram_mb, config.reserved_host_memory_mb, ratio), None, 0, None
     total = config.file_backed_memory_mb
     base_reserved = min(config.reserved_host_memory_mb, total)
     if store is None:

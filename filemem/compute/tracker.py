@@ -111,6 +111,7 @@ def inventory_config(conf: cfg.ConfigOpts) -> InventoryConfig:
         cpu_allocation_ratio=conf.cpu_allocation_ratio,
         reserved_host_disk_mb=conf.reserved_host_disk_mb,
         backing_store_headroom_mb=conf.libvirt.backing_store_headroom_mb,
+        guest_memory_limit_mb=conf.libvirt.guest_memory_limit_mb,
     )
 
 

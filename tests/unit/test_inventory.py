@@ -193,3 +193,18 @@ def test_a_ram_backed_store_clamps_capacity_and_names_ram_as_the_reason() -> Non
     wanted = compute_inventory(config, host, store)
     assert wanted.inventories["MEMORY_MB"]["reserved"] == 8192 - 4096
     assert wanted.capacity_reason is not None and "RAM" in wanted.capacity_reason
+
+
+def test_ram_backed_memory_is_capped_by_the_guest_memory_limit_not_by_file_backed() -> None:
+    from filemem.compute.inventory import HostResources, InventoryConfig, compute_inventory
+    host = HostResources(memory_mb=24000, vcpus=2, disk_bytes=10 * 2**30)
+    ram = InventoryConfig(file_backed_memory_mb=0, ram_allocation_ratio=1.0,
+                          guest_memory_limit_mb=4096)
+    assert compute_inventory(ram, host, None).inventories["MEMORY_MB"]["total"] == 4096
+    # File-backed guests may exceed the limit: that is the point of file-backed memory.
+    from filemem.compute.inventory import StoreUsage
+    store = StoreUsage(size_bytes=2**40, free_bytes=2**40, allocated_by_guests_bytes=0)
+    file_backed = InventoryConfig(file_backed_memory_mb=16384, ram_allocation_ratio=1.0,
+                                  guest_memory_limit_mb=4096)
+    memory = compute_inventory(file_backed, host, store).inventories["MEMORY_MB"]
+    assert memory["total"] == 16384 and memory["reserved"] == 0
