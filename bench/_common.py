@@ -1,7 +1,8 @@
-"""Shared benchmark helpers: libvirtd start-up, scratch dirs, guests, console polling, tables."""
+"""Shared benchmark helpers: options, libvirtd, scratch dirs, guests, Placement, tables."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -18,6 +19,7 @@ from typing import Literal, Protocol, TypeVar
 import libvirt
 
 from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image
+from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
 from filemem.devtools.test_image import DEFAULT_DEST, TestImage, ensure_test_image
 from filemem.virt import guest_config
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
@@ -29,12 +31,78 @@ POLL_S = 0.02
 MIB = 1024 * 1024
 ACTIVE = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
 
+PLACEMENT_READY = ReadyLine(r"^placement listening on (http://127\.0\.0\.1:\d+)$")
+PLACEMENT_START_S = 120.0
+
 AllocationMode = Literal["immediate", "ondemand"]
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= low."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, not {value}")
+        return value
+    return parse
+
+
+def bench_parser(name: str, description: str, *, runs: int | None = None,
+                 runs_help: str = "measured runs", warmup: int | None = None,
+                 warmup_help: str = "unmeasured runs first", scratch: Path | None = None,
+                 scratch_help: str = "where the run's files go") -> argparse.ArgumentParser:
+    """The parser of `python -m bench.<name>`: `description` shown as written (line breaks
+    kept), and the options benches share, each added when given its default: --runs N (>= 1),
+    --warmup N (>= 0), --scratch DIR. Add the bench's own options to it, then parse_args."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    if runs is not None:
+        parser.add_argument("--runs", type=at_least(1), default=runs, metavar="N",
+                            help=f"{runs_help} (default {runs})")
+    if warmup is not None:
+        parser.add_argument("--warmup", type=at_least(0), default=warmup, metavar="N",
+                            help=f"{warmup_help} (default {warmup})")
+    if scratch is not None:
+        parser.add_argument("--scratch", type=Path, default=scratch, metavar="DIR",
+                            help=f"{scratch_help} (default {scratch})")
+    return parser
+
+
+def add_guest_args(parser: argparse.ArgumentParser) -> None:
+    """--memory-mb, --file-backed-memory, --allocation: the guests of the libvirt benches."""
+    parser.add_argument("--memory-mb", type=at_least(1), default=256, metavar="MIB",
+                        help="guest memory in MiB (default 256)")
+    parser.add_argument("--file-backed-memory", type=at_least(1), default=4096, metavar="MIB",
+                        help="[libvirt] file_backed_memory in MiB (default 4096)")
+    parser.add_argument("--allocation", choices=["immediate", "ondemand"], default="immediate",
+                        help="memory file allocation mode (default immediate)")
+
+
+# -- libvirtd, Placement, scratch dirs, guests ------------------------------------------------
 
 
 def start_libvirt() -> None:
     """Run scripts/start-libvirt (idempotent); it prints the libvirt and QEMU versions."""
     subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True)
+
+
+@contextlib.contextmanager
+def standalone_placement(log_dir: Path, args: Sequence[str],
+                         serve: Sequence[str] | None = None) -> Iterator[str]:
+    """`<serve> <args> --bind 127.0.0.1 --port 0` (serve: `python -m filemem.cmd.placement`)
+    until the block ends; yields its URL. stderr goes to <log_dir>/placement-stderr.log."""
+    argv = [*(serve or python_module("filemem.cmd.placement")), *args,
+            "--bind", "127.0.0.1", "--port", "0"]
+    with ServiceProcess(argv, log_path=log_dir / "placement-stderr.log", ready=PLACEMENT_READY,
+                        cwd=REPO, name="placement", start_timeout=PLACEMENT_START_S,
+                        stop_timeout=15) as url:
+        yield url
 
 
 def mkdir_0755(path: Path) -> Path:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import configparser
 import contextlib
 import json
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from bench._common import REPO
+from filemem.devtools.services import ReadyFile, ServiceProcess
 
 UP_TIMEOUT_S = 120.0
+STOP_S = 30.0
 FILE_BACKED_MEMORY_MB = 4096
 FILEMEM = REPO / ".venv" / "bin" / "filemem"
 
@@ -33,47 +32,22 @@ def write_conf(state: Path) -> Path:
     return path
 
 
-def log_tail(state: Path, chars: int = 2000) -> str:
-    with contextlib.suppress(OSError):
-        return (state / "up.log").read_text(errors="replace")[-chars:]
-    return "(no log)"
-
-
-def wait_ready_file(proc: subprocess.Popen[bytes], state: Path) -> None:
-    ready = state / "ready"
-    deadline = time.monotonic() + UP_TIMEOUT_S
-    while not (ready.is_file() and ready.read_text().endswith("\n")):
-        if proc.poll() is not None:
-            raise RuntimeError(f"`filemem up` exited with {proc.returncode}:\n{log_tail(state)}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"`filemem up` not ready after {UP_TIMEOUT_S:.0f} s:\n"
-                               f"{log_tail(state)}")
-        time.sleep(0.1)
-
-
-def stop_up(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        print(f"# `filemem up` (pid {proc.pid}) ignored SIGTERM for 30 s: killing it")
-        proc.kill()
-        proc.wait()
-
-
 @contextlib.contextmanager
 def filemem_up(state: Path) -> Iterator[tuple[str, str]]:
-    """Run `filemem up --ready-file` on loopback; yields (endpoint, token); SIGTERM on exit."""
+    """Run `filemem up --ready-file` on loopback; yields (endpoint, token); SIGTERM on exit.
+
+    stderr (the log) goes to <state>/up.log.
+    """
     conf = write_conf(state)
-    with (state / "up.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [str(FILEMEM), "--config-file", str(conf), "up", "--ready-file", str(state / "ready")],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    ready = state / "ready"
+    up = ServiceProcess([FILEMEM, "--config-file", str(conf), "up", "--ready-file", str(ready)],
+                        log_path=state / "up.log", ready=ReadyFile(ready), cwd=REPO,
+                        name="`filemem up`", start_timeout=UP_TIMEOUT_S, stop_timeout=STOP_S)
+    up.start()
     try:
-        wait_ready_file(proc, state)
         client = json.loads((state / "client.json").read_text())
         yield str(client["endpoint"]), str(client["token"])
     finally:
-        stop_up(proc)
+        up.stop()
+        if up.killed:
+            print(f"# `filemem up` (pid {up.pid}) ignored SIGTERM for {STOP_S:.0f} s: killed it")

@@ -24,6 +24,7 @@ from bench._common import (
     SCRATCH,
     URI,
     ForeignWatch,
+    bench_parser,
     interleaved,
     median,
     mkdir_0755,
@@ -454,26 +455,20 @@ def store_line() -> str:
             f"{usage.total // 2**20} MiB")
 
 
+DESCRIPTION = f"""\
+Boot overhead through the API: starts `filemem up` (API, scheduler, embedded Placement, agent)
+on loopback with a scratch state dir, then A = POST /v2.1/servers ({FLAVOR}, {IMAGE}) until
+the guest's console log prints the ready line, vs B = `virsh create` of the identical domain
+XML (the A guest's `dumpxml --inactive` with a fresh name, uuid and console path) until the
+same line. Pairs run interleaved (AB, BA, ...); prints per-run times, medians, the median
+per-pair ratio A/B and the ratio of medians (target <= {TARGET:.2f}), and where A's time goes.
+"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.api_boot_overhead",
-        description=(
-            "Boot overhead through the API: starts `filemem up` (API, scheduler, embedded "
-            "Placement, agent) on loopback with a scratch state dir, then A = POST /v2.1/servers "
-            f"({FLAVOR}, {IMAGE}) until the guest's console log prints the ready line, vs B = "
-            "`virsh create` of the identical domain XML (the A guest's `dumpxml --inactive` with "
-            "a fresh name, uuid and console path) until the same line. Pairs run interleaved "
-            "(AB, BA, ...); prints per-run times, medians, the median per-pair ratio A/B and the "
-            f"ratio of medians (target <= {TARGET:.2f}), and where A's time goes."
-        ),
-    )
-    parser.add_argument("--runs", type=int, default=10, help="measured pairs (default 10)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="pairs run first and dropped (default 1)")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0:
-        parser.error("--runs must be >= 1 and --warmup >= 0")
-    return args
+    parser = bench_parser("api_boot_overhead", DESCRIPTION, runs=10, runs_help="measured pairs",
+                          warmup=1, warmup_help="pairs run first and dropped")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from bench._common import (
     AllocationMode,
     Session,
+    add_guest_args,
+    bench_parser,
     domain_xml,
     interleaved,
     kernel_image,
@@ -145,29 +147,20 @@ def report(pairs: list[Pair]) -> bool:
     return ok
 
 
+DESCRIPTION = f"""\
+Boot overhead: A = filemem's LibvirtDriver.spawn (config, capacity guard, define, start) until
+the guest console prints the ready line, vs B = `virsh create` of the identical domain XML until
+the same line. Pairs run interleaved (AB, BA, ...); prints per-run times, medians and the median
+ratio A/B (target <= {TARGET:.2f}), plus the same ratio for the start call alone (spawn() vs
+`virsh create` returning).
+"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.boot_overhead",
-        description=(
-            "Boot overhead: A = filemem's LibvirtDriver.spawn (config, capacity guard, define, "
-            "start) until the guest console prints the ready line, vs B = `virsh create` of the "
-            "identical domain XML until the same line. Pairs run interleaved (AB, BA, ...); prints "
-            f"per-run times, medians and the median ratio A/B (target <= {TARGET:.2f}), plus the "
-            "same ratio for the start call alone (spawn() vs `virsh create` returning)."
-        ),
-    )
-    parser.add_argument("--runs", type=int, default=10, help="measured pairs (default 10)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="pairs run first and dropped (default 1)")
-    parser.add_argument("--memory-mb", type=int, default=256, help="guest memory (default 256)")
-    parser.add_argument("--file-backed-memory", type=int, default=4096,
-                        help="[libvirt] file_backed_memory in MiB (default 4096)")
-    parser.add_argument("--allocation", choices=["immediate", "ondemand"], default="immediate",
-                        help="memory file allocation mode (default immediate)")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0:
-        parser.error("--runs must be >= 1 and --warmup >= 0")
-    return args
+    parser = bench_parser("boot_overhead", DESCRIPTION, runs=10, runs_help="measured pairs",
+                          warmup=1, warmup_help="pairs run first and dropped")
+    add_guest_args(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,27 +7,25 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import os
-import queue
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
-from bench._common import table
+from bench._common import at_least, bench_parser, standalone_placement, table
+from filemem.devtools.services import python_module
 from filemem.placement.client import PlacementClient
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.placement.http import HttpTransport
 
-REPO = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
 PROJECT, USER = "bench-project", "bench-user"
@@ -36,7 +34,6 @@ INVENTORY = {
     "MEMORY_MB": {"total": 10_000_000, "max_unit": 10_000_000},
     "VCPU": {"total": 1_000_000, "max_unit": 1_000_000},
 }
-START_TIMEOUT_S = 120.0
 
 T = TypeVar("T")
 
@@ -73,47 +70,6 @@ def rotated(items: Sequence[T], by: int) -> list[T]:
     """items started at index `by` (mod len), so no item is always first."""
     shift = by % len(items)
     return [*items[shift:], *items[:shift]]
-
-
-def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
-@contextlib.contextmanager
-def standalone_placement(log_dir: Path, database: Sequence[str],
-                         module: str = "filemem.cmd.placement") -> Iterator[str]:
-    """`python -m <module> <database args>` on 127.0.0.1:<free>; yields its URL."""
-    command = [sys.executable, "-m", *module.split(), *database,
-               "--bind", "127.0.0.1", "--port", "0"]
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / "placement-stderr.log"
-    with log.open("w") as stderr:
-        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr,
-                                text=True)
-        try:
-            assert proc.stdout is not None
-            lines: queue.Queue[str] = queue.Queue()
-            threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-            try:
-                line = lines.get(timeout=START_TIMEOUT_S)
-            except queue.Empty:
-                raise RuntimeError(f"placement did not start: {log.read_text()}") from None
-            if not line.startswith("placement listening on http://127.0.0.1:"):
-                raise RuntimeError(f"unexpected placement output {line!r}: {log.read_text()}")
-            yield line.split(" on ", 1)[1].strip()
-        finally:
-            _stop(proc)
 
 
 def http_client(url: str) -> PlacementClient:
@@ -156,11 +112,11 @@ def _serve_placement_psycopg3(argv: Sequence[str]) -> int:
     return placement.main(list(argv))
 
 
-def postgres_driver() -> tuple[str, str]:
-    """(SQLAlchemy dialect+driver, module to run Placement with): psycopg2 if present."""
+def postgres_driver() -> tuple[str, list[str]]:
+    """(SQLAlchemy dialect+driver, command to run Placement with): psycopg2 if present."""
     if importlib.util.find_spec("psycopg2") is None:
-        return "postgresql+psycopg", f"bench.claim_throughput {SERVE_PSYCOPG3}"
-    return "postgresql+psycopg2", "filemem.cmd.placement"
+        return "postgresql+psycopg", python_module("bench.claim_throughput", SERVE_PSYCOPG3)
+    return "postgresql+psycopg2", python_module("filemem.cmd.placement")
 
 
 def postgres_missing() -> str | None:
@@ -303,23 +259,15 @@ def report(backends: Sequence[Backend]) -> None:
 # -- main ------------------------------------------------------------------------------------
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.claim_throughput",
-                                     description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=200,
-                        help="claims (then deletes) per backend (default 200)")
-    parser.add_argument("--chunk", type=int, default=20,
+    parser = bench_parser(
+        "claim_throughput", DESCRIPTION, runs=200, runs_help="claims (then deletes) per backend",
+        warmup=5, warmup_help="unmeasured claim+delete pairs per backend first",
+        scratch=Path("/var/tmp"), scratch_help="where the databases live, all on one filesystem")
+    parser.add_argument("--chunk", type=at_least(1), default=20, metavar="N",
                         help="claims on one backend before moving to the next (default 20)")
-    parser.add_argument("--warmup", type=int, default=5,
-                        help="unmeasured claim+delete pairs per backend first (default 5)")
     parser.add_argument("--no-postgres", action="store_true",
                         help="leave the PostgreSQL backend out")
-    parser.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
-                        help="where the databases live, all on one filesystem (default /var/tmp)")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.chunk < 1 or args.warmup < 0:
-        parser.error("--runs and --chunk must be >= 1, --warmup >= 0")
-    return args
+    return parser.parse_args(argv)
 
 
 def _header(args: argparse.Namespace, run_dir: Path) -> None:
@@ -331,12 +279,12 @@ def _header(args: argparse.Namespace, run_dir: Path) -> None:
 
 def _postgres_backend(stack: contextlib.ExitStack, run_dir: Path) -> Backend:
     where = stack.enter_context(postgres_cluster(run_dir))
-    dialect, module = postgres_driver()
+    dialect, serve = postgres_driver()
     url = stack.enter_context(standalone_placement(
-        run_dir / "pg-placement", ["--database-connection", f"{dialect}://{where}"], module))
+        run_dir / "pg-placement", ["--database-connection", f"{dialect}://{where}"], serve))
     print(f"# {postgres_version()}: throwaway cluster on 127.0.0.1 (defaults, fsync on), "
           f"Placement via {dialect}")
-    if module != "filemem.cmd.placement":
+    if SERVE_PSYCOPG3 in serve:
         print("# NOTE: Placement 16 + psycopg 3 fails every PUT /allocations (500: 'Cursor' "
               "object has no attribute 'lastrowid'); its process runs with lastrowid = None, "
               "as psycopg2 gives (see _serve_placement_psycopg3)")

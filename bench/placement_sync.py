@@ -12,14 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench._common import table
-from bench.claim_throughput import (
-    http_client,
-    percentile,
-    rotated,
-    scratch_dir,
-    standalone_placement,
-)
+from bench._common import bench_parser, standalone_placement, table
+from bench.claim_throughput import http_client, percentile, rotated, scratch_dir
 from filemem import conf as filemem_conf
 from filemem.compute.host_check import driver_settings
 from filemem.compute.tracker import ResourceTracker, SyncResult
@@ -149,19 +143,12 @@ def report(hosts: Sequence[Host]) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.placement_sync",
-                                     description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=30,
-                        help="measured no-change and change syncs per backend (default 30)")
-    parser.add_argument("--warmup", type=int, default=3,
-                        help="unmeasured rounds per backend first (default 3)")
-    parser.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
-                        help="where the state paths and databases live (default /var/tmp)")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0:
-        parser.error("--runs must be >= 1, --warmup >= 0")
-    return args
+    parser = bench_parser(
+        "placement_sync", DESCRIPTION, runs=30,
+        runs_help="measured no-change and change syncs per backend", warmup=3,
+        warmup_help="unmeasured rounds per backend first", scratch=Path("/var/tmp"),
+        scratch_help="where the state paths and databases live")
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

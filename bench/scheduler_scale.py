@@ -21,28 +21,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import queue
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
-from bench._common import table
+from bench._common import at_least, bench_parser, standalone_placement, table
 from filemem.common.resources import MEM_PAGE_SIZE, MEMORY_BACKING_FILE_TRAIT
+from filemem.devtools.services import python_module
 from filemem.placement.client import PlacementClient, Response, Transport
 from filemem.placement.http import HttpTransport
 from filemem.scheduler import HostRecord, RequestSpec, Scheduler, SchedulerSettings, Selection
 
-REPO = Path(__file__).resolve().parents[1]
 INVENTORY = {"MEMORY_MB": 65536, "VCPU": 64, "DISK_GB": 1000}
 PROJECT, USER = "bench-project", "bench-user"
 HUGE_PAGES_EVERY = 5
@@ -75,40 +72,10 @@ def _serve_fast_schema(argv: Sequence[str]) -> int:
     return placement.main(list(argv))
 
 
-def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
-
-
-@contextlib.contextmanager
-def placement_server(state: Path, fast_schema: bool) -> Iterator[str]:
-    """A standalone Placement on 127.0.0.1 (free port); stopped on exit."""
-    args = ["--state-path", str(state), "--bind", "127.0.0.1", "--port", "0"]
-    command = ([sys.executable, "-m", "bench.scheduler_scale", "--serve-placement", *args]
-               if fast_schema else [sys.executable, "-m", "filemem.cmd.placement", *args])
-    state.mkdir(parents=True, exist_ok=True)
-    with (state / "stderr.log").open("w") as stderr:
-        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr,
-                                text=True)
-        try:
-            assert proc.stdout is not None
-            lines: queue.Queue[str] = queue.Queue()
-            threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-            try:
-                line = lines.get(timeout=120)
-            except queue.Empty:
-                raise RuntimeError("placement did not start: "
-                                   + (state / "stderr.log").read_text()) from None
-            if " on http://127.0.0.1:" not in line:
-                raise RuntimeError(f"unexpected placement output: {line!r}")
-            yield line.split(" on ", 1)[1].strip()
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def placement_server(state: Path, fast_schema: bool) -> contextlib.AbstractContextManager[str]:
+    """A standalone Placement on 127.0.0.1 (free port, SQLite in state); stopped on exit."""
+    serve = python_module("bench.scheduler_scale", "--serve-placement") if fast_schema else None
+    return standalone_placement(state, ["--state-path", str(state)], serve)
 
 
 class TimedTransport:
@@ -347,8 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser("scheduler_scale", __doc__ or "", scratch=Path("/dev/shm"),
+                          scratch_help="where Placement's SQLite goes, best on tmpfs")
 
     def sizes(text: str) -> list[int]:
         counts = [int(n) for n in text.split(",") if n]
@@ -356,18 +323,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             raise argparse.ArgumentTypeError(f"host counts must be >= {2 * BARE_PUT_HOSTS}")
         return counts
 
-    parser.add_argument("--hosts", type=sizes, default=[1000, 10000],
+    parser.add_argument("--hosts", type=sizes, default=[1000, 10000], metavar="N,N,...",
                         help="comma-separated host counts (default: 1000,10000)")
-    parser.add_argument("--claims", type=int, default=200, help="claims with the cache")
-    parser.add_argument("--baseline-claims", type=int, default=None,
+    parser.add_argument("--claims", type=at_least(1), default=200, metavar="N",
+                        help="claims with the cache (default 200)")
+    parser.add_argument("--baseline-claims", type=at_least(0), default=None, metavar="N",
                         help="allocation_candidates claims (default: --claims up to 2,000 "
                         "hosts, else 30: each takes seconds at 10,000)")
-    parser.add_argument("--file-backed-every", type=int, default=4)
+    parser.add_argument("--file-backed-every", type=at_least(1), default=4, metavar="N",
+                        help="every Nth host has COMPUTE_MEM_BACKING_FILE (default 4)")
     parser.add_argument("--placement", choices=("stock", "fast", "both"), default="stock",
                         help="stock Placement, Placement with its JSON-schema validators "
                         "cached (patched in its own process), or both in turn")
-    parser.add_argument("--scratch", type=Path, default=Path("/dev/shm"),
-                        help="where Placement's SQLite goes (default: tmpfs)")
     return parser.parse_args(argv)
 
 

@@ -16,6 +16,8 @@ from typing import Protocol
 from bench._common import (
     MIB,
     Session,
+    add_guest_args,
+    bench_parser,
     domain_xml,
     kernel_image,
     median,
@@ -235,32 +237,29 @@ def run_all(variants: list[Variant], observer: LibvirtDriver, dev: DeviceStat, s
     return samples
 
 
+DESCRIPTION = """\
+Stop cost of a file-backed guest that has just dirtied --touch-mb MiB: bytes written to the
+backing store's block device (sysfs counters, read before the stop and after the stop + sync)
+and the stop call's latency, for
+  (a) filemem with <discard/> stopped by driver.destroy,
+  (b) filemem on a host without discard support (driver subclass whose host_facts() says
+      discard_supported=False) stopped by driver.destroy,
+  (c) the with-discard XML started by `virsh create` and stopped by `virsh destroy`.
+Variants are interleaved; medians and ratios vs (c) are printed.
+"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.stop_cost",
-        description=(
-            "Stop cost of a file-backed guest that has just dirtied --touch-mb MiB: bytes written "
-            "to the backing store's block device (sysfs counters, read before the stop and after "
-            "the stop + sync) and the stop call's latency, for (a) filemem with <discard/> stopped "
-            "by driver.destroy, (b) filemem on a host without discard support (driver subclass "
-            "whose host_facts() says discard_supported=False) stopped by driver.destroy, (c) the "
-            "with-discard XML started by `virsh create` and stopped by `virsh destroy`. Variants "
-            "are interleaved; medians and ratios vs (c) are printed."
-        ),
-    )
-    parser.add_argument("--runs", type=int, default=3, help="rounds of all 3 variants (default 3)")
-    parser.add_argument("--touch-mb", type=int, default=160, help="MiB the guest dirties (160)")
-    parser.add_argument("--memory-mb", type=int, default=256, help="guest memory (default 256)")
-    parser.add_argument("--file-backed-memory", type=int, default=4096,
-                        help="[libvirt] file_backed_memory in MiB (default 4096)")
-    parser.add_argument("--allocation", choices=["immediate", "ondemand"], default="immediate",
-                        help="memory file allocation mode (default immediate)")
+    parser = bench_parser("stop_cost", DESCRIPTION, runs=3, runs_help="rounds of all 3 variants")
+    parser.add_argument("--touch-mb", type=int, default=160, metavar="MIB",
+                        help="MiB the guest dirties, below --memory-mb (default 160)")
+    add_guest_args(parser)
     parser.add_argument("--presync", action="store_true",
                         help="sync before the stop too: flushes the guest's dirty memory first, "
                              "so only what the stop itself writes is counted")
     args = parser.parse_args(argv)
-    if args.runs < 1 or not 0 < args.touch_mb < args.memory_mb:
-        parser.error("--runs must be >= 1 and 0 < --touch-mb < --memory-mb")
+    if not 0 < args.touch_mb < args.memory_mb:
+        parser.error("--touch-mb must be > 0 and < --memory-mb")
     return args
 
 

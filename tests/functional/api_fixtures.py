@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,10 +12,10 @@ from typing import Any
 
 import httpx
 
+from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
 from filemem.placement.client import PlacementClient
 from filemem.placement.http import HttpTransport
 from tests.functional.placement_fixtures import REPO, StandalonePlacement
-from tests.functional.service_process import ServiceProcess
 
 TOKEN = "test-admin-token-" + "0123456789abcdef"
 MEMORY_BACKING_FILE_TRAIT = "COMPUTE_MEM_BACKING_FILE"
@@ -37,22 +36,29 @@ class ApiProcess(ServiceProcess):
     """`python -m filemem.cmd.api --config-file F`; prints its URL once it listens."""
 
     def __init__(self, state: Path, conf_text: str) -> None:
+        self.state = state
         self.conf_path = state / "filemem.conf"
-        super().__init__("filemem.cmd.api", ["--config-file", str(self.conf_path)], state,
-                         "filemem-api listening on", "api-stderr.log")
         self.conf_text = conf_text
+        super().__init__(python_module("filemem.cmd.api", "--config-file", str(self.conf_path)),
+                         log_path=state / "api-stderr.log", cwd=REPO,
+                         ready=ReadyLine(r"^filemem-api listening on (http://\S+)$"))
+
+    @property
+    def url(self) -> str:
+        return self.ready_value
+
+    def _write_conf(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.conf_path.write_text(self.conf_text)
 
     def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run filemem-api to completion (e.g. --db-sync-only)."""
-        self.state.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(self.conf_text)
-        return subprocess.run(
-            [sys.executable, "-m", "filemem.cmd.api", "--config-file", str(self.conf_path),
-             *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+        self._write_conf()
+        return subprocess.run([*self.argv, *args], cwd=REPO, capture_output=True, text=True,
+                              timeout=timeout, check=False)
 
-    def start(self, timeout: float = 60.0) -> str:
-        self.state.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(self.conf_text)
+    def start(self, timeout: float | None = None) -> str:
+        self._write_conf()
         return super().start(timeout)
 
 

@@ -2,43 +2,24 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid as uuidlib
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
+from filemem.devtools.services import Ready, ReadyLine, ServiceProcess, python_module
 from filemem.placement.client import PlacementClient
 from filemem.placement.http import HttpTransport
 
 SCRATCH = Path("/var/tmp/filemem-tests")
 TOKEN = "test-token-" + uuidlib.uuid4().hex
-
-
-def _wait_line(proc: subprocess.Popen[str], log: Path, pattern: str, timeout: float) -> str:
-    """The first stdout line matching `pattern` (its group 1); the process log on failure."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    regex = re.compile(pattern)
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line:
-            match = regex.search(line)
-            if match:
-                return match.group(1)
-        elif proc.poll() is not None:
-            break
-    raise AssertionError(f"{proc.args!r} did not print {pattern!r}:\n{_tail(log)}")
-
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:] if log.exists() else "<no log>"
+REPO = Path(__file__).resolve().parents[2]
+LISTENING = ReadyLine(r"listening on (http://\S+)")
 
 
 class Cloud:
@@ -48,29 +29,22 @@ class Cloud:
         SCRATCH.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.base = SCRATCH / f"cloud-{uuidlib.uuid4().hex[:8]}"
         self.base.mkdir(mode=0o755)
-        self.procs: dict[str, subprocess.Popen[str]] = {}
-        self._logs: dict[str, IO[str]] = {}
-        self.placement_url = self._start_placement()
+        self.procs: dict[str, ServiceProcess] = {}  # the latest process of each name
+        self.placement_url = self._start("placement", "filemem.cmd.placement", "--state-path",
+                                         str(self.base / "placement"), "--bind", "127.0.0.1",
+                                         "--port", "0", ready=LISTENING)
         self.api_url = self._start_api()
         self.http = httpx.Client(base_url=f"{self.api_url}/v2.1", timeout=30,
                                  headers={"X-Auth-Token": TOKEN})
 
     # -- processes ---------------------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[str]:
-        log = self.base / f"{name}.log"
-        self._logs[name] = open(log, "a")  # noqa: SIM115 - closed in close()
-        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE,
-                                stderr=self._logs[name], text=True,
-                                cwd=Path(__file__).resolve().parents[2])
-        self.procs[name] = proc
-        return proc
-
-    def _start_placement(self) -> str:
-        proc = self._spawn("placement", [
-            "filemem.cmd.placement", "--state-path", str(self.base / "placement"),
-            "--bind", "127.0.0.1", "--port", "0"])
-        return _wait_line(proc, self.base / "placement.log", r"listening on (http://\S+)", 60)
+    def _start(self, name: str, module: str, *args: str, ready: Ready = None) -> str:
+        """`python -m module args`, stderr appended to <base>/<name>.log; its ready value."""
+        self.procs[name] = ServiceProcess(python_module(module, *args),
+                                          log_path=self.base / f"{name}.log", ready=ready,
+                                          cwd=REPO, name=name, stop_timeout=30)
+        return self.procs[name].start(60)
 
     def _common_conf(self) -> str:
         return (f"[placement]\nendpoint = {self.placement_url}\ntoken = admin\n"
@@ -81,8 +55,7 @@ class Cloud:
     def _start_api(self) -> str:
         conf = self.base / "api.conf"
         conf.write_text(f"[DEFAULT]\nstate_path = {self.base / 'api'}\n" + self._common_conf())
-        proc = self._spawn("api", ["filemem.cmd.api", "--config-file", str(conf)])
-        return _wait_line(proc, self.base / "api.log", r"listening on (http://\S+)", 60)
+        return self._start("api", "filemem.cmd.api", "--config-file", str(conf), ready=LISTENING)
 
     def agent_conf(self, host: str, file_backed_memory_mb: int) -> Path:
         state = self.base / host
@@ -100,25 +73,15 @@ class Cloud:
         conf = self.base / f"{host}.conf"
         if not conf.exists():
             self.agent_conf(host, file_backed_memory_mb)
-        self._spawn(host, ["filemem.cmd.compute", "--config-file", str(conf)])
+        self._start(host, "filemem.cmd.compute", "--config-file", str(conf))
         self.wait_for(lambda: self.hypervisor(host) is not None, f"agent {host} registered", 60)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(name)
-        proc.send_signal(sig)
-        proc.wait(timeout=60)
+        self.procs[name].stop(60, sig=sig)
 
     def close(self) -> None:
-        for name in list(self.procs):
-            proc = self.procs[name]
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        for handle in self._logs.values():
-            handle.close()
+        for proc in self.procs.values():
+            proc.stop()
         self.http.close()
         self._destroy_guests()
         shutil.rmtree(self.base, ignore_errors=True)
@@ -132,8 +95,8 @@ class Cloud:
                                capture_output=True, check=False)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {name}.log ---\n{_tail(self.base / f'{name}.log')}"
-                         for name in self._logs)
+        return "\n".join(f"--- {name}.log ---\n{proc.tail() or '<no log>'}"
+                         for name, proc in self.procs.items())
 
     # -- API helpers -------------------------------------------------------------------------
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from oslo_config import cfg
 
 from filemem import conf as filemem_conf
-from tests.functional.service_process import REPO, ServiceProcess
+from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
 
 __all__ = ["REPO", "StandalonePlacement", "conf_text", "free_port", "load_conf"]
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -22,20 +24,21 @@ def free_port() -> int:
 
 
 class StandalonePlacement(ServiceProcess):
-    """`python -m filemem.cmd.placement` (real Placement, SQLite) on 127.0.0.1."""
+    """`python -m filemem.cmd.placement` (real Placement, SQLite) on 127.0.0.1; `with` gives
+    its URL, stderr goes to <state>/stderr.log."""
 
     def __init__(self, state: Path, port: int = 0) -> None:
         super().__init__(
-            "filemem.cmd.placement",
-            ["--state-path", str(state), "--bind", "127.0.0.1", "--port", str(port)],
-            state, "placement listening on", "stderr.log")
+            python_module("filemem.cmd.placement", "--state-path", str(state),
+                          "--bind", "127.0.0.1", "--port", str(port)),
+            log_path=state / "stderr.log", cwd=REPO,
+            ready=ReadyLine(r"^placement listening on (http://127\.0\.0\.1:\d+)$"))
+        self.state = state
         self.port = port
 
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    @property
+    def url(self) -> str:
+        return self.ready_value
 
 
 def conf_text(

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
-import signal
 import subprocess
 import sys
-import threading
-import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -23,6 +19,7 @@ from filemem.common.guests import Flavor, Image, PowerState
 from filemem.compute import metrics
 from filemem.compute.host import ComputeHost
 from filemem.compute.manager import DEFAULT_PROJECT_ID, DEFAULT_USER_ID
+from filemem.devtools.services import ServiceProcess, python_module
 from filemem.devtools.test_image import TestImage
 from filemem.exceptions import GuestAlreadyExists, InvalidGuestConfig
 from filemem.placement.client import InsufficientCapacity
@@ -187,45 +184,10 @@ def test_heal_reports_a_guest_whose_claim_does_not_fit(
 # -- the agent process ----------------------------------------------------------------------
 
 
-class AgentProcess:
-    """`python -m filemem.cmd.compute` with its stderr lines collected."""
-
-    def __init__(self, conf_file: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "filemem.cmd.compute", "--config-file", str(conf_file)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        assert self.proc.stderr is not None
-        threading.Thread(target=self._pump, args=(self.proc.stderr,), daemon=True).start()
-
-    def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
-            self._queue.put(line)
-
-    def wait_for(self, text: str, timeout: float, count: int = 1) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            matching = [line for line in self.lines if text in line]
-            if len(matching) >= count:
-                return matching
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} x{count} not logged:\n" + "".join(self.lines))
-            try:
-                self.lines.append(self._queue.get(timeout=0.2))
-            except queue.Empty:
-                if self.proc.poll() is not None and self._queue.empty():
-                    raise AssertionError("agent exited:\n" + "".join(self.lines)) from None
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise
+def agent_process(conf_file: Path) -> ServiceProcess:
+    """`python -m filemem.cmd.compute`; its stderr goes to agent.log next to the config."""
+    return ServiceProcess(python_module("filemem.cmd.compute", "--config-file", str(conf_file)),
+                          log_path=conf_file.parent / "agent.log", cwd=REPO, stop_timeout=30)
 
 
 def test_agent_refuses_to_start_on_a_startup_check_error(
@@ -252,10 +214,11 @@ def test_agent_keeps_guests_running_while_placement_is_down_and_recovers(
         extra_default="update_resources_interval = 4\nplacement_retry_interval = 0.5"))
     driver: LibvirtDriver = make_driver(file_backed_memory_mb=2048)
     guest = driver.spawn(guest_name(), _uuid(), SMALL, image)
-    agent = AgentProcess(conf_file)
+    agent = agent_process(conf_file)
+    agent.start()
     placement = StandalonePlacement(tmp_path_factory.mktemp("late-placement"), port)
     try:
-        failures = agent.wait_for("Placement failed (attempt", timeout=90, count=4)
+        failures = agent.wait_log(r"Placement failed \(attempt", timeout=90, count=4)
         assert f"Placement at {endpoint} is unavailable" in failures[0]
         delays = [float(line.rsplit("retrying in ", 1)[1].split()[0]) for line in failures]
         assert delays == [0.5, 1.0, 2.0, 4.0]  # doubling, capped at update_resources_interval
@@ -266,7 +229,7 @@ def test_agent_keeps_guests_running_while_placement_is_down_and_recovers(
         assert down["filemem_backing_store_size_bytes"] > 0
 
         placement.start()
-        agent.wait_for("Placement reachable again", timeout=30)
+        agent.wait_log("Placement reachable again", timeout=30)
         rp = (state_path / "compute_node_uuid").read_text().strip()
         from tests.functional.test_tracker import client_for
 
@@ -283,6 +246,6 @@ def test_agent_keeps_guests_running_while_placement_is_down_and_recovers(
     finally:
         code = agent.stop()
         placement.stop()
-    assert code == 0, "".join(agent.lines)
-    agent.wait_for("filemem-compute stopped", timeout=5)
+    assert code == 0, agent.tail()
+    agent.wait_log("filemem-compute stopped", timeout=5)
     assert driver.get_guest(guest.uuid).power_state == PowerState.RUNNING

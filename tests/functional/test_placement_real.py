@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import queue
-import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from oslo_config import cfg
 
 from filemem.conf import default as default_opts
 from filemem.conf import placement as placement_opts
+from filemem.devtools.services import ReadyLine, ServiceProcess
 from filemem.exceptions import PlacementError
 from filemem.placement import client_from_conf
 from filemem.placement.client import (
@@ -30,8 +27,8 @@ from filemem.placement.client import (
 )
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.placement.http import HttpTransport
+from tests.functional.placement_fixtures import REPO, StandalonePlacement
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECT = "b3f1e6a4c0d84f0c9d3b8a1f2e4c6d80"
 USER = "9a7c5e3b1d2f4a6c8e0b2d4f6a8c0e1a"
 TRAIT = "COMPUTE_MEM_BACKING_FILE"
@@ -140,33 +137,12 @@ def test_embedded_name_conflict_and_one_database_per_process(
 # -- (b) standalone over HTTP --------------------------------------------------------------
 
 
-def _read_lines(stream: IO[str], lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
-
-
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m filemem.cmd.placement` on a free loopback port; yields its URL."""
-    state = tmp_path_factory.mktemp("placement-standalone")
-    stderr = (state / "stderr.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "filemem.cmd.placement", "--state-path", str(state),
-         "--bind", "127.0.0.1", "--port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    assert proc.stdout is not None
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
-    try:
-        line = lines.get(timeout=60)
-    except queue.Empty:
-        proc.kill()
-        pytest.fail("no ready line: " + (state / "stderr.log").read_text())
-    assert line.startswith("placement listening on http://127.0.0.1:"), line
-    yield line.split(" on ", 1)[1].strip()
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 0, (state / "stderr.log").read_text()
-    stderr.close()
+    placement = StandalonePlacement(tmp_path_factory.mktemp("placement-standalone"))
+    yield placement.start()
+    assert placement.stop(15) == 0, placement.tail()  # a clean exit on SIGTERM
 
 
 def http_client(url: str) -> PlacementClient:
@@ -211,14 +187,14 @@ def race_worker(url: str, rp_uuid: str, go_file: str, claims: int) -> None:
     print(json.dumps(tally), flush=True)
 
 
-def _start_worker(url: str, rp_uuid: str, go_file: Path) -> subprocess.Popen[str]:
+def _start_worker(url: str, rp_uuid: str, go_file: Path, log: Path) -> ServiceProcess:
     code = ("import sys; from tests.functional.test_placement_real import race_worker; "
             "race_worker(sys.argv[1], sys.argv[2], sys.argv[3], 20)")
-    proc = subprocess.Popen([sys.executable, "-c", code, url, rp_uuid, str(go_file)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
+    worker = ServiceProcess([sys.executable, "-c", code, url, rp_uuid, str(go_file)],
+                            log_path=log, ready=ReadyLine("^ready$"), cwd=REPO,
+                            name="race worker")
+    worker.start()
+    return worker
 
 
 def test_two_processes_racing_claims_never_overcommit(standalone: str, tmp_path: Path) -> None:
@@ -227,18 +203,18 @@ def test_two_processes_racing_claims_never_overcommit(standalone: str, tmp_path:
     client.ensure_resource_provider(rp_uuid, f"race-{rp_uuid[:8]}")
     client.set_inventories(rp_uuid, {"MEMORY_MB": {"total": 4096, "max_unit": 4096}})
     go_file = tmp_path / "go"
-    workers = [_start_worker(standalone, rp_uuid, go_file) for _ in range(2)]
+    workers = [_start_worker(standalone, rp_uuid, go_file, tmp_path / f"worker-{i}.log")
+               for i in range(2)]
 
     go_file.touch()
     peak = 0
-    while any(w.poll() is None for w in workers):
+    while any(w.running for w in workers):
         peak = max(peak, client.get_usages(rp_uuid).get("MEMORY_MB", 0))
         time.sleep(0.01)
     tallies = []
     for worker in workers:
-        out, err = worker.communicate(timeout=60)
-        assert worker.returncode == 0, err
-        tallies.append(json.loads(out.strip().splitlines()[-1]))
+        assert worker.wait(60) == 0, worker.tail()
+        tallies.append(json.loads(worker.output()[-1]))
 
     assert [t["other"] for t in tallies] == [[], []]
     assert sum(t["won"] for t in tallies) == 8
