@@ -14,7 +14,6 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 DEFAULT_FILE_NAME = "metrics.prom"
@@ -140,10 +139,11 @@ class Metrics:
 
 
 def parse(text: str) -> dict[str, float]:
-    """Samples keyed by name with labels, e.g. 'filemem_memory_mb_total' (for tests and tools)."""
+    """Samples keyed as written, e.g. 'filemem_memory_mb_total' or 'x{uuid="..",name=".."}'
+    (labels sorted by name, as prometheus-client writes them), for tests and tools."""
     samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
     return samples

@@ -240,7 +240,7 @@ def test_agent_keeps_guests_running_while_placement_is_down_and_recovers(
         up = metrics.parse((state_path / "metrics.prom").read_text())
         assert (up["filemem_placement_up"], up["filemem_memory_mb_total"],
                 up["filemem_memory_mb_used"], up["filemem_memory_mb_reserved"]) == (1, 2048, 128, 0)
-        label = f'{{uuid="{guest.uuid}",name="{guest.name}"}}'
+        label = f'{{name="{guest.name}",uuid="{guest.uuid}"}}'  # sorted, as the client writes
         assert up[f"filemem_guest_memory_file_nominal_bytes{label}"] == 128 << 20
         assert up[f"filemem_guest_memory_file_allocated_bytes{label}"] == 128 << 20  # immediate
     finally:
