@@ -42,6 +42,7 @@ AllocationMode = Literal["immediate", "ondemand"]
 
 def at_least(low: int) -> Callable[[str], int]:
     """An argparse type: an integer >= low."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -50,38 +51,78 @@ def at_least(low: int) -> Callable[[str], int]:
         if value < low:
             raise argparse.ArgumentTypeError(f"must be >= {low}, not {value}")
         return value
+
     return parse
 
 
-def bench_parser(name: str, description: str, *, runs: int | None = None,
-                 runs_help: str = "measured runs", warmup: int | None = None,
-                 warmup_help: str = "unmeasured runs first", scratch: Path | None = None,
-                 scratch_help: str = "where the run's files go") -> argparse.ArgumentParser:
+def bench_parser(
+    name: str,
+    description: str,
+    *,
+    runs: int | None = None,
+    runs_help: str = "measured runs",
+    warmup: int | None = None,
+    warmup_help: str = "unmeasured runs first",
+    scratch: Path | None = None,
+    scratch_help: str = "where the run's files go",
+) -> argparse.ArgumentParser:
     """The parser of `python -m bench.<name>`: `description` shown as written (line breaks
     kept), and the options benches share, each added when given its default: --runs N (>= 1),
     --warmup N (>= 0), --scratch DIR. Add the bench's own options to it, then parse_args."""
-    parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m bench.{name}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if runs is not None:
-        parser.add_argument("--runs", type=at_least(1), default=runs, metavar="N",
-                            help=f"{runs_help} (default {runs})")
+        parser.add_argument(
+            "--runs",
+            type=at_least(1),
+            default=runs,
+            metavar="N",
+            help=f"{runs_help} (default {runs})",
+        )
     if warmup is not None:
-        parser.add_argument("--warmup", type=at_least(0), default=warmup, metavar="N",
-                            help=f"{warmup_help} (default {warmup})")
+        parser.add_argument(
+            "--warmup",
+            type=at_least(0),
+            default=warmup,
+            metavar="N",
+            help=f"{warmup_help} (default {warmup})",
+        )
     if scratch is not None:
-        parser.add_argument("--scratch", type=Path, default=scratch, metavar="DIR",
-                            help=f"{scratch_help} (default {scratch})")
+        parser.add_argument(
+            "--scratch",
+            type=Path,
+            default=scratch,
+            metavar="DIR",
+            help=f"{scratch_help} (default {scratch})",
+        )
     return parser
 
 
 def add_guest_args(parser: argparse.ArgumentParser) -> None:
     """--memory-mb, --file-backed-memory, --allocation: the guests of the libvirt benches."""
-    parser.add_argument("--memory-mb", type=at_least(1), default=256, metavar="MIB",
-                        help="guest memory in MiB (default 256)")
-    parser.add_argument("--file-backed-memory", type=at_least(1), default=4096, metavar="MIB",
-                        help="[libvirt] file_backed_memory in MiB (default 4096)")
-    parser.add_argument("--allocation", choices=["immediate", "ondemand"], default="immediate",
-                        help="memory file allocation mode (default immediate)")
+    parser.add_argument(
+        "--memory-mb",
+        type=at_least(1),
+        default=256,
+        metavar="MIB",
+        help="guest memory in MiB (default 256)",
+    )
+    parser.add_argument(
+        "--file-backed-memory",
+        type=at_least(1),
+        default=4096,
+        metavar="MIB",
+        help="[libvirt] file_backed_memory in MiB (default 4096)",
+    )
+    parser.add_argument(
+        "--allocation",
+        choices=["immediate", "ondemand"],
+        default="immediate",
+        help="memory file allocation mode (default immediate)",
+    )
 
 
 # -- libvirtd, Placement, scratch dirs, guests ------------------------------------------------
@@ -93,15 +134,28 @@ def start_libvirt() -> None:
 
 
 @contextlib.contextmanager
-def standalone_placement(log_dir: Path, args: Sequence[str],
-                         serve: Sequence[str] | None = None) -> Iterator[str]:
+def standalone_placement(
+    log_dir: Path, args: Sequence[str], serve: Sequence[str] | None = None
+) -> Iterator[str]:
     """`<serve> <args> --bind 127.0.0.1 --port 0` (serve: `python -m filemem.cmd.placement`)
     until the block ends; yields its URL. stderr goes to <log_dir>/placement-stderr.log."""
-    argv = [*(serve or python_module("filemem.cmd.placement")), *args,
-            "--bind", "127.0.0.1", "--port", "0"]
-    with ServiceProcess(argv, log_path=log_dir / "placement-stderr.log", ready=PLACEMENT_READY,
-                        cwd=REPO, name="placement", start_timeout=PLACEMENT_START_S,
-                        stop_timeout=15) as url:
+    argv = [
+        *(serve or python_module("filemem.cmd.placement")),
+        *args,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]
+    with ServiceProcess(
+        argv,
+        log_path=log_dir / "placement-stderr.log",
+        ready=PLACEMENT_READY,
+        cwd=REPO,
+        name="placement",
+        start_timeout=PLACEMENT_START_S,
+        stop_timeout=15,
+    ) as url:
         yield url
 
 
@@ -135,8 +189,10 @@ class ForeignWatch:
             while not self._stop.is_set():
                 with contextlib.suppress(libvirt.libvirtError):
                     names = frozenset(
-                        dom.name() for dom in conn.listAllDomains(ACTIVE)
-                        if not dom.name().startswith(self.prefix))
+                        dom.name()
+                        for dom in conn.listAllDomains(ACTIVE)
+                        if not dom.name().startswith(self.prefix)
+                    )
                     if names:
                         self._seen.append((time.perf_counter(), names))
                 self._stop.wait(self.interval)
@@ -167,8 +223,9 @@ class Session:
     def virsh_dir(self, name: str) -> Path:
         return mkdir_0755(self.run_dir / "virsh" / name)
 
-    def settings(self, file_backed_memory_mb: int, allocation_mode: AllocationMode
-                 ) -> DriverSettings:
+    def settings(
+        self, file_backed_memory_mb: int, allocation_mode: AllocationMode
+    ) -> DriverSettings:
         return driver_settings(self.run_dir / "state", file_backed_memory_mb, allocation_mode)
 
     def driver(self, file_backed_memory_mb: int, allocation_mode: AllocationMode) -> LibvirtDriver:
@@ -180,9 +237,14 @@ def driver_settings(
 ) -> DriverSettings:
     mkdir_0755(state_path)
     return DriverSettings(
-        connection_uri=URI, virt_type="qemu", file_backed_memory_mb=file_backed_memory_mb,
-        allocation_mode=allocation_mode, headroom_mb=16, state_path=state_path,
-        qemu_conf_path=Path("/etc/libvirt/qemu.conf"), shutdown_timeout=10.0,
+        connection_uri=URI,
+        virt_type="qemu",
+        file_backed_memory_mb=file_backed_memory_mb,
+        allocation_mode=allocation_mode,
+        headroom_mb=16,
+        state_path=state_path,
+        qemu_conf_path=Path("/etc/libvirt/qemu.conf"),
+        shutdown_timeout=10.0,
     )
 
 
@@ -201,8 +263,10 @@ def session(tag: str) -> Iterator[Session]:
     finally:
         current.watch.stop()
         if current.watch.all():
-            print(f"# NOTE: other guests (not this benchmark's) ran meanwhile: "
-                  f"{', '.join(sorted(current.watch.all()))}")
+            print(
+                f"# NOTE: other guests (not this benchmark's) ran meanwhile: "
+                f"{', '.join(sorted(current.watch.all()))}"
+            )
         left = remove_domains(prefix)
         if left:
             print(f"# cleanup: removed leftover guests {', '.join(left)}")
@@ -235,21 +299,26 @@ def new_uuid() -> str:
 
 
 def kernel_image(test_image: TestImage, touch_mb: int = 0) -> Image:
-    return Image(kind="kernel", kernel=test_image.kernel, initrd=test_image.initrd,
-                 cmdline=test_image.cmdline(touch_mb=touch_mb))
+    return Image(
+        kind="kernel",
+        kernel=test_image.kernel,
+        initrd=test_image.initrd,
+        cmdline=test_image.cmdline(touch_mb=touch_mb),
+    )
 
 
-def domain_xml(name: str, uuid: str, flavor: Flavor, image: Image, console_log: Path,
-               host: HostFacts) -> str:
+def domain_xml(
+    name: str, uuid: str, flavor: Flavor, image: Image, console_log: Path, host: HostFacts
+) -> str:
     """The XML filemem's spawn would define for this guest (same pure build_domain)."""
-    request = GuestRequest(name=name, uuid=uuid, flavor=flavor, image=image,
-                           console_log=console_log)
+    request = GuestRequest(
+        name=name, uuid=uuid, flavor=flavor, image=image, console_log=console_log
+    )
     return guest_config.build_domain(request, host).to_xml()
 
 
 def virsh(*args: str) -> None:
-    done = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"virsh {' '.join(args)} failed: {done.stderr.strip()}")
 

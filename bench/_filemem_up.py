@@ -22,8 +22,11 @@ FILEMEM = REPO / ".venv" / "bin" / "filemem"
 
 def write_conf(state: Path) -> Path:
     parser = configparser.ConfigParser()
-    parser["DEFAULT"] = {"state_path": str(state), "ram_allocation_ratio": "1.0",
-                         "shutdown_timeout": "5"}
+    parser["DEFAULT"] = {
+        "state_path": str(state),
+        "ram_allocation_ratio": "1.0",
+        "shutdown_timeout": "5",
+    }
     parser["libvirt"] = {"virt_type": "qemu", "file_backed_memory": str(FILE_BACKED_MEMORY_MB)}
     parser["api"] = {"bind_host": "127.0.0.1", "bind_port": "0"}
     path = state / "filemem.conf"
@@ -40,9 +43,15 @@ def filemem_up(state: Path) -> Iterator[tuple[str, str]]:
     """
     conf = write_conf(state)
     ready = state / "ready"
-    up = ServiceProcess([FILEMEM, "--config-file", str(conf), "up", "--ready-file", str(ready)],
-                        log_path=state / "up.log", ready=ReadyFile(ready), cwd=REPO,
-                        name="`filemem up`", start_timeout=UP_TIMEOUT_S, stop_timeout=STOP_S)
+    up = ServiceProcess(
+        [FILEMEM, "--config-file", str(conf), "up", "--ready-file", str(ready)],
+        log_path=state / "up.log",
+        ready=ReadyFile(ready),
+        cwd=REPO,
+        name="`filemem up`",
+        start_timeout=UP_TIMEOUT_S,
+        stop_timeout=STOP_S,
+    )
     up.start()
     try:
         client = json.loads((state / "client.json").read_text())

@@ -112,8 +112,10 @@ class Bench:
 
 def checked(response: httpx.Response) -> Any:
     if not response.is_success:
-        raise RuntimeError(f"{response.request.method} {response.request.url}: "
-                           f"{response.status_code} {response.text[:300]}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url}: "
+            f"{response.status_code} {response.text[:300]}"
+        )
     return response.json() if response.content else None
 
 
@@ -209,8 +211,12 @@ def watch_boot(b: Bench, uuid: str, t0: float) -> dict[str, float]:
 
 
 def dump_inactive_xml(name: str) -> str:
-    done = subprocess.run(["virsh", "-c", URI, "dumpxml", "--inactive", name],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["virsh", "-c", URI, "dumpxml", "--inactive", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"virsh dumpxml --inactive {name} failed: {done.stderr.strip()}")
     return done.stdout
@@ -218,8 +224,9 @@ def dump_inactive_xml(name: str) -> str:
 
 def boot_api(b: Bench, label: str) -> ApiSample:
     """A: POST /servers until the guest's console log has the ready line; then DELETE (untimed)."""
-    body = {"server": {"name": f"{b.prefix}{label}", "flavorRef": b.flavor_id,
-                       "imageRef": b.image_id}}
+    body = {
+        "server": {"name": f"{b.prefix}{label}", "flavorRef": b.flavor_id, "imageRef": b.image_id}
+    }
     t0 = time.perf_counter()
     response = b.http.post("/servers", json=body)
     t_post = time.perf_counter()
@@ -237,8 +244,13 @@ def boot_api(b: Bench, label: str) -> ApiSample:
             print(f"# template: `virsh dumpxml --inactive {domain_name(uuid)}`", flush=True)
     finally:
         delete_server(b, uuid)
-    return ApiSample(post_s=t_post - t0, agent_s=marks["agent"], defined_s=marks["defined"],
-                     running_s=marks["running"], ready_s=marks["ready"])
+    return ApiSample(
+        post_s=t_post - t0,
+        agent_s=marks["agent"],
+        defined_s=marks["defined"],
+        running_s=marks["running"],
+        ready_s=marks["ready"],
+    )
 
 
 # -- B: `virsh create` of the same XML -------------------------------------------------------
@@ -328,45 +340,93 @@ def run_pairs(b: Bench, warmup: int, runs: int) -> list[Pair]:
 
 def ratios(pairs: list[Pair]) -> tuple[float, float]:
     """(median over pairs of A/B, ratio of the medians), console ready times."""
-    return (median([p.a.ready_s / p.b.ready_s for p in pairs]),
-            median([p.a.ready_s for p in pairs]) / median([p.b.ready_s for p in pairs]))
+    return (
+        median([p.a.ready_s / p.b.ready_s for p in pairs]),
+        median([p.a.ready_s for p in pairs]) / median([p.b.ready_s for p in pairs]),
+    )
 
 
 def pair_table(pairs: list[Pair]) -> str:
     rows = [
-        [str(i), p.order, ms(p.a.ready_s), ms(p.b.ready_s), f"{p.a.ready_s / p.b.ready_s:.3f}",
-         ms(p.a.post_s), ms(p.a.agent_s), ms(p.a.running_s), ms(p.b.call_s),
-         "*" if p.others else ""]
+        [
+            str(i),
+            p.order,
+            ms(p.a.ready_s),
+            ms(p.b.ready_s),
+            f"{p.a.ready_s / p.b.ready_s:.3f}",
+            ms(p.a.post_s),
+            ms(p.a.agent_s),
+            ms(p.a.running_s),
+            ms(p.b.call_s),
+            "*" if p.others else "",
+        ]
         for i, p in enumerate(pairs, start=1)
     ]
-    rows.append(["median", "", ms(median([p.a.ready_s for p in pairs])),
-                 ms(median([p.b.ready_s for p in pairs])), f"{ratios(pairs)[0]:.3f}",
-                 ms(median([p.a.post_s for p in pairs])), ms(median([p.a.agent_s for p in pairs])),
-                 ms(median([p.a.running_s for p in pairs])),
-                 ms(median([p.b.call_s for p in pairs])), ""])
-    return table(["run", "order", "A ready ms", "B ready ms", "A/B", "A POST ms", "A agent ms",
-                  "A running ms", "B create ms", "noisy"], rows)
+    rows.append(
+        [
+            "median",
+            "",
+            ms(median([p.a.ready_s for p in pairs])),
+            ms(median([p.b.ready_s for p in pairs])),
+            f"{ratios(pairs)[0]:.3f}",
+            ms(median([p.a.post_s for p in pairs])),
+            ms(median([p.a.agent_s for p in pairs])),
+            ms(median([p.a.running_s for p in pairs])),
+            ms(median([p.b.call_s for p in pairs])),
+            "",
+        ]
+    )
+    return table(
+        [
+            "run",
+            "order",
+            "A ready ms",
+            "B ready ms",
+            "A/B",
+            "A POST ms",
+            "A agent ms",
+            "A running ms",
+            "B create ms",
+            "noisy",
+        ],
+        rows,
+    )
 
 
 def phase_table(pairs: list[Pair]) -> str:
     """Medians of each phase (ms): where A's time goes, next to B's."""
+
     def med(pick: Callable[[Pair], float]) -> str:
         return ms(median([pick(p) for p in pairs]))
 
     rows = [
         ["POST /servers answered (schedule, Placement claim, DB)", med(lambda p: p.a.post_s), ""],
-        ["  answer -> agent made the instance dir (long-poll wake-up)",
-         med(lambda p: p.a.agent_s - p.a.post_s), ""],
-        ["  instance dir -> domain defined (config, capacity guard)",
-         med(lambda p: p.a.defined_s - p.a.agent_s), ""],
-        ["  defined -> running (start) / `virsh create` returned",
-         med(lambda p: p.a.running_s - p.a.defined_s), med(lambda p: p.b.call_s)],
-        ["start -> guest running (total)", med(lambda p: p.a.running_s),
-         med(lambda p: p.b.call_s)],
-        ["guest running -> console ready line", med(lambda p: p.a.ready_s - p.a.running_s),
-         med(lambda p: p.b.ready_s - p.b.call_s)],
-        ["start -> console ready line (total)", med(lambda p: p.a.ready_s),
-         med(lambda p: p.b.ready_s)],
+        [
+            "  answer -> agent made the instance dir (long-poll wake-up)",
+            med(lambda p: p.a.agent_s - p.a.post_s),
+            "",
+        ],
+        [
+            "  instance dir -> domain defined (config, capacity guard)",
+            med(lambda p: p.a.defined_s - p.a.agent_s),
+            "",
+        ],
+        [
+            "  defined -> running (start) / `virsh create` returned",
+            med(lambda p: p.a.running_s - p.a.defined_s),
+            med(lambda p: p.b.call_s),
+        ],
+        ["start -> guest running (total)", med(lambda p: p.a.running_s), med(lambda p: p.b.call_s)],
+        [
+            "guest running -> console ready line",
+            med(lambda p: p.a.ready_s - p.a.running_s),
+            med(lambda p: p.b.ready_s - p.b.call_s),
+        ],
+        [
+            "start -> console ready line (total)",
+            med(lambda p: p.a.ready_s),
+            med(lambda p: p.b.ready_s),
+        ],
     ]
     return table(["phase (medians; polled every 20 ms)", "A API ms", "B virsh ms"], rows)
 
@@ -376,17 +436,21 @@ def report(pairs: list[Pair]) -> bool:
     print(pair_table(pairs))
     pair_ratio, of_medians = ratios(pairs)
     ok = pair_ratio <= TARGET
-    print(f"\nboot to ready (A POST /servers -> ready line / B virsh create -> ready line): "
-          f"median of per-pair ratios {pair_ratio:.3f}, ratio of medians {of_medians:.3f}; "
-          f"target <= {TARGET:.2f}: {'MET' if ok else 'NOT MET'}")
+    print(
+        f"\nboot to ready (A POST /servers -> ready line / B virsh create -> ready line): "
+        f"median of per-pair ratios {pair_ratio:.3f}, ratio of medians {of_medians:.3f}; "
+        f"target <= {TARGET:.2f}: {'MET' if ok else 'NOT MET'}"
+    )
     overhead = median([p.a.ready_s - p.b.ready_s for p in pairs])
     print(f"median per-pair difference A - B: {ms(overhead)} ms\n")
     print(phase_table(pairs))
     quiet = [p for p in pairs if not p.others]
     if len(quiet) < len(pairs):
         line = "none" if not quiet else "{:.3f} (ratio of medians {:.3f})".format(*ratios(quiet))
-        print(f"\n* = other guests ran during the pair; quiet pairs only ({len(quiet)}/"
-              f"{len(pairs)}): median ratio {line}")
+        print(
+            f"\n* = other guests ran during the pair; quiet pairs only ({len(quiet)}/"
+            f"{len(pairs)}): median ratio {line}"
+        )
     return ok
 
 
@@ -423,9 +487,14 @@ def bench_run() -> Iterator[Bench]:
     watch.start()
     b: Bench | None = None
     try:
-        with filemem_up(state) as (endpoint, token), httpx.Client(
-                base_url=f"{endpoint}/v2.1", timeout=30.0,
-                headers={"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.1"}) as http:
+        with (
+            filemem_up(state) as (endpoint, token),
+            httpx.Client(
+                base_url=f"{endpoint}/v2.1",
+                timeout=30.0,
+                headers={"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.1"},
+            ) as http,
+        ):
             b = Bench(run_dir, state, prefix, image.ready_line, watch, http, conn)
             seed_ids(b)
             print(f"# filemem up: API {endpoint}, state {state}", flush=True)
@@ -441,18 +510,23 @@ def bench_run() -> Iterator[Bench]:
             remove_domains(prefix)
         conn.close()
         if watch.all():
-            print(f"# NOTE: other guests (not this benchmark's) ran meanwhile: "
-                  f"{', '.join(sorted(watch.all()))}")
+            print(
+                f"# NOTE: other guests (not this benchmark's) ran meanwhile: "
+                f"{', '.join(sorted(watch.all()))}"
+            )
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def store_line() -> str:
     """The backing store both A and B allocate guest memory in (shared with other tests)."""
     backing = store.effective_memory_backing_dir(
-        store.read_qemu_conf(Path("/etc/libvirt/qemu.conf")))
+        store.read_qemu_conf(Path("/etc/libvirt/qemu.conf"))
+    )
     usage = shutil.disk_usage(backing)
-    return (f"memory_backing_dir {backing}: {usage.free // 2**20} MiB free of "
-            f"{usage.total // 2**20} MiB")
+    return (
+        f"memory_backing_dir {backing}: {usage.free // 2**20} MiB free of "
+        f"{usage.total // 2**20} MiB"
+    )
 
 
 DESCRIPTION = f"""\
@@ -466,17 +540,26 @@ per-pair ratio A/B and the ratio of medians (target <= {TARGET:.2f}), and where 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = bench_parser("api_boot_overhead", DESCRIPTION, runs=10, runs_help="measured pairs",
-                          warmup=1, warmup_help="pairs run first and dropped")
+    parser = bench_parser(
+        "api_boot_overhead",
+        DESCRIPTION,
+        runs=10,
+        runs_help="measured pairs",
+        warmup=1,
+        warmup_help="pairs run first and dropped",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with bench_run() as b:
-        print(f"# {args.runs} pairs (+{args.warmup} warm-up), flavor {FLAVOR} "
-              f"({b.flavor_ram_mb} MiB), file_backed_memory={FILE_BACKED_MEMORY_MB} MiB, "
-              "virt_type=qemu, console polled every 20 ms", flush=True)
+        print(
+            f"# {args.runs} pairs (+{args.warmup} warm-up), flavor {FLAVOR} "
+            f"({b.flavor_ram_mb} MiB), file_backed_memory={FILE_BACKED_MEMORY_MB} MiB, "
+            "virt_type=qemu, console polled every 20 ms",
+            flush=True,
+        )
         print(f"# {store_line()}", flush=True)
         pairs = run_pairs(b, args.warmup, args.runs)
     print()

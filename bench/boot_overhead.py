@@ -60,8 +60,9 @@ def boot_virsh(s: Session, driver: LibvirtDriver, flavor: Flavor, label: str) ->
     workdir = s.virsh_dir(name)
     console = workdir / "console.log"
     xml_path = workdir / "domain.xml"
-    xml_path.write_text(domain_xml(name, uuid, flavor, kernel_image(s.image), console,
-                                   driver.host_facts()))
+    xml_path.write_text(
+        domain_xml(name, uuid, flavor, kernel_image(s.image), console, driver.host_facts())
+    )
     started = False
     try:
         t0 = time.perf_counter()
@@ -96,35 +97,71 @@ def run_pair(s: Session, driver: LibvirtDriver, flavor: Flavor, i: int) -> Pair:
     t0 = time.perf_counter()
     for which, boot in order:
         got[which] = boot(s, driver, flavor, f"{which.lower()}{i}")
-    return Pair("".join(which for which, _ in order), got["A"], got["B"],
-                frozenset(s.watch.between(t0, time.perf_counter())))
+    return Pair(
+        "".join(which for which, _ in order),
+        got["A"],
+        got["B"],
+        frozenset(s.watch.between(t0, time.perf_counter())),
+    )
 
 
-def run_pairs(s: Session, driver: LibvirtDriver, flavor: Flavor, warmup: int,
-              runs: int) -> list[Pair]:
+def run_pairs(
+    s: Session, driver: LibvirtDriver, flavor: Flavor, warmup: int, runs: int
+) -> list[Pair]:
     return interleaved(warmup, runs, lambda i: run_pair(s, driver, flavor, i))
 
 
 def ratios(pairs: list[Pair]) -> tuple[float, float]:
     """Median over pairs of A/B: (to the ready line, the start call alone)."""
-    return (median([p.a.ready_s / p.b.ready_s for p in pairs]),
-            median([p.a.call_s / p.b.call_s for p in pairs]))
+    return (
+        median([p.a.ready_s / p.b.ready_s for p in pairs]),
+        median([p.a.call_s / p.b.call_s for p in pairs]),
+    )
 
 
 def pair_table(pairs: list[Pair]) -> str:
     rows = [
-        [str(i), p.order, ms(p.a.ready_s), ms(p.b.ready_s), f"{p.a.ready_s / p.b.ready_s:.3f}",
-         ms(p.a.call_s), ms(p.b.call_s), f"{p.a.call_s / p.b.call_s:.3f}",
-         "*" if p.others else ""]
+        [
+            str(i),
+            p.order,
+            ms(p.a.ready_s),
+            ms(p.b.ready_s),
+            f"{p.a.ready_s / p.b.ready_s:.3f}",
+            ms(p.a.call_s),
+            ms(p.b.call_s),
+            f"{p.a.call_s / p.b.call_s:.3f}",
+            "*" if p.others else "",
+        ]
         for i, p in enumerate(pairs, start=1)
     ]
     ready_ratio, call_ratio = ratios(pairs)
-    rows.append(["median", "", ms(median([p.a.ready_s for p in pairs])),
-                 ms(median([p.b.ready_s for p in pairs])), f"{ready_ratio:.3f}",
-                 ms(median([p.a.call_s for p in pairs])),
-                 ms(median([p.b.call_s for p in pairs])), f"{call_ratio:.3f}", ""])
-    return table(["run", "order", "A ready ms", "B ready ms", "A/B", "A call ms", "B call ms",
-                  "A/B", "noisy"], rows)
+    rows.append(
+        [
+            "median",
+            "",
+            ms(median([p.a.ready_s for p in pairs])),
+            ms(median([p.b.ready_s for p in pairs])),
+            f"{ready_ratio:.3f}",
+            ms(median([p.a.call_s for p in pairs])),
+            ms(median([p.b.call_s for p in pairs])),
+            f"{call_ratio:.3f}",
+            "",
+        ]
+    )
+    return table(
+        [
+            "run",
+            "order",
+            "A ready ms",
+            "B ready ms",
+            "A/B",
+            "A call ms",
+            "B call ms",
+            "A/B",
+            "noisy",
+        ],
+        rows,
+    )
 
 
 def report(pairs: list[Pair]) -> bool:
@@ -134,16 +171,22 @@ def report(pairs: list[Pair]) -> bool:
     a_ready, b_ready = median([p.a.ready_s for p in pairs]), median([p.b.ready_s for p in pairs])
     call_diff = median([p.a.call_s for p in pairs]) - median([p.b.call_s for p in pairs])
     ok = ready_ratio <= TARGET
-    print(f"\nboot to ready  (A spawn -> ready line / B virsh create -> ready line): "
-          f"median ratio {ready_ratio:.3f} (ratio of medians {a_ready / b_ready:.3f}); "
-          f"target <= {TARGET:.2f}: {'MET' if ok else 'NOT MET'}")
-    print(f"start call only (A spawn() returned / B `virsh create` returned): "
-          f"median ratio {call_ratio:.3f}; difference of medians {ms(call_diff)} ms")
+    print(
+        f"\nboot to ready  (A spawn -> ready line / B virsh create -> ready line): "
+        f"median ratio {ready_ratio:.3f} (ratio of medians {a_ready / b_ready:.3f}); "
+        f"target <= {TARGET:.2f}: {'MET' if ok else 'NOT MET'}"
+    )
+    print(
+        f"start call only (A spawn() returned / B `virsh create` returned): "
+        f"median ratio {call_ratio:.3f}; difference of medians {ms(call_diff)} ms"
+    )
     quiet = [p for p in pairs if not p.others]
     if len(quiet) < len(pairs):
         line = "none" if not quiet else "ready {:.3f}, call {:.3f}".format(*ratios(quiet))
-        print(f"* = other guests ran during the pair; quiet pairs only ({len(quiet)}/"
-              f"{len(pairs)}): median ratios {line}")
+        print(
+            f"* = other guests ran during the pair; quiet pairs only ({len(quiet)}/"
+            f"{len(pairs)}): median ratios {line}"
+        )
     return ok
 
 
@@ -157,8 +200,14 @@ ratio A/B (target <= {TARGET:.2f}), plus the same ratio for the start call alone
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = bench_parser("boot_overhead", DESCRIPTION, runs=10, runs_help="measured pairs",
-                          warmup=1, warmup_help="pairs run first and dropped")
+    parser = bench_parser(
+        "boot_overhead",
+        DESCRIPTION,
+        runs=10,
+        runs_help="measured pairs",
+        warmup=1,
+        warmup_help="pairs run first and dropped",
+    )
     add_guest_args(parser)
     return parser.parse_args(argv)
 
@@ -170,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     with session("fmbo") as s:
         driver = s.driver(args.file_backed_memory, allocation)
         facts = driver.host_facts()
-        print(f"# {args.runs} pairs (+{args.warmup} warm-up), {args.memory_mb} MiB guests, "
-              f"file_backed_memory={args.file_backed_memory} MiB, allocation={allocation}, "
-              f"discard={facts.discard_supported}, virt_type={facts.virt_type}, "
-              "console polled every 20 ms")
+        print(
+            f"# {args.runs} pairs (+{args.warmup} warm-up), {args.memory_mb} MiB guests, "
+            f"file_backed_memory={args.file_backed_memory} MiB, allocation={allocation}, "
+            f"discard={facts.discard_supported}, virt_type={facts.virt_type}, "
+            "console polled every 20 ms"
+        )
         try:
             pairs = run_pairs(s, driver, flavor, args.warmup, args.runs)
         finally:

@@ -52,6 +52,7 @@ every round) so machine noise hits every backend alike. Usage is checked after t
 
 # -- shared with bench.placement_sync ------------------------------------------------------
 
+
 def free_port() -> int:
     """A loopback port nothing listens on right now."""
     with socket.socket() as sock:
@@ -150,29 +151,52 @@ def postgres_cluster(base: Path) -> Iterator[str]:
         shutil.chown(home, user=PG_USER)
     data, sock, log = home / "data", home / "sock", home / "pg.log"
     port = free_port()
-    _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", PG_USER,
-                 "--no-sync", log=log)
+    _as_postgres(
+        str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", PG_USER, "--no-sync", log=log
+    )
     _as_postgres("mkdir", "-m", "0700", str(sock), log=log)
     server_opts = f"-k {sock} -p {port} -c listen_addresses=127.0.0.1"
     try:
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(home / "server.log"),
-                     "-o", server_opts, "start", "-w", log=log)
-        _as_postgres(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                     "-U", PG_USER, "placement", log=log)
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(home / "server.log"),
+            "-o",
+            server_opts,
+            "start",
+            "-w",
+            log=log,
+        )
+        _as_postgres(
+            str(PG_BIN / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            PG_USER,
+            "placement",
+            log=log,
+        )
         yield f"{PG_USER}@127.0.0.1:{port}/placement"
     finally:
         if (data / "postmaster.pid").exists():
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w",
-                         log=log)
+            _as_postgres(
+                str(PG_BIN / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w", log=log
+            )
 
 
 def postgres_version() -> str:
-    done = subprocess.run([str(PG_BIN / "postgres"), "--version"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [str(PG_BIN / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
     return done.stdout.strip()
 
 
 # -- measuring -------------------------------------------------------------------------------
+
 
 @dataclass
 class Backend:
@@ -218,8 +242,9 @@ class Backend:
             raise RuntimeError(f"{self.label}: usage {used}, expected {wanted}")
 
 
-def interleaved(backends: Sequence[Backend], total: int, chunk: int,
-                step: Callable[[Backend, int], None]) -> None:
+def interleaved(
+    backends: Sequence[Backend], total: int, chunk: int, step: Callable[[Backend, int], None]
+) -> None:
     """`total` operations per backend, `chunk` at a time on each in turn, order rotating."""
     done = round_no = 0
     while done < total:
@@ -247,47 +272,91 @@ def report(backends: Sequence[Backend]) -> None:
     for b in backends:
         rate = len(b.claim_s) / sum(b.claim_s)
         ms = [s * 1000 for s in b.claim_s]
-        rows.append([
-            b.label, str(len(b.claim_s)), f"{b.claim_requests / len(b.claim_s):.0f}",
-            f"{rate:.1f}", f"{statistics.median(ms):.2f}", f"{percentile(ms, 0.95):.2f}",
-            f"{len(b.delete_s) / sum(b.delete_s):.1f}", f"{rate / base:.2f}",
-        ])
-    print(table(["backend", "claims", "req/claim", "claims/s", "p50 ms", "p95 ms",
-                 "deletes/s", "claims/s vs embedded"], rows))
+        rows.append(
+            [
+                b.label,
+                str(len(b.claim_s)),
+                f"{b.claim_requests / len(b.claim_s):.0f}",
+                f"{rate:.1f}",
+                f"{statistics.median(ms):.2f}",
+                f"{percentile(ms, 0.95):.2f}",
+                f"{len(b.delete_s) / sum(b.delete_s):.1f}",
+                f"{rate / base:.2f}",
+            ]
+        )
+    print(
+        table(
+            [
+                "backend",
+                "claims",
+                "req/claim",
+                "claims/s",
+                "p50 ms",
+                "p95 ms",
+                "deletes/s",
+                "claims/s vs embedded",
+            ],
+            rows,
+        )
+    )
 
 
 # -- main ------------------------------------------------------------------------------------
 
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = bench_parser(
-        "claim_throughput", DESCRIPTION, runs=200, runs_help="claims (then deletes) per backend",
-        warmup=5, warmup_help="unmeasured claim+delete pairs per backend first",
-        scratch=Path("/var/tmp"), scratch_help="where the databases live, all on one filesystem")
-    parser.add_argument("--chunk", type=at_least(1), default=20, metavar="N",
-                        help="claims on one backend before moving to the next (default 20)")
-    parser.add_argument("--no-postgres", action="store_true",
-                        help="leave the PostgreSQL backend out")
+        "claim_throughput",
+        DESCRIPTION,
+        runs=200,
+        runs_help="claims (then deletes) per backend",
+        warmup=5,
+        warmup_help="unmeasured claim+delete pairs per backend first",
+        scratch=Path("/var/tmp"),
+        scratch_help="where the databases live, all on one filesystem",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=at_least(1),
+        default=20,
+        metavar="N",
+        help="claims on one backend before moving to the next (default 20)",
+    )
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="leave the PostgreSQL backend out"
+    )
     return parser.parse_args(argv)
 
 
 def _header(args: argparse.Namespace, run_dir: Path) -> None:
-    print(f"# claim throughput: {args.runs} sequential claims then deletes per backend, "
-          f"chunks of {args.chunk}, {args.warmup} warm-up pairs; databases under {run_dir}")
-    print(f"# openstack-placement {importlib.metadata.version('openstack-placement')}, "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"# claim throughput: {args.runs} sequential claims then deletes per backend, "
+        f"chunks of {args.chunk}, {args.warmup} warm-up pairs; databases under {run_dir}"
+    )
+    print(
+        f"# openstack-placement {importlib.metadata.version('openstack-placement')}, "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
 
 
 def _postgres_backend(stack: contextlib.ExitStack, run_dir: Path) -> Backend:
     where = stack.enter_context(postgres_cluster(run_dir))
     dialect, serve = postgres_driver()
-    url = stack.enter_context(standalone_placement(
-        run_dir / "pg-placement", ["--database-connection", f"{dialect}://{where}"], serve))
-    print(f"# {postgres_version()}: throwaway cluster on 127.0.0.1 (defaults, fsync on), "
-          f"Placement via {dialect}")
+    url = stack.enter_context(
+        standalone_placement(
+            run_dir / "pg-placement", ["--database-connection", f"{dialect}://{where}"], serve
+        )
+    )
+    print(
+        f"# {postgres_version()}: throwaway cluster on 127.0.0.1 (defaults, fsync on), "
+        f"Placement via {dialect}"
+    )
     if SERVE_PSYCOPG3 in serve:
-        print("# NOTE: Placement 16 + psycopg 3 fails every PUT /allocations (500: 'Cursor' "
-              "object has no attribute 'lastrowid'); its process runs with lastrowid = None, "
-              "as psycopg2 gives (see _serve_placement_psycopg3)")
+        print(
+            "# NOTE: Placement 16 + psycopg 3 fails every PUT /allocations (500: 'Cursor' "
+            "object has no attribute 'lastrowid'); its process runs with lastrowid = None, "
+            "as psycopg2 gives (see _serve_placement_psycopg3)"
+        )
     return Backend("standalone HTTP, PostgreSQL", http_client(url))
 
 
@@ -298,10 +367,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with scratch_dir(args.scratch, "claims") as run_dir, contextlib.ExitStack() as stack:
         _header(args, run_dir)
-        backends = [Backend("embedded (in-process, SQLite)",
-                            EmbeddedPlacement(run_dir / "embedded").client())]
-        url = stack.enter_context(standalone_placement(
-            run_dir / "sqlite", ["--state-path", str(run_dir / "sqlite")]))
+        backends = [
+            Backend(
+                "embedded (in-process, SQLite)", EmbeddedPlacement(run_dir / "embedded").client()
+            )
+        ]
+        url = stack.enter_context(
+            standalone_placement(run_dir / "sqlite", ["--state-path", str(run_dir / "sqlite")])
+        )
         backends.append(Backend("standalone HTTP, SQLite", http_client(url)))
         missing = "--no-postgres given" if args.no_postgres else postgres_missing()
         if missing is None:

@@ -48,7 +48,8 @@ class Host:
     trackers: tuple[ResourceTracker, ResourceTracker]
     current: int = 0  # which tracker's inventory Placement holds
     samples: dict[str, list[SyncResult]] = field(
-        default_factory=lambda: {NO_CHANGE: [], CHANGE: []})
+        default_factory=lambda: {NO_CHANGE: [], CHANGE: []}
+    )
     drivers: list[LibvirtDriver] = field(default_factory=list)
 
     def close(self) -> None:
@@ -121,49 +122,88 @@ def rows(hosts: Sequence[Host]) -> list[list[str]]:
             results = host.samples[variant]
             ms = [r.seconds * 1000 for r in results]
             p50 = statistics.median(ms)
-            out.append([
-                host.label, variant, str(len(results)), _span([r.requests for r in results]),
-                _span([r.writes for r in results]), f"{p50:.2f}",
-                f"{percentile(ms, 0.95):.2f}", f"{p50 / (base * 1000):.2f}",
-            ])
+            out.append(
+                [
+                    host.label,
+                    variant,
+                    str(len(results)),
+                    _span([r.requests for r in results]),
+                    _span([r.writes for r in results]),
+                    f"{p50:.2f}",
+                    f"{percentile(ms, 0.95):.2f}",
+                    f"{p50 / (base * 1000):.2f}",
+                ]
+            )
     return out
 
 
 def report(hosts: Sequence[Host]) -> None:
-    print(table(["backend", "variant", "syncs", "requests", "writes", "p50 ms", "p95 ms",
-                 "p50 vs no-change"], rows(hosts)))
+    print(
+        table(
+            [
+                "backend",
+                "variant",
+                "syncs",
+                "requests",
+                "writes",
+                "p50 ms",
+                "p95 ms",
+                "p50 vs no-change",
+            ],
+            rows(hosts),
+        )
+    )
     for variant in (NO_CHANGE, CHANGE):
         medians = [statistics.median(r.seconds for r in h.samples[variant]) for h in hosts]
-        print(f"# {variant} sync, {hosts[1].label} / {hosts[0].label} p50: "
-              f"{medians[1] / medians[0]:.2f}")
-    wrong = [f"{h.label} {v}" for h in hosts for v, want in ((NO_CHANGE, 0), (CHANGE, 1))
-             if any(r.writes != want for r in h.samples[v])]
+        print(
+            f"# {variant} sync, {hosts[1].label} / {hosts[0].label} p50: "
+            f"{medians[1] / medians[0]:.2f}"
+        )
+    wrong = [
+        f"{h.label} {v}"
+        for h in hosts
+        for v, want in ((NO_CHANGE, 0), (CHANGE, 1))
+        if any(r.writes != want for r in h.samples[v])
+    ]
     if wrong:
         print(f"# NOTE: unexpected write counts in: {', '.join(wrong)} (store room changed?)")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = bench_parser(
-        "placement_sync", DESCRIPTION, runs=30,
-        runs_help="measured no-change and change syncs per backend", warmup=3,
-        warmup_help="unmeasured rounds per backend first", scratch=Path("/var/tmp"),
-        scratch_help="where the state paths and databases live")
+        "placement_sync",
+        DESCRIPTION,
+        runs=30,
+        runs_help="measured no-change and change syncs per backend",
+        warmup=3,
+        warmup_help="unmeasured rounds per backend first",
+        scratch=Path("/var/tmp"),
+        scratch_help="where the state paths and databases live",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with scratch_dir(args.scratch, "sync") as run_dir, contextlib.ExitStack() as stack:
-        print(f"# placement sync: {args.runs} no-change + {args.runs} change syncs per backend, "
-              f"interleaved, {args.warmup} warm-up rounds; state under {run_dir}")
-        print(f"# openstack-placement {importlib.metadata.version('openstack-placement')}, "
-              f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+        print(
+            f"# placement sync: {args.runs} no-change + {args.runs} change syncs per backend, "
+            f"interleaved, {args.warmup} warm-up rounds; state under {run_dir}"
+        )
+        print(
+            f"# openstack-placement {importlib.metadata.version('openstack-placement')}, "
+            f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        )
         embedded = EmbeddedPlacement(run_dir / "embedded-db").client()
-        url = stack.enter_context(standalone_placement(
-            run_dir / "standalone-db", ["--state-path", str(run_dir / "standalone-db")]))
-        hosts = [make_host("embedded (in-process, SQLite)", embedded, run_dir / "host-embedded"),
-                 make_host("standalone HTTP, SQLite", http_client(url),
-                           run_dir / "host-standalone")]
+        url = stack.enter_context(
+            standalone_placement(
+                run_dir / "standalone-db", ["--state-path", str(run_dir / "standalone-db")]
+            )
+        )
+        hosts = [
+            make_host("embedded (in-process, SQLite)", embedded, run_dir / "host-embedded"),
+            make_host("standalone HTTP, SQLite", http_client(url), run_dir / "host-standalone"),
+        ]
         try:
             warm_up(hosts, args.warmup)
             measure(hosts, args.runs)

@@ -49,6 +49,7 @@ BARE_PUT_HOSTS = 40
 
 # -- Placement ------------------------------------------------------------------------------
 
+
 def _serve_fast_schema(argv: Sequence[str]) -> int:
     """Placement with jsonschema.validate() reusing one validator per schema (this process)."""
     import jsonschema  # type: ignore[import-untyped]
@@ -86,8 +87,9 @@ class TimedTransport:
         self.endpoint = inner.endpoint
         self.seconds = 0.0
 
-    def request(self, method: str, path: str, json_body: dict[str, Any] | None,
-                headers: Mapping[str, str]) -> Response:
+    def request(
+        self, method: str, path: str, json_body: dict[str, Any] | None, headers: Mapping[str, str]
+    ) -> Response:
         started = time.perf_counter()
         try:
             return self._inner.request(method, path, json_body, headers)
@@ -108,32 +110,38 @@ def register_hosts(db_path: Path, count: int, file_backed_every: int) -> list[Ho
     Placement must have started once on this database: its trait and resource class tables
     are filled at start-up, and their ids are read back here rather than assumed.
     """
-    hosts = [Host(f"host-{i:05d}", str(uuidlib.uuid4()), i % file_backed_every == 0)
-             for i in range(count)]
+    hosts = [
+        Host(f"host-{i:05d}", str(uuidlib.uuid4()), i % file_backed_every == 0)
+        for i in range(count)
+    ]
     with contextlib.closing(sqlite3.connect(db_path, timeout=60)) as db, db:
-        (trait_id,) = db.execute("SELECT id FROM traits WHERE name = ?",
-                                 (MEMORY_BACKING_FILE_TRAIT,)).fetchone()
+        (trait_id,) = db.execute(
+            "SELECT id FROM traits WHERE name = ?", (MEMORY_BACKING_FILE_TRAIT,)
+        ).fetchone()
         rc_ids = dict(db.execute("SELECT name, id FROM resource_classes").fetchall())
         (base,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM resource_providers").fetchone()
         ids = range(base + 1, base + 1 + count)
         db.executemany(
             "INSERT INTO resource_providers (id, uuid, name, generation, root_provider_id, "
             "created_at) VALUES (?, ?, ?, 1, ?, datetime('now'))",
-            [(rp_id, h.uuid, h.name, rp_id) for rp_id, h in zip(ids, hosts, strict=True)])
+            [(rp_id, h.uuid, h.name, rp_id) for rp_id, h in zip(ids, hosts, strict=True)],
+        )
         db.executemany(
             "INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, "
             "min_unit, max_unit, step_size, allocation_ratio, created_at) "
             "VALUES (?, ?, ?, 0, 1, ?, 1, 1.0, datetime('now'))",
-            [(rp_id, rc_ids[rc], total, total) for rp_id in ids
-             for rc, total in INVENTORY.items()])
+            [(rp_id, rc_ids[rc], total, total) for rp_id in ids for rc, total in INVENTORY.items()],
+        )
         db.executemany(
             "INSERT INTO resource_provider_traits (resource_provider_id, trait_id, created_at) "
             "VALUES (?, ?, datetime('now'))",
-            [(rp_id, trait_id) for rp_id, h in zip(ids, hosts, strict=True) if h.file_backed])
+            [(rp_id, trait_id) for rp_id, h in zip(ids, hosts, strict=True) if h.file_backed],
+        )
     return hosts
 
 
 # -- measuring ------------------------------------------------------------------------------
+
 
 @dataclass
 class Series:
@@ -147,16 +155,26 @@ class Series:
             return [f"{hosts:,}", self.label, "0", "-", "-", "-", "-", extra]
         ms = sorted(t * 1000 for t in self.totals)
         p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-        own = statistics.median((t - p) * 1000 for t, p in
-                                zip(self.totals, self.placement, strict=True))
-        return [f"{hosts:,}", self.label, str(len(ms)), f"{statistics.median(ms):.1f}",
-                f"{p95:.1f}", f"{ms[-1]:.1f}", f"{own:.1f}", extra]
+        own = statistics.median(
+            (t - p) * 1000 for t, p in zip(self.totals, self.placement, strict=True)
+        )
+        return [
+            f"{hosts:,}",
+            self.label,
+            str(len(ms)),
+            f"{statistics.median(ms):.1f}",
+            f"{p95:.1f}",
+            f"{ms[-1]:.1f}",
+            f"{own:.1f}",
+            extra,
+        ]
 
 
 def spec_for(i: int) -> RequestSpec:
     extra = {MEM_PAGE_SIZE: "large"} if i % HUGE_PAGES_EVERY == 0 else {}
-    return RequestSpec(str(uuidlib.uuid4()), PROJECT, USER, memory_mb=4096, vcpus=2,
-                       disk_gb=20, extra_specs=extra)
+    return RequestSpec(
+        str(uuidlib.uuid4()), PROJECT, USER, memory_mb=4096, vcpus=2, disk_gb=20, extra_specs=extra
+    )
 
 
 class Claimer(Protocol):
@@ -172,8 +190,13 @@ def timed_claim(scheduler: Claimer, timer: TimedTransport, series: Series, i: in
     series.claims[spec.instance_uuid] = (selection.provider_uuid, spec)
 
 
-def lose_races(scheduler: Scheduler, client: PlacementClient, timer: TimedTransport,
-               series: Series, fillers: dict[str, int]) -> None:
+def lose_races(
+    scheduler: Scheduler,
+    client: PlacementClient,
+    timer: TimedTransport,
+    series: Series,
+    fillers: dict[str, int],
+) -> None:
     """Fill the cache's favourite host behind its back, then time the claim that loses there."""
     for i in range(LOST_RACES):
         favourite = scheduler.cache.inspect(lambda order: order[0].provider_uuid)
@@ -184,8 +207,12 @@ def lose_races(scheduler: Scheduler, client: PlacementClient, timer: TimedTransp
         assert series.claims[list(series.claims)[-1]][0] != favourite
 
 
-def check_no_overcommit(client: PlacementClient, hosts: Sequence[Host],
-                        claimed: Sequence[Series], fillers: Mapping[str, int]) -> str:
+def check_no_overcommit(
+    client: PlacementClient,
+    hosts: Sequence[Host],
+    claimed: Sequence[Series],
+    fillers: Mapping[str, int],
+) -> str:
     """Every touched provider: usage ≤ capacity, usage == claims; huge pages off file hosts."""
     by_uuid = {h.uuid: h for h in hosts}
     expected: dict[str, dict[str, int]] = {}
@@ -194,8 +221,11 @@ def check_no_overcommit(client: PlacementClient, hosts: Sequence[Host],
             if MEM_PAGE_SIZE in spec.extra_specs and by_uuid[rp].file_backed:
                 raise AssertionError(f"huge-page guest {spec.instance_uuid} on file-backed {rp}")
             want = expected.setdefault(rp, {})
-            for rc, n in (("MEMORY_MB", spec.memory_mb), ("VCPU", spec.vcpus),
-                          ("DISK_GB", spec.disk_gb)):
+            for rc, n in (
+                ("MEMORY_MB", spec.memory_mb),
+                ("VCPU", spec.vcpus),
+                ("DISK_GB", spec.disk_gb),
+            ):
                 want[rc] = want.get(rc, 0) + n
     for rp, memory in fillers.items():
         want = expected.setdefault(rp, {})
@@ -239,8 +269,9 @@ def measure_on(run: Run, url: str, db_path: Path) -> tuple[list[list[str]], str]
     # The last few hosts take the bare PUTs, out of the schedulers' sight.
     records = [HostRecord(h.name, h.uuid) for h in hosts[:-BARE_PUT_HOSTS]]
     bare = BarePut(client, [h for h in hosts[-BARE_PUT_HOSTS:] if not h.file_backed])
-    cached = Scheduler(client, lambda: records,
-                       SchedulerSettings(strategy="cache", refresh_interval=3600))
+    cached = Scheduler(
+        client, lambda: records, SchedulerSettings(strategy="cache", refresh_interval=3600)
+    )
     direct = Scheduler(client, lambda: records, SchedulerSettings(strategy="placement"))
     started = time.perf_counter()
     cached.cache.refresh()
@@ -253,9 +284,12 @@ def measure_on(run: Run, url: str, db_path: Path) -> tuple[list[list[str]], str]
     host_s = cached.cache.stats.last_host_refresh_s
     cached.close()
     direct.close()
-    return [series[0].row(run.hosts, f"full refresh {load_s:.2f} s"),
-            race.row(run.hosts, f"host refresh {host_s * 1000:.0f} ms"),
-            series[2].row(run.hosts, ""), series[1].row(run.hosts, "no scheduling")], verdict
+    return [
+        series[0].row(run.hosts, f"full refresh {load_s:.2f} s"),
+        race.row(run.hosts, f"host refresh {host_s * 1000:.0f} ms"),
+        series[2].row(run.hosts, ""),
+        series[1].row(run.hosts, "no scheduling"),
+    ], verdict
 
 
 class BarePut:
@@ -270,16 +304,20 @@ class BarePut:
         host = self._hosts[self._next % len(self._hosts)]
         self._next += 1
         resources = {"MEMORY_MB": spec.memory_mb, "VCPU": spec.vcpus, "DISK_GB": spec.disk_gb}
-        self._client.put_allocations(spec.instance_uuid, {host.uuid: resources}, PROJECT, USER,
-                                     None)
+        self._client.put_allocations(
+            spec.instance_uuid, {host.uuid: resources}, PROJECT, USER, None
+        )
         return Selection(host.name, host.uuid)
 
 
 def interleave(run: Run, claimers: Sequence[Claimer], timer: TimedTransport) -> list[Series]:
     """Cache claim, bare PUT, and a Placement-candidates claim after every k-th, in turn."""
     cached, bare, direct = claimers
-    series = [Series("cache (default)"), Series("bare PUT /allocations"),
-              Series("allocation_candidates")]
+    series = [
+        Series("cache (default)"),
+        Series("bare PUT /allocations"),
+        Series("allocation_candidates"),
+    ]
     every = max(1, run.claims // max(1, run.baseline_claims))
     for i in range(run.claims):
         timed_claim(cached, timer, series[0], i)
@@ -298,24 +336,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[list[str]] = []
     for fast in variants:
         for count in args.hosts:
-            baseline = args.baseline_claims if args.baseline_claims is not None else (
-                args.claims if count <= 2000 else min(args.claims, 30))
+            baseline = (
+                args.baseline_claims
+                if args.baseline_claims is not None
+                else (args.claims if count <= 2000 else min(args.claims, 30))
+            )
             run = Run(count, args.claims, baseline, args.file_backed_every, fast, args.scratch)
             found, verdict = measure(run)
             label = "fast" if fast else "stock"
             print(f"# {count:,} hosts, {label} Placement: {verdict}")
             rows.extend([row[0], label, *row[1:]] for row in found)
     print(f"# load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(table(["hosts", "placement", "strategy", "claims", "p50 ms", "p95 ms", "max ms",
-                 "own p50 ms", "notes"], rows))
-    print("# own = time outside Placement requests (filtering, weighing, bookkeeping); "
-          "fast = Placement with its JSON-schema validators cached")
+    print(
+        table(
+            [
+                "hosts",
+                "placement",
+                "strategy",
+                "claims",
+                "p50 ms",
+                "p95 ms",
+                "max ms",
+                "own p50 ms",
+                "notes",
+            ],
+            rows,
+        )
+    )
+    print(
+        "# own = time outside Placement requests (filtering, weighing, bookkeeping); "
+        "fast = Placement with its JSON-schema validators cached"
+    )
     return 0
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = bench_parser("scheduler_scale", __doc__ or "", scratch=Path("/dev/shm"),
-                          scratch_help="where Placement's SQLite goes, best on tmpfs")
+    parser = bench_parser(
+        "scheduler_scale",
+        __doc__ or "",
+        scratch=Path("/dev/shm"),
+        scratch_help="where Placement's SQLite goes, best on tmpfs",
+    )
 
     def sizes(text: str) -> list[int]:
         counts = [int(n) for n in text.split(",") if n]
@@ -323,18 +384,42 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             raise argparse.ArgumentTypeError(f"host counts must be >= {2 * BARE_PUT_HOSTS}")
         return counts
 
-    parser.add_argument("--hosts", type=sizes, default=[1000, 10000], metavar="N,N,...",
-                        help="comma-separated host counts (default: 1000,10000)")
-    parser.add_argument("--claims", type=at_least(1), default=200, metavar="N",
-                        help="claims with the cache (default 200)")
-    parser.add_argument("--baseline-claims", type=at_least(0), default=None, metavar="N",
-                        help="allocation_candidates claims (default: --claims up to 2,000 "
-                        "hosts, else 30: each takes seconds at 10,000)")
-    parser.add_argument("--file-backed-every", type=at_least(1), default=4, metavar="N",
-                        help="every Nth host has COMPUTE_MEM_BACKING_FILE (default 4)")
-    parser.add_argument("--placement", choices=("stock", "fast", "both"), default="stock",
-                        help="stock Placement, Placement with its JSON-schema validators "
-                        "cached (patched in its own process), or both in turn")
+    parser.add_argument(
+        "--hosts",
+        type=sizes,
+        default=[1000, 10000],
+        metavar="N,N,...",
+        help="comma-separated host counts (default: 1000,10000)",
+    )
+    parser.add_argument(
+        "--claims",
+        type=at_least(1),
+        default=200,
+        metavar="N",
+        help="claims with the cache (default 200)",
+    )
+    parser.add_argument(
+        "--baseline-claims",
+        type=at_least(0),
+        default=None,
+        metavar="N",
+        help="allocation_candidates claims (default: --claims up to 2,000 "
+        "hosts, else 30: each takes seconds at 10,000)",
+    )
+    parser.add_argument(
+        "--file-backed-every",
+        type=at_least(1),
+        default=4,
+        metavar="N",
+        help="every Nth host has COMPUTE_MEM_BACKING_FILE (default 4)",
+    )
+    parser.add_argument(
+        "--placement",
+        choices=("stock", "fast", "both"),
+        default="stock",
+        help="stock Placement, Placement with its JSON-schema validators "
+        "cached (patched in its own process), or both in turn",
+    )
     return parser.parse_args(argv)
 
 

@@ -149,8 +149,15 @@ def xml_has_discard(observer: LibvirtDriver, uuid: str) -> bool:
     return backing is not None and backing.discard
 
 
-def measure(v: Variant, observer: LibvirtDriver, dev: DeviceStat, s: Session, touch_mb: int,
-            presync: bool, label: str) -> StopSample:
+def measure(
+    v: Variant,
+    observer: LibvirtDriver,
+    dev: DeviceStat,
+    s: Session,
+    touch_mb: int,
+    presync: bool,
+    label: str,
+) -> StopSample:
     """Boot, wait until touch_mb MiB are written, then time the stop and count device writes."""
     name, uuid = s.guest_name(label), new_uuid()
     stopped = False
@@ -161,8 +168,10 @@ def measure(v: Variant, observer: LibvirtDriver, dev: DeviceStat, s: Session, to
         discard = xml_has_discard(observer, uuid)
         memory_file = observer.get_guest(uuid).memory_file
         if DeviceStat.for_path(observer.memory_backing_dir()) != dev:
-            raise RuntimeError("the backing store's device changed during the run (something "
-                               "mounted over memory_backing_dir): counters would be wrong")
+            raise RuntimeError(
+                "the backing store's device changed during the run (something "
+                "mounted over memory_backing_dir): counters would be wrong"
+            )
         if presync:
             run_sync()
         dirty = dirty_bytes()
@@ -179,9 +188,12 @@ def measure(v: Variant, observer: LibvirtDriver, dev: DeviceStat, s: Session, to
                 v.stop(name, uuid)
         shutil.rmtree(s.run_dir / "virsh" / name, ignore_errors=True)
     return StopSample(
-        variant=v.label, xml_discard=discard,
+        variant=v.label,
+        xml_discard=discard,
         allocated_bytes=None if memory_file is None else memory_file.allocated_bytes,
-        dirty_bytes=dirty, latency_s=t1 - t0, written_bytes=written1 - written0,
+        dirty_bytes=dirty,
+        latency_s=t1 - t0,
+        written_bytes=written1 - written0,
         discarded_bytes=discarded1 - discarded0,
         file_removed=memory_file is None or not memory_file.path.exists(),
         others=frozenset(s.watch.between(begin, time.perf_counter())),
@@ -198,13 +210,35 @@ def ratio(value: float, base: float) -> str:
 
 def per_run_table(samples: list[tuple[int, StopSample]]) -> str:
     rows = [
-        [str(run), x.variant, "yes" if x.xml_discard else "no", mib(x.allocated_bytes),
-         mib(x.dirty_bytes), f"{x.latency_s * 1000:.0f}", mib(x.written_bytes),
-         mib(x.discarded_bytes), "yes" if x.file_removed else "NO", "*" if x.others else ""]
+        [
+            str(run),
+            x.variant,
+            "yes" if x.xml_discard else "no",
+            mib(x.allocated_bytes),
+            mib(x.dirty_bytes),
+            f"{x.latency_s * 1000:.0f}",
+            mib(x.written_bytes),
+            mib(x.discarded_bytes),
+            "yes" if x.file_removed else "NO",
+            "*" if x.others else "",
+        ]
         for run, x in samples
     ]
-    return table(["run", "variant", "discard", "alloc MiB", "dirty MiB", "stop ms",
-                  "written MiB", "discarded MiB", "pc.ram gone", "noisy"], rows)
+    return table(
+        [
+            "run",
+            "variant",
+            "discard",
+            "alloc MiB",
+            "dirty MiB",
+            "stop ms",
+            "written MiB",
+            "discarded MiB",
+            "pc.ram gone",
+            "noisy",
+        ],
+        rows,
+    )
 
 
 def summary_table(samples: list[StopSample], labels: list[str], base_label: str) -> str:
@@ -213,26 +247,48 @@ def summary_table(samples: list[StopSample], labels: list[str], base_label: str)
 
     base_ms, base_written = med(base_label, "latency_s"), med(base_label, "written_bytes")
     rows = [
-        [label, f"{med(label, 'latency_s') * 1000:.0f}", ratio(med(label, "latency_s"), base_ms),
-         mib(med(label, "written_bytes")), ratio(med(label, "written_bytes"), base_written),
-         mib(med(label, "discarded_bytes")), mib(med(label, "dirty_bytes"))]
+        [
+            label,
+            f"{med(label, 'latency_s') * 1000:.0f}",
+            ratio(med(label, "latency_s"), base_ms),
+            mib(med(label, "written_bytes")),
+            ratio(med(label, "written_bytes"), base_written),
+            mib(med(label, "discarded_bytes")),
+            mib(med(label, "dirty_bytes")),
+        ]
         for label in labels
     ]
-    return table(["variant (medians)", "stop ms", "x virsh", "written MiB", "x virsh",
-                  "discarded MiB", "dirty MiB before"], rows)
+    return table(
+        [
+            "variant (medians)",
+            "stop ms",
+            "x virsh",
+            "written MiB",
+            "x virsh",
+            "discarded MiB",
+            "dirty MiB before",
+        ],
+        rows,
+    )
 
 
-def run_all(variants: list[Variant], observer: LibvirtDriver, dev: DeviceStat, s: Session,
-            args: argparse.Namespace) -> list[tuple[int, StopSample]]:
+def run_all(
+    variants: list[Variant],
+    observer: LibvirtDriver,
+    dev: DeviceStat,
+    s: Session,
+    args: argparse.Namespace,
+) -> list[tuple[int, StopSample]]:
     """args.runs rounds; round i starts with variant i mod 3 so each takes every slot."""
     samples: list[tuple[int, StopSample]] = []
     for run in range(1, args.runs + 1):
         shift = (run - 1) % len(variants)
         for index, v in enumerate(variants[shift:] + variants[:shift]):
-            sample = measure(v, observer, dev, s, args.touch_mb, args.presync,
-                             f"r{run}v{index}")
-            print(f"# run {run}/{args.runs}: {v.label} stopped in "
-                  f"{sample.latency_s * 1000:.0f} ms", flush=True)
+            sample = measure(v, observer, dev, s, args.touch_mb, args.presync, f"r{run}v{index}")
+            print(
+                f"# run {run}/{args.runs}: {v.label} stopped in {sample.latency_s * 1000:.0f} ms",
+                flush=True,
+            )
             samples.append((run, sample))
     return samples
 
@@ -251,12 +307,20 @@ Variants are interleaved; medians and ratios vs (c) are printed.
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = bench_parser("stop_cost", DESCRIPTION, runs=3, runs_help="rounds of all 3 variants")
-    parser.add_argument("--touch-mb", type=int, default=160, metavar="MIB",
-                        help="MiB the guest dirties, below --memory-mb (default 160)")
+    parser.add_argument(
+        "--touch-mb",
+        type=int,
+        default=160,
+        metavar="MIB",
+        help="MiB the guest dirties, below --memory-mb (default 160)",
+    )
     add_guest_args(parser)
-    parser.add_argument("--presync", action="store_true",
-                        help="sync before the stop too: flushes the guest's dirty memory first, "
-                             "so only what the stop itself writes is counted")
+    parser.add_argument(
+        "--presync",
+        action="store_true",
+        help="sync before the stop too: flushes the guest's dirty memory first, "
+        "so only what the stop itself writes is counted",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.touch_mb < args.memory_mb:
         parser.error("--touch-mb must be > 0 and < --memory-mb")
@@ -264,13 +328,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def describe(args: argparse.Namespace, driver: LibvirtDriver, dev: DeviceStat) -> None:
-    print(f"# {args.runs} rounds x 3 variants, {args.memory_mb} MiB guests dirtying "
-          f"{args.touch_mb} MiB, file_backed_memory={args.file_backed_memory} MiB, "
-          f"allocation={args.allocation}, host discard_supported="
-          f"{driver.host_facts().discard_supported}, pre-stop sync={args.presync}")
-    print(f"# backing store {driver.memory_backing_dir()} is on /dev/{dev.device_name()} "
-          f"({dev.sysfs_stat}); written/discarded = counter delta over stop + sync. If that "
-          "device also holds / (as here), other writers add noise.")
+    print(
+        f"# {args.runs} rounds x 3 variants, {args.memory_mb} MiB guests dirtying "
+        f"{args.touch_mb} MiB, file_backed_memory={args.file_backed_memory} MiB, "
+        f"allocation={args.allocation}, host discard_supported="
+        f"{driver.host_facts().discard_supported}, pre-stop sync={args.presync}"
+    )
+    print(
+        f"# backing store {driver.memory_backing_dir()} is on /dev/{dev.device_name()} "
+        f"({dev.sysfs_stat}); written/discarded = counter delta over stop + sync. If that "
+        "device also holds / (as here), other writers add noise."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,8 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(x.others for _, x in samples):
             print("* = other guests (not this benchmark's) ran during that sample")
         print()
-        print(summary_table([x for _, x in samples], [v.label for v in variants],
-                            "virsh destroy"))
+        print(summary_table([x for _, x in samples], [v.label for v in variants], "virsh destroy"))
     return 0
 
 

@@ -30,8 +30,7 @@ _ERROR_SCHEMA = {
 
 
 def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
 
 
 class _App(FastAPI):
@@ -57,10 +56,16 @@ class _App(FastAPI):
 
 
 def _routes_only() -> FastAPI:
-    app = _App(title="filemem", version="2.1", description=DESCRIPTION,
-                  openapi_url=OPENAPI_PATH, docs_url=None, redoc_url=None,
-                  # /v2.1 and /v2.1/ are both served; no redirects between them.
-                  redirect_slashes=False)
+    app = _App(
+        title="filemem",
+        version="2.1",
+        description=DESCRIPTION,
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
+        # /v2.1 and /v2.1/ are both served; no redirects between them.
+        redirect_slashes=False,
+    )
     install_handlers(app)
     app.include_router(build_router())
     return app

@@ -14,8 +14,9 @@ from filemem.api.errors import error_body
 TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name, not a secret
 # Documents the scheme in /openapi.json; the check itself is TokenAuthMiddleware, which runs
 # before routing and body parsing, so an unauthenticated caller learns nothing about a route.
-token_scheme = APIKeyHeader(name=TOKEN_HEADER, auto_error=False,
-                            description="[api] admin_token of filemem-api")
+token_scheme = APIKeyHeader(
+    name=TOKEN_HEADER, auto_error=False, description="[api] admin_token of filemem-api"
+)
 # Bodies are small JSON documents; anything bigger is refused before it is read.
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -23,8 +24,9 @@ MAX_BODY_BYTES = 1024 * 1024
 def token_matches(given: str | None, expected: str) -> bool:
     if not given or not expected:
         return False
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
-                               expected.encode("utf-8", "surrogateescape"))
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
 
 
 class TokenAuthMiddleware:
@@ -43,8 +45,9 @@ class TokenAuthMiddleware:
         if scope.get("path", "") not in self._public:
             raw = headers.get(TOKEN_HEADER.lower())
             if not token_matches(raw.decode("latin-1") if raw else None, self._token):
-                await _reply(send, 401, "Authentication required",
-                             {"WWW-Authenticate": "Keystone uri=\"\""})
+                await _reply(
+                    send, 401, "Authentication required", {"WWW-Authenticate": 'Keystone uri=""'}
+                )
                 return
         length = headers.get("content-length", b"0")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -53,11 +56,11 @@ class TokenAuthMiddleware:
         await self.app(scope, receive, send)
 
 
-async def _reply(send: Send, status: int, message: str,
-                 extra: dict[str, str] | None = None) -> None:
+async def _reply(
+    send: Send, status: int, message: str, extra: dict[str, str] | None = None
+) -> None:
     body = json.dumps(error_body(status, message)).encode()
-    headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -63,8 +63,9 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {_KEYS.get(status, "computeFault"): {"message": message, "code": status}}
 
 
-def error_response(status: int, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
@@ -113,8 +114,10 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    messages = {404: "The resource could not be found.",
-                405: "The method specified is not allowed for this resource."}
+    messages = {
+        404: "The resource could not be found.",
+        405: "The method specified is not allowed for this resource.",
+    }
     message = messages.get(exc.status_code, str(exc.detail))
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 

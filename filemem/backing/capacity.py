@@ -286,8 +286,13 @@ def _capacity_findings(
     file_backed_memory_mb: int, reserved_mb: int, store: StoreFacts, allocated: int
 ) -> list[Finding]:
     if file_backed_memory_mb <= 0:
-        return [ok("store.unused", f"{CAPACITY_OPTION} is 0: file-backed memory is off",
-                   CAPACITY_OPTION)]
+        return [
+            ok(
+                "store.unused",
+                f"{CAPACITY_OPTION} is 0: file-backed memory is off",
+                CAPACITY_OPTION,
+            )
+        ]
     # Placement hands guests total - reserved, so that is what the store must hold.
     guest_mb = max(0, file_backed_memory_mb - max(0, reserved_mb))
     needed = guest_mb * MIB
@@ -299,38 +304,46 @@ def _capacity_findings(
         return [_too_small(store, configured, where)]
     available = store.free_bytes + allocated
     if needed > available:
-        return [warning(
-            "store.short_free",
-            f"free room is short by {format_mib(needed - available)}: {configured} but "
-            f"{where} has {format_mib(store.free_bytes)} free + {format_mib(allocated)} held by "
-            f"guests' memory files = {format_mib(available)}; guests will be refused once it "
-            "is used up",
+        return [
+            warning(
+                "store.short_free",
+                f"free room is short by {format_mib(needed - available)}: {configured} but "
+                f"{where} has {format_mib(store.free_bytes)} free + {format_mib(allocated)} "
+                f"held by guests' memory files = {format_mib(available)}; "
+                "guests will be refused once it is used up",
+                CAPACITY_OPTION,
+            )
+        ]
+    return [
+        ok(
+            "store.capacity_fits",
+            f"{configured}; {where} can hold it ({format_mib(available)} free or held by guests)",
             CAPACITY_OPTION,
-        )]
-    return [ok(
-        "store.capacity_fits",
-        f"{configured}; {where} can hold it ({format_mib(available)} free or held by guests)",
-        CAPACITY_OPTION,
-    )]
+        )
+    ]
 
 
 def _sharing_findings(store: StoreFacts) -> list[Finding]:
     """Other writers on the store's filesystem take from the room promised to guests."""
     findings: list[Finding] = []
     if store.on_root_fs:
-        findings.append(warning(
-            "store.on_root_fs",
-            f"{store.path} is on the root filesystem ({store.device}): the OS, logs and packages "
-            "take from the same free room, and guests' memory files filling it break the host; "
-            "give the store a filesystem of its own",
-        ))
+        findings.append(
+            warning(
+                "store.on_root_fs",
+                f"{store.path} is on the root filesystem ({store.device}): the OS, logs and "
+                "packages take from the same free room, and guests' memory files filling it "
+                "break the host; give the store a filesystem of its own",
+            )
+        )
     if store.other_mounts:
         elsewhere = ", ".join(str(mount) for mount in store.other_mounts)
-        findings.append(warning(
-            "store.shared_device",
-            f"{store.device} holding {store.path} is also mounted at {elsewhere} (other parts "
-            "of the same filesystem), whose writers take from the same free room",
-        ))
+        findings.append(
+            warning(
+                "store.shared_device",
+                f"{store.device} holding {store.path} is also mounted at {elsewhere} (other parts "
+                "of the same filesystem), whose writers take from the same free room",
+            )
+        )
     return findings
 
 
@@ -343,23 +356,30 @@ def store_findings(
     """Everything worth telling an operator about the store: descriptions first, then problems."""
     findings = [_describe_location(store), _describe_space(store, guest_files)]
     if not store.exists:
-        findings.append(ok(
-            "store.will_be_created",
-            f"{store.path} does not exist yet; libvirtd creates it (owned by {store.qemu_user}) "
-            "when it starts; the facts above are those of its nearest existing parent",
-        ))
+        findings.append(
+            ok(
+                "store.will_be_created",
+                f"{store.path} does not exist yet; libvirtd creates it (owned by "
+                f"{store.qemu_user}) when it starts; the facts above are those of its nearest "
+                "existing parent",
+            )
+        )
     if not store.qemu_can_write:
-        findings.append(error(
-            "store.not_writable",
-            f"QEMU runs as {store.qemu_user!r} (qemu.conf user), which could not create its "
-            f"memory files under {store.path}: {store.write_problem or 'permission denied'}",
-        ))
+        findings.append(
+            error(
+                "store.not_writable",
+                f"QEMU runs as {store.qemu_user!r} (qemu.conf user), which could not create its "
+                f"memory files under {store.path}: {store.write_problem or 'permission denied'}",
+            )
+        )
     if store.rotational:
-        findings.append(warning(
-            "store.rotational",
-            f"{store.device} holding {store.path} is a rotational disk: guest memory on it is "
-            "very slow; use NVMe, SSD, PMEM or a RAM disk",
-        ))
+        findings.append(
+            warning(
+                "store.rotational",
+                f"{store.device} holding {store.path} is a rotational disk: guest memory on it is "
+                "very slow; use NVMe, SSD, PMEM or a RAM disk",
+            )
+        )
     findings.extend(_sharing_findings(store))
     allocated = sum(f.allocated_bytes for f in guest_files)
     findings.extend(

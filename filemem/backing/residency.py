@@ -49,7 +49,11 @@ def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
     libc.mmap.argtypes = [
-        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
         ctypes.c_long,  # off_t on LP64
     ]
     libc.munmap.restype = ctypes.c_int
@@ -257,7 +261,9 @@ def parse_psi(text: str) -> dict[str, Psi]:
         fields = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
         try:
             lines[kind] = Psi(
-                float(fields["avg10"]), float(fields["avg60"]), float(fields["avg300"]),
+                float(fields["avg10"]),
+                float(fields["avg60"]),
+                float(fields["avg300"]),
                 int(fields["total"]),
             )
         except (KeyError, ValueError):
@@ -293,9 +299,7 @@ def sectors_written(disk_stat_text: str) -> int:
     return int(disk_stat_text.split()[6])
 
 
-def block_device_of(
-    path: Path, *, mountinfo: Path = MOUNTINFO
-) -> tuple[int, int] | None:
+def block_device_of(path: Path, *, mountinfo: Path = MOUNTINFO) -> tuple[int, int] | None:
     """(major, minor) of the block device holding `path`; None for tmpfs, overlay and such."""
     st = os.stat(path)
     if os.major(st.st_dev) != 0:

@@ -30,19 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="filemem-api",
         description="Creates or migrates filemem's database ([database] connection), then "
         "serves the Compute API on [api] bind_host:bind_port with the scheduler and the agent "
-        "API. Prints \"filemem-api listening on http://HOST:PORT\" once ready; stops on SIGTERM "
-        "or SIGINT. Several filemem-api processes may share one PostgreSQL database.")
+        'API. Prints "filemem-api listening on http://HOST:PORT" once ready; stops on SIGTERM '
+        "or SIGINT. Several filemem-api processes may share one PostgreSQL database.",
+    )
     add_config_args(parser)
-    parser.add_argument("--db-sync-only", action="store_true",
-                        help="create or migrate the database to the latest schema and exit")
+    parser.add_argument(
+        "--db-sync-only",
+        action="store_true",
+        help="create or migrate the database to the latest schema and exit",
+    )
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     return parser
 
 
 def check_api_conf(conf: cfg.ConfigOpts) -> None:
     if not conf.api.admin_token:
-        raise ConfigError("[api] admin_token", "must be set: clients send it as X-Auth-Token "
-                          "(generate one, e.g. `openssl rand -hex 24`)")
+        raise ConfigError(
+            "[api] admin_token",
+            "must be set: clients send it as X-Auth-Token "
+            "(generate one, e.g. `openssl rand -hex 24`)",
+        )
 
 
 def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
@@ -50,12 +57,15 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
     database = Database(url)
     placement = client_from_conf(conf)
     return ApiContext(
-        database=database, placement=placement,
+        database=database,
+        placement=placement,
         scheduler=make_scheduler(conf, placement, database),
-        admin_token=conf.api.admin_token, conf=conf,
+        admin_token=conf.api.admin_token,
+        conf=conf,
         public_endpoint=conf.api.public_endpoint,
         service_down_time=float(conf.api.service_down_time),
-        image_dirs=tuple(conf.api.image_dirs))
+        image_dirs=tuple(conf.api.image_dirs),
+    )
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -73,14 +83,16 @@ def url_of(sock: socket.socket) -> str:
 
 def serve(app: FastAPI, sock: socket.socket, on_ready: Callable[[str], None]) -> None:
     """Serve `app` with uvicorn on the bound socket until SIGTERM/SIGINT."""
+
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
                 on_ready(url_of(sock))
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
+    )
     _Server(config).run(sockets=[sock])
 
 
@@ -101,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         sock = listening_socket(conf.api.bind_host, conf.api.bind_port)
     except OSError as exc:
-        print(f"filemem-api: cannot listen on {conf.api.bind_host}:{conf.api.bind_port}: "
-              f"{exc}", file=sys.stderr)
+        print(
+            f"filemem-api: cannot listen on {conf.api.bind_host}:{conf.api.bind_port}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     serve(create_app(ctx), sock, _announce)
     return 0
@@ -110,8 +124,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     from sqlalchemy import exc as sa_exc
 
     try:

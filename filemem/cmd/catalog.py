@@ -33,8 +33,13 @@ def _register_flavor(sub: Sub) -> None:
     create.add_argument("--vcpus", type=int, default=1)
     create.add_argument("--disk", type=int, default=0, metavar="GB")
     create.add_argument("--id", dest="flavor_id", help="default: assigned by the API")
-    create.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra spec, e.g. hw:mem_page_size=large (repeatable)")
+    create.add_argument(
+        "--property",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra spec, e.g. hw:mem_page_size=large (repeatable)",
+    )
     add_api_args(create)
     delete = fsub.add_parser("delete", help="delete a flavor")
     delete.add_argument("flavor")
@@ -49,8 +54,10 @@ def _register_image(sub: Sub) -> None:
     show = isub.add_parser("show", help="one image")
     show.add_argument("image")
     add_api_args(show)
-    create = isub.add_parser("create", help="register a kernel+initrd or a disk image on the "
-                             "API host (files must exist there)")
+    create = isub.add_parser(
+        "create",
+        help="register a kernel+initrd or a disk image on the API host (files must exist there)",
+    )
     create.add_argument("name")
     create.add_argument("--kernel", type=Path)
     create.add_argument("--initrd", type=Path)
@@ -75,8 +82,7 @@ def _show(item: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(item)
     else:
-        print_table(["field", "value"],
-                    [[k, v] for k, v in sorted(item.items()) if k != "links"])
+        print_table(["field", "value"], [[k, v] for k, v in sorted(item.items()) if k != "links"])
 
 
 def cmd_flavor(args: argparse.Namespace) -> int:
@@ -87,12 +93,18 @@ def cmd_flavor(args: argparse.Namespace) -> int:
         if args.json:
             print_json(flavors)
         else:
-            print_table(["id", "name", "ram", "vcpus", "disk"], [
-                [f["id"], f["name"], f["ram"], f["vcpus"], f["disk"]] for f in flavors])
+            print_table(
+                ["id", "name", "ram", "vcpus", "disk"],
+                [[f["id"], f["name"], f["ram"], f["vcpus"], f["disk"]] for f in flavors],
+            )
         return 0
     if command == "create":
-        body: dict[str, Any] = {"name": args.name, "ram": args.ram, "vcpus": args.vcpus,
-                                "disk": args.disk}
+        body: dict[str, Any] = {
+            "name": args.name,
+            "ram": args.ram,
+            "vcpus": args.vcpus,
+            "disk": args.disk,
+        }
         if args.flavor_id:
             body["id"] = args.flavor_id
         flavor = client.call("POST", "/flavors", {"flavor": body})["flavor"]
@@ -118,17 +130,23 @@ def cmd_image(args: argparse.Namespace) -> int:
         if args.json:
             print_json(images)
         else:
-            print_table(["id", "name", "kind", "status"],
-                        [[i["id"], i["name"], i.get("kind", ""), i.get("status", "")]
-                         for i in images])
+            print_table(
+                ["id", "name", "kind", "status"],
+                [[i["id"], i["name"], i.get("kind", ""), i.get("status", "")] for i in images],
+            )
         return 0
     if args.image_command == "create":
         if (args.kernel is None) == (args.disk is None):
             raise InvalidInput("give either --kernel (with --initrd, --cmdline) or --disk")
-        body = {"name": args.name, "kind": "kernel" if args.kernel else "disk",
-                "kernel_path": _abs(args.kernel), "initrd_path": _abs(args.initrd),
-                "cmdline": args.cmdline, "disk_path": _abs(args.disk),
-                "disk_format": args.disk_format}
+        body = {
+            "name": args.name,
+            "kind": "kernel" if args.kernel else "disk",
+            "kernel_path": _abs(args.kernel),
+            "initrd_path": _abs(args.initrd),
+            "cmdline": args.cmdline,
+            "disk_path": _abs(args.disk),
+            "disk_format": args.disk_format,
+        }
         _show(client.call("POST", "/images", body), args.json)
         return 0
     _show(client.find("image", args.image), args.json)
@@ -146,11 +164,21 @@ def cmd_hypervisor(args: argparse.Namespace) -> int:
         if args.json:
             print_json(hypervisors)
         else:
-            print_table(["id", "hostname", "state", "memory_mb", "memory_mb_used", "vms",
-                         "file-backed"], [
-                [h["id"], h["hypervisor_hostname"], h.get("state"), h.get("memory_mb"),
-                 h.get("memory_mb_used"), h.get("running_vms"),
-                 h.get("filemem:file_backed_memory")] for h in hypervisors])
+            print_table(
+                ["id", "hostname", "state", "memory_mb", "memory_mb_used", "vms", "file-backed"],
+                [
+                    [
+                        h["id"],
+                        h["hypervisor_hostname"],
+                        h.get("state"),
+                        h.get("memory_mb"),
+                        h.get("memory_mb_used"),
+                        h.get("running_vms"),
+                        h.get("filemem:file_backed_memory"),
+                    ]
+                    for h in hypervisors
+                ],
+            )
         return 0
     _show(client.find("hypervisor", args.hypervisor), args.json)
     return 0

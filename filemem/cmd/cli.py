@@ -42,14 +42,21 @@ def _accept_config_file_anywhere(parser: argparse.ArgumentParser) -> None:
                 _accept_config_file_anywhere(child)
             return
     if parser.prog != "filemem":
-        parser.add_argument("--config-file", action="append", metavar="PATH",
-                            default=argparse.SUPPRESS, help="configuration file (repeatable)")
+        parser.add_argument(
+            "--config-file",
+            action="append",
+            metavar="PATH",
+            default=argparse.SUPPRESS,
+            help="configuration file (repeatable)",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         result: int = args.func(args)
         return result

@@ -22,7 +22,9 @@ from filemem.exceptions import InvalidInput
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config-file", action="append", metavar="PATH",
+        "--config-file",
+        action="append",
+        metavar="PATH",
         help="configuration file (repeatable; default /etc/filemem/filemem.conf if it exists)",
     )
 
@@ -62,16 +64,25 @@ def mib(num_bytes: int | None) -> str:
 
 
 def wait_until(
-    what: str, done: Callable[[], bool], timeout: float, interval: float = 0.25,
+    what: str,
+    done: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.25,
     quiet: bool = False,
 ) -> bool:
     """Poll `done` with a progress bar (elapsed against `timeout`) on stderr; False on timeout."""
     console = _console(sys.stderr)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TimeElapsedColumn(), TextColumn(f"of {timeout:.0f} s"))
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn(f"of {timeout:.0f} s"),
+    )
     start = time.monotonic()
-    with Progress(*columns, console=console, transient=True,
-                  disable=quiet or not sys.stderr.isatty()) as progress:
+    with Progress(
+        *columns, console=console, transient=True, disable=quiet or not sys.stderr.isatty()
+    ) as progress:
         task = progress.add_task(what, total=timeout)
         while True:
             elapsed = time.monotonic() - start

@@ -58,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         for line in errors:
             print(f"filemem-compute: error: {line}", file=sys.stderr)
-        print(f"filemem-compute: refusing to start: {len(errors)} startup check(s) failed",
-              file=sys.stderr)
+        print(
+            f"filemem-compute: refusing to start: {len(errors)} startup check(s) failed",
+            file=sys.stderr,
+        )
         return 1
     listen = compute_opts.metrics_listen(conf.metrics_listen)
     if listen is not None:
@@ -70,33 +72,48 @@ def run(args: argparse.Namespace) -> int:
     reconcile_loop = _reconcile_loop(conf, host, stop)
     keep = reconcile_loop.desired_uuids if reconcile_loop else tuple
     resource_loop = ResourceSyncLoop.from_conf(
-        host, stop, keep=keep,
-        report_usage=reconcile_loop.report_memory_usage if reconcile_loop else None)
+        host,
+        stop,
+        keep=keep,
+        report_usage=reconcile_loop.report_memory_usage if reconcile_loop else None,
+    )
     if reconcile_loop is not None:
         threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()
     resource_loop.run()
     return 0
 
 
-def _reconcile_loop(conf: cfg.ConfigOpts, host: ComputeHost,
-                    stop: threading.Event) -> ReconcileLoop | None:
+def _reconcile_loop(
+    conf: cfg.ConfigOpts, host: ComputeHost, stop: threading.Event
+) -> ReconcileLoop | None:
     """The reconcile loop, when [DEFAULT] api_endpoint names a filemem-api to follow."""
     if not conf.api_endpoint:
         LOG.info("[DEFAULT] api_endpoint is empty: keeping Placement true, running no API guests")
         return None
     token = conf.api_token or conf.api.admin_token
     if not token:
-        raise ConfigError("[DEFAULT] api_token", "set it (or [api] admin_token) to the token "
-                          "of the filemem-api at [DEFAULT] api_endpoint")
+        raise ConfigError(
+            "[DEFAULT] api_token",
+            "set it (or [api] admin_token) to the token "
+            "of the filemem-api at [DEFAULT] api_endpoint",
+        )
     client = AgentApiClient(conf.api_endpoint, token)
-    return ReconcileLoop(host, client, wait=float(conf.api_watch_seconds),
-                   retry_interval=float(conf.placement_retry_interval), stop=stop)
+    return ReconcileLoop(
+        host,
+        client,
+        wait=float(conf.api_watch_seconds),
+        retry_interval=float(conf.placement_retry_interval),
+        stop=stop,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return run(args)
     except FilememError as exc:

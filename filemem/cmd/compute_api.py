@@ -18,8 +18,7 @@ class ComputeApiError(FilememError):
     """The API refused a request; the message is the API's own reason."""
 
 
-def client_settings(state_path: Path, endpoint: str | None,
-                    token: str | None) -> tuple[str, str]:
+def client_settings(state_path: Path, endpoint: str | None, token: str | None) -> tuple[str, str]:
     """--os-endpoint/--os-token, else FILEMEM_ENDPOINT/FILEMEM_TOKEN, else what `filemem up`
     wrote under state_path."""
     endpoint = endpoint or os.environ.get("FILEMEM_ENDPOINT")
@@ -51,9 +50,14 @@ def _reason(response: httpx.Response) -> str:
 class ComputeApi:
     def __init__(self, endpoint: str, token: str, timeout: float = 30.0) -> None:
         self.endpoint = endpoint
-        self._http = httpx.Client(base_url=f"{endpoint}/v2.1", timeout=timeout, headers={
-            "X-Auth-Token": token, "OpenStack-API-Version": "compute 2.1",
-        })
+        self._http = httpx.Client(
+            base_url=f"{endpoint}/v2.1",
+            timeout=timeout,
+            headers={
+                "X-Auth-Token": token,
+                "OpenStack-API-Version": "compute 2.1",
+            },
+        )
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         try:
@@ -67,8 +71,12 @@ class ComputeApi:
 
     def find(self, noun: str, ident: str) -> dict[str, Any]:
         """By id, else by exact name (refusing an ambiguous name, as the openstack CLI does)."""
-        plural = {"server": "servers", "flavor": "flavors", "image": "images",
-                  "hypervisor": "os-hypervisors"}[noun]
+        plural = {
+            "server": "servers",
+            "flavor": "flavors",
+            "image": "images",
+            "hypervisor": "os-hypervisors",
+        }[noun]
         try:
             found: dict[str, Any] = self.call("GET", f"/{plural}/{ident}")
             item: dict[str, Any] = found.get(noun, found)

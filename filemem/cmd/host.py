@@ -43,11 +43,12 @@ def print_report(report: HostReport) -> None:
         print(f"  libvirt {report.libvirt_version}, QEMU {report.qemu_version}")
     facts = report.store
     if facts is not None:
-        print(f"  memory_backing_dir {facts.path}"
-              f"{'' if facts.exists else ' (not created yet)'}")
-        print(f"    device {facts.device}, filesystem {facts.fs_type}, mounted at "
-              f"{facts.mount_point}, size {mib(facts.size_bytes)} MiB, free "
-              f"{mib(facts.free_bytes)} MiB")
+        print(f"  memory_backing_dir {facts.path}{'' if facts.exists else ' (not created yet)'}")
+        print(
+            f"    device {facts.device}, filesystem {facts.fs_type}, mounted at "
+            f"{facts.mount_point}, size {mib(facts.size_bytes)} MiB, free "
+            f"{mib(facts.free_bytes)} MiB"
+        )
     for finding in report.findings:
         print(f"  {_MARK[finding.severity]:<7} {finding.message}")
     errors = sum(1 for f in report.findings if f.severity == Severity.ERROR)

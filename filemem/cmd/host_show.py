@@ -62,65 +62,94 @@ class GuestRow:
         g = self.guest
         f = g.memory_file if g else None
         return {
-            "uuid": self.uuid, "name": g.name if g else None,
+            "uuid": self.uuid,
+            "name": g.name if g else None,
             "power_state": g.power_state.name if g else None,
-            "memory_mb": g.memory_mb if g else None, "vcpus": g.vcpus if g else None,
-            "allocation": self.allocation, "status": self.status,
-            "memory_file": None if f is None else {
-                "path": str(f.path), "nominal_bytes": f.nominal_bytes,
-                "allocated_bytes": f.allocated_bytes},
+            "memory_mb": g.memory_mb if g else None,
+            "vcpus": g.vcpus if g else None,
+            "allocation": self.allocation,
+            "status": self.status,
+            "memory_file": None
+            if f is None
+            else {
+                "path": str(f.path),
+                "nominal_bytes": f.nominal_bytes,
+                "allocated_bytes": f.allocated_bytes,
+            },
         }
 
     def cells(self) -> list[object]:
         g, alloc = self.guest, self.allocation or {}
         f = g.memory_file if g else None
-        return [g.name if g else "", self.uuid, g.power_state.name if g else "(none)",
-                *(alloc.get(rc, "") for rc in _CLASSES), g.memory_mb if g else "",
-                mib(f.nominal_bytes) if f else "", mib(f.allocated_bytes) if f else "",
-                self.status]
+        return [
+            g.name if g else "",
+            self.uuid,
+            g.power_state.name if g else "(none)",
+            *(alloc.get(rc, "") for rc in _CLASSES),
+            g.memory_mb if g else "",
+            mib(f.nominal_bytes) if f else "",
+            mib(f.allocated_bytes) if f else "",
+            self.status,
+        ]
 
 
 def guest_rows(guests: list[GuestInfo], allocations: dict[str, dict[str, int]]) -> list[GuestRow]:
     by_uuid = {g.uuid: g for g in guests}
-    return [GuestRow(uuid, by_uuid.get(uuid), allocations.get(uuid))
-            for uuid in sorted(set(by_uuid) | set(allocations),
-                               key=lambda u: (by_uuid[u].name if u in by_uuid else "~", u))]
+    return [
+        GuestRow(uuid, by_uuid.get(uuid), allocations.get(uuid))
+        for uuid in sorted(
+            set(by_uuid) | set(allocations),
+            key=lambda u: (by_uuid[u].name if u in by_uuid else "~", u),
+        )
+    ]
 
 
 def gather(args: argparse.Namespace) -> dict[str, Any]:
     conf = load_conf(args)
     rp_uuid = read_provider_uuid(conf.state_path)
     if rp_uuid is None:
-        raise FilememError(f"host {conf.host} has no resource provider yet (no "
-                           f"compute_node_uuid under {conf.state_path}): start filemem-compute")
+        raise FilememError(
+            f"host {conf.host} has no resource provider yet (no "
+            f"compute_node_uuid under {conf.state_path}): start filemem-compute"
+        )
     client = _placement(conf)
     provider = client.get_resource_provider(rp_uuid)
     if provider is None:
-        raise FilememError(f"resource provider {rp_uuid} of host {conf.host} is not in "
-                           f"Placement at {client.endpoint}: start filemem-compute")
+        raise FilememError(
+            f"resource provider {rp_uuid} of host {conf.host} is not in "
+            f"Placement at {client.endpoint}: start filemem-compute"
+        )
     driver = LibvirtDriver(driver_settings(conf))
     guests = [g for g in driver.list_guests() if driver.instance_dir(g.uuid).is_dir()]
     facts = None
     if conf.libvirt.file_backed_memory:
-        facts = store.inspect_store(driver.memory_backing_dir(),
-                                    store.qemu_user(driver.qemu_conf_text()))
+        facts = store.inspect_store(
+            driver.memory_backing_dir(), store.qemu_user(driver.qemu_conf_text())
+        )
     rows = guest_rows(guests, client.get_provider_allocations(rp_uuid))
     working = sample_working_set(driver.memory_backing_dir() if facts else None, guests)
     return {
-        "host": conf.host, "provider": {"uuid": provider.uuid, "name": provider.name,
-                                        "generation": provider.generation},
+        "host": conf.host,
+        "provider": {
+            "uuid": provider.uuid,
+            "name": provider.name,
+            "generation": provider.generation,
+        },
         "placement": client.endpoint,
         "inventories": client.get_inventories(rp_uuid)[1],
         "usages": client.get_usages(rp_uuid),
         "traits": sorted(client.get_traits(rp_uuid)[1]),
         "store": facts.as_dict() if facts else None,
-        "guests": [row.as_dict() for row in rows], "_rows": rows,
-        "working_set": working_set_view(working), "_working": working,
+        "guests": [row.as_dict() for row in rows],
+        "_rows": rows,
+        "working_set": working_set_view(working),
+        "_working": working,
     }
 
 
-def sample_working_set(store_dir: Path | None, guests: list[GuestInfo],
-                       seconds: float = 1.0) -> HostWorkingSet:
+def sample_working_set(
+    store_dir: Path | None, guests: list[GuestInfo], seconds: float = 1.0
+) -> HostWorkingSet:
     """Two samples `seconds` apart, so page-ins, refaults and store writes come as rates."""
     sampler = WorkingSetSampler(store_dir)
     sampler.sample([], time.monotonic())
@@ -172,21 +201,47 @@ def cmd_show(args: argparse.Namespace) -> int:
         print_json(view)
         return 0
     provider = view["provider"]
-    print(f"host {view['host']}: resource provider {provider['name']} ({provider['uuid']}, "
-          f"generation {provider['generation']}) in {view['placement']}")
+    print(
+        f"host {view['host']}: resource provider {provider['name']} ({provider['uuid']}, "
+        f"generation {provider['generation']}) in {view['placement']}"
+    )
     print(f"traits: {', '.join(view['traits']) or '(none)'}")
     facts = view["store"]
     if facts:
-        print(f"backing store {facts['path']} on {facts['device']}: size "
-              f"{mib(facts['size_bytes'])} MiB, free {mib(facts['free_bytes'])} MiB")
+        print(
+            f"backing store {facts['path']} on {facts['device']}: size "
+            f"{mib(facts['size_bytes'])} MiB, free {mib(facts['free_bytes'])} MiB"
+        )
     usages = view["usages"]
-    print_table(["resource", "total", "reserved", "ratio", "used", "free"], [
-        [rc, inv["total"], inv["reserved"], inv["allocation_ratio"], usages.get(rc, 0),
-         _free(inv, usages.get(rc, 0))]
-        for rc, inv in sorted(view["inventories"].items())])
-    print_table(["name", "uuid", "state", "alloc MEMORY_MB", "alloc VCPU", "alloc DISK_GB",
-                 "guest MiB", "file MiB", "file allocated MiB", "status"],
-                [row.cells() for row in rows])
+    print_table(
+        ["resource", "total", "reserved", "ratio", "used", "free"],
+        [
+            [
+                rc,
+                inv["total"],
+                inv["reserved"],
+                inv["allocation_ratio"],
+                usages.get(rc, 0),
+                _free(inv, usages.get(rc, 0)),
+            ]
+            for rc, inv in sorted(view["inventories"].items())
+        ],
+    )
+    print_table(
+        [
+            "name",
+            "uuid",
+            "state",
+            "alloc MEMORY_MB",
+            "alloc VCPU",
+            "alloc DISK_GB",
+            "guest MiB",
+            "file MiB",
+            "file allocated MiB",
+            "status",
+        ],
+        [row.cells() for row in rows],
+    )
     _print_working_set(view["working_set"], working)
     return 0
 
@@ -199,13 +254,24 @@ def _print_working_set(view: dict[str, Any], working: HostWorkingSet) -> None:
     some, full = view["memory_pressure_some_avg10"], view["memory_pressure_full_avg10"]
     psi = "n/a (no PSI in this kernel)" if some is None else f"some {some}%, full {full}%"
     write = view["store_write_bytes_per_s"]
-    print(f"working set (over 1 s): guest memory in RAM {mib(view['guest_resident_bytes'])} "
-          f"MiB, only on the store {mib(view['guest_store_only_bytes'])} MiB; store writes "
-          f"{'n/a' if write is None else mib(int(write)) + ' MiB/s'}; page-ins "
-          f"{_rate(view['page_ins_per_s'])}, refaults {_rate(view['refaults_per_s'])}; "
-          f"memory pressure {psi}")
-    print_table(["name", "MiB", "in store MiB", "in RAM MiB", "in RAM %", "page-ins"], [
-        [g.name, mib(g.nominal_bytes), mib(g.store_bytes), mib(g.resident_bytes),
-         "" if g.resident_share is None else f"{g.resident_share:.0%}",
-         "" if g.major_faults is None else g.major_faults]
-        for g in working.guests])
+    print(
+        f"working set (over 1 s): guest memory in RAM {mib(view['guest_resident_bytes'])} "
+        f"MiB, only on the store {mib(view['guest_store_only_bytes'])} MiB; store writes "
+        f"{'n/a' if write is None else mib(int(write)) + ' MiB/s'}; page-ins "
+        f"{_rate(view['page_ins_per_s'])}, refaults {_rate(view['refaults_per_s'])}; "
+        f"memory pressure {psi}"
+    )
+    print_table(
+        ["name", "MiB", "in store MiB", "in RAM MiB", "in RAM %", "page-ins"],
+        [
+            [
+                g.name,
+                mib(g.nominal_bytes),
+                mib(g.store_bytes),
+                mib(g.resident_bytes),
+                "" if g.resident_share is None else f"{g.resident_share:.0%}",
+                "" if g.major_faults is None else g.major_faults,
+            ]
+            for g in working.guests
+        ],
+    )

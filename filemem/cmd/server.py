@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 
 def add_api_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--os-endpoint", help="API endpoint (default: $FILEMEM_ENDPOINT or "
-                        "what `filemem up` saved)")
+    parser.add_argument(
+        "--os-endpoint", help="API endpoint (default: $FILEMEM_ENDPOINT or what `filemem up` saved)"
+    )
     parser.add_argument("--os-token", help="API token (default: $FILEMEM_TOKEN or saved)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -38,8 +39,13 @@ def register(sub: Sub) -> None:
     create.set_defaults(func=cmd_create)
     lst = ssub.add_parser("list", help="servers with status and host")
     lst.set_defaults(func=cmd_list)
-    for name, helptext in (("show", "one server"), ("delete", "delete a server"),
-                           ("stop", "power off"), ("start", "power on"), ("reboot", "reboot")):
+    for name, helptext in (
+        ("show", "one server"),
+        ("delete", "delete a server"),
+        ("stop", "power off"),
+        ("start", "power on"),
+        ("reboot", "reboot"),
+    ):
         cmd = ssub.add_parser(name, help=helptext)
         cmd.add_argument("server", help="name or id")
         if name != "show":
@@ -48,8 +54,11 @@ def register(sub: Sub) -> None:
         if name == "reboot":
             cmd.add_argument("--hard", action="store_true")
         cmd.set_defaults(func=cmd_action, action=name)
-    for parser in (create, lst, *[p for n, p in ssub.choices.items() if n not in
-                                  ("create", "list")]):
+    for parser in (
+        create,
+        lst,
+        *[p for n, p in ssub.choices.items() if n not in ("create", "list")],
+    ):
         add_api_args(parser)
 
 
@@ -57,8 +66,11 @@ def cmd_create(args: argparse.Namespace) -> int:
     client = api(args)
     flavor = client.find("flavor", args.flavor)
     image = client.find("image", args.image)
-    created = client.call("POST", "/servers", {"server": {
-        "name": args.name, "flavorRef": flavor["id"], "imageRef": image["id"]}})["server"]
+    created = client.call(
+        "POST",
+        "/servers",
+        {"server": {"name": args.name, "flavorRef": flavor["id"], "imageRef": image["id"]}},
+    )["server"]
     server = client.call("GET", f"/servers/{created['id']}")["server"]
     if args.wait and server["status"] not in ("ACTIVE", "ERROR"):
         server = _wait_status(client, created["id"], {"ACTIVE", "ERROR"}, args.timeout)
@@ -66,8 +78,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 1 if server["status"] == "ERROR" else 0
 
 
-def _wait_status(client: ComputeApi, uuid: str, targets: set[str],
-                 timeout: float) -> dict[str, Any]:
+def _wait_status(
+    client: ComputeApi, uuid: str, targets: set[str], timeout: float
+) -> dict[str, Any]:
     latest: dict[str, Any] = {}
 
     def reached() -> bool:
@@ -82,8 +95,14 @@ def _wait_status(client: ComputeApi, uuid: str, targets: set[str],
 
 def _row(s: dict[str, Any], flavor_names: dict[str, str]) -> list[Any]:
     flavor_id = s.get("flavor", {}).get("id", "")
-    return [s["id"], s["name"], s["status"], s.get("OS-EXT-STS:task_state") or "",
-            s.get("OS-EXT-SRV-ATTR:host") or "", flavor_names.get(flavor_id, flavor_id)]
+    return [
+        s["id"],
+        s["name"],
+        s["status"],
+        s.get("OS-EXT-STS:task_state") or "",
+        s.get("OS-EXT-SRV-ATTR:host") or "",
+        flavor_names.get(flavor_id, flavor_id),
+    ]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -95,8 +114,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         # At 2.1 a server names its flavor by id only (as nova's does): one listing for names.
         flavors = client.call("GET", "/flavors")["flavors"]
         names = {flavor["id"]: flavor["name"] for flavor in flavors}
-        print_table(["id", "name", "status", "task", "host", "flavor"],
-                    [_row(s, names) for s in servers])
+        print_table(
+            ["id", "name", "status", "task", "host", "flavor"], [_row(s, names) for s in servers]
+        )
     return 0
 
 
@@ -122,7 +142,8 @@ def cmd_action(args: argparse.Namespace) -> int:
         print(f"server {server['name']} ({uuid}) deleted", file=sys.stderr)
         return 0
     bodies: dict[str, dict[str, Any]] = {
-        "stop": {"os-stop": None}, "start": {"os-start": None},
+        "stop": {"os-stop": None},
+        "start": {"os-start": None},
         "reboot": {"reboot": {"type": "HARD" if getattr(args, "hard", False) else "SOFT"}},
     }
     body = bodies[args.action]

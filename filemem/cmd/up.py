@@ -40,16 +40,19 @@ TEST_IMAGE_NAME = "filemem-test"
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = sub.add_parser(
-        "up", help="run everything for one host in this process",
+        "up",
+        help="run everything for one host in this process",
         description="Runs filemem-api (Compute API + scheduler), an embedded Placement and this "
         "host's filemem-compute agent in one process, with SQLite under [DEFAULT] state_path. "
         "Runs the startup checks first and refuses to start on errors. Prints the endpoint and "
         "token, and writes <state_path>/client.json (for `filemem server ...`) and "
         "<state_path>/clouds.yaml (for `openstack --os-cloud filemem ...`). Ctrl-C stops it; "
-        "guests keep running and are picked up again by the next `filemem up`.")
+        "guests keep running and are picked up again by the next `filemem up`.",
+    )
     up.add_argument("--port", type=int, help="API port (default [api] bind_port)")
-    up.add_argument("--ready-file", type=Path,
-                    help="write the endpoint here once everything runs (for scripts)")
+    up.add_argument(
+        "--ready-file", type=Path, help="write the endpoint here once everything runs (for scripts)"
+    )
     up.set_defaults(func=cmd_up)
 
 
@@ -87,10 +90,12 @@ def _start_api(conf: cfg.ConfigOpts) -> tuple[str, Any, Any]:
     migrate.upgrade(url)
     ctx = build_context(conf, url)
     sock = listening_socket(conf.api.bind_host, conf.api.bind_port)
-    server = _ThreadedServer(uvicorn.Config(create_app(ctx), log_level="warning",
-                                            access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="api",
-                              daemon=True)
+    server = _ThreadedServer(
+        uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off")
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -104,28 +109,54 @@ def _seed(api: ComputeApi) -> None:
     """Defaults that work: a few flavors and the test image, when the catalogue is empty."""
     if not api.call("GET", "/flavors")["flavors"]:
         for name, ram, vcpus in DEFAULT_FLAVORS:
-            api.call("POST", "/flavors", {"flavor": {"name": name, "ram": ram, "vcpus": vcpus,
-                                                     "disk": 0}})
+            api.call(
+                "POST",
+                "/flavors",
+                {"flavor": {"name": name, "ram": ram, "vcpus": vcpus, "disk": 0}},
+            )
     image = TestImage(kernel=TEST_IMAGE_DIR / "vmlinuz", initrd=TEST_IMAGE_DIR / "initrd.img")
     names = {i["name"] for i in api.call("GET", "/images")["images"]}
     if TEST_IMAGE_NAME not in names and image.kernel.is_file() and image.initrd.is_file():
-        api.call("POST", "/images", {
-            "name": TEST_IMAGE_NAME, "kind": "kernel", "kernel_path": str(image.kernel),
-            "initrd_path": str(image.initrd), "cmdline": image.cmdline()})
+        api.call(
+            "POST",
+            "/images",
+            {
+                "name": TEST_IMAGE_NAME,
+                "kind": "kernel",
+                "kernel_path": str(image.kernel),
+                "initrd_path": str(image.initrd),
+                "cmdline": image.cmdline(),
+            },
+        )
 
 
 def _write_client_files(state: Path, endpoint: str, token: str) -> None:
     # host show reads the embedded Placement through the API: this process stays its only writer.
-    _write_private(state / CLIENT_FILE, json.dumps({
-        "endpoint": endpoint, "token": token, "placement_endpoint": f"{endpoint}/placement"}))
+    _write_private(
+        state / CLIENT_FILE,
+        json.dumps(
+            {"endpoint": endpoint, "token": token, "placement_endpoint": f"{endpoint}/placement"}
+        ),
+    )
     # The openstack CLI checks for identity v3 first; the API serves that document itself.
-    _write_private(state / "clouds.yaml", "\n".join([
-        "clouds:", "  filemem:", "    auth_type: admin_token", "    auth:",
-        f"      endpoint: {endpoint}/v2.1", f"      token: {token}",
-        f"    identity_endpoint_override: {endpoint}/identity/v3",
-        f"    compute_endpoint_override: {endpoint}/v2.1",
-        f"    image_endpoint_override: {endpoint}/v2.1",
-        "    compute_api_version: '2.1'", ""]))
+    _write_private(
+        state / "clouds.yaml",
+        "\n".join(
+            [
+                "clouds:",
+                "  filemem:",
+                "    auth_type: admin_token",
+                "    auth:",
+                f"      endpoint: {endpoint}/v2.1",
+                f"      token: {token}",
+                f"    identity_endpoint_override: {endpoint}/identity/v3",
+                f"    compute_endpoint_override: {endpoint}/v2.1",
+                f"    image_endpoint_override: {endpoint}/v2.1",
+                "    compute_api_version: '2.1'",
+                "",
+            ]
+        ),
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -149,8 +180,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     state = Path(conf.state_path)
     _write_client_files(state, endpoint, token)
     threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()
-    resource_loop = ResourceSyncLoop.from_conf(host, stop, keep=reconcile_loop.desired_uuids,
-                                               report_usage=reconcile_loop.report_memory_usage)
+    resource_loop = ResourceSyncLoop.from_conf(
+        host,
+        stop,
+        keep=reconcile_loop.desired_uuids,
+        report_usage=reconcile_loop.report_memory_usage,
+    )
     resource_loop.run_once()
     _announce(endpoint, token, state)
     if args.ready_file:
@@ -166,14 +201,18 @@ def _stopper(stop: threading.Event) -> Any:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         LOG.info("signal %d: stopping (guests keep running)", signum)
         stop.set()
+
     return on_signal
 
 
 def _announce(endpoint: str, token: str, state: Path) -> None:
     print(f"filemem is up: API {endpoint}", flush=True)
     print(f"  token        {token}  (also in {state / CLIENT_FILE})", flush=True)
-    print(f"  filemem CLI  filemem --config-file ... server list   (reads {CLIENT_FILE})",
-          flush=True)
-    print(f"  openstack    OS_CLIENT_CONFIG_FILE={state / 'clouds.yaml'} openstack --os-cloud "
-          "filemem server list", flush=True)
-
+    print(
+        f"  filemem CLI  filemem --config-file ... server list   (reads {CLIENT_FILE})", flush=True
+    )
+    print(
+        f"  openstack    OS_CLIENT_CONFIG_FILE={state / 'clouds.yaml'} openstack --os-cloud "
+        "filemem server list",
+        flush=True,
+    )

@@ -18,11 +18,24 @@ POWERING_ON: Final = "powering-on"
 REBOOTING: Final = "rebooting"
 REBOOTING_HARD: Final = "rebooting_hard"
 DELETING: Final = "deleting"
-TASK_STATES: Final = (SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
-                      REBOOTING_HARD, DELETING)
+TASK_STATES: Final = (
+    SCHEDULING,
+    SPAWNING,
+    POWERING_OFF,
+    POWERING_ON,
+    REBOOTING,
+    REBOOTING_HARD,
+    DELETING,
+)
 
-POWER_STATES: Final = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED",
-                       7: "SUSPENDED"}
+POWER_STATES: Final = {
+    0: "NOSTATE",
+    1: "RUNNING",
+    3: "PAUSED",
+    4: "SHUTDOWN",
+    6: "CRASHED",
+    7: "SUSPENDED",
+}
 
 # nova/api/openstack/common.py _STATE_MAP, restricted to the states filemem uses.
 _STATUS: Final[dict[str, dict[str | None, str]]] = {
@@ -32,8 +45,7 @@ _STATUS: Final[dict[str, dict[str | None, str]]] = {
     ERROR: {None: "ERROR"},
     DELETED: {None: "DELETED"},
 }
-STATUSES: Final = frozenset(
-    status for by_task in _STATUS.values() for status in by_task.values())
+STATUSES: Final = frozenset(status for by_task in _STATUS.values() for status in by_task.values())
 
 
 def status_of(vm_state: str, task_state: str | None) -> str:

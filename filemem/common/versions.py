@@ -25,5 +25,6 @@ def fmt_version(version: Version) -> str:
 
 def discard_supported(libvirt_version: Version, qemu_version: Version) -> bool:
     """Whether guests may get <discard/> (libvirt and QEMU both new enough)."""
-    return (libvirt_version >= MIN_LIBVIRT_DISCARD_VERSION
-            and qemu_version >= MIN_QEMU_DISCARD_VERSION)
+    return (
+        libvirt_version >= MIN_LIBVIRT_DISCARD_VERSION and qemu_version >= MIN_QEMU_DISCARD_VERSION
+    )

@@ -49,24 +49,37 @@ class AgentApiClient:
     def __init__(self, endpoint: str, token: str, timeout: float = 10.0) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.endpoint, headers={"X-Auth-Token": token}, timeout=timeout,
+            base_url=self.endpoint,
+            headers={"X-Auth-Token": token},
+            timeout=timeout,
         )
 
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, *, json: Any = None,
-              params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         try:
             response = self._http.request(
-                method, path, json=json, params=params,
+                method,
+                path,
+                json=json,
+                params=params,
                 timeout=timeout if timeout is not None else self._http.timeout,
             )
         except httpx.HTTPError as exc:
             raise ApiUnavailable(f"filemem API at {self.endpoint} unreachable: {exc}") from exc
         if response.status_code >= 500:
-            raise ApiUnavailable(f"{method} {path}: API error {response.status_code}: "
-                                 f"{response.text[:500]}")
+            raise ApiUnavailable(
+                f"{method} {path}: API error {response.status_code}: {response.text[:500]}"
+            )
         if response.status_code == 404 and method in ("PATCH", "POST"):
             return None  # the instance is gone already: nothing left to report
         if response.status_code >= 400:
@@ -74,19 +87,25 @@ class AgentApiClient:
         return response.json() if response.content else None
 
     def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
-        self._call("PUT", f"/filemem/v1/services/{host}", json={
-            "binary": "filemem-compute", "provider_uuid": provider_uuid,
-            "file_backed": file_backed_memory_mb > 0,
-            "file_backed_memory_mb": file_backed_memory_mb,
-        })
+        self._call(
+            "PUT",
+            f"/filemem/v1/services/{host}",
+            json={
+                "binary": "filemem-compute",
+                "provider_uuid": provider_uuid,
+                "file_backed": file_backed_memory_mb > 0,
+                "file_backed_memory_mb": file_backed_memory_mb,
+            },
+        )
 
     def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
         """The full desired set for `host`, once something changed after `since` (or `wait`)."""
         params: dict[str, Any] = {"wait": int(wait)}
         if since is not None:
             params["since"] = since
-        body = self._call("GET", f"/filemem/v1/hosts/{host}/instances", params=params,
-                          timeout=wait + 10)
+        body = self._call(
+            "GET", f"/filemem/v1/hosts/{host}/instances", params=params, timeout=wait + 10
+        )
         return int(body["cursor"]), [DesiredInstance.from_api(i) for i in body["instances"]]
 
     def report_memory_usage(self, host: str, guests: dict[str, dict[str, Any]]) -> None:

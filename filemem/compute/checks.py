@@ -33,8 +33,10 @@ def check_virt_type(inputs: CheckInputs) -> Finding:
     option = "[libvirt] virt_type"
     if inputs.virt_type in SUPPORTED_VIRT_TYPES:
         return findings.ok("virt_type", f"virt_type is {inputs.virt_type}", option)
-    why = "file-backed memory needs a QEMU domain" if inputs.file_backed_memory_mb else (
-        "filemem drives QEMU guests only"
+    why = (
+        "file-backed memory needs a QEMU domain"
+        if inputs.file_backed_memory_mb
+        else ("filemem drives QEMU guests only")
     )
     return findings.error(
         "virt_type",
@@ -93,12 +95,14 @@ def check_versions(inputs: CheckInputs) -> list[Finding]:
         if not inputs.file_backed_memory_mb or have >= need:
             result.append(findings.ok(code, f"{what} {fmt_version(have)}"))
         else:
-            result.append(findings.error(
-                code,
-                f"{what} {fmt_version(have)} is too old for [libvirt] file_backed_memory: "
-                f"{fmt_version(need)} or newer is needed",
-                "[libvirt] file_backed_memory",
-            ))
+            result.append(
+                findings.error(
+                    code,
+                    f"{what} {fmt_version(have)} is too old for [libvirt] file_backed_memory: "
+                    f"{fmt_version(need)} or newer is needed",
+                    "[libvirt] file_backed_memory",
+                )
+            )
     return result
 
 
@@ -106,8 +110,9 @@ def check_discard(inputs: CheckInputs) -> Finding:
     if not inputs.file_backed_memory_mb:
         return findings.ok("discard", "file-backed memory is off")
     if discard_supported(inputs.libvirt_version, inputs.qemu_version):
-        return findings.ok("discard", "memory is discarded at guest stop (libvirt >= 4.4.0, "
-                           "QEMU >= 2.10.0)")
+        return findings.ok(
+            "discard", "memory is discarded at guest stop (libvirt >= 4.4.0, QEMU >= 2.10.0)"
+        )
     return findings.warning(
         "discard",
         f"libvirt {fmt_version(inputs.libvirt_version)} / QEMU "

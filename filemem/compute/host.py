@@ -64,9 +64,9 @@ def startup_errors(report: HostReport) -> list[str]:
         if finding.severity == Severity.WARNING:
             LOG.warning("startup check: %s", finding.message)
     return [
-        finding.message if not finding.option or finding.option in finding.message
+        finding.message
+        if not finding.option or finding.option in finding.message
         else f"{finding.option}: {finding.message}"
-        for finding in report.findings if finding.severity == Severity.ERROR
+        for finding in report.findings
+        if finding.severity == Severity.ERROR
     ]
-
-

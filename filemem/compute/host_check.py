@@ -69,31 +69,44 @@ def check_host(conf: cfg.ConfigOpts, driver: HypervisorDriver | None = None) -> 
     try:
         libvirt_version, qemu_version = driver.versions()
     except FilememError as exc:
-        report.findings.append(findings.error(
-            "libvirt_unreachable", f"cannot read libvirt/QEMU versions: {exc}",
-            "[libvirt] connection_uri",
-        ))
+        report.findings.append(
+            findings.error(
+                "libvirt_unreachable",
+                f"cannot read libvirt/QEMU versions: {exc}",
+                "[libvirt] connection_uri",
+            )
+        )
         return report
     report.libvirt_version = fmt_version(libvirt_version)
     report.qemu_version = fmt_version(qemu_version)
-    report.findings.extend(checks.run_startup_checks(checks.CheckInputs(
-        virt_type=conf.libvirt.virt_type,
-        file_backed_memory_mb=conf.libvirt.file_backed_memory,
-        ram_allocation_ratio=conf.ram_allocation_ratio,
-        reserved_host_memory_mb=conf.reserved_host_memory_mb,
-        libvirt_version=libvirt_version,
-        qemu_version=qemu_version,
-    )))
-    report.findings.append(checks.check_kvm_device(
-        kvm_device(store.qemu_user(driver.qemu_conf_text()))))
+    report.findings.extend(
+        checks.run_startup_checks(
+            checks.CheckInputs(
+                virt_type=conf.libvirt.virt_type,
+                file_backed_memory_mb=conf.libvirt.file_backed_memory,
+                ram_allocation_ratio=conf.ram_allocation_ratio,
+                reserved_host_memory_mb=conf.reserved_host_memory_mb,
+                libvirt_version=libvirt_version,
+                qemu_version=qemu_version,
+            )
+        )
+    )
+    report.findings.append(
+        checks.check_kvm_device(kvm_device(store.qemu_user(driver.qemu_conf_text())))
+    )
     if conf.libvirt.file_backed_memory:
         conf_text = driver.qemu_conf_text()
         facts = store.inspect_store(driver.memory_backing_dir(), store.qemu_user(conf_text))
         report.store = facts
         guest_files = list(store.all_memory_files(facts.path).values())
-        report.findings.extend(capacity.store_findings(
-            conf.libvirt.file_backed_memory, conf.reserved_host_memory_mb, facts, guest_files,
-        ))
+        report.findings.extend(
+            capacity.store_findings(
+                conf.libvirt.file_backed_memory,
+                conf.reserved_host_memory_mb,
+                facts,
+                guest_files,
+            )
+        )
     return report
 
 
@@ -103,8 +116,13 @@ def kvm_device(qemu_user: str, path: Path = Path("/dev/kvm")) -> checks.KvmDevic
         st = path.stat()
     except FileNotFoundError:
         return checks.KvmDevice(exists=False, qemu_user=qemu_user)
-    return checks.KvmDevice(exists=True, group=_group_name(st.st_gid), mode=st.st_mode & 0o7777,
-                            qemu_user=qemu_user, qemu_user_groups=_groups_of(qemu_user))
+    return checks.KvmDevice(
+        exists=True,
+        group=_group_name(st.st_gid),
+        mode=st.st_mode & 0o7777,
+        qemu_user=qemu_user,
+        qemu_user_groups=_groups_of(qemu_user),
+    )
 
 
 def _group_name(gid: int) -> str:

@@ -120,8 +120,11 @@ def _memory(
     if not config.file_backed:
         ratio = 1.0 if config.ram_allocation_ratio is None else config.ram_allocation_ratio
         # RAM-backed guests can use no more RAM than the partition's limit lets them.
-        ram_mb = (min(host.memory_mb, config.guest_memory_limit_mb)
-                  if config.guest_memory_limit_mb else host.memory_mb)
+        ram_mb = (
+            min(host.memory_mb, config.guest_memory_limit_mb)
+            if config.guest_memory_limit_mb
+            else host.memory_mb
+        )
         if ram_mb < 1:
             return None, None, 0, None
         return _record(ram_mb, config.reserved_host_memory_mb, ratio), None, 0, None
@@ -130,16 +133,22 @@ def _memory(
     if store is None:
         raise ValueError("a file-backed host needs the backing store's facts")
     store_mb, why = effective_capacity_mb(
-        total, store.size_bytes, store.free_bytes, store.allocated_by_guests_bytes,
-        config.backing_store_headroom_mb * MIB, ram_limit_bytes=store.ram_limit_bytes,
+        total,
+        store.size_bytes,
+        store.free_bytes,
+        store.allocated_by_guests_bytes,
+        config.backing_store_headroom_mb * MIB,
+        ram_limit_bytes=store.ram_limit_bytes,
     )
     reserved = min(total, max(base_reserved, total - store_mb))
     shortfall = reserved - base_reserved
     reason = None
     if shortfall > 0:
         full = " (host full)" if reserved == total else ""
-        reason = (f"{why}; MEMORY_MB reserved raised from {base_reserved} to {reserved} MiB"
-                  f"{full}, leaving {total - reserved} MiB for guests")
+        reason = (
+            f"{why}; MEMORY_MB reserved raised from {base_reserved} to {reserved} MiB"
+            f"{full}, leaving {total - reserved} MiB for guests"
+        )
     return _record(total, reserved, 1.0), store_mb, shortfall, reason
 
 
@@ -171,4 +180,3 @@ def merge_traits(current: Iterable[str], ours: Iterable[str]) -> set[str]:
     if unknown:
         raise ValueError(f"traits {sorted(unknown)} are not owned by filemem")
     return (set(current) - OWNED_TRAITS) | wanted
-

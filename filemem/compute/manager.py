@@ -85,8 +85,7 @@ class ComputeManager:
 
     def claim(self, uuid: str, resources: dict[str, int]) -> bool:
         """Idempotent: False (no write) when the consumer already holds exactly that here."""
-        return self.client.claim(uuid, self.provider_uuid, resources, self.project_id,
-                                 self.user_id)
+        return self.client.claim(uuid, self.provider_uuid, resources, self.project_id, self.user_id)
 
     def spawn(
         self,
@@ -106,15 +105,25 @@ class ComputeManager:
             if self._exists(uuid):
                 # Checked before claiming: the allocation of a running guest is not ours to drop.
                 raise GuestAlreadyExists(f"a guest with uuid {uuid} is already defined here")
-            self.client.claim(uuid, self.provider_uuid, flavor_resources(flavor),
-                              project_id or self.project_id, user_id or self.user_id)
+            self.client.claim(
+                uuid,
+                self.provider_uuid,
+                flavor_resources(flavor),
+                project_id or self.project_id,
+                user_id or self.user_id,
+            )
             try:
                 guest = self.driver.spawn(name, uuid, flavor, image, owner)
             except BaseException:
                 self._release_after_failed_spawn(uuid)
                 raise
-        LOG.info("guest %s (%s) holds %s on provider %s", name, uuid, flavor_resources(flavor),
-                 self.provider_uuid)
+        LOG.info(
+            "guest %s (%s) holds %s on provider %s",
+            name,
+            uuid,
+            flavor_resources(flavor),
+            self.provider_uuid,
+        )
         return guest
 
     def _release_after_failed_spawn(self, uuid: str) -> None:
@@ -156,8 +165,11 @@ class ComputeManager:
             allocations = self.client.get_provider_allocations(self.provider_uuid)
             for consumer in sorted(set(allocations) - set(guests) - set(keep)):
                 if self.client.delete_allocations(consumer):
-                    LOG.warning("removed allocation %s of consumer %s: no such guest on this "
-                                "host", allocations[consumer], consumer)
+                    LOG.warning(
+                        "removed allocation %s of consumer %s: no such guest on this host",
+                        allocations[consumer],
+                        consumer,
+                    )
                 result.removed.append(consumer)
             for uuid, guest in sorted(guests.items()):
                 if uuid in allocations:
@@ -173,9 +185,14 @@ class ComputeManager:
         except PlacementApiError as exc:
             # Unavailability is not caught: the whole heal fails and the agent retries it.
             result.failed[guest.uuid] = str(exc)
-            LOG.warning("guest %s (%s) runs without an allocation in Placement: %s",
-                        guest.name, guest.uuid, exc)
+            LOG.warning(
+                "guest %s (%s) runs without an allocation in Placement: %s",
+                guest.name,
+                guest.uuid,
+                exc,
+            )
             return
         result.claimed.append(guest.uuid)
-        LOG.warning("guest %s (%s) had no allocation; claimed %s", guest.name, guest.uuid,
-                    resources)
+        LOG.warning(
+            "guest %s (%s) had no allocation; claimed %s", guest.name, guest.uuid, resources
+        )

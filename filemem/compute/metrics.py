@@ -51,39 +51,84 @@ class MetricsSnapshot:
 # snapshot attribute, metric name, help; all gauges (counters are exported as the kernel's totals
 # under *_total names, so rate() works on them).
 _HOST_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("placement_up", "filemem_placement_up",
-     "1 when the last resource sync reached Placement, 0 when it failed"),
-    ("last_sync_timestamp", "filemem_last_successful_sync_timestamp_seconds",
-     "Unix time of the last successful resource sync"),
-    ("memory_mb_total", "filemem_memory_mb_total",
-     "MEMORY_MB total in Placement ([libvirt] file_backed_memory, or host RAM)"),
-    ("memory_mb_reserved", "filemem_memory_mb_reserved",
-     "MEMORY_MB reserved in Placement, raised when the backing store holds less than total"),
+    (
+        "placement_up",
+        "filemem_placement_up",
+        "1 when the last resource sync reached Placement, 0 when it failed",
+    ),
+    (
+        "last_sync_timestamp",
+        "filemem_last_successful_sync_timestamp_seconds",
+        "Unix time of the last successful resource sync",
+    ),
+    (
+        "memory_mb_total",
+        "filemem_memory_mb_total",
+        "MEMORY_MB total in Placement ([libvirt] file_backed_memory, or host RAM)",
+    ),
+    (
+        "memory_mb_reserved",
+        "filemem_memory_mb_reserved",
+        "MEMORY_MB reserved in Placement, raised when the backing store holds less than total",
+    ),
     ("memory_mb_used", "filemem_memory_mb_used", "MEMORY_MB used by allocations in Placement"),
-    ("capacity_reduced", "filemem_memory_capacity_reduced",
-     "1 when reserved was raised because the backing store cannot hold the configured total"),
-    ("store_size_bytes", "filemem_backing_store_size_bytes",
-     "Size of the filesystem holding memory_backing_dir"),
-    ("store_free_bytes", "filemem_backing_store_free_bytes",
-     "Free bytes (for unprivileged users) on the filesystem holding memory_backing_dir"),
-    ("store_written_bytes", "filemem_backing_store_written_bytes_total",
-     "Bytes written so far to the block device of the backing store (wear: use rate())"),
-    ("refaults", "filemem_host_workingset_refaults_total",
-     "Pages read back soon after eviction (/proc/vmstat workingset_refault*): thrashing"),
-    ("pressure_some_avg10", "filemem_host_memory_pressure_some_avg10",
-     "Share of the last 10 s some task waited for memory (PSI, percent)"),
-    ("pressure_full_avg10", "filemem_host_memory_pressure_full_avg10",
-     "Share of the last 10 s all tasks waited for memory (PSI, percent)"),
+    (
+        "capacity_reduced",
+        "filemem_memory_capacity_reduced",
+        "1 when reserved was raised because the backing store cannot hold the configured total",
+    ),
+    (
+        "store_size_bytes",
+        "filemem_backing_store_size_bytes",
+        "Size of the filesystem holding memory_backing_dir",
+    ),
+    (
+        "store_free_bytes",
+        "filemem_backing_store_free_bytes",
+        "Free bytes (for unprivileged users) on the filesystem holding memory_backing_dir",
+    ),
+    (
+        "store_written_bytes",
+        "filemem_backing_store_written_bytes_total",
+        "Bytes written so far to the block device of the backing store (wear: use rate())",
+    ),
+    (
+        "refaults",
+        "filemem_host_workingset_refaults_total",
+        "Pages read back soon after eviction (/proc/vmstat workingset_refault*): thrashing",
+    ),
+    (
+        "pressure_some_avg10",
+        "filemem_host_memory_pressure_some_avg10",
+        "Share of the last 10 s some task waited for memory (PSI, percent)",
+    ),
+    (
+        "pressure_full_avg10",
+        "filemem_host_memory_pressure_full_avg10",
+        "Share of the last 10 s all tasks waited for memory (PSI, percent)",
+    ),
 )
 _GUEST_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("allocated_bytes", "filemem_guest_memory_file_allocated_bytes",
-     "Bytes really allocated on the store by the guest's memory file"),
-    ("nominal_bytes", "filemem_guest_memory_file_nominal_bytes",
-     "Nominal size of the guest's memory file (its memory size)"),
-    ("resident_bytes", "filemem_guest_memory_resident_bytes",
-     "Bytes of the guest's memory file resident in the host's page cache (RAM)"),
-    ("major_faults", "filemem_guest_major_faults_total",
-     "Major page faults of the guest's QEMU process: pages read in from the store"),
+    (
+        "allocated_bytes",
+        "filemem_guest_memory_file_allocated_bytes",
+        "Bytes really allocated on the store by the guest's memory file",
+    ),
+    (
+        "nominal_bytes",
+        "filemem_guest_memory_file_nominal_bytes",
+        "Nominal size of the guest's memory file (its memory size)",
+    ),
+    (
+        "resident_bytes",
+        "filemem_guest_memory_resident_bytes",
+        "Bytes of the guest's memory file resident in the host's page cache (RAM)",
+    ),
+    (
+        "major_faults",
+        "filemem_guest_major_faults_total",
+        "Major page faults of the guest's QEMU process: pages read in from the store",
+    ),
 )
 
 

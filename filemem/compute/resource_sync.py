@@ -56,8 +56,9 @@ class ResourceSyncLoop:
         self.stop = stop or threading.Event()
         self._clock = clock
         self._report_usage = report_usage
-        store_dir = (host.driver.memory_backing_dir()
-                     if host.conf.libvirt.file_backed_memory else None)
+        store_dir = (
+            host.driver.memory_backing_dir() if host.conf.libvirt.file_backed_memory else None
+        )
         self._sampler = WorkingSetSampler(store_dir)
         self.last_working_set: HostWorkingSet | None = None
         self.failures = 0
@@ -65,13 +66,20 @@ class ResourceSyncLoop:
 
     @classmethod
     def from_conf(
-        cls, host: ComputeHost, stop: threading.Event | None = None,
+        cls,
+        host: ComputeHost,
+        stop: threading.Event | None = None,
         keep: Callable[[], Iterable[str]] = tuple,
         report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
     ) -> ResourceSyncLoop:
-        return cls(host, interval=float(host.conf.update_resources_interval),
-                   retry_interval=float(host.conf.placement_retry_interval), stop=stop,
-                   keep=keep, report_usage=report_usage)
+        return cls(
+            host,
+            interval=float(host.conf.update_resources_interval),
+            retry_interval=float(host.conf.placement_retry_interval),
+            stop=stop,
+            keep=keep,
+            report_usage=report_usage,
+        )
 
     def next_delay(self) -> float:
         """The interval after a success; after failures 1x, 2x, 4x... retry_interval, capped."""
@@ -101,17 +109,30 @@ class ResourceSyncLoop:
         delay = self.next_delay()
         what = "Placement" if isinstance(exc, PlacementError) else "resource sync"
         if isinstance(exc, FilememError):
-            LOG.error("%s failed (attempt %d): %s; guests are left running untouched; "
-                      "retrying in %.1f s", what, self.failures, exc, delay)
+            LOG.error(
+                "%s failed (attempt %d): %s; guests are left running untouched; retrying in %.1f s",
+                what,
+                self.failures,
+                exc,
+                delay,
+            )
         else:
-            LOG.exception("resource sync failed unexpectedly (attempt %d); guests are left "
-                          "running untouched; retrying in %.1f s", self.failures, delay)
+            LOG.exception(
+                "resource sync failed unexpectedly (attempt %d); guests are left "
+                "running untouched; retrying in %.1f s",
+                self.failures,
+                delay,
+            )
 
     def run(self) -> None:
         """Until `stop` is set; the cycle in flight finishes first."""
-        LOG.info("filemem-compute on host %s: provider %s, Placement at %s, every %.0f s",
-                 self.host.tracker.name, self.host.tracker.provider_uuid,
-                 self.host.client.endpoint, self.interval)
+        LOG.info(
+            "filemem-compute on host %s: provider %s, Placement at %s, every %.0f s",
+            self.host.tracker.name,
+            self.host.tracker.provider_uuid,
+            self.host.client.endpoint,
+            self.interval,
+        )
         while not self.stop.is_set():
             self.run_once()
             if self.stop.wait(self.next_delay()):
@@ -153,13 +174,14 @@ class ResourceSyncLoop:
             store_free_bytes=sample.facts.free_bytes if sample else None,
             store_written_bytes=working.counters.write_bytes if working else None,
             refaults=pressure.refaults if pressure else None,
-            pressure_some_avg10=pressure.psi_some.avg10 if pressure and pressure.psi_some
-            else None,
-            pressure_full_avg10=pressure.psi_full.avg10 if pressure and pressure.psi_full
-            else None,
-            guests=[metrics.GuestMetric(g.uuid, g.name, g.store_bytes, g.nominal_bytes,
-                                        g.resident_bytes, g.major_faults)
-                    for g in (working.guests if working else ())],
+            pressure_some_avg10=pressure.psi_some.avg10 if pressure and pressure.psi_some else None,
+            pressure_full_avg10=pressure.psi_full.avg10 if pressure and pressure.psi_full else None,
+            guests=[
+                metrics.GuestMetric(
+                    g.uuid, g.name, g.store_bytes, g.nominal_bytes, g.resident_bytes, g.major_faults
+                )
+                for g in (working.guests if working else ())
+            ],
         )
         try:
             self.host.metrics.publish(snapshot)

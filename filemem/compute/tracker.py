@@ -83,8 +83,9 @@ def local_host_resources(state_path: Path) -> HostResources:
     """RAM, CPUs and the instance-disk filesystem of this machine (libvirt is local)."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
     vfs = os.statvfs(state_path)
-    return HostResources(memory_mb=memory, vcpus=os.cpu_count() or 1,
-                         disk_bytes=vfs.f_blocks * vfs.f_frsize)
+    return HostResources(
+        memory_mb=memory, vcpus=os.cpu_count() or 1, disk_bytes=vfs.f_blocks * vfs.f_frsize
+    )
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,12 @@ class StoreSample:
         return sum(f.allocated_bytes for f in self.files.values())
 
     def usage(self) -> StoreUsage:
-        return StoreUsage(self.facts.size_bytes, self.facts.free_bytes, self.allocated_bytes,
-                          self.facts.ram_limit_bytes)
+        return StoreUsage(
+            self.facts.size_bytes,
+            self.facts.free_bytes,
+            self.allocated_bytes,
+            self.facts.ram_limit_bytes,
+        )
 
 
 def inventory_config(conf: cfg.ConfigOpts) -> InventoryConfig:
@@ -170,8 +175,9 @@ class ResourceTracker:
             return None
         backing_dir = self._store_dir or self.driver.memory_backing_dir()
         user = store.qemu_user(self.driver.qemu_conf_text())
-        return StoreSample(store.inspect_store(backing_dir, user),
-                           store.all_memory_files(backing_dir))
+        return StoreSample(
+            store.inspect_store(backing_dir, user), store.all_memory_files(backing_dir)
+        )
 
     def wanted(self, sample: StoreSample | None) -> HostInventory:
         usage = sample.usage() if sample is not None else None
@@ -190,12 +196,15 @@ class ResourceTracker:
         return SyncResult(
             provider_uuid=self.provider_uuid,
             provider_generation=provider.generation,
-            inventory=wanted, traits=frozenset(traits),
-            inventory_written=inventory_written, traits_written=traits_written,
+            inventory=wanted,
+            traits=frozenset(traits),
+            inventory_written=inventory_written,
+            traits_written=traits_written,
             store=sample,
             requests=self.client.request_count - requests,
             writes=self.client.write_count - writes,
-            seconds=time.monotonic() - started, notes=notes,
+            seconds=time.monotonic() - started,
+            notes=notes,
         )
 
     def _sync_traits(self, ours: frozenset[str]) -> tuple[bool, set[str]]:
@@ -218,8 +227,12 @@ class ResourceTracker:
                     raise
                 time.sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + random.random() / 2))  # noqa: S311
                 continue
-            LOG.info("traits of provider %s (%s) are now %s", self.name, self.provider_uuid,
-                     sorted(wanted))
+            LOG.info(
+                "traits of provider %s (%s) are now %s",
+                self.name,
+                self.provider_uuid,
+                sorted(wanted),
+            )
             return True, wanted
         raise AssertionError("unreachable")
 
@@ -233,13 +246,19 @@ class ResourceTracker:
             before = previous.inventories.get(MEMORY_MB, {}) if previous else {}
             if previous is None or before.get("reserved") != memory.get("reserved"):
                 notes.append(f"capacity reduced: {wanted.capacity_reason}")
-                LOG.warning("host %s: MEMORY_MB capacity reduced: %s", self.name,
-                            wanted.capacity_reason)
+                LOG.warning(
+                    "host %s: MEMORY_MB capacity reduced: %s", self.name, wanted.capacity_reason
+                )
         elif previous is not None and previous.capacity_reduced:
             notes.append("capacity restored")
-            LOG.info("host %s: MEMORY_MB capacity restored: the backing store holds %s MiB "
-                     "again; reserved back to %s MiB of total %s MiB", self.name,
-                     wanted.store_capacity_mb, memory.get("reserved"), memory.get("total"))
+            LOG.info(
+                "host %s: MEMORY_MB capacity restored: the backing store holds %s MiB "
+                "again; reserved back to %s MiB of total %s MiB",
+                self.name,
+                wanted.store_capacity_mb,
+                memory.get("reserved"),
+                memory.get("total"),
+            )
         if written:
             LOG.info("host %s: inventory written: %s", self.name, _summary(wanted))
         return notes
@@ -248,4 +267,5 @@ class ResourceTracker:
 def _summary(wanted: HostInventory) -> str:
     return ", ".join(
         f"{rc} total {rec['total']} reserved {rec['reserved']} ratio {rec['allocation_ratio']}"
-        for rc, rec in sorted(wanted.inventories.items()))
+        for rc, rec in sorted(wanted.inventories.items())
+    )

@@ -41,9 +41,15 @@ class GuestWorkingSet:
         return min(1.0, self.resident_bytes / self.nominal_bytes)
 
     def as_dict(self) -> dict[str, object]:
-        return {"uuid": self.uuid, "name": self.name, "file_backed": self.file_backed,
-                "nominal_bytes": self.nominal_bytes, "store_bytes": self.store_bytes,
-                "resident_bytes": self.resident_bytes, "major_faults": self.major_faults}
+        return {
+            "uuid": self.uuid,
+            "name": self.name,
+            "file_backed": self.file_backed,
+            "nominal_bytes": self.nominal_bytes,
+            "store_bytes": self.store_bytes,
+            "resident_bytes": self.resident_bytes,
+            "major_faults": self.major_faults,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,17 @@ class HostWorkingSet:
     @property
     def store_only_bytes(self) -> int:
         """Guest memory that lives only on the store right now (allocated, not resident)."""
-        return sum(max(0, (g.store_bytes or 0) - (g.resident_bytes or 0))
-                   for g in self.guests if g.file_backed)
+        return sum(
+            max(0, (g.store_bytes or 0) - (g.resident_bytes or 0))
+            for g in self.guests
+            if g.file_backed
+        )
 
 
-def guest_working_set(guest: GuestInfo, run_dir: Path = residency.LIBVIRT_QEMU_RUN_DIR,
-                      ) -> GuestWorkingSet:
+def guest_working_set(
+    guest: GuestInfo,
+    run_dir: Path = residency.LIBVIRT_QEMU_RUN_DIR,
+) -> GuestWorkingSet:
     """Read one running guest's working set; unreadable parts are None, never guessed."""
     pid = residency.qemu_pid(guest.name, run_dir) if guest.domain_id else None
     process = residency.process_memory(pid) if pid is not None else None
@@ -84,24 +95,33 @@ def guest_working_set(guest: GuestInfo, run_dir: Path = residency.LIBVIRT_QEMU_R
     elif not guest.file_backed and process is not None:
         resident = process.rss_anon_bytes
     return GuestWorkingSet(
-        uuid=guest.uuid, name=guest.name, file_backed=guest.file_backed,
-        nominal_bytes=guest.memory_mb * MIB, store_bytes=store_bytes, resident_bytes=resident,
-        major_faults=process.major_faults if process is not None else None)
+        uuid=guest.uuid,
+        name=guest.name,
+        file_backed=guest.file_backed,
+        nominal_bytes=guest.memory_mb * MIB,
+        store_bytes=store_bytes,
+        resident_bytes=resident,
+        major_faults=process.major_faults if process is not None else None,
+    )
 
 
 class WorkingSetSampler:
     """Samples the host; keeps the previous counters so the second sample on gives rates."""
 
-    def __init__(self, store_dir: Path | None,
-                 run_dir: Path = residency.LIBVIRT_QEMU_RUN_DIR) -> None:
+    def __init__(
+        self, store_dir: Path | None, run_dir: Path = residency.LIBVIRT_QEMU_RUN_DIR
+    ) -> None:
         self.store_dir = store_dir
         self.run_dir = run_dir
         self._previous: tuple[float, Counters] | None = None
 
     def sample(self, guests: Sequence[GuestInfo], now: float) -> HostWorkingSet:
         pressure = residency.host_memory_pressure()
-        write_bytes = (residency.device_write_bytes(self.store_dir)
-                       if self.store_dir is not None and self.store_dir.exists() else None)
+        write_bytes = (
+            residency.device_write_bytes(self.store_dir)
+            if self.store_dir is not None and self.store_dir.exists()
+            else None
+        )
         counters = Counters(pressure.major_faults, pressure.refaults, write_bytes)
         rates = None
         if self._previous is not None and now > self._previous[0]:
@@ -110,4 +130,7 @@ class WorkingSetSampler:
         running = [g for g in guests if g.domain_id is not None]
         return HostWorkingSet(
             guests=[guest_working_set(g, self.run_dir) for g in running],
-            pressure=pressure, counters=counters, rates=rates)
+            pressure=pressure,
+            counters=counters,
+            rates=rates,
+        )

@@ -60,31 +60,51 @@ class ServerConductor:
     def delete(self, instance: Instance) -> None:
         """An unscheduled instance goes now; a scheduled one is handed to its agent to destroy."""
         with self.database.session() as session:
-            if instance.host is None and db_api.delete_instance(session, instance.uuid,
-                                                                only_unscheduled=True):
+            if instance.host is None and db_api.delete_instance(
+                session, instance.uuid, only_unscheduled=True
+            ):
                 # Inside the transaction: if Placement fails the row stays, the client retries.
                 self.placement.delete_allocations(instance.uuid)
                 return
-            db_api.update_instance(session, instance.uuid, {
-                "deleted_requested": True, "task_state": states.DELETING})
+            db_api.update_instance(
+                session, instance.uuid, {"deleted_requested": True, "task_state": states.DELETING}
+            )
 
     def _hand_over(self, uuid: str, selection: Selection) -> bool:
         with self.database.session() as session:
             handed = db_api.update_instance(
-                session, uuid, {"host": selection.host, "task_state": states.SPAWNING},
-                expect_task_states=[states.SCHEDULING], expect_not_deleting=True)
+                session,
+                uuid,
+                {"host": selection.host, "task_state": states.SPAWNING},
+                expect_task_states=[states.SCHEDULING],
+                expect_not_deleting=True,
+            )
         return handed is not None
 
     def _fail(self, uuid: str, message: str) -> None:
         with self.database.session() as session:
-            db_api.update_instance(session, uuid, {
-                "vm_state": states.ERROR, "task_state": None, "fault_message": message,
-                "fault_code": 500}, expect_task_states=[states.SCHEDULING], notify=False)
+            db_api.update_instance(
+                session,
+                uuid,
+                {
+                    "vm_state": states.ERROR,
+                    "task_state": None,
+                    "fault_message": message,
+                    "fault_code": 500,
+                },
+                expect_task_states=[states.SCHEDULING],
+                notify=False,
+            )
 
 
 def request_spec(instance: Instance) -> RequestSpec:
     """What the scheduler needs of an instance: its owner (the consumer) and flavor sizes."""
     return RequestSpec(
-        instance_uuid=instance.uuid, project_id=instance.project_id, user_id=instance.user_id,
-        memory_mb=instance.memory_mb, vcpus=instance.vcpus, disk_gb=instance.root_gb,
-        extra_specs=dict(instance.extra_specs or {}))
+        instance_uuid=instance.uuid,
+        project_id=instance.project_id,
+        user_id=instance.user_id,
+        memory_mb=instance.memory_mb,
+        vcpus=instance.vcpus,
+        disk_gb=instance.root_gb,
+        extra_specs=dict(instance.extra_specs or {}),
+    )

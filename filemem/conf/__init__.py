@@ -32,8 +32,7 @@ def load(args: Sequence[str] = (), config_files: Sequence[str] | None = None) ->
     if config_files is None:
         config_files = [DEFAULT_CONFIG_FILE] if os.path.exists(DEFAULT_CONFIG_FILE) else []
     try:
-        conf(list(args), project="filemem", default_config_files=list(config_files),
-             use_env=False)
+        conf(list(args), project="filemem", default_config_files=list(config_files), use_env=False)
     except cfg.Error as exc:
         raise ConfigError("configuration", str(exc)) from exc
     validate(conf)

@@ -68,6 +68,7 @@ def metrics_listen(value: str) -> tuple[str, int] | None:
         return None
     address, _, port = value.rpartition(":")
     if not address or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError("[DEFAULT] metrics_listen",
-                          f"{value!r} is not ADDRESS:PORT (e.g. 127.0.0.1:9478)")
+        raise ConfigError(
+            "[DEFAULT] metrics_listen", f"{value!r} is not ADDRESS:PORT (e.g. 127.0.0.1:9478)"
+        )
     return address.strip("[]"), int(port)

@@ -37,10 +37,16 @@ OPTS: list[cfg.Opt] = [
         "file_backed_memory_allocation",
         default="immediate",
         choices=[
-            ("immediate", "allocate the whole memory file when the guest starts: a full store "
-             "makes the start fail cleanly instead of killing a running guest"),
-            ("ondemand", "allocate as the guest touches memory: faster starts and thin files; "
-             "the capacity guard then keeps room for every running guest's untouched memory"),
+            (
+                "immediate",
+                "allocate the whole memory file when the guest starts: a full store "
+                "makes the start fail cleanly instead of killing a running guest",
+            ),
+            (
+                "ondemand",
+                "allocate as the guest touches memory: faster starts and thin files; "
+                "the capacity guard then keeps room for every running guest's untouched memory",
+            ),
         ],
         help="How a file-backed guest's memory file is allocated.",
     ),
@@ -61,7 +67,7 @@ OPTS: list[cfg.Opt] = [
         default="",
         regex=PARTITION_NAME_PATTERN,
         help="libvirt resource partition (cgroup) that guests' QEMU processes run in, as one name "
-        "below /machine: \"filemem\" puts guests in /machine/filemem, which filemem creates in "
+        'below /machine: "filemem" puts guests in /machine/filemem, which filemem creates in '
         "every cgroup controller libvirt uses. 1-63 letters, digits, '.', '_' or '-', starting "
         "with a letter or digit. Empty keeps libvirt's default partition, /machine.",
     ),

@@ -11,10 +11,16 @@ OPTS: list[cfg.Opt] = [
         "strategy",
         default="cache",
         choices=[
-            ("cache", "pick from a host-state cache refreshed from Placement, claim directly; "
-             "stays fast with thousands of hosts"),
-            ("placement", "ask Placement for allocation candidates on every request; exact, "
-             "but its cost grows with the number of hosts (~2 s at 10,000)"),
+            (
+                "cache",
+                "pick from a host-state cache refreshed from Placement, claim directly; "
+                "stays fast with thousands of hosts",
+            ),
+            (
+                "placement",
+                "ask Placement for allocation candidates on every request; exact, "
+                "but its cost grows with the number of hosts (~2 s at 10,000)",
+            ),
         ],
         help="How hosts are found. Either way the claim is a Placement allocation, so "
         "Placement refuses whatever does not fit and the next host is tried.",

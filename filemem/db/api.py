@@ -43,8 +43,9 @@ def upsert_service(session: Session, host: str, values: Mapping[str, Any]) -> Se
     if service is None:
         try:
             with session.begin_nested():
-                service = Service(host=host, created_at=now, last_seen_at=now, disabled=False,
-                                  **values)
+                service = Service(
+                    host=host, created_at=now, last_seen_at=now, disabled=False, **values
+                )
                 session.add(service)
         except IntegrityError:
             # Another API process registered the same host between our read and write.
@@ -87,7 +88,11 @@ def get_flavor(session: Session, flavorid: str) -> Flavor | None:
 
 
 def list_flavors(
-    session: Session, *, min_ram: int = 0, min_disk: int = 0, is_public: bool | None = None,
+    session: Session,
+    *,
+    min_ram: int = 0,
+    min_disk: int = 0,
+    is_public: bool | None = None,
 ) -> list[Flavor]:
     """Flavors with at least min_ram MiB and min_disk GiB, by flavorid."""
     query = select(Flavor).where(Flavor.memory_mb >= min_ram, Flavor.root_gb >= min_disk)
@@ -96,11 +101,15 @@ def list_flavors(
     return list(session.scalars(query.order_by(Flavor.flavorid)))
 
 
-def create_flavor(session: Session, values: Mapping[str, Any],
-                  extra_specs: Mapping[str, str] | None = None) -> Flavor:
+def create_flavor(
+    session: Session, values: Mapping[str, Any], extra_specs: Mapping[str, str] | None = None
+) -> Flavor:
     """Insert a flavor; DuplicateEntry when its name or id is taken."""
-    taken = session.scalars(select(Flavor).where(
-        (Flavor.name == values["name"]) | (Flavor.flavorid == values["flavorid"]))).first()
+    taken = session.scalars(
+        select(Flavor).where(
+            (Flavor.name == values["name"]) | (Flavor.flavorid == values["flavorid"])
+        )
+    ).first()
     if taken is not None:
         raise DuplicateEntry(_duplicate_reason(taken, values))
     flavor = Flavor(created_at=utcnow(), **values)
@@ -190,7 +199,10 @@ def get_instance(session: Session, uuid: str, *, fresh: bool = False) -> Instanc
 
 
 def list_instances(
-    session: Session, *, host: str | None = None, flavor_id: str | None = None,
+    session: Session,
+    *,
+    host: str | None = None,
+    flavor_id: str | None = None,
     image_id: str | None = None,
 ) -> list[Instance]:
     """Newest first (nova's default sort: created_at desc, then id desc)."""
@@ -201,8 +213,7 @@ def list_instances(
         query = query.where(Instance.flavor_id == flavor_id)
     if image_id is not None:
         query = query.where(Instance.image_id == image_id)
-    return list(session.scalars(query.order_by(Instance.created_at.desc(),
-                                               Instance.uuid.desc())))
+    return list(session.scalars(query.order_by(Instance.created_at.desc(), Instance.uuid.desc())))
 
 
 def update_instance(
@@ -235,8 +246,9 @@ def update_instance(
         query = query.where(Instance.deleted_requested.is_(False))
     if expect_host:
         query = query.where(Instance.host.is_not(None))
-    result = session.execute(query.values(updated_at=utcnow(), **values)
-                             .execution_options(synchronize_session=False))
+    result = session.execute(
+        query.values(updated_at=utcnow(), **values).execution_options(synchronize_session=False)
+    )
     if getattr(result, "rowcount", 0) != 1:
         return None
     instance = session.get(Instance, uuid, populate_existing=True)
@@ -259,8 +271,9 @@ def set_memory_usage(session: Session, host: str, usage: Mapping[str, Mapping[st
 
     No change row: a usage report must not wake the host's agent (it is not desired state).
     """
-    instances = session.scalars(select(Instance).where(
-        Instance.host == host, Instance.uuid.in_(list(usage)))).all()
+    instances = session.scalars(
+        select(Instance).where(Instance.host == host, Instance.uuid.in_(list(usage)))
+    ).all()
     for instance in instances:
         instance.memory_usage = dict(usage[instance.uuid])
     return len(instances)
@@ -268,8 +281,11 @@ def set_memory_usage(session: Session, host: str, usage: Mapping[str, Mapping[st
 
 def count_instances_by_host(session: Session) -> dict[str, int]:
     """How many instance rows each host holds (for os-hypervisors)."""
-    query = select(Instance.host, func.count()).where(Instance.host.is_not(None)) \
+    query = (
+        select(Instance.host, func.count())
+        .where(Instance.host.is_not(None))
         .group_by(Instance.host)
+    )
     return {str(host): int(count) for host, count in session.execute(query)}
 
 
@@ -282,8 +298,11 @@ def append_change(session: Session, host: str, instance_uuid: str) -> int:
     session.add(change)
     session.flush()
     # Only the newest id per host is ever compared against, so older rows can go.
-    session.execute(delete(Change).where(Change.host == host, Change.id < change.id)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        delete(Change)
+        .where(Change.host == host, Change.id < change.id)
+        .execution_options(synchronize_session=False)
+    )
     return change.id
 
 

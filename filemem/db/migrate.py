@@ -44,8 +44,7 @@ def _upgrade_on(engine: Engine, revision: str) -> None:
         if conn.dialect.name == "postgresql":
             # Held to the end of this transaction, which (PostgreSQL DDL being transactional)
             # also wraps the migrations: a second process waits, then finds nothing to do.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                         {"key": _PG_MIGRATION_LOCK})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 

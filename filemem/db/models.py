@@ -64,8 +64,12 @@ class Flavor(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     extra_specs: Mapped[list[FlavorExtraSpec]] = relationship(
-        back_populates="flavor", cascade="all, delete-orphan", passive_deletes=True,
-        order_by="FlavorExtraSpec.key", lazy="selectin")
+        back_populates="flavor",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="FlavorExtraSpec.key",
+        lazy="selectin",
+    )
 
     def specs(self) -> dict[str, str]:
         return {spec.key: spec.value for spec in self.extra_specs}

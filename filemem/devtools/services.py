@@ -31,8 +31,9 @@ class ServiceError(FilememError):
     when it was still running at the deadline (start() then stopped it).
     """
 
-    def __init__(self, message: str, *, argv: Sequence[str], returncode: int | None,
-                 log_tail: str) -> None:
+    def __init__(
+        self, message: str, *, argv: Sequence[str], returncode: int | None, log_tail: str
+    ) -> None:
         super().__init__(message)
         self.argv = list(argv)
         self.returncode = returncode
@@ -91,10 +92,18 @@ class ServiceProcess:
     the ready value (a URL, usually).
     """
 
-    def __init__(self, argv: Sequence[str | os.PathLike[str]], *, log_path: Path,
-                 ready: Ready = None, cwd: Path | None = None,
-                 env: Mapping[str, str] | None = None, name: str | None = None,
-                 start_timeout: float = 60.0, stop_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        log_path: Path,
+        ready: Ready = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+        start_timeout: float = 60.0,
+        stop_timeout: float = 20.0,
+    ) -> None:
         self.argv = [os.fspath(arg) for arg in argv]
         self.log_path = log_path
         self.ready = ready
@@ -129,19 +138,28 @@ class ServiceProcess:
         self._log_offset = self._log.tell()
         try:
             self._proc = subprocess.Popen(
-                self.argv, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                self.argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-                stdout=subprocess.PIPE, stderr=self._log, text=True, errors="replace")
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                text=True,
+                errors="replace",
+            )
         except OSError:
             self._finish()  # no such program, or cwd: nothing runs, the log closes
             raise
         assert self._proc.stdout is not None
-        self._pump = threading.Thread(target=self._read_stdout, args=(self._proc.stdout,),
-                                      name=f"{self.name}-stdout", daemon=True)
+        self._pump = threading.Thread(
+            target=self._read_stdout,
+            args=(self._proc.stdout,),
+            name=f"{self.name}-stdout",
+            daemon=True,
+        )
         self._pump.start()
         try:
-            self.ready_value = self._wait_ready(
-                self.start_timeout if timeout is None else timeout)
+            self.ready_value = self._wait_ready(self.start_timeout if timeout is None else timeout)
         except BaseException:
             self.stop()
             raise
@@ -185,8 +203,12 @@ class ServiceProcess:
     def __enter__(self) -> str:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # -- state and output -------------------------------------------------------------------
@@ -231,11 +253,14 @@ class ServiceProcess:
             if len(found) >= count:
                 return found[:count]
             if exited:
-                raise self._error(f"exited with {self.returncode}; {pattern!r} logged "
-                                  f"{len(found)} of {count} times")
+                raise self._error(
+                    f"exited with {self.returncode}; {pattern!r} logged "
+                    f"{len(found)} of {count} times"
+                )
             if time.monotonic() >= deadline:
-                raise self._error(f"{pattern!r} logged {len(found)} of {count} times "
-                                  f"in {timeout:g} s")
+                raise self._error(
+                    f"{pattern!r} logged {len(found)} of {count} times in {timeout:g} s"
+                )
             time.sleep(POLL_S)
 
     # -- internals --------------------------------------------------------------------------
@@ -262,7 +287,7 @@ class ServiceProcess:
                 data = handle.read()
         except FileNotFoundError:
             return []
-        return data[:data.rfind(b"\n") + 1].decode(errors="replace").splitlines()
+        return data[: data.rfind(b"\n") + 1].decode(errors="replace").splitlines()
 
     def _wait_ready(self, timeout: float) -> str:
         proc = self._started()
@@ -296,7 +321,7 @@ class ServiceProcess:
         if isinstance(ready, ReadyLog):
             lines = self._log_lines()
         else:
-            lines = self.output()[self._scanned:]
+            lines = self.output()[self._scanned :]
             self._scanned += len(lines)
         regex = re.compile(ready.pattern)
         for line in lines:

@@ -270,8 +270,13 @@ def parse_memcheck_line(line: str) -> MemcheckLine | None:
         return None
     if match := _MEMCHECK_PASS_RE.fullmatch(text):
         number, ms, verified, bad = match.groups()
-        return MemcheckPass(number=int(number), ms=int(ms), verified=verified == "1",
-                            ok=bad is None, bad_words=int(bad or 0))
+        return MemcheckPass(
+            number=int(number),
+            ms=int(ms),
+            verified=verified == "1",
+            ok=bad is None,
+            bad_words=int(bad or 0),
+        )
     if match := _MEMCHECK_FILLED_RE.fullmatch(text):
         return MemcheckFilled(*(int(group) for group in match.groups()))
     if match := _MEMCHECK_EXIT_RE.fullmatch(text):

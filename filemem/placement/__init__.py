@@ -86,12 +86,14 @@ def transport_from_conf(conf: cfg.ConfigOpts) -> Transport:
             "auth_section to a group of its own, or use endpoint + token for a static token",
         ) from exc
     session = ks_loading.load_session_from_conf_options(conf, "placement", auth=auth)
-    return HttpTransport(session, group.endpoint or None, interface=group.interface,
-                         region_name=group.region_name)
+    return HttpTransport(
+        session, group.endpoint or None, interface=group.interface, region_name=group.region_name
+    )
 
 
 def client_from_conf(conf: cfg.ConfigOpts) -> PlacementClient:
     """A PlacementClient configured from the [placement] group."""
     group = conf.placement
-    return PlacementClient(transport_from_conf(conf), microversion=group.microversion,
-                           max_retries=group.max_retries)
+    return PlacementClient(
+        transport_from_conf(conf), microversion=group.microversion, max_retries=group.max_retries
+    )

@@ -128,8 +128,10 @@ def normalize_inventories(inventories: Mapping[str, Mapping[str, Any]]) -> Inven
     """Fill Placement's defaults in so wanted and reported inventories compare fairly."""
     normal: Inventories = {}
     for rc, inv in inventories.items():
-        record = {**INVENTORY_DEFAULTS, **{k: v for k, v in inv.items() if k in
-                                           ("total", *INVENTORY_DEFAULTS)}}
+        record = {
+            **INVENTORY_DEFAULTS,
+            **{k: v for k, v in inv.items() if k in ("total", *INVENTORY_DEFAULTS)},
+        }
         record["allocation_ratio"] = float(record["allocation_ratio"])
         normal[rc] = record
     return normal
@@ -210,8 +212,9 @@ class PlacementClient:
         if resp.status in set(ok):
             return resp
         detail, code = _error_of(resp)
-        cls: type[PlacementApiError] = PlacementConflict if resp.status == 409 else \
-            PlacementApiError
+        cls: type[PlacementApiError] = (
+            PlacementConflict if resp.status == 409 else PlacementApiError
+        )
         raise cls(method, path, resp.status, detail, code)
 
     def _backoff(self, attempt: int) -> float:
@@ -228,8 +231,7 @@ class PlacementClient:
                 if attempt >= self.max_retries:
                     raise race.error from None
                 delay = self._backoff(attempt)
-                LOG.debug("%s: %s; retry %d in %.3fs", what, race.error.detail, attempt + 1,
-                          delay)
+                LOG.debug("%s: %s; retry %d in %.3fs", what, race.error.detail, attempt + 1, delay)
                 self._sleep(delay)
         raise AssertionError("unreachable")
 
@@ -277,7 +279,9 @@ class PlacementClient:
             other = self.get_provider_by_name(name)
             owner = f" (uuid {other.uuid})" if other else ""
             raise ResourceProviderNameConflict(
-                "POST", "/resource_providers", 409,
+                "POST",
+                "/resource_providers",
+                409,
                 f"a resource provider named {name!r}{owner} already exists, so provider {uuid} "
                 f"cannot take that name; delete or rename the old one. Placement said: "
                 f"{exc.detail}",
@@ -378,10 +382,10 @@ class PlacementClient:
         except PlacementConflict as exc:
             if exc.code == CONCURRENT_UPDATE:
                 raise ConsumerGenerationConflict(
-                    exc.method, exc.path, 409, exc.detail, exc.code) from exc
+                    exc.method, exc.path, 409, exc.detail, exc.code
+                ) from exc
             if "Unable to allocate inventory" in exc.detail:
-                raise InsufficientCapacity(
-                    exc.method, exc.path, 409, exc.detail, exc.code) from exc
+                raise InsufficientCapacity(exc.method, exc.path, 409, exc.detail, exc.code) from exc
             raise
 
     def claim(
@@ -453,4 +457,3 @@ class PlacementClient:
             for req in body.get("allocation_requests") or []
         ]
         return AllocationCandidates(requests, dict(body.get("provider_summaries") or {}))
-

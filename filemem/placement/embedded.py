@@ -71,7 +71,8 @@ def configure_database(conf: cfg.ConfigOpts, *, migrate: bool = True) -> None:
             if getattr(db_api.configure, "called", False):
                 raise PlacementError(
                     "the Placement database was already configured in this process by "
-                    "someone else; filemem cannot point it at " + _redact(connection))
+                    "someone else; filemem cannot point it at " + _redact(connection)
+                )
             db_api.configure(conf)
             _configured_connection = connection
             if migrate:
@@ -80,7 +81,8 @@ def configure_database(conf: cfg.ConfigOpts, *, migrate: bool = True) -> None:
             raise PlacementError(
                 f"this process already serves Placement from {_redact(_configured_connection)}; "
                 f"one Placement database per process, so {_redact(connection)} needs its own "
-                "process (or share the first one)")
+                "process (or share the first one)"
+            )
 
 
 def _redact(connection: str) -> str:
@@ -154,4 +156,3 @@ class EmbeddedPlacement:
     def client(self, **kwargs: Any) -> PlacementClient:
         """A PlacementClient on this app; kwargs go to PlacementClient."""
         return PlacementClient(self.transport, **kwargs)
-

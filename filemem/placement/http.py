@@ -63,8 +63,10 @@ class HttpTransport:
         except ks_exc.EndpointNotFound as exc:
             raise PlacementUnavailable(self.endpoint, f"not in the service catalog: {exc}") from exc
         except ks_exc.ClientException as exc:
-            raise PlacementError(f"cannot authenticate to Placement at {self.endpoint}: {exc}",
-                                 getattr(exc, "http_status", None)) from exc
+            raise PlacementError(
+                f"cannot authenticate to Placement at {self.endpoint}: {exc}",
+                getattr(exc, "http_status", None),
+            ) from exc
         body: dict[str, Any] | None = None
         if resp.content and "json" in resp.headers.get("Content-Type", ""):
             parsed = resp.json()

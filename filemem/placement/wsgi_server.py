@@ -36,7 +36,8 @@ def make_server(app: WSGIApp, host: str, port: int) -> simple_server.WSGIServer:
     """Bind now (port 0 picks a free port); serves one request at a time, in one thread."""
     server_class = _Server6 if ":" in host else _Server
     return simple_server.make_server(
-        host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        host, port, app, server_class=server_class, handler_class=_QuietHandler
+    )
 
 
 def server_url(server: simple_server.WSGIServer) -> str:
@@ -65,8 +66,12 @@ def serve_until_signalled(
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in signals}
-    worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              name="placement-wsgi", daemon=True)
+    worker = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.2},
+        name="placement-wsgi",
+        daemon=True,
+    )
     worker.start()
     try:
         on_ready(server_url(server))

@@ -147,8 +147,11 @@ class HostStateCache:
             self._refreshed_at = started
         self.stats.full_refreshes += 1
         self.stats.last_full_refresh_s = self._clock() - started
-        LOG.info("host-state cache: %d hosts read from Placement in %.3f s", len(states),
-                 self.stats.last_full_refresh_s)
+        LOG.info(
+            "host-state cache: %d hosts read from Placement in %.3f s",
+            len(states),
+            self.stats.last_full_refresh_s,
+        )
 
     def _keep_single_reads(self, states: dict[str, HostState]) -> None:
         """Hosts the bulk answer left out keep what a single read last said of them.
@@ -187,8 +190,9 @@ class HostStateCache:
         if not self._refresh_lock.acquire(blocking=False):
             return  # a refresh is running already
         self._attempted_at = self._clock()
-        thread = threading.Thread(target=self._refresh_in_background, daemon=True,
-                                  name="scheduler-cache-refresh")
+        thread = threading.Thread(
+            target=self._refresh_in_background, daemon=True, name="scheduler-cache-refresh"
+        )
         self._background = thread
         thread.start()
 

@@ -11,9 +11,12 @@ from filemem.scheduler.request import PlacementRequest
 
 REFUSED_BY_PLACEMENT = Rejection(
     "was refused by Placement (its usage changed since the last refresh)",
-    "were refused by Placement (their usage changed since the last refresh)")
-NOT_TRIED = Rejection("could take it but was not tried (claim attempts exhausted)",
-                      "could take it but were not tried (claim attempts exhausted)")
+    "were refused by Placement (their usage changed since the last refresh)",
+)
+NOT_TRIED = Rejection(
+    "could take it but was not tried (claim attempts exhausted)",
+    "could take it but were not tried (claim attempts exhausted)",
+)
 
 
 def first_rejection(

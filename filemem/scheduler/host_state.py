@@ -74,8 +74,18 @@ class HostState:
     refresh says otherwise. `missing` means Placement has no such provider.
     """
 
-    __slots__ = ("disabled", "down", "host", "inventories", "missing", "provider_uuid",
-                 "reported", "sort_key", "traits", "usage")
+    __slots__ = (
+        "disabled",
+        "down",
+        "host",
+        "inventories",
+        "missing",
+        "provider_uuid",
+        "reported",
+        "sort_key",
+        "traits",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -138,8 +148,9 @@ def state_from_summary(record: HostRecord, summary: Mapping[str, Any]) -> HostSt
     for rc, numbers in (summary.get("resources") or {}).items():
         inventories[rc] = Inventory.from_capacity(int(numbers["capacity"]))
         usage[rc] = int(numbers.get("used", 0))
-    return HostState(record, traits=frozenset(summary.get("traits") or ()),
-                     inventories=inventories, usage=usage)
+    return HostState(
+        record, traits=frozenset(summary.get("traits") or ()), inventories=inventories, usage=usage
+    )
 
 
 def state_from_provider(
@@ -150,9 +161,11 @@ def state_from_provider(
 ) -> HostState:
     """A host from its own inventories, usages and traits (full detail)."""
     return HostState(
-        record, traits=traits,
+        record,
+        traits=traits,
         inventories={rc: Inventory.from_placement(inv) for rc, inv in inventories.items()},
-        usage={rc: int(n) for rc, n in usage.items()})
+        usage={rc: int(n) for rc, n in usage.items()},
+    )
 
 
 def unreported_state(record: HostRecord, *, missing: bool = False) -> HostState:

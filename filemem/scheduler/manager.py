@@ -85,10 +85,13 @@ class SchedulerSettings:
         """From the [scheduler] group (filemem.conf.scheduler), which must be registered."""
         group = conf.scheduler
         return cls(
-            strategy=group.strategy, refresh_interval=group.refresh_interval,
-            max_attempts=group.max_attempts, host_subset_size=group.host_subset_size,
+            strategy=group.strategy,
+            refresh_interval=group.refresh_interval,
+            max_attempts=group.max_attempts,
+            host_subset_size=group.host_subset_size,
             max_placement_results=group.max_placement_results,
-            free_memory_weight_multiplier=group.free_memory_weight_multiplier)
+            free_memory_weight_multiplier=group.free_memory_weight_multiplier,
+        )
 
 
 class Scheduler:
@@ -114,13 +117,20 @@ class Scheduler:
         self.settings = settings or SchedulerSettings()
         self.client = placement_client
         self.filters = list(filters) if filters is not None else default_filters()
-        self.weighers = list(weighers) if weighers is not None else default_weighers(
-            self.settings.free_memory_weight_multiplier)
+        self.weighers = (
+            list(weighers)
+            if weighers is not None
+            else default_weighers(self.settings.free_memory_weight_multiplier)
+        )
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - spreading load, not secrets
-        self.cache = HostStateCache(placement_client, host_source, self.weighers,
-                                    refresh_interval=self.settings.refresh_interval,
-                                    clock=clock)
+        self.cache = HostStateCache(
+            placement_client,
+            host_source,
+            self.weighers,
+            refresh_interval=self.settings.refresh_interval,
+            clock=clock,
+        )
 
     @classmethod
     def from_conf(
@@ -154,12 +164,13 @@ class Scheduler:
         self, request: PlacementRequest, refused: set[str]
     ) -> Callable[[Sequence[HostState]], HostState | None]:
         def choose(order: Sequence[HostState]) -> HostState | None:
-            return pick(order, request, self.filters, refused, self.settings.host_subset_size,
-                        self._rng)
+            return pick(
+                order, request, self.filters, refused, self.settings.host_subset_size, self._rng
+            )
+
         return choose
 
-    def _via_cache(self, spec: RequestSpec, request: PlacementRequest, started: float
-                   ) -> Selection:
+    def _via_cache(self, spec: RequestSpec, request: PlacementRequest, started: float) -> Selection:
         self.cache.ensure_loaded()
         refused: set[str] = set()
         while len(refused) < self.settings.max_attempts:
@@ -183,14 +194,21 @@ class Scheduler:
             self.cache.refresh_host(host.provider_uuid)
         raise self._no_valid_host(request, refused)
 
-    def _via_placement(self, spec: RequestSpec, request: PlacementRequest, started: float
-                       ) -> Selection:
+    def _via_placement(
+        self, spec: RequestSpec, request: PlacementRequest, started: float
+    ) -> Selection:
         records = self.cache.records()
         candidates = self.client.allocation_candidates(
-            request.resources, request.required_traits, request.forbidden_traits,
-            limit=self.settings.max_placement_results)
-        hosts = [state_from_summary(records[uuid], summary)
-                 for uuid, summary in candidates.provider_summaries.items() if uuid in records]
+            request.resources,
+            request.required_traits,
+            request.forbidden_traits,
+            limit=self.settings.max_placement_results,
+        )
+        hosts = [
+            state_from_summary(records[uuid], summary)
+            for uuid, summary in candidates.provider_summaries.items()
+            if uuid in records
+        ]
         scorer = Scorer(self.weighers, hosts)
         for ticket, host in enumerate(hosts):
             host.sort_key = (-scorer.score(host), ticket)
@@ -215,15 +233,25 @@ class Scheduler:
         try:
             try:
                 # A new consumer needs one PUT; the GET that claim() does first is cheap next to it.
-                self.client.put_allocations(spec.instance_uuid, {provider_uuid: resources},
-                                            spec.project_id, spec.user_id, None)
+                self.client.put_allocations(
+                    spec.instance_uuid,
+                    {provider_uuid: resources},
+                    spec.project_id,
+                    spec.user_id,
+                    None,
+                )
             except ConsumerGenerationConflict:
                 # The consumer exists (a retried request): claim() replaces what it holds.
-                self.client.claim(spec.instance_uuid, provider_uuid, resources,
-                                  spec.project_id, spec.user_id)
+                self.client.claim(
+                    spec.instance_uuid, provider_uuid, resources, spec.project_id, spec.user_id
+                )
         except (InsufficientCapacity, GenerationConflict) as exc:
-            LOG.info("claim for %s on %s refused, trying another host: %s",
-                     spec.instance_uuid, provider_uuid, exc.detail)
+            LOG.info(
+                "claim for %s on %s refused, trying another host: %s",
+                spec.instance_uuid,
+                provider_uuid,
+                exc.detail,
+            )
             return False
         except PlacementApiError as exc:
             if exc.status == 400 and provider_uuid in exc.detail:
@@ -233,8 +261,7 @@ class Scheduler:
         return True
 
     def _no_valid_host(self, request: PlacementRequest, refused: set[str]) -> NoValidHost:
-        reason = self.cache.inspect(
-            lambda hosts: explain(hosts, request, self.filters, refused))
+        reason = self.cache.inspect(lambda hosts: explain(hosts, request, self.filters, refused))
         if len(refused) >= self.settings.max_attempts:
             reason += f"; gave up after {len(refused)} refused claims"
         LOG.info("no valid host for %s: %s", request.describe(), reason)

@@ -53,8 +53,11 @@ class PlacementRequest:
 
 
 def _check_sizes(spec: RequestSpec) -> None:
-    for name, value, least in (("memory_mb", spec.memory_mb, 1), ("vcpus", spec.vcpus, 1),
-                               ("disk_gb", spec.disk_gb, 0)):
+    for name, value, least in (
+        ("memory_mb", spec.memory_mb, 1),
+        ("vcpus", spec.vcpus, 1),
+        ("disk_gb", spec.disk_gb, 0),
+    ):
         # bool is an int subclass: a True here is a caller bug, not one vCPU.
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise InvalidInput(f"flavor {name} must be an integer >= {least}, not {value!r}")
@@ -72,4 +75,5 @@ def build_request(spec: RequestSpec) -> PlacementRequest:
     page_size = spec.extra_specs.get(MEM_PAGE_SIZE)
     forbidden = frozenset({MEMORY_BACKING_FILE_TRAIT}) if page_size is not None else frozenset()
     return PlacementRequest(
-        resources=_frozen(resources), forbidden_traits=forbidden, mem_page_size=page_size)
+        resources=_frozen(resources), forbidden_traits=forbidden, mem_page_size=page_size
+    )

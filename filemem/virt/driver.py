@@ -60,7 +60,12 @@ class HypervisorDriver(abc.ABC):
 
     @abc.abstractmethod
     def spawn(
-        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "api",
+        self,
+        name: str,
+        uuid: str,
+        flavor: Flavor,
+        image: Image,
+        owner: str = "api",
     ) -> GuestInfo:
         """Define and start a guest; on any failure nothing of it is left behind.
 

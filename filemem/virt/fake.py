@@ -74,9 +74,12 @@ class FakeDriver(HypervisorDriver):
         guest = self._guests[uuid]
         if power != PowerState.RUNNING:
             self._drop_memory_file(guest.info)
-        guest.info = replace(guest.info, power_state=power,
-                             domain_id=guest.info.domain_id if power == PowerState.RUNNING
-                             else None, memory_file=None)
+        guest.info = replace(
+            guest.info,
+            power_state=power,
+            domain_id=guest.info.domain_id if power == PowerState.RUNNING else None,
+            memory_file=None,
+        )
 
     def _enter(self, method: str, uuid: str = "") -> None:
         self.calls.append((method, uuid))
@@ -98,9 +101,12 @@ class FakeDriver(HypervisorDriver):
 
     def host_facts(self) -> HostFacts:
         lib, qemu = self.versions()
-        return HostFacts(virt_type="qemu", file_backed_memory_mb=self.file_backed_memory_mb,
-                         discard_supported=discard_supported(lib, qemu),
-                         allocation_mode=self.allocation_mode)
+        return HostFacts(
+            virt_type="qemu",
+            file_backed_memory_mb=self.file_backed_memory_mb,
+            discard_supported=discard_supported(lib, qemu),
+            allocation_mode=self.allocation_mode,
+        )
 
     def qemu_conf_text(self) -> str:
         return f'memory_backing_dir = "{self.backing_dir}"\n' if self.backing_dir else ""
@@ -114,7 +120,12 @@ class FakeDriver(HypervisorDriver):
     # -- lifecycle --------------------------------------------------------------------------
 
     def spawn(
-        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "api",
+        self,
+        name: str,
+        uuid: str,
+        flavor: Flavor,
+        image: Image,
+        owner: str = "api",
     ) -> GuestInfo:
         name, uuid = validate_name(name), validate_uuid(uuid)
         self._enter("spawn", uuid)
@@ -123,12 +134,27 @@ class FakeDriver(HypervisorDriver):
         host = self.host_facts()
         workdir = self.instance_dir(uuid)
         # The real policy: refusals (huge pages on a file-backed host...) match libvirt's.
-        guest_config.build_domain(GuestRequest(
-            name=name, uuid=uuid, flavor=flavor, image=image,
-            console_log=workdir / "console.log", owner=owner), host)
-        info = GuestInfo(uuid=uuid, name=name, domain_id=None, power_state=PowerState.SHUTDOWN,
-                         memory_mb=flavor.memory_mb, vcpus=flavor.vcpus,
-                         file_backed=host.file_backed, owner=owner)
+        guest_config.build_domain(
+            GuestRequest(
+                name=name,
+                uuid=uuid,
+                flavor=flavor,
+                image=image,
+                console_log=workdir / "console.log",
+                owner=owner,
+            ),
+            host,
+        )
+        info = GuestInfo(
+            uuid=uuid,
+            name=name,
+            domain_id=None,
+            power_state=PowerState.SHUTDOWN,
+            memory_mb=flavor.memory_mb,
+            vcpus=flavor.vcpus,
+            file_backed=host.file_backed,
+            owner=owner,
+        )
         self._guests[uuid] = _Guest(info, flavor, image)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
@@ -189,12 +215,16 @@ class FakeDriver(HypervisorDriver):
     def _guard_capacity(self, memory_mb: int) -> None:
         if self.capacity_mb is None:
             return
-        used = sum(g.info.memory_mb for g in self._guests.values()
-                   if g.info.file_backed and g.info.power_state == PowerState.RUNNING)
+        used = sum(
+            g.info.memory_mb
+            for g in self._guests.values()
+            if g.info.file_backed and g.info.power_state == PowerState.RUNNING
+        )
         if used + memory_mb > self.capacity_mb:
             raise InsufficientBackingStore(
                 f"the fake store holds {self.capacity_mb} MiB; {used} MiB are used by running "
-                f"guests, {memory_mb} MiB more do not fit")
+                f"guests, {memory_mb} MiB more do not fit"
+            )
 
     def _memory_dir(self, info: GuestInfo) -> Path | None:
         if not info.file_backed or self.backing_dir is None or info.domain_id is None:
@@ -217,6 +247,6 @@ class FakeDriver(HypervisorDriver):
         info = guest.info
         if info.domain_id is None or self.backing_dir is None or not info.file_backed:
             return info
-        return replace(info, memory_file=store.guest_memory_file(self.memory_backing_dir(),
-                                                                  info.domain_id))
-
+        return replace(
+            info, memory_file=store.guest_memory_file(self.memory_backing_dir(), info.domain_id)
+        )

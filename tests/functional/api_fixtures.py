@@ -21,8 +21,7 @@ TOKEN = "test-admin-token-" + "0123456789abcdef"
 MEMORY_BACKING_FILE_TRAIT = "COMPUTE_MEM_BACKING_FILE"
 
 
-def api_conf(state: Path, placement_url: str, database_url: str = "",
-             token: str = TOKEN) -> str:
+def api_conf(state: Path, placement_url: str, database_url: str = "", token: str = TOKEN) -> str:
     return (
         f"[DEFAULT]\nstate_path = {state}\nhost = api-test\n"
         f"[api]\nadmin_token = {token}\nbind_host = 127.0.0.1\nbind_port = 0\n"
@@ -39,9 +38,12 @@ class ApiProcess(ServiceProcess):
         self.state = state
         self.conf_path = state / "filemem.conf"
         self.conf_text = conf_text
-        super().__init__(python_module("filemem.cmd.api", "--config-file", str(self.conf_path)),
-                         log_path=state / "api-stderr.log", cwd=REPO,
-                         ready=ReadyLine(r"^filemem-api listening on (http://\S+)$"))
+        super().__init__(
+            python_module("filemem.cmd.api", "--config-file", str(self.conf_path)),
+            log_path=state / "api-stderr.log",
+            cwd=REPO,
+            ready=ReadyLine(r"^filemem-api listening on (http://\S+)$"),
+        )
 
     @property
     def url(self) -> str:
@@ -54,8 +56,14 @@ class ApiProcess(ServiceProcess):
     def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run filemem-api to completion (e.g. --db-sync-only)."""
         self._write_conf()
-        return subprocess.run([*self.argv, *args], cwd=REPO, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        return subprocess.run(
+            [*self.argv, *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def start(self, timeout: float | None = None) -> str:
         self._write_conf()
@@ -95,8 +103,9 @@ def api_env(state: Path, database_url: str = "") -> Iterator[ApiEnv]:
             with http_client(api.url) as http:
                 files = state / "files"
                 files.mkdir(exist_ok=True)
-                yield ApiEnv(api.url, placement_url, http, placement_client(placement_url),
-                             files, api)
+                yield ApiEnv(
+                    api.url, placement_url, http, placement_client(placement_url), files, api
+                )
         finally:
             api.stop()
 
@@ -104,35 +113,59 @@ def api_env(state: Path, database_url: str = "") -> Iterator[ApiEnv]:
 # -- acting as agents and operators ------------------------------------------------------
 
 
-def register_host(env: ApiEnv, host: str, *, memory_mb: int = 4096, vcpus: int = 8,
-                  disk_gb: int = 0, file_backed: bool = True,
-                  http: httpx.Client | None = None) -> str:
+def register_host(
+    env: ApiEnv,
+    host: str,
+    *,
+    memory_mb: int = 4096,
+    vcpus: int = 8,
+    disk_gb: int = 0,
+    file_backed: bool = True,
+    http: httpx.Client | None = None,
+) -> str:
     """What an agent does: a Placement provider with inventory, then PUT its service."""
     provider = str(uuidlib.uuid4())
     env.placement.ensure_resource_provider(provider, host)
     inventory: dict[str, dict[str, Any]] = {
         "MEMORY_MB": {"total": memory_mb, "max_unit": memory_mb},
-        "VCPU": {"total": vcpus, "max_unit": vcpus}}
+        "VCPU": {"total": vcpus, "max_unit": vcpus},
+    }
     if disk_gb:
         inventory["DISK_GB"] = {"total": disk_gb, "max_unit": disk_gb}
     env.placement.set_inventories(provider, inventory)
     env.placement.set_traits(provider, [MEMORY_BACKING_FILE_TRAIT] if file_backed else [])
-    response = (http or env.http).put(f"/filemem/v1/services/{host}", json={
-        "binary": "filemem-compute", "provider_uuid": provider, "file_backed": file_backed,
-        "file_backed_memory_mb": memory_mb if file_backed else 0})
+    response = (http or env.http).put(
+        f"/filemem/v1/services/{host}",
+        json={
+            "binary": "filemem-compute",
+            "provider_uuid": provider,
+            "file_backed": file_backed,
+            "file_backed_memory_mb": memory_mb if file_backed else 0,
+        },
+    )
     assert response.status_code == 200, response.text
     return provider
 
 
-def make_flavor(env: ApiEnv, name: str, ram: int = 256, vcpus: int = 1, disk: int = 0,
-                extra_specs: dict[str, str] | None = None) -> str:
-    response = env.compute("POST", "/flavors", json={"flavor": {
-        "name": name, "ram": ram, "vcpus": vcpus, "disk": disk}})
+def make_flavor(
+    env: ApiEnv,
+    name: str,
+    ram: int = 256,
+    vcpus: int = 1,
+    disk: int = 0,
+    extra_specs: dict[str, str] | None = None,
+) -> str:
+    response = env.compute(
+        "POST",
+        "/flavors",
+        json={"flavor": {"name": name, "ram": ram, "vcpus": vcpus, "disk": disk}},
+    )
     assert response.status_code == 200, response.text
     flavor_id: str = response.json()["flavor"]["id"]
     if extra_specs:
-        response = env.compute("POST", f"/flavors/{flavor_id}/os-extra_specs",
-                               json={"extra_specs": extra_specs})
+        response = env.compute(
+            "POST", f"/flavors/{flavor_id}/os-extra_specs", json={"extra_specs": extra_specs}
+        )
         assert response.status_code == 200, response.text
     return flavor_id
 
@@ -140,17 +173,27 @@ def make_flavor(env: ApiEnv, name: str, ram: int = 256, vcpus: int = 1, disk: in
 def make_image(env: ApiEnv, name: str = "test-kernel") -> str:
     kernel = env.files / f"{name}.vmlinuz"
     kernel.write_bytes(b"\0" * 64)
-    response = env.compute("POST", "/images", json={
-        "name": name, "kind": "kernel", "kernel_path": str(kernel), "cmdline": "console=ttyS0"})
+    response = env.compute(
+        "POST",
+        "/images",
+        json={
+            "name": name,
+            "kind": "kernel",
+            "kernel_path": str(kernel),
+            "cmdline": "console=ttyS0",
+        },
+    )
     assert response.status_code == 201, response.text
     image_id: str = response.json()["id"]
     return image_id
 
 
-def create_server(env: ApiEnv, name: str, flavor: str, image: str,
-                  http: httpx.Client | None = None) -> str:
-    response = (http or env.http).post("/v2.1/servers", json={"server": {
-        "name": name, "flavorRef": flavor, "imageRef": image}})
+def create_server(
+    env: ApiEnv, name: str, flavor: str, image: str, http: httpx.Client | None = None
+) -> str:
+    response = (http or env.http).post(
+        "/v2.1/servers", json={"server": {"name": name, "flavorRef": flavor, "imageRef": image}}
+    )
     assert response.status_code == 202, response.text
     server_id: str = response.json()["server"]["id"]
     return server_id
@@ -163,8 +206,9 @@ def show_server(env: ApiEnv, server_id: str) -> dict[str, Any]:
     return server
 
 
-def agent_watch(env: ApiEnv, host: str, since: int | None = None,
-                wait: float = 0) -> dict[str, Any]:
+def agent_watch(
+    env: ApiEnv, host: str, since: int | None = None, wait: float = 0
+) -> dict[str, Any]:
     params: dict[str, Any] = {"wait": wait}
     if since is not None:
         params["since"] = since

@@ -30,27 +30,43 @@ class Cloud:
         self.base = SCRATCH / f"cloud-{uuidlib.uuid4().hex[:8]}"
         self.base.mkdir(mode=0o755)
         self.procs: dict[str, ServiceProcess] = {}  # the latest process of each name
-        self.placement_url = self._start("placement", "filemem.cmd.placement", "--state-path",
-                                         str(self.base / "placement"), "--bind", "127.0.0.1",
-                                         "--port", "0", ready=LISTENING)
+        self.placement_url = self._start(
+            "placement",
+            "filemem.cmd.placement",
+            "--state-path",
+            str(self.base / "placement"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            ready=LISTENING,
+        )
         self.api_url = self._start_api()
-        self.http = httpx.Client(base_url=f"{self.api_url}/v2.1", timeout=30,
-                                 headers={"X-Auth-Token": TOKEN})
+        self.http = httpx.Client(
+            base_url=f"{self.api_url}/v2.1", timeout=30, headers={"X-Auth-Token": TOKEN}
+        )
 
     # -- processes ---------------------------------------------------------------------------
 
     def _start(self, name: str, module: str, *args: str, ready: Ready = None) -> str:
         """`python -m module args`, stderr appended to <base>/<name>.log; its ready value."""
-        self.procs[name] = ServiceProcess(python_module(module, *args),
-                                          log_path=self.base / f"{name}.log", ready=ready,
-                                          cwd=REPO, name=name, stop_timeout=30)
+        self.procs[name] = ServiceProcess(
+            python_module(module, *args),
+            log_path=self.base / f"{name}.log",
+            ready=ready,
+            cwd=REPO,
+            name=name,
+            stop_timeout=30,
+        )
         return self.procs[name].start(60)
 
     def _common_conf(self) -> str:
-        return (f"[placement]\nendpoint = {self.placement_url}\ntoken = admin\n"
-                f"[api]\nadmin_token = {TOKEN}\nbind_host = 127.0.0.1\nbind_port = 0\n"
-                "image_dirs = /var/lib/filemem/images\n"
-                f"[database]\nconnection = sqlite:///{self.base}/filemem.sqlite\n")
+        return (
+            f"[placement]\nendpoint = {self.placement_url}\ntoken = admin\n"
+            f"[api]\nadmin_token = {TOKEN}\nbind_host = 127.0.0.1\nbind_port = 0\n"
+            "image_dirs = /var/lib/filemem/images\n"
+            f"[database]\nconnection = sqlite:///{self.base}/filemem.sqlite\n"
+        )
 
     def _start_api(self) -> str:
         conf = self.base / "api.conf"
@@ -66,7 +82,8 @@ class Cloud:
             "shutdown_timeout = 2\nupdate_resources_interval = 5\nplacement_retry_interval = 0.5\n"
             f"api_endpoint = {self.api_url}\napi_watch_seconds = 2\n"
             f"[libvirt]\nvirt_type = qemu\nfile_backed_memory = {file_backed_memory_mb}\n"
-            + self._common_conf())
+            + self._common_conf()
+        )
         return conf
 
     def start_agent(self, host: str, file_backed_memory_mb: int) -> None:
@@ -91,12 +108,14 @@ class Cloud:
         for path in self.base.glob("*/instances/*"):
             name = f"instance-{path.name}"
             for verb in ("destroy", "undefine"):
-                subprocess.run(["virsh", "-c", "qemu:///system", verb, name],
-                               capture_output=True, check=False)
+                subprocess.run(
+                    ["virsh", "-c", "qemu:///system", verb, name], capture_output=True, check=False
+                )
 
     def logs(self) -> str:
-        return "\n".join(f"--- {name}.log ---\n{proc.tail() or '<no log>'}"
-                         for name, proc in self.procs.items())
+        return "\n".join(
+            f"--- {name}.log ---\n{proc.tail() or '<no log>'}" for name, proc in self.procs.items()
+        )
 
     # -- API helpers -------------------------------------------------------------------------
 
@@ -124,32 +143,44 @@ class Cloud:
     def wait_status(self, uuid: str, status: str, timeout: float = 120) -> dict[str, Any]:
         def reached() -> bool:
             server = self.server(uuid)
-            return bool(server and server["status"] == status
-                        and not server.get("OS-EXT-STS:task_state"))
+            return bool(
+                server and server["status"] == status and not server.get("OS-EXT-STS:task_state")
+            )
+
         self.wait_for(reached, f"server {uuid} {status}", timeout)
         server = self.server(uuid)
         assert server is not None
         return server
 
     def flavor(self, name: str, ram: int, extra_specs: dict[str, str] | None = None) -> str:
-        flavor = self.http.post("/flavors", json={"flavor": {
-            "name": name, "ram": ram, "vcpus": 1, "disk": 0}}).json()["flavor"]
+        flavor = self.http.post(
+            "/flavors", json={"flavor": {"name": name, "ram": ram, "vcpus": 1, "disk": 0}}
+        ).json()["flavor"]
         if extra_specs:
-            self.http.post(f"/flavors/{flavor['id']}/os-extra_specs",
-                           json={"extra_specs": extra_specs}).raise_for_status()
+            self.http.post(
+                f"/flavors/{flavor['id']}/os-extra_specs", json={"extra_specs": extra_specs}
+            ).raise_for_status()
         return str(flavor["id"])
 
     def test_image(self, kernel: Path, initrd: Path, cmdline: str) -> str:
-        response = self.http.post("/images", json={
-            "name": f"test-{uuidlib.uuid4().hex[:6]}", "kind": "kernel",
-            "kernel_path": str(kernel), "initrd_path": str(initrd), "cmdline": cmdline})
+        response = self.http.post(
+            "/images",
+            json={
+                "name": f"test-{uuidlib.uuid4().hex[:6]}",
+                "kind": "kernel",
+                "kernel_path": str(kernel),
+                "initrd_path": str(initrd),
+                "cmdline": cmdline,
+            },
+        )
         response.raise_for_status()
         body = response.json()
         return str(body.get("image", body)["id"])
 
     def create(self, name: str, flavor: str, image: str) -> str:
-        response = self.http.post("/servers", json={"server": {
-            "name": name, "flavorRef": flavor, "imageRef": image}})
+        response = self.http.post(
+            "/servers", json={"server": {"name": name, "flavorRef": flavor, "imageRef": image}}
+        )
         assert response.status_code == 202, response.text
         return str(response.json()["server"]["id"])
 
@@ -158,14 +189,20 @@ class Cloud:
 
 
 def domain_exists(uuid: str) -> bool:
-    result = subprocess.run(["virsh", "-c", "qemu:///system", "domstate", f"instance-{uuid}"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "domstate", f"instance-{uuid}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return result.returncode == 0
 
 
 def memory_dirs(uuid: str) -> list[Path]:
     """libvirt truncates the domain name in the directory: match on the uuid's first part."""
     prefix = f"instance-{uuid}"[:20]
-    return [p for p in Path("/var/lib/libvirt/qemu/ram").glob("*-*") if
-            p.name.split("-", 1)[1] == prefix]
-
+    return [
+        p
+        for p in Path("/var/lib/libvirt/qemu/ram").glob("*-*")
+        if p.name.split("-", 1)[1] == prefix
+    ]

@@ -61,12 +61,19 @@ def make_driver(libvirtd: None, state_path: Path) -> Iterator[DriverFactory]:
         shutdown_timeout: float = 5.0,
         on_event: EventCallback | None = None,
     ) -> LibvirtDriver:
-        driver = LibvirtDriver(DriverSettings(
-            connection_uri="qemu:///system", virt_type="qemu",
-            file_backed_memory_mb=file_backed_memory_mb, allocation_mode=allocation_mode,
-            headroom_mb=headroom_mb, state_path=state_path,
-            qemu_conf_path=Path("/etc/libvirt/qemu.conf"), shutdown_timeout=shutdown_timeout,
-        ), on_event=on_event)
+        driver = LibvirtDriver(
+            DriverSettings(
+                connection_uri="qemu:///system",
+                virt_type="qemu",
+                file_backed_memory_mb=file_backed_memory_mb,
+                allocation_mode=allocation_mode,
+                headroom_mb=headroom_mb,
+                state_path=state_path,
+                qemu_conf_path=Path("/etc/libvirt/qemu.conf"),
+                shutdown_timeout=shutdown_timeout,
+            ),
+            on_event=on_event,
+        )
         made.append(driver)
         return driver
 
@@ -94,8 +101,9 @@ def wait_for_console(log: Path, text: str, timeout: float = 120.0) -> float:
 
 
 def virsh(*args: str) -> str:
-    return subprocess.run(["virsh", "-c", "qemu:///system", *args], check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["virsh", "-c", "qemu:///system", *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -29,10 +29,19 @@ class StandalonePlacement(ServiceProcess):
 
     def __init__(self, state: Path, port: int = 0) -> None:
         super().__init__(
-            python_module("filemem.cmd.placement", "--state-path", str(state),
-                          "--bind", "127.0.0.1", "--port", str(port)),
-            log_path=state / "stderr.log", cwd=REPO,
-            ready=ReadyLine(r"^placement listening on (http://127\.0\.0\.1:\d+)$"))
+            python_module(
+                "filemem.cmd.placement",
+                "--state-path",
+                str(state),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ),
+            log_path=state / "stderr.log",
+            cwd=REPO,
+            ready=ReadyLine(r"^placement listening on (http://127\.0\.0\.1:\d+)$"),
+        )
         self.state = state
         self.port = port
 

@@ -40,15 +40,23 @@ class PostgresCluster:
         return f"postgresql+psycopg://{OWNER}@127.0.0.1:{self.port}/{self.database}"
 
     def _run(self, *args: str) -> None:
-        result = subprocess.run(list(args), user=OWNER, cwd=self.root, capture_output=True,
-                                text=True, timeout=120, check=False)
+        result = subprocess.run(
+            list(args),
+            user=OWNER,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert result.returncode == 0, f"{args[0]} failed: {result.stdout}{result.stderr}"
 
     def _check_binaries(self) -> None:
         for tool in ("initdb", "pg_ctl", "postgres"):
             path = PG_BIN / tool
             assert path.is_file(), (
-                f"PostgreSQL is not installed ({path} is missing): apt-get install postgresql")
+                f"PostgreSQL is not installed ({path} is missing): apt-get install postgresql"
+            )
         try:
             pwd.getpwnam(OWNER)
         except KeyError:
@@ -59,22 +67,43 @@ class PostgresCluster:
         self.root = Path(tempfile.mkdtemp(prefix="filemem-pg-", dir="/var/tmp"))
         owner = pwd.getpwnam(OWNER)
         os.chown(self.root, owner.pw_uid, owner.pw_gid)
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", OWNER, "-A", "trust",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            OWNER,
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         self.port = free_port()
         # Settings go into postgresql.conf rather than through pg_ctl -o, which is a shell
         # string; fsync off because the cluster is thrown away.
-        settings = (f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                    f"unix_socket_directories = '{self.root}'\nfsync = off\n"
-                    "max_connections = 200\n")
+        settings = (
+            f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{self.root}'\nfsync = off\n"
+            "max_connections = 200\n"
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(settings)
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l",
-                  str(self.root / "postgres.log"), "-w", "-t", "60", "start")
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=OWNER, dbname="postgres",
-                             autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(
-                sql.Identifier(self.database)))
+        self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "postgres.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=OWNER, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
         return self.url
 
     def log(self) -> str:
@@ -85,8 +114,7 @@ class PostgresCluster:
         if self.root is None:
             return
         if (self.data / "postmaster.pid").exists():
-            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
-                      "stop")
+            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 
@@ -97,6 +125,10 @@ class PostgresCluster:
             self.stop()
             raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -45,8 +45,12 @@ def placement(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def image(test_image: TestImage) -> Image:
-    return Image(kind="kernel", kernel=test_image.kernel, initrd=test_image.initrd,
-                 cmdline=test_image.cmdline())
+    return Image(
+        kind="kernel",
+        kernel=test_image.kernel,
+        initrd=test_image.initrd,
+        cmdline=test_image.cmdline(),
+    )
 
 
 HostFactory = Callable[[], ComputeHost]
@@ -72,7 +76,8 @@ def _uuid() -> str:
 
 
 def test_spawn_claims_the_flavor_and_destroy_releases_it(
-        make_host: HostFactory, image: Image) -> None:
+    make_host: HostFactory, image: Image
+) -> None:
     host = make_host()
     rp, client = host.tracker.provider_uuid, host.client
     flavor = Flavor(name="f", vcpus=2, memory_mb=256)
@@ -127,8 +132,8 @@ def _show(conf_file: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]
 
 
 def test_heal_after_a_crash_converges_to_the_guests_that_exist(
-        make_host: HostFactory, image: Image, state_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    make_host: HostFactory, image: Image, state_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     host = make_host()
     rp, client = host.tracker.provider_uuid, host.client
     kept = host.manager.spawn(guest_name(), _uuid(), SMALL, image).uuid
@@ -142,16 +147,26 @@ def test_heal_after_a_crash_converges_to_the_guests_that_exist(
     client.claim(scheduled, rp, {"MEMORY_MB": 64, "VCPU": 1}, "p", "u")
 
     before = {g["uuid"]: g["status"] for g in _show(state_path / "filemem.conf", capsys)["guests"]}
-    assert before == {kept: "ok", orphan: "guest without allocation",
-                      stray: "allocation without guest", scheduled: "allocation without guest"}
+    assert before == {
+        kept: "ok",
+        orphan: "guest without allocation",
+        stray: "allocation without guest",
+        scheduled: "allocation without guest",
+    }
 
     restarted = make_host()
     result = restarted.manager.heal(keep=[scheduled])
     assert (result.removed, result.claimed, result.failed, result.kept) == (
-        [stray], [orphan], {}, 1)
+        [stray],
+        [orphan],
+        {},
+        1,
+    )
     assert client.get_provider_allocations(rp) == {
-        kept: {"MEMORY_MB": 128, "VCPU": 1}, orphan: {"MEMORY_MB": 192, "VCPU": 1},
-        scheduled: {"MEMORY_MB": 64, "VCPU": 1}}
+        kept: {"MEMORY_MB": 128, "VCPU": 1},
+        orphan: {"MEMORY_MB": 192, "VCPU": 1},
+        scheduled: {"MEMORY_MB": 64, "VCPU": 1},
+    }
     writes = restarted.client.write_count
     assert restarted.manager.heal(keep=[scheduled]).removed == []
     assert restarted.client.write_count == writes
@@ -166,7 +181,8 @@ def test_heal_after_a_crash_converges_to_the_guests_that_exist(
 
 
 def test_heal_reports_a_guest_whose_claim_does_not_fit(
-        make_host: HostFactory, image: Image) -> None:
+    make_host: HostFactory, image: Image
+) -> None:
     host = make_host()
     rp, client = host.tracker.provider_uuid, host.client
     orphan = host.driver.spawn(guest_name(), _uuid(), SMALL, image).uuid
@@ -186,32 +202,53 @@ def test_heal_reports_a_guest_whose_claim_does_not_fit(
 
 def agent_process(conf_file: Path) -> ServiceProcess:
     """`python -m filemem.cmd.compute`; its stderr goes to agent.log next to the config."""
-    return ServiceProcess(python_module("filemem.cmd.compute", "--config-file", str(conf_file)),
-                          log_path=conf_file.parent / "agent.log", cwd=REPO, stop_timeout=30)
+    return ServiceProcess(
+        python_module("filemem.cmd.compute", "--config-file", str(conf_file)),
+        log_path=conf_file.parent / "agent.log",
+        cwd=REPO,
+        stop_timeout=30,
+    )
 
 
-def test_agent_refuses_to_start_on_a_startup_check_error(
-        libvirtd: None, state_path: Path) -> None:
+def test_agent_refuses_to_start_on_a_startup_check_error(libvirtd: None, state_path: Path) -> None:
     conf_file = state_path / "filemem.conf"
-    conf_file.write_text(conf_text(state_path, "http://127.0.0.1:9", file_backed_memory=2048,
-                                   extra_default="reserved_host_memory_mb = 2048"))
+    conf_file.write_text(
+        conf_text(
+            state_path,
+            "http://127.0.0.1:9",
+            file_backed_memory=2048,
+            extra_default="reserved_host_memory_mb = 2048",
+        )
+    )
     result = subprocess.run(
         [sys.executable, "-m", "filemem.cmd.compute", "--config-file", str(conf_file)],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     assert "error: [DEFAULT] reserved_host_memory_mb = 2048 is not smaller" in result.stderr
     assert "refusing to start: 1 startup check(s) failed" in result.stderr
 
 
 def test_agent_keeps_guests_running_while_placement_is_down_and_recovers(
-        make_driver: DriverFactory, image: Image, state_path: Path,
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+    make_driver: DriverFactory,
+    image: Image,
+    state_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     conf_file = state_path / "filemem.conf"
-    conf_file.write_text(conf_text(
-        state_path, endpoint, host=f"host-{state_path.name}",
-        extra_default="update_resources_interval = 4\nplacement_retry_interval = 0.5"))
+    conf_file.write_text(
+        conf_text(
+            state_path,
+            endpoint,
+            host=f"host-{state_path.name}",
+            extra_default="update_resources_interval = 4\nplacement_retry_interval = 0.5",
+        )
+    )
     driver: LibvirtDriver = make_driver(file_backed_memory_mb=2048)
     guest = driver.spawn(guest_name(), _uuid(), SMALL, image)
     agent = agent_process(conf_file)
@@ -234,12 +271,15 @@ def test_agent_keeps_guests_running_while_placement_is_down_and_recovers(
         from tests.functional.test_tracker import client_for
 
         client = client_for(placement.url)
-        assert client.get_provider_allocations(rp) == {guest.uuid: {"MEMORY_MB": 128,
-                                                                    "VCPU": 1}}
+        assert client.get_provider_allocations(rp) == {guest.uuid: {"MEMORY_MB": 128, "VCPU": 1}}
         assert client.get_inventories(rp)[1]["MEMORY_MB"]["total"] == 2048
         up = metrics.parse((state_path / "metrics.prom").read_text())
-        assert (up["filemem_placement_up"], up["filemem_memory_mb_total"],
-                up["filemem_memory_mb_used"], up["filemem_memory_mb_reserved"]) == (1, 2048, 128, 0)
+        assert (
+            up["filemem_placement_up"],
+            up["filemem_memory_mb_total"],
+            up["filemem_memory_mb_used"],
+            up["filemem_memory_mb_reserved"],
+        ) == (1, 2048, 128, 0)
         label = f'{{name="{guest.name}",uuid="{guest.uuid}"}}'  # sorted, as the client writes
         assert up[f"filemem_guest_memory_file_nominal_bytes{label}"] == 128 << 20
         assert up[f"filemem_guest_memory_file_allocated_bytes{label}"] == 128 << 20  # immediate

@@ -29,47 +29,58 @@ def bad_request(response: Any) -> str:
     return message
 
 
-@pytest.mark.parametrize("path", ["/servers", "/flavors", "/images",
-                                  "/servers/00000000-0000-0000-0000-000000000000/action"])
+@pytest.mark.parametrize(
+    "path",
+    ["/servers", "/flavors", "/images", "/servers/00000000-0000-0000-0000-000000000000/action"],
+)
 @pytest.mark.parametrize("content", [b"{not json", b"", b"[1, 2]", b"null", b'"text"'])
 def test_malformed_or_wrong_json_is_400(env: ApiEnv, path: str, content: bytes) -> None:
-    response = env.compute("POST", path, content=content,
-                           headers={"Content-Type": "application/json"})
+    response = env.compute(
+        "POST", path, content=content, headers={"Content-Type": "application/json"}
+    )
     bad_request(response)
 
 
 def test_malformed_json_names_itself(env: ApiEnv) -> None:
-    response = env.compute("POST", "/servers", content=b'{"server": ',
-                           headers={"Content-Type": "application/json"})
+    response = env.compute(
+        "POST", "/servers", content=b'{"server": ', headers={"Content-Type": "application/json"}
+    )
     assert bad_request(response) == "Malformed request body"
 
 
-@pytest.mark.parametrize(("server", "reason"), [
-    ({"name": "x", "flavorRef": "missing-flavor"}, "flavorRef"),
-    ({"name": "x", "imageRef": "00000000-0000-0000-0000-000000000000"}, "imageRef"),
-    ({"name": ""}, "server.name"),
-    ({"name": "x" * 256}, "at most 255"),
-    ({"name": "x", "color": "red"}, "Additional properties are not allowed"),
-    ({"name": "x", "max_count": 5}, "max_count"),
-    ({"name": 7}, "valid string"),
-])
-def test_bad_server_bodies(env: ApiEnv, refs: dict[str, str], server: dict[str, Any],
-                           reason: str) -> None:
+@pytest.mark.parametrize(
+    ("server", "reason"),
+    [
+        ({"name": "x", "flavorRef": "missing-flavor"}, "flavorRef"),
+        ({"name": "x", "imageRef": "00000000-0000-0000-0000-000000000000"}, "imageRef"),
+        ({"name": ""}, "server.name"),
+        ({"name": "x" * 256}, "at most 255"),
+        ({"name": "x", "color": "red"}, "Additional properties are not allowed"),
+        ({"name": "x", "max_count": 5}, "max_count"),
+        ({"name": 7}, "valid string"),
+    ],
+)
+def test_bad_server_bodies(
+    env: ApiEnv, refs: dict[str, str], server: dict[str, Any], reason: str
+) -> None:
     message = bad_request(env.compute("POST", "/servers", json={"server": {**refs, **server}}))
     assert reason in message, message
 
 
-@pytest.mark.parametrize(("flavor", "reason"), [
-    ({"ram": -1}, "flavor.ram"),
-    ({"ram": 10**12}, "flavor.ram"),
-    ({"vcpus": 0}, "flavor.vcpus"),
-    ({"vcpus": 10**6}, "flavor.vcpus"),
-    ({"disk": -5}, "flavor.disk"),
-    ({"disk": 2**63}, "flavor.disk"),
-    ({"ram": 1.5}, "flavor.ram"),
-    ({"name": None}, "flavor.name"),
-    ({"unknown": 1}, "Additional properties are not allowed"),
-])
+@pytest.mark.parametrize(
+    ("flavor", "reason"),
+    [
+        ({"ram": -1}, "flavor.ram"),
+        ({"ram": 10**12}, "flavor.ram"),
+        ({"vcpus": 0}, "flavor.vcpus"),
+        ({"vcpus": 10**6}, "flavor.vcpus"),
+        ({"disk": -5}, "flavor.disk"),
+        ({"disk": 2**63}, "flavor.disk"),
+        ({"ram": 1.5}, "flavor.ram"),
+        ({"name": None}, "flavor.name"),
+        ({"unknown": 1}, "Additional properties are not allowed"),
+    ],
+)
 def test_bad_flavor_bodies(env: ApiEnv, flavor: dict[str, Any], reason: str) -> None:
     body = {"name": "bad", "ram": 256, "vcpus": 1, "disk": 0, **flavor}
     message = bad_request(env.compute("POST", "/flavors", json={"flavor": body}))
@@ -78,8 +89,13 @@ def test_bad_flavor_bodies(env: ApiEnv, flavor: dict[str, Any], reason: str) -> 
 
 def test_missing_envelope_and_extra_top_level_keys(env: ApiEnv) -> None:
     assert "server" in bad_request(env.compute("POST", "/servers", json={"name": "x"}))
-    bad_request(env.compute("POST", "/flavors", json={
-        "flavor": {"name": "x", "ram": 256, "vcpus": 1, "disk": 0}, "extra": 1}))
+    bad_request(
+        env.compute(
+            "POST",
+            "/flavors",
+            json={"flavor": {"name": "x", "ram": 256, "vcpus": 1, "disk": 0}, "extra": 1},
+        )
+    )
 
 
 @pytest.mark.parametrize("params", [{"limit": -1}, {"limit": "many"}, {"limit": 10**30}])
@@ -88,8 +104,14 @@ def test_bad_query_parameters(env: ApiEnv, params: dict[str, Any]) -> None:
 
 
 def test_unknown_ids_are_404_not_500(env: ApiEnv) -> None:
-    for path in ("/servers/not-a-uuid", "/servers/%00", "/flavors/%00",
-                 "/flavors/a%2Fb", "/os-hypervisors/%00", "/images/%00"):
+    for path in (
+        "/servers/not-a-uuid",
+        "/servers/%00",
+        "/flavors/%00",
+        "/flavors/a%2Fb",
+        "/os-hypervisors/%00",
+        "/images/%00",
+    ):
         response = env.compute("GET", path)
         assert response.status_code == 404, (path, response.text)
         assert "itemNotFound" in response.json()
@@ -97,25 +119,36 @@ def test_unknown_ids_are_404_not_500(env: ApiEnv) -> None:
 
 def test_nul_and_surrogates_are_refused(env: ApiEnv, refs: dict[str, str]) -> None:
     body = b'{"server": {"name": "a\\u0000b", "flavorRef": "1", "imageRef": "x"}}'
-    bad_request(env.compute("POST", "/servers", content=body,
-                            headers={"Content-Type": "application/json"}))
+    bad_request(
+        env.compute("POST", "/servers", content=body, headers={"Content-Type": "application/json"})
+    )
     body = b'{"flavor": {"name": "\\ud800", "ram": 256, "vcpus": 1, "disk": 0}}'
-    bad_request(env.compute("POST", "/flavors", content=body,
-                            headers={"Content-Type": "application/json"}))
+    bad_request(
+        env.compute("POST", "/flavors", content=body, headers={"Content-Type": "application/json"})
+    )
 
 
 def test_wrong_method_and_oversized_body(env: ApiEnv) -> None:
     assert env.compute("PATCH", "/servers").status_code == 405
     huge = b'{"server": {"name": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
-    response = env.compute("POST", "/servers", content=huge,
-                           headers={"Content-Type": "application/json"})
+    response = env.compute(
+        "POST", "/servers", content=huge, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413
 
 
 def test_agent_api_validates_too(env: ApiEnv) -> None:
     bad_request(env.http.put("/filemem/v1/services/h", json={"provider_uuid": "nope"}))
-    bad_request(env.http.put("/filemem/v1/services/bad%20host", json={
-        "provider_uuid": "00000000-0000-0000-0000-000000000001"}))
+    bad_request(
+        env.http.put(
+            "/filemem/v1/services/bad%20host",
+            json={"provider_uuid": "00000000-0000-0000-0000-000000000001"},
+        )
+    )
     bad_request(env.http.get("/filemem/v1/hosts/h/instances", params={"wait": 31}))
-    bad_request(env.http.patch("/filemem/v1/instances/00000000-0000-0000-0000-000000000000",
-                               json={"vm_state": "exploded"}))
+    bad_request(
+        env.http.patch(
+            "/filemem/v1/instances/00000000-0000-0000-0000-000000000000",
+            json={"vm_state": "exploded"},
+        )
+    )

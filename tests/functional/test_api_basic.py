@@ -29,7 +29,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
 def test_version_documents_are_nova_shaped_and_public(env: ApiEnv) -> None:
     versions = httpx.get(f"{env.url}/").json()["versions"]
     assert [(v["id"], v["status"], v["version"], v["min_version"]) for v in versions] == [
-        ("v2.1", "CURRENT", "2.1", "2.1")]
+        ("v2.1", "CURRENT", "2.1", "2.1")
+    ]
     assert versions[0]["links"] == [{"rel": "self", "href": f"{env.url}/v2.1/"}]
     for path in ("/v2.1", "/v2.1/"):
         version = httpx.get(f"{env.url}{path}").json()["version"]
@@ -44,16 +45,21 @@ def test_identity_v3_version_document_is_public(env: ApiEnv) -> None:
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Auth-Token": "wrong"}, {"X-Auth-Token": ""}])
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v2.1/servers"), ("POST", "/v2.1/flavors"), ("GET", "/filemem/v1/hosts/h/instances"),
-    ("GET", "/v2.1/no-such-thing"),
-])
-def test_missing_or_wrong_token_is_401(env: ApiEnv, headers: dict[str, str], method: str,
-                                       path: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v2.1/servers"),
+        ("POST", "/v2.1/flavors"),
+        ("GET", "/filemem/v1/hosts/h/instances"),
+        ("GET", "/v2.1/no-such-thing"),
+    ],
+)
+def test_missing_or_wrong_token_is_401(
+    env: ApiEnv, headers: dict[str, str], method: str, path: str
+) -> None:
     response = httpx.request(method, f"{env.url}{path}", headers=headers, content=b"{not json")
     assert response.status_code == 401
-    assert response.json() == {"unauthorized": {"code": 401,
-                                                "message": "Authentication required"}}
+    assert response.json() == {"unauthorized": {"code": 401, "message": "Authentication required"}}
 
 
 def test_openapi_document_is_served(env: ApiEnv) -> None:
@@ -63,12 +69,20 @@ def test_openapi_document_is_served(env: ApiEnv) -> None:
 
 
 def test_flavor_create_list_show_delete(env: ApiEnv) -> None:
-    created = env.compute("POST", "/flavors", json={"flavor": {
-        "name": "crud.small", "ram": 512, "vcpus": 2, "disk": 1, "id": "crud-1"}})
+    created = env.compute(
+        "POST",
+        "/flavors",
+        json={"flavor": {"name": "crud.small", "ram": 512, "vcpus": 2, "disk": 1, "id": "crud-1"}},
+    )
     assert created.status_code == 200, created.text
     flavor = created.json()["flavor"]
     assert {k: flavor[k] for k in ("id", "name", "ram", "vcpus", "disk")} == {
-        "id": "crud-1", "name": "crud.small", "ram": 512, "vcpus": 2, "disk": 1}
+        "id": "crud-1",
+        "name": "crud.small",
+        "ram": 512,
+        "vcpus": 2,
+        "disk": 1,
+    }
     assert flavor["os-flavor-access:is_public"] is True
     assert flavor["links"][0]["href"].endswith("/v2.1/flavors/crud-1")
 
@@ -78,8 +92,11 @@ def test_flavor_create_list_show_delete(env: ApiEnv) -> None:
     assert any(f["id"] == "crud-1" and f["ram"] == 512 for f in detail)
     assert env.compute("GET", "/flavors/crud-1").json()["flavor"] == flavor
 
-    again = env.compute("POST", "/flavors", json={"flavor": {
-        "name": "crud.small", "ram": 512, "vcpus": 2, "disk": 1}})
+    again = env.compute(
+        "POST",
+        "/flavors",
+        json={"flavor": {"name": "crud.small", "ram": 512, "vcpus": 2, "disk": 1}},
+    )
     assert again.status_code == 409
     assert "already exists" in again.json()["conflictingRequest"]["message"]
 
@@ -101,8 +118,9 @@ def test_extra_specs_crud(env: ApiEnv) -> None:
     flavor_id = make_flavor(env, "specs")
     base = f"/flavors/{flavor_id}/os-extra_specs"
     assert env.compute("GET", base).json() == {"extra_specs": {}}
-    posted = env.compute("POST", base, json={"extra_specs": {"hw:mem_page_size": "large",
-                                                             "k": "v"}})
+    posted = env.compute(
+        "POST", base, json={"extra_specs": {"hw:mem_page_size": "large", "k": "v"}}
+    )
     assert posted.status_code == 200
     assert posted.json() == {"extra_specs": {"hw:mem_page_size": "large", "k": "v"}}
     assert env.compute("GET", f"{base}/k").json() == {"k": "v"}
@@ -123,7 +141,11 @@ def test_images_register_list_show_and_id_in_filter(env: ApiEnv) -> None:
     first, second = make_image(env, "img-a"), make_image(env, "img-b")
     shown = env.compute("GET", f"/images/{first}").json()
     assert {k: shown[k] for k in ("id", "name", "status", "filemem_kind")} == {
-        "id": first, "name": "img-a", "status": "active", "filemem_kind": "kernel"}
+        "id": first,
+        "name": "img-a",
+        "status": "active",
+        "filemem_kind": "kernel",
+    }
     listed = env.compute("GET", "/images").json()["images"]
     assert {first, second} <= {image["id"] for image in listed}
     asked = env.compute("GET", "/images", params={"id": f"in:{first},{second}"}).json()
@@ -132,13 +154,16 @@ def test_images_register_list_show_and_id_in_filter(env: ApiEnv) -> None:
     assert env.compute("GET", "/images/not-a-uuid").status_code == 404
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    ({"kernel_path": "relative/vmlinuz"}, "absolute"),
-    ({"kernel_path": "/boot/../etc/passwd"}, "'..'"),
-    ({"kernel_path": "/nonexistent/vmlinuz"}, "No such file"),
-    ({"kernel_path": "/tmp"}, "not a regular file"),
-    ({"kernel_path": "/dev/null"}, "not a regular file"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"kernel_path": "relative/vmlinuz"}, "absolute"),
+        ({"kernel_path": "/boot/../etc/passwd"}, "'..'"),
+        ({"kernel_path": "/nonexistent/vmlinuz"}, "No such file"),
+        ({"kernel_path": "/tmp"}, "not a regular file"),
+        ({"kernel_path": "/dev/null"}, "not a regular file"),
+    ],
+)
 def test_image_paths_are_checked(env: ApiEnv, body: dict[str, Any], reason: str) -> None:
     response = env.compute("POST", "/images", json={"name": "bad", "kind": "kernel", **body})
     assert response.status_code == 400, response.text
@@ -151,8 +176,9 @@ def test_image_files_must_lie_below_image_dirs(env: ApiEnv) -> None:
     sneaky = env.files / "sneaky.vmlinuz"
     sneaky.symlink_to(outside)
     for path in (outside, sneaky, Path("/etc/hostname")):
-        response = env.compute("POST", "/images", json={
-            "name": "bad", "kind": "kernel", "kernel_path": str(path)})
+        response = env.compute(
+            "POST", "/images", json={"name": "bad", "kind": "kernel", "kernel_path": str(path)}
+        )
         assert response.status_code == 400, response.text
         assert "[api] image_dirs" in response.json()["badRequest"]["message"]
 
@@ -162,25 +188,38 @@ def test_services_and_hypervisors_report_placement_capacity(env: ApiEnv) -> None
     services = env.compute("GET", "/os-services").json()["services"]
     service = next(s for s in services if s["host"] == "hv-1")
     assert (service["binary"], service["status"], service["state"]) == (
-        "filemem-compute", "enabled", "up")
+        "filemem-compute",
+        "enabled",
+        "up",
+    )
     hypervisors = env.compute("GET", "/os-hypervisors").json()["hypervisors"]
     summary = next(h for h in hypervisors if h["hypervisor_hostname"] == "hv-1")
-    assert summary == {"id": service["id"], "hypervisor_hostname": "hv-1", "state": "up",
-                       "status": "enabled"}
+    assert summary == {
+        "id": service["id"],
+        "hypervisor_hostname": "hv-1",
+        "state": "up",
+        "status": "enabled",
+    }
     shown = env.compute("GET", f"/os-hypervisors/{summary['id']}").json()["hypervisor"]
-    assert (shown["memory_mb"], shown["memory_mb_used"], shown["vcpus"], shown["local_gb"]) \
-        == (8192, 0, 4, 20)
+    assert (shown["memory_mb"], shown["memory_mb_used"], shown["vcpus"], shown["local_gb"]) == (
+        8192,
+        0,
+        4,
+        20,
+    )
     assert shown["hypervisor_type"] == "QEMU" and shown["filemem:file_backed_memory"] is True
     assert env.compute("GET", "/os-hypervisors/999999").status_code == 404
 
-    disabled = env.compute("PUT", "/os-services/disable-log-reason", json={
-        "host": "hv-1", "binary": "filemem-compute", "disabled_reason": "maintenance"})
+    disabled = env.compute(
+        "PUT",
+        "/os-services/disable-log-reason",
+        json={"host": "hv-1", "binary": "filemem-compute", "disabled_reason": "maintenance"},
+    )
     assert disabled.json()["service"]["status"] == "disabled"
     services = env.compute("GET", "/os-services", params={"host": "hv-1"}).json()["services"]
     assert services[0]["status"] == "disabled"
     assert services[0]["disabled_reason"] == "maintenance"
-    env.compute("PUT", "/os-services/enable", json={"host": "hv-1",
-                                                    "binary": "filemem-compute"})
+    env.compute("PUT", "/os-services/enable", json={"host": "hv-1", "binary": "filemem-compute"})
 
 
 def test_api_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:

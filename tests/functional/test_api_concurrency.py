@@ -31,8 +31,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
 
 def test_n_parallel_creates_for_capacity_m(env: ApiEnv) -> None:
     # Room for exactly M guests of the flavor (and plenty of VCPU).
-    provider = register_host(env, "busy-host", memory_mb=M * FLAVOR_MB + FLAVOR_MB // 2,
-                             vcpus=64)
+    provider = register_host(env, "busy-host", memory_mb=M * FLAVOR_MB + FLAVOR_MB // 2, vcpus=64)
     flavor = make_flavor(env, "conc", ram=FLAVOR_MB)
     image = make_image(env, "conc")
     ids: list[str] = []

@@ -44,8 +44,8 @@ def test_the_fuzzed_document_is_the_served_one(env: ApiEnv) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_input_makes_a_server_error(case: schemathesis.Case[Any], env: ApiEnv) -> None:
-    case.call_and_validate(base_url=env.url, headers={"X-Auth-Token": TOKEN},
-                           checks=[not_a_server_error])
+    case.call_and_validate(
+        base_url=env.url, headers={"X-Auth-Token": TOKEN}, checks=[not_a_server_error]
+    )

@@ -41,7 +41,8 @@ def image(env: ApiEnv) -> str:
 
 def connect(env: ApiEnv) -> openstack.connection.Connection:
     return openstack.connection.Connection(
-        auth_type="admin_token", auth={"endpoint": f"{env.url}/v2.1", "token": TOKEN})
+        auth_type="admin_token", auth={"endpoint": f"{env.url}/v2.1", "token": TOKEN}
+    )
 
 
 def test_openstacksdk_flavors_and_server_lifecycle(env: ApiEnv, image: str) -> None:
@@ -77,35 +78,86 @@ def cli(env: ApiEnv, tmp_path: Path, *args: str) -> str:
     clouds.write_text(
         "clouds:\n  filemem:\n    auth_type: admin_token\n    auth:\n"
         f"      endpoint: {env.url}/v2.1\n      token: {TOKEN}\n"
-        f"    identity_endpoint_override: {env.url}/identity/v3\n")
+        f"    identity_endpoint_override: {env.url}/identity/v3\n"
+    )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     environ.update(OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD="filemem")
-    result = subprocess.run([str(OPENSTACK), *args], env=environ, capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(OPENSTACK), *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result.stdout
 
 
-def test_openstack_cli_with_identity_endpoint_override(env: ApiEnv, image: str,
-                                                       tmp_path: Path) -> None:
+def test_openstack_cli_with_identity_endpoint_override(
+    env: ApiEnv, image: str, tmp_path: Path
+) -> None:
     flavor = make_flavor(env, "cli.small", ram=512, vcpus=2)
     server_id = create_server(env, "cli-vm", flavor, image)
     agent_spawned(env, server_id)
 
-    listing = cli(env, tmp_path, "server", "list", "-f", "value",
-                  "-c", "ID", "-c", "Name", "-c", "Status", "-c", "Image", "-c", "Flavor")
+    listing = cli(
+        env,
+        tmp_path,
+        "server",
+        "list",
+        "-f",
+        "value",
+        "-c",
+        "ID",
+        "-c",
+        "Name",
+        "-c",
+        "Status",
+        "-c",
+        "Image",
+        "-c",
+        "Flavor",
+    )
     assert f"{server_id} cli-vm ACTIVE os-image cli.small" in listing
 
-    shown = cli(env, tmp_path, "server", "show", "cli-vm", "-f", "value", "-c", "status",
-                "-c", "OS-EXT-SRV-ATTR:host", "-c", "flavor")
+    shown = cli(
+        env,
+        tmp_path,
+        "server",
+        "show",
+        "cli-vm",
+        "-f",
+        "value",
+        "-c",
+        "status",
+        "-c",
+        "OS-EXT-SRV-ATTR:host",
+        "-c",
+        "flavor",
+    )
     assert "ACTIVE" in shown and HOST in shown and "cli.small" in shown
 
     flavors = cli(env, tmp_path, "flavor", "list", "-f", "value", "-c", "Name", "-c", "RAM")
     assert "cli.small 512" in flavors
 
-    hypervisor = cli(env, tmp_path, "hypervisor", "show", HOST, "-f", "value",
-                     "-c", "hypervisor_hostname", "-c", "memory_mb", "-c", "memory_mb_used",
-                     "-c", "state").split()
+    hypervisor = cli(
+        env,
+        tmp_path,
+        "hypervisor",
+        "show",
+        HOST,
+        "-f",
+        "value",
+        "-c",
+        "hypervisor_hostname",
+        "-c",
+        "memory_mb",
+        "-c",
+        "memory_mb_used",
+        "-c",
+        "state",
+    ).split()
     assert hypervisor == [HOST, "4096", "512", "up"]
 
     cli(env, tmp_path, "server", "delete", server_id)

@@ -62,8 +62,9 @@ def apis(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tw
             files = state / "files"
             files.mkdir()
             with http_client(first.url) as http1, http_client(second.url) as http2:
-                env = ApiEnv(first.url, placement_url, http1, placement_client(placement_url),
-                             files, first)
+                env = ApiEnv(
+                    first.url, placement_url, http1, placement_client(placement_url), files, first
+                )
                 yield TwoApis(postgres, env, http2)
         finally:
             first.stop()

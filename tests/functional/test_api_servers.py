@@ -35,28 +35,42 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
 @pytest.fixture(scope="module")
 def setup(env: ApiEnv) -> dict[str, str]:
     provider = register_host(env, HOST, memory_mb=4096, vcpus=16)
-    return {"provider": provider, "flavor": make_flavor(env, "srv.small", ram=256),
-            "image": make_image(env, "srv-image")}
+    return {
+        "provider": provider,
+        "flavor": make_flavor(env, "srv.small", ram=256),
+        "image": make_image(env, "srv-image"),
+    }
 
 
 def usage(env: ApiEnv, provider: str) -> int:
     return env.placement.get_usages(provider).get("MEMORY_MB", 0)
 
 
-def test_create_schedules_claims_and_shows_nova_shapes(env: ApiEnv,
-                                                       setup: dict[str, str]) -> None:
+def test_create_schedules_claims_and_shows_nova_shapes(env: ApiEnv, setup: dict[str, str]) -> None:
     before = usage(env, setup["provider"])
-    response = env.compute("POST", "/servers", json={"server": {
-        "name": "shape", "flavorRef": setup["flavor"], "imageRef": setup["image"],
-        "metadata": {"role": "test"}}})
+    response = env.compute(
+        "POST",
+        "/servers",
+        json={
+            "server": {
+                "name": "shape",
+                "flavorRef": setup["flavor"],
+                "imageRef": setup["image"],
+                "metadata": {"role": "test"},
+            }
+        },
+    )
     assert response.status_code == 202, response.text
     created = response.json()["server"]
     assert set(created) >= {"id", "links"}
     server = show_server(env, created["id"])
     assert server["status"] == "BUILD"
     assert server["OS-EXT-SRV-ATTR:host"] == HOST
-    assert (server["OS-EXT-STS:vm_state"], server["OS-EXT-STS:task_state"],
-            server["OS-EXT-STS:power_state"]) == ("building", "spawning", 0)
+    assert (
+        server["OS-EXT-STS:vm_state"],
+        server["OS-EXT-STS:task_state"],
+        server["OS-EXT-STS:power_state"],
+    ) == ("building", "spawning", 0)
     assert server["flavor"]["id"] == setup["flavor"]
     assert server["flavor"]["links"][0]["rel"] == "bookmark"
     assert server["image"]["id"] == setup["image"]
@@ -108,8 +122,7 @@ def test_limit_and_marker_page_through(env: ApiEnv, setup: dict[str, str]) -> No
     assert bad_regex.status_code == 400
 
 
-def test_actions_set_task_state_and_refuse_bad_states(env: ApiEnv,
-                                                      setup: dict[str, str]) -> None:
+def test_actions_set_task_state_and_refuse_bad_states(env: ApiEnv, setup: dict[str, str]) -> None:
     server_id = create_server(env, "actions", setup["flavor"], setup["image"])
 
     def act(body: dict[str, Any]) -> Any:
@@ -142,8 +155,9 @@ def test_actions_set_task_state_and_refuse_bad_states(env: ApiEnv,
     unknown = act({"pause": None})
     assert unknown.status_code == 400
     assert unknown.json()["badRequest"]["message"] == "There is no such action: pause"
-    missing = env.compute("POST", "/servers/00000000-0000-0000-0000-000000000000/action",
-                          json={"os-stop": None})
+    missing = env.compute(
+        "POST", "/servers/00000000-0000-0000-0000-000000000000/action", json={"os-stop": None}
+    )
     assert missing.status_code == 404
 
 
@@ -158,8 +172,10 @@ def test_delete_goes_through_the_agent_and_gone(env: ApiEnv, setup: dict[str, st
     assert env.compute("DELETE", f"/servers/{server_id}").status_code == 204
     server = show_server(env, server_id)
     assert server["OS-EXT-STS:task_state"] == "deleting"
-    assert env.compute("POST", f"/servers/{server_id}/action",
-                       json={"os-stop": None}).status_code == 409
+    assert (
+        env.compute("POST", f"/servers/{server_id}/action", json={"os-stop": None}).status_code
+        == 409
+    )
     # A late report from the agent does not undo the deletion.
     agent_report(env, server_id, vm_state="active", task_state=None)
     assert show_server(env, server_id)["OS-EXT-STS:task_state"] == "deleting"
@@ -173,8 +189,9 @@ def test_delete_goes_through_the_agent_and_gone(env: ApiEnv, setup: dict[str, st
     assert env.compute("DELETE", f"/servers/{server_id}").status_code == 404
 
 
-def test_no_valid_host_is_error_with_fault_and_no_allocation(env: ApiEnv,
-                                                             setup: dict[str, str]) -> None:
+def test_no_valid_host_is_error_with_fault_and_no_allocation(
+    env: ApiEnv, setup: dict[str, str]
+) -> None:
     huge = make_flavor(env, "srv.huge", ram=1024 * 1024)
     server_id = create_server(env, "too-big", huge, setup["image"])
     server = show_server(env, server_id)
@@ -188,30 +205,42 @@ def test_no_valid_host_is_error_with_fault_and_no_allocation(env: ApiEnv,
     assert env.compute("GET", f"/servers/{server_id}").status_code == 404
 
 
-def test_huge_pages_never_land_on_a_file_backed_host(env: ApiEnv,
-                                                     setup: dict[str, str]) -> None:
+def test_huge_pages_never_land_on_a_file_backed_host(env: ApiEnv, setup: dict[str, str]) -> None:
     flavor = make_flavor(env, "srv.hugepages", extra_specs={"hw:mem_page_size": "large"})
     server_id = create_server(env, "hp", flavor, setup["image"])
     server = show_server(env, server_id)
     assert server["status"] == "ERROR"
-    assert "COMPUTE_MEM_BACKING_FILE" in server["fault"]["message"] or \
-        "huge" in server["fault"]["message"].lower(), server["fault"]
+    assert (
+        "COMPUTE_MEM_BACKING_FILE" in server["fault"]["message"]
+        or "huge" in server["fault"]["message"].lower()
+    ), server["fault"]
 
 
 def test_bad_refs_are_400(env: ApiEnv, setup: dict[str, str]) -> None:
-    for body, word in (({"flavorRef": "nope", "imageRef": setup["image"]}, "flavorRef"),
-                       ({"flavorRef": setup["flavor"], "imageRef": "nope"}, "imageRef")):
+    for body, word in (
+        ({"flavorRef": "nope", "imageRef": setup["image"]}, "flavorRef"),
+        ({"flavorRef": setup["flavor"], "imageRef": "nope"}, "imageRef"),
+    ):
         response = env.compute("POST", "/servers", json={"server": {"name": "x", **body}})
         assert response.status_code == 400
         assert word in response.json()["badRequest"]["message"]
-    by_href = env.compute("POST", "/servers", json={"server": {
-        "name": "href", "flavorRef": f"{env.url}/flavors/{setup['flavor']}",
-        "imageRef": f"{env.url}/images/{setup['image']}"}})
+    by_href = env.compute(
+        "POST",
+        "/servers",
+        json={
+            "server": {
+                "name": "href",
+                "flavorRef": f"{env.url}/flavors/{setup['flavor']}",
+                "imageRef": f"{env.url}/images/{setup['image']}",
+            }
+        },
+    )
     assert by_href.status_code == 202
 
 
 def test_long_poll_waits_for_a_change_and_returns_the_full_set(
-        env: ApiEnv, setup: dict[str, str]) -> None:
+    env: ApiEnv, setup: dict[str, str]
+) -> None:
     first = agent_watch(env, HOST)
     cursor = first["cursor"]
     assert all(i["host"] == HOST for i in first["instances"])
@@ -240,22 +269,29 @@ def test_long_poll_waits_for_a_change_and_returns_the_full_set(
 
 
 def test_agents_working_set_reports_show_in_the_server_view(
-        env: ApiEnv, setup: dict[str, str]) -> None:
+    env: ApiEnv, setup: dict[str, str]
+) -> None:
     server = create_server(env, "ws-1", setup["flavor"], setup["image"])
     agent_spawned(env, server)
     assert "filemem:memory_usage" not in show_server(env, server)
-    guest = {"nominal_bytes": 256 * 2**20, "store_bytes": 256 * 2**20,
-             "resident_bytes": 64 * 2**20, "major_faults": 12,
-             "sampled_at": "2026-12-02T14:00:00+00:00"}
+    guest = {
+        "nominal_bytes": 256 * 2**20,
+        "store_bytes": 256 * 2**20,
+        "resident_bytes": 64 * 2**20,
+        "major_faults": 12,
+        "sampled_at": "2026-12-02T14:00:00+00:00",
+    }
     # Another host cannot write this host's instances: its report is ignored, not stored.
-    other = env.http.put("/filemem/v1/hosts/some-other-host/memory-usage",
-                         json={"guests": {server: guest}})
+    other = env.http.put(
+        "/filemem/v1/hosts/some-other-host/memory-usage", json={"guests": {server: guest}}
+    )
     assert other.status_code == 200 and other.json() == {"stored": 0, "ignored": 1}
     assert "filemem:memory_usage" not in show_server(env, server)
-    mine = env.http.put(f"/filemem/v1/hosts/{HOST}/memory-usage",
-                        json={"guests": {server: guest}})
+    mine = env.http.put(f"/filemem/v1/hosts/{HOST}/memory-usage", json={"guests": {server: guest}})
     assert mine.status_code == 200 and mine.json() == {"stored": 1, "ignored": 0}
     assert show_server(env, server)["filemem:memory_usage"] == guest
-    bad = env.http.put(f"/filemem/v1/hosts/{HOST}/memory-usage",
-                       json={"guests": {server: {**guest, "resident_bytes": -1}}})
+    bad = env.http.put(
+        f"/filemem/v1/hosts/{HOST}/memory-usage",
+        json={"guests": {server: {**guest, "resident_bytes": -1}}},
+    )
     assert bad.status_code == 400 and "resident_bytes" in bad.text

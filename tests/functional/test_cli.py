@@ -17,8 +17,12 @@ FILEMEM = str(REPO / ".venv" / "bin" / "filemem")
 
 
 def write_conf(state_path: Path, **options: str) -> Path:
-    defaults = {"ram_allocation_ratio": "1.0", "reserved_host_memory_mb": "0",
-                "virt_type": "qemu", "file_backed_memory": "2048"}
+    defaults = {
+        "ram_allocation_ratio": "1.0",
+        "reserved_host_memory_mb": "0",
+        "virt_type": "qemu",
+        "file_backed_memory": "2048",
+    }
     defaults.update(options)
     libvirt_keys = {"virt_type", "file_backed_memory"}
     lines = ["[DEFAULT]", f"state_path = {state_path}"]
@@ -30,8 +34,9 @@ def write_conf(state_path: Path, **options: str) -> Path:
 
 
 def filemem(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([FILEMEM, "--config-file", str(config), *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [FILEMEM, "--config-file", str(config), *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_host_check_passes_on_a_good_host(libvirtd: None, state_path: Path) -> None:
@@ -43,15 +48,21 @@ def test_host_check_passes_on_a_good_host(libvirtd: None, state_path: Path) -> N
     assert report["libvirt_version"].startswith("9.")
 
 
-@pytest.mark.parametrize(("options", "option_named"), [
-    ({"ram_allocation_ratio": ""}, "[DEFAULT] ram_allocation_ratio"),
-    ({"ram_allocation_ratio": "1.5"}, "[DEFAULT] ram_allocation_ratio"),
-    ({"reserved_host_memory_mb": "4096"}, "[DEFAULT] reserved_host_memory_mb"),
-    ({"virt_type": "lxc"}, "[libvirt] virt_type"),
-    ({"file_backed_memory": "999999999"}, "[libvirt] file_backed_memory"),
-])
+@pytest.mark.parametrize(
+    ("options", "option_named"),
+    [
+        ({"ram_allocation_ratio": ""}, "[DEFAULT] ram_allocation_ratio"),
+        ({"ram_allocation_ratio": "1.5"}, "[DEFAULT] ram_allocation_ratio"),
+        ({"reserved_host_memory_mb": "4096"}, "[DEFAULT] reserved_host_memory_mb"),
+        ({"virt_type": "lxc"}, "[libvirt] virt_type"),
+        ({"file_backed_memory": "999999999"}, "[libvirt] file_backed_memory"),
+    ],
+)
 def test_host_check_explains_a_misconfigured_host(
-    libvirtd: None, state_path: Path, options: dict[str, str], option_named: str,
+    libvirtd: None,
+    state_path: Path,
+    options: dict[str, str],
+    option_named: str,
 ) -> None:
     config = write_conf(state_path, **options)
     result = filemem(config, "host", "check")
@@ -69,14 +80,23 @@ def test_invalid_option_value_is_refused_naming_it(state_path: Path) -> None:
 
 
 def test_guest_commands_are_read_only_views_of_api_guests(
-    make_driver: DriverFactory, state_path: Path, test_image: TestImage,
+    make_driver: DriverFactory,
+    state_path: Path,
+    test_image: TestImage,
 ) -> None:
     config = write_conf(state_path)
     driver = make_driver(file_backed_memory_mb=2048)  # the same state_path as the config
-    guest = driver.spawn(f"cli-{state_path.name}", str(uuidlib.uuid4()),
-                         Flavor("t", 1, 128),
-                         Image(kind="kernel", kernel=test_image.kernel, initrd=test_image.initrd,
-                               cmdline=test_image.cmdline()))
+    guest = driver.spawn(
+        f"cli-{state_path.name}",
+        str(uuidlib.uuid4()),
+        Flavor("t", 1, 128),
+        Image(
+            kind="kernel",
+            kernel=test_image.kernel,
+            initrd=test_image.initrd,
+            cmdline=test_image.cmdline(),
+        ),
+    )
     wait_for_console(driver.console_log(guest.uuid), "FILEMEM-READY")
     listed = json.loads(filemem(config, "guest", "list", "--json").stdout)
     [mine] = [g for g in listed if g["uuid"] == guest.uuid]

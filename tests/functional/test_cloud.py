@@ -37,7 +37,8 @@ def image(cloud: Cloud, test_image: TestImage) -> str:
 def test_openstacksdk_end_to_end(cloud: Cloud, image: str) -> None:
     cloud.start_agent(FB_HOST, 1024)
     conn = openstack.connection.Connection(
-        auth_type="admin_token", auth={"endpoint": f"{cloud.api_url}/v2.1", "token": TOKEN})
+        auth_type="admin_token", auth={"endpoint": f"{cloud.api_url}/v2.1", "token": TOKEN}
+    )
     flavor = conn.compute.create_flavor(name="sdk.small", ram=256, vcpus=1, disk=0)
     assert "sdk.small" in [f.name for f in conn.compute.flavors()]
 
@@ -66,7 +67,8 @@ def test_openstacksdk_end_to_end(cloud: Cloud, image: str) -> None:
 
 
 def test_huge_page_flavor_needs_a_host_without_file_backed_memory(
-    cloud: Cloud, image: str,
+    cloud: Cloud,
+    image: str,
 ) -> None:
     cloud.start_agent(FB_HOST, 1024)
     flavor = cloud.flavor("huge", 128, {"hw:mem_page_size": "2MB"})
@@ -89,8 +91,12 @@ def test_parallel_creates_get_exactly_the_capacity(cloud: Cloud, image: str) -> 
 
     def settled() -> bool:
         servers = [cloud.server(u) for u in uuids]
-        return all(s is not None and s["status"] in ("ACTIVE", "ERROR")
-                   and not s.get("OS-EXT-STS:task_state") for s in servers)
+        return all(
+            s is not None
+            and s["status"] in ("ACTIVE", "ERROR")
+            and not s.get("OS-EXT-STS:task_state")
+            for s in servers
+        )
 
     cloud.wait_for(settled, "all servers ACTIVE or ERROR", 300)
     statuses = {u: cloud.server(u)["status"] for u in uuids}  # type: ignore[index]
@@ -144,8 +150,7 @@ def test_agent_survives_a_libvirtd_restart(cloud: Cloud, image: str) -> None:
     try:
         time.sleep(3)  # the agent's watch passes fail meanwhile; it must keep retrying
     finally:
-        subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True,
-                       capture_output=True)
+        subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True, capture_output=True)
     second = cloud.create("after", flavor, image)
     cloud.wait_status(second, "ACTIVE")
     assert domain_exists(first) and cloud.server(first)["status"] == "ACTIVE"  # type: ignore[index]

@@ -22,11 +22,21 @@ MIB = 1024 * 1024
 MEMORY_MB = 256
 
 
-def boot(driver: LibvirtDriver, image: TestImage, touch_mb: int = 0, touch_delay: int = 0,
-         memory_mb: int = MEMORY_MB, extra_specs: dict[str, str] | None = None) -> GuestInfo:
+def boot(
+    driver: LibvirtDriver,
+    image: TestImage,
+    touch_mb: int = 0,
+    touch_delay: int = 0,
+    memory_mb: int = MEMORY_MB,
+    extra_specs: dict[str, str] | None = None,
+) -> GuestInfo:
     flavor = Flavor(name="test", vcpus=1, memory_mb=memory_mb, extra_specs=extra_specs or {})
-    kernel = Image(kind="kernel", kernel=image.kernel, initrd=image.initrd,
-                   cmdline=image.cmdline(touch_mb=touch_mb, touch_delay=touch_delay))
+    kernel = Image(
+        kind="kernel",
+        kernel=image.kernel,
+        initrd=image.initrd,
+        cmdline=image.cmdline(touch_mb=touch_mb, touch_delay=touch_delay),
+    )
     return driver.spawn(guest_name(), str(uuidlib.uuid4()), flavor, kernel)
 
 
@@ -35,7 +45,8 @@ def backing_dir(driver: LibvirtDriver) -> Path:
 
 
 def test_file_backed_guest_memory_file_grows_and_vanishes(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver(allocation_mode="ondemand")
     guest = boot(driver, test_image, touch_mb=96, touch_delay=4)
@@ -67,7 +78,8 @@ def test_file_backed_guest_memory_file_grows_and_vanishes(
 
 
 def test_immediate_allocation_preallocates_the_whole_file(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver(allocation_mode="immediate")
     guest = boot(driver, test_image)
@@ -77,12 +89,17 @@ def test_immediate_allocation_preallocates_the_whole_file(
     xml = Domain.from_xml(virsh("dumpxml", guest.name))
     backing = xml.memory_backing
     assert backing is not None
-    assert (backing.source_type, backing.access_mode, backing.allocation_mode, backing.discard) \
-        == ("file", "shared", "immediate", True)
+    assert (backing.source_type, backing.access_mode, backing.allocation_mode, backing.discard) == (
+        "file",
+        "shared",
+        "immediate",
+        True,
+    )
 
 
 def test_guest_on_host_without_file_backed_memory_has_no_file_source(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver(file_backed_memory_mb=0)
     guest = boot(driver, test_image)
@@ -119,7 +136,8 @@ def test_stop_start_reboot_delete(make_driver: DriverFactory, test_image: TestIm
 
 
 def test_duplicate_name_is_refused_and_leaves_the_first(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver()
     guest = boot(driver, test_image)
@@ -130,7 +148,8 @@ def test_duplicate_name_is_refused_and_leaves_the_first(
 
 
 def test_huge_pages_refused_on_file_backed_host_leaves_nothing(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver()
     before = virsh("list", "--all", "--name")
@@ -141,7 +160,8 @@ def test_huge_pages_refused_on_file_backed_host_leaves_nothing(
 
 
 def test_lifecycle_events_are_delivered(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     events: list[tuple[str, str]] = []
     driver = make_driver(on_event=lambda e: events.append((e.uuid, e.event)))
@@ -157,13 +177,16 @@ def test_lifecycle_events_are_delivered(
 
 
 def test_domains_not_defined_by_filemem_are_not_listed(
-    make_driver: DriverFactory, state_path: Path,
+    make_driver: DriverFactory,
+    state_path: Path,
 ) -> None:
     driver = make_driver()
     name = guest_name()
     xml = state_path / "foreign.xml"
-    xml.write_text(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
-                   "<os><type>hvm</type></os></domain>")
+    xml.write_text(
+        f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
+        "<os><type>hvm</type></os></domain>"
+    )
     virsh("define", str(xml))
     try:
         assert name in virsh("list", "--all", "--name").split()
@@ -173,7 +196,8 @@ def test_domains_not_defined_by_filemem_are_not_listed(
 
 
 def test_huge_page_guest_runs_on_a_host_without_file_backed_memory(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver(file_backed_memory_mb=0)
     guest = boot(driver, test_image, memory_mb=128, extra_specs={"hw:mem_page_size": "2MB"})
@@ -183,7 +207,8 @@ def test_huge_page_guest_runs_on_a_host_without_file_backed_memory(
 
 
 def test_disk_image_boots_through_a_copy_on_write_overlay(
-    make_driver: DriverFactory, state_path: Path,
+    make_driver: DriverFactory,
+    state_path: Path,
 ) -> None:
     """The base image is never written: the guest gets a qcow2 overlay, removed at delete."""
     base = state_path / "base.raw"
@@ -193,9 +218,14 @@ def test_disk_image_boots_through_a_copy_on_write_overlay(
     image = Image(kind="disk", disk=base, disk_format="raw")
     guest = driver.spawn(guest_name(), str(uuidlib.uuid4()), Flavor("t", 1, 128), image)
     overlay = driver.instance_dir(guest.uuid) / "disk.qcow2"
-    info = json.loads(subprocess.run(
-        ["qemu-img", "info", "-U", "--output=json", str(overlay)],
-        check=True, capture_output=True, text=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "-U", "--output=json", str(overlay)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert info["format"] == "qcow2"
     assert info["backing-filename"] == str(base) and info["backing-filename-format"] == "raw"
     assert guest.power_state == PowerState.RUNNING

@@ -45,12 +45,17 @@ def wait_for_passes(log: Path, count: int, timeout: float) -> list[MemcheckLine]
 
 
 def test_memcheck_guest_fills_and_verifies_its_memory(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver()
     uuid = str(uuidlib.uuid4())
-    image = Image(kind="kernel", kernel=test_image.kernel, initrd=test_image.initrd,
-                  cmdline=test_image.memcheck_cmdline(MEM_MB, HOT_MB, VERIFY_EVERY))
+    image = Image(
+        kind="kernel",
+        kernel=test_image.kernel,
+        initrd=test_image.initrd,
+        cmdline=test_image.memcheck_cmdline(MEM_MB, HOT_MB, VERIFY_EVERY),
+    )
     guest = driver.spawn(guest_name(), uuid, Flavor("memcheck", 1, GUEST_MB), image)
     try:
         lines = wait_for_passes(driver.console_log(guest.uuid), WANT_PASSES, timeout=45)

@@ -47,7 +47,8 @@ def partitioned(make_driver: DriverFactory) -> Iterator[PartitionedDriver]:
         driver = make_driver(file_backed_memory_mb=file_backed_memory_mb)
         name = f"t-{uuidlib.uuid4().hex[:10]}"
         driver.settings = dataclasses.replace(
-            driver.settings, guest_partition=name, guest_memory_limit_mb=limit_mb)
+            driver.settings, guest_partition=name, guest_memory_limit_mb=limit_mb
+        )
         # The driver ensures it again at spawn; the test needs the directories to read them.
         made.append((driver, partition.ensure_partition(name, limit_mb * MIB)))
         return made[-1]
@@ -68,7 +69,8 @@ def partitioned(make_driver: DriverFactory) -> Iterator[PartitionedDriver]:
 
 
 def test_file_backed_guest_runs_under_a_limit_below_its_touched_memory(
-    partitioned: PartitionedDriver, test_image: TestImage,
+    partitioned: PartitionedDriver,
+    test_image: TestImage,
 ) -> None:
     driver, part = partitioned(LIMIT_MB, 2048)
     guest = boot(driver, test_image, touch_mb=TOUCH_MB, memory_mb=GUEST_MB)
@@ -77,8 +79,11 @@ def test_file_backed_guest_runs_under_a_limit_below_its_touched_memory(
 
     pid = qemu_pid(guest.name)
     assert partition.qemu_pids_in(part) == [pid]
-    memory_line = next(line for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-                       if line.split(":")[1] == "memory")
+    memory_line = next(
+        line
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        if line.split(":")[1] == "memory"
+    )
     assert memory_line.split(":")[2].startswith(f"/machine/{part.memory_dir.name}/")
 
     usage = partition.partition_memory_usage(part)
@@ -94,7 +99,8 @@ def test_file_backed_guest_runs_under_a_limit_below_its_touched_memory(
 
 
 def test_ram_backed_guest_over_the_limit_is_oom_killed(
-    partitioned: PartitionedDriver, test_image: TestImage,
+    partitioned: PartitionedDriver,
+    test_image: TestImage,
 ) -> None:
     driver, part = partitioned(OOM_LIMIT_MB, 0)
     guest = boot(driver, test_image, touch_mb=TOUCH_MB, memory_mb=GUEST_MB)
@@ -120,7 +126,8 @@ def test_ram_backed_guest_over_the_limit_is_oom_killed(
 
 
 def test_a_stopped_guest_starts_again_after_its_partition_vanished(
-    partitioned: PartitionedDriver, test_image: TestImage,
+    partitioned: PartitionedDriver,
+    test_image: TestImage,
 ) -> None:
     """cgroups do not survive a host reboot: power_on makes the partition again."""
     driver, part = partitioned(LIMIT_MB, 2048)

@@ -58,7 +58,8 @@ def sync_host(client: PlacementClient, rp_uuid: str, name: str) -> None:
 
 
 def test_embedded_sync_is_idempotent_and_a_no_change_sync_writes_nothing(
-        embedded: EmbeddedPlacement) -> None:
+    embedded: EmbeddedPlacement,
+) -> None:
     client = embedded.client()
     rp_uuid = new_uuid()
     sync_host(client, rp_uuid, f"host-{rp_uuid[:8]}")
@@ -108,7 +109,8 @@ def test_embedded_claim_over_capacity_and_delete(embedded: EmbeddedPlacement) ->
 
 
 def test_embedded_allocation_candidates_honour_forbidden_traits(
-        embedded: EmbeddedPlacement) -> None:
+    embedded: EmbeddedPlacement,
+) -> None:
     client = embedded.client()
     rp_uuid = new_uuid()
     sync_host(client, rp_uuid, f"host-{rp_uuid[:8]}")
@@ -121,7 +123,8 @@ def test_embedded_allocation_candidates_honour_forbidden_traits(
 
 
 def test_embedded_name_conflict_and_one_database_per_process(
-        embedded: EmbeddedPlacement, tmp_path: Path) -> None:
+    embedded: EmbeddedPlacement, tmp_path: Path
+) -> None:
     client = embedded.client()
     name = f"host-{new_uuid()[:8]}"
     owner = client.ensure_resource_provider(new_uuid(), name)
@@ -188,11 +191,17 @@ def race_worker(url: str, rp_uuid: str, go_file: str, claims: int) -> None:
 
 
 def _start_worker(url: str, rp_uuid: str, go_file: Path, log: Path) -> ServiceProcess:
-    code = ("import sys; from tests.functional.test_placement_real import race_worker; "
-            "race_worker(sys.argv[1], sys.argv[2], sys.argv[3], 20)")
-    worker = ServiceProcess([sys.executable, "-c", code, url, rp_uuid, str(go_file)],
-                            log_path=log, ready=ReadyLine("^ready$"), cwd=REPO,
-                            name="race worker")
+    code = (
+        "import sys; from tests.functional.test_placement_real import race_worker; "
+        "race_worker(sys.argv[1], sys.argv[2], sys.argv[3], 20)"
+    )
+    worker = ServiceProcess(
+        [sys.executable, "-c", code, url, rp_uuid, str(go_file)],
+        log_path=log,
+        ready=ReadyLine("^ready$"),
+        cwd=REPO,
+        name="race worker",
+    )
     worker.start()
     return worker
 
@@ -203,8 +212,9 @@ def test_two_processes_racing_claims_never_overcommit(standalone: str, tmp_path:
     client.ensure_resource_provider(rp_uuid, f"race-{rp_uuid[:8]}")
     client.set_inventories(rp_uuid, {"MEMORY_MB": {"total": 4096, "max_unit": 4096}})
     go_file = tmp_path / "go"
-    workers = [_start_worker(standalone, rp_uuid, go_file, tmp_path / f"worker-{i}.log")
-               for i in range(2)]
+    workers = [
+        _start_worker(standalone, rp_uuid, go_file, tmp_path / f"worker-{i}.log") for i in range(2)
+    ]
 
     go_file.touch()
     peak = 0
@@ -223,8 +233,10 @@ def test_two_processes_racing_claims_never_overcommit(standalone: str, tmp_path:
     assert client.get_usages(rp_uuid) == {"MEMORY_MB": 4096}
     assert len(client.get_provider_allocations(rp_uuid)) == 8
     seconds = max(t["seconds"] for t in tallies)
-    print(f"\n40 racing claims over HTTP in {seconds:.2f} s ({40 / seconds:.0f} claims/s), "
-          f"requests per worker: {[t['requests'] for t in tallies]}")
+    print(
+        f"\n40 racing claims over HTTP in {seconds:.2f} s ({40 / seconds:.0f} claims/s), "
+        f"requests per worker: {[t['requests'] for t in tallies]}"
+    )
 
 
 # -- (c) Placement down --------------------------------------------------------------------

@@ -23,7 +23,8 @@ def stop_libvirtd() -> None:
 
 
 def test_driver_survives_a_libvirtd_restart(
-    make_driver: DriverFactory, test_image: TestImage,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver()
     guest = boot(driver, test_image)

@@ -39,21 +39,20 @@ def client(placement: str) -> PlacementClient:
     return new_client(placement)
 
 
-def register(client: PlacementClient, memory_mb: int, *, file_backed: bool = False
-             ) -> HostRecord:
+def register(client: PlacementClient, memory_mb: int, *, file_backed: bool = False) -> HostRecord:
     """A compute host as the tracker reports it (inventory, traits), unique to this test."""
     uuid = str(uuidlib.uuid4())
     name = f"{'fb' if file_backed else 'plain'}-{uuid[:8]}"
     client.ensure_resource_provider(uuid, name)
-    client.set_inventories(uuid, {"MEMORY_MB": {"total": memory_mb, "allocation_ratio": 1.0},
-                                  "VCPU": {"total": 16}})
+    client.set_inventories(
+        uuid, {"MEMORY_MB": {"total": memory_mb, "allocation_ratio": 1.0}, "VCPU": {"total": 16}}
+    )
     if file_backed:
         client.set_traits(uuid, [FB])
     return HostRecord(name, uuid)
 
 
-def scheduler(client: PlacementClient, *records: HostRecord, strategy: str = "cache"
-              ) -> Scheduler:
+def scheduler(client: PlacementClient, *records: HostRecord, strategy: str = "cache") -> Scheduler:
     return Scheduler(client, lambda: list(records), SchedulerSettings(strategy=strategy))
 
 
@@ -68,7 +67,8 @@ def allocated(client: PlacementClient, request: RequestSpec) -> dict[str, dict[s
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_huge_pages_land_on_the_host_without_file_backed_memory(
-        client: PlacementClient, strategy: str) -> None:
+    client: PlacementClient, strategy: str
+) -> None:
     fb, plain = register(client, 8192, file_backed=True), register(client, 4096)
     chosen = scheduler(client, fb, plain, strategy=strategy)
     huge = spec(huge_pages=True)
@@ -79,7 +79,8 @@ def test_huge_pages_land_on_the_host_without_file_backed_memory(
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_only_a_file_backed_host_means_no_valid_host(
-        client: PlacementClient, strategy: str) -> None:
+    client: PlacementClient, strategy: str
+) -> None:
     fb = register(client, 8192, file_backed=True)
     huge = spec(huge_pages=True)
     with pytest.raises(NoValidHost) as refused:
@@ -91,7 +92,8 @@ def test_only_a_file_backed_host_means_no_valid_host(
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_full_host_sends_the_next_claim_elsewhere_then_no_valid_host(
-        client: PlacementClient, strategy: str) -> None:
+    client: PlacementClient, strategy: str
+) -> None:
     a, b = register(client, 2048), register(client, 2048)
     chosen = scheduler(client, a, b, strategy=strategy)
     first, second = chosen.select_and_claim(spec(2048)), chosen.select_and_claim(spec(2048))

@@ -37,8 +37,9 @@ def small_store(libvirtd: None, state_path: Path) -> Iterator[Path]:
     """
     from filemem.backing import store
 
-    target = store.effective_memory_backing_dir(store.read_qemu_conf(Path(
-        "/etc/libvirt/qemu.conf")))
+    target = store.effective_memory_backing_dir(
+        store.read_qemu_conf(Path("/etc/libvirt/qemu.conf"))
+    )
     target.mkdir(parents=True, exist_ok=True)
     image = SCRATCH / f"store-{uuidlib.uuid4().hex[:8]}.img"
     run("truncate", "-s", f"{STORE_MB}M", str(image))
@@ -65,7 +66,9 @@ def assert_alive(driver: LibvirtDriver, guest: GuestInfo) -> None:
 
 
 def test_guard_refuses_a_guest_that_does_not_fit(
-    small_store: Path, make_driver: DriverFactory, test_image: TestImage,
+    small_store: Path,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver(file_backed_memory_mb=1024, allocation_mode="immediate")
     first = boot(driver, test_image, memory_mb=GUEST_MB)
@@ -84,7 +87,9 @@ def test_guard_refuses_a_guest_that_does_not_fit(
 
 
 def test_immediate_allocation_fails_cleanly_even_without_the_guard(
-    small_store: Path, make_driver: DriverFactory, test_image: TestImage,
+    small_store: Path,
+    make_driver: DriverFactory,
+    test_image: TestImage,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Why immediate is the default: a full store fails the start, not a running guest."""
@@ -101,7 +106,9 @@ def test_immediate_allocation_fails_cleanly_even_without_the_guard(
 
 
 def test_ondemand_guard_keeps_room_promised_to_running_guests(
-    small_store: Path, make_driver: DriverFactory, test_image: TestImage,
+    small_store: Path,
+    make_driver: DriverFactory,
+    test_image: TestImage,
 ) -> None:
     driver = make_driver(file_backed_memory_mb=1024, allocation_mode="ondemand")
     first = boot(driver, test_image, memory_mb=GUEST_MB)
@@ -115,7 +122,8 @@ def test_ondemand_guard_keeps_room_promised_to_running_guests(
 
 
 def test_host_check_reports_a_store_smaller_than_file_backed_memory(
-    small_store: Path, state_path: Path,
+    small_store: Path,
+    state_path: Path,
 ) -> None:
     config = state_path / "filemem.conf"
     config.write_text(

@@ -43,29 +43,50 @@ def make_tracker(
     extra_libvirt: str = "",
 ) -> ResourceTracker:
     """A fresh tracker, as a (re)started agent builds it: new config, new client."""
-    text = conf_text(state_path, placement, host=f"host-{state_path.name}",
-                     file_backed_memory=file_backed_memory, extra_default=extra_default,
-                     extra_libvirt=extra_libvirt)
+    text = conf_text(
+        state_path,
+        placement,
+        host=f"host-{state_path.name}",
+        file_backed_memory=file_backed_memory,
+        extra_default=extra_default,
+        extra_libvirt=extra_libvirt,
+    )
     conf = load_conf(state_path / "filemem.conf", text)
-    return ResourceTracker(conf, LibvirtDriver(driver_settings(conf)), client_for(placement),
-                           store_dir=store_dir)
+    return ResourceTracker(
+        conf, LibvirtDriver(driver_settings(conf)), client_for(placement), store_dir=store_dir
+    )
 
 
-def test_inventory_and_trait_equal_the_config_after_start(
-        placement: str, state_path: Path) -> None:
-    tracker = make_tracker(placement, state_path, file_backed_memory=3072,
-                           extra_default="cpu_allocation_ratio = 8.0\nreserved_host_disk_mb = 100")
+def test_inventory_and_trait_equal_the_config_after_start(placement: str, state_path: Path) -> None:
+    tracker = make_tracker(
+        placement,
+        state_path,
+        file_backed_memory=3072,
+        extra_default="cpu_allocation_ratio = 8.0\nreserved_host_disk_mb = 100",
+    )
     result = tracker.sync()
     assert result.writes == 3  # POST provider, PUT inventories, PUT traits
     client = client_for(placement)
     provider = client.get_resource_provider(tracker.provider_uuid)
     assert provider is not None and provider.name == f"host-{state_path.name}"
     _, inventories = client.get_inventories(tracker.provider_uuid)
-    assert inventories[MEMORY_MB] == {"total": 3072, "reserved": 0, "min_unit": 1,
-                                      "max_unit": 3072, "step_size": 1, "allocation_ratio": 1.0}
+    assert inventories[MEMORY_MB] == {
+        "total": 3072,
+        "reserved": 0,
+        "min_unit": 1,
+        "max_unit": 3072,
+        "step_size": 1,
+        "allocation_ratio": 1.0,
+    }
     cpus = os.cpu_count()
-    assert inventories[VCPU] == {"total": cpus, "reserved": 0, "min_unit": 1, "max_unit": cpus,
-                                 "step_size": 1, "allocation_ratio": 8.0}
+    assert inventories[VCPU] == {
+        "total": cpus,
+        "reserved": 0,
+        "min_unit": 1,
+        "max_unit": cpus,
+        "step_size": 1,
+        "allocation_ratio": 8.0,
+    }
     vfs = os.statvfs(state_path)
     assert inventories[DISK_GB]["total"] == vfs.f_blocks * vfs.f_frsize // GIB
     assert inventories[DISK_GB]["reserved"] == 1
@@ -73,7 +94,8 @@ def test_inventory_and_trait_equal_the_config_after_start(
 
 
 def test_no_write_when_nothing_changed_also_after_a_restart(
-        placement: str, state_path: Path) -> None:
+    placement: str, state_path: Path
+) -> None:
     first = make_tracker(placement, state_path).sync()
     assert first.writes == 3
     tracker = make_tracker(placement, state_path)  # restart: same state_path and config
@@ -86,12 +108,15 @@ def test_no_write_when_nothing_changed_also_after_a_restart(
     assert tracker.client.write_count == 0
     changed = make_tracker(placement, state_path, file_backed_memory=1024).sync()
     assert (changed.writes, changed.requests) == (1, 4)  # + PUT inventories
-    print(f"\nno-change sync: 3 GETs, 0 writes, {min(timings) * 1000:.1f} ms; change sync: "
-          f"{changed.requests} requests, 1 write, {changed.seconds * 1000:.1f} ms (HTTP)")
+    print(
+        f"\nno-change sync: 3 GETs, 0 writes, {min(timings) * 1000:.1f} ms; change sync: "
+        f"{changed.requests} requests, 1 write, {changed.seconds * 1000:.1f} ms (HTTP)"
+    )
 
 
 def test_changed_file_backed_memory_is_picked_up_on_restart(
-        placement: str, state_path: Path) -> None:
+    placement: str, state_path: Path
+) -> None:
     before = make_tracker(placement, state_path, file_backed_memory=2048)
     before.sync()
     uuid_file = (state_path / PROVIDER_UUID_FILE).read_text()
@@ -105,7 +130,8 @@ def test_changed_file_backed_memory_is_picked_up_on_restart(
 
 
 def test_turning_file_backed_memory_off_reports_ram_and_keeps_foreign_traits(
-        placement: str, state_path: Path) -> None:
+    placement: str, state_path: Path
+) -> None:
     tracker = make_tracker(placement, state_path)
     tracker.sync()
     client = client_for(placement)
@@ -151,9 +177,15 @@ def _memory(placement: str, rp_uuid: str) -> dict[str, int]:
 
 
 def test_store_smaller_than_file_backed_memory_reserves_the_shortfall_then_restores(
-        placement: str, state_path: Path, tmpfs: Path, caplog: pytest.LogCaptureFixture) -> None:
-    tracker = make_tracker(placement, state_path, store_dir=tmpfs, file_backed_memory=1024,
-                           extra_libvirt="backing_store_headroom_mb = 16")
+    placement: str, state_path: Path, tmpfs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = make_tracker(
+        placement,
+        state_path,
+        store_dir=tmpfs,
+        file_backed_memory=1024,
+        extra_libvirt="backing_store_headroom_mb = 16",
+    )
     caplog.set_level(logging.INFO, logger="filemem.compute.tracker")
     result = tracker.sync()
     # 200 MiB tmpfs - 16 MiB headroom = 184 MiB for guests; total stays the configured 1024.
@@ -191,7 +223,8 @@ def test_store_smaller_than_file_backed_memory_reserves_the_shortfall_then_resto
 
 
 def test_capacity_reduced_warning_is_not_repeated_while_unchanged(
-        placement: str, state_path: Path, tmpfs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    placement: str, state_path: Path, tmpfs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     tracker = make_tracker(placement, state_path, store_dir=tmpfs, file_backed_memory=1024)
     caplog.set_level(logging.WARNING, logger="filemem.compute.tracker")
     start = time.monotonic()

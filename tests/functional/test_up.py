@@ -30,8 +30,13 @@ class Up:
         self.token: str = data["token"]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([FILEMEM, "--config-file", str(self.conf), *args],
-                                capture_output=True, text=True, timeout=300, check=False)
+        result = subprocess.run(
+            [FILEMEM, "--config-file", str(self.conf), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result
 
@@ -46,10 +51,14 @@ def up(libvirtd: None, test_image: TestImage, state_path: Path) -> Iterator[Up]:
         f"[DEFAULT]\nstate_path = {state_path}\nram_allocation_ratio = 1.0\n"
         "shutdown_timeout = 2\nupdate_resources_interval = 2\n"
         "[libvirt]\nvirt_type = qemu\nfile_backed_memory = 1024\n"
-        "[api]\nbind_host = 127.0.0.1\nbind_port = 0\n")
+        "[api]\nbind_host = 127.0.0.1\nbind_port = 0\n"
+    )
     service = ServiceProcess(
         [FILEMEM, "--config-file", str(conf), "up", "--ready-file", str(state_path / "ready")],
-        log_path=state_path / "up.log", cwd=REPO, ready=ReadyFile(state_path / "ready"))
+        log_path=state_path / "up.log",
+        cwd=REPO,
+        ready=ReadyFile(state_path / "ready"),
+    )
     service.start(timeout=120)
     running = Up(state_path)
     try:
@@ -62,8 +71,9 @@ def up(libvirtd: None, test_image: TestImage, state_path: Path) -> Iterator[Up]:
 
 def test_a_guest_through_up_shows_where_its_memory_is(up: Up) -> None:
     assert oct((up.state / "client.json").stat().st_mode & 0o777) == "0o600"
-    server = up.json("server", "create", "up-1", "--flavor", "m1.tiny", "--image",
-                     "filemem-test", "--wait")
+    server = up.json(
+        "server", "create", "up-1", "--flavor", "m1.tiny", "--image", "filemem-test", "--wait"
+    )
     assert server["status"] == "ACTIVE"
 
     # host show reads Placement through the running `filemem up`, its only writer.
@@ -91,7 +101,10 @@ def test_a_guest_through_up_shows_where_its_memory_is(up: Up) -> None:
     usage = shown["filemem:memory_usage"]
     assert usage["nominal_bytes"] == 256 * 2**20 and usage["resident_bytes"] > 0
     samples = metrics.parse((up.state / "metrics.prom").read_text())
-    resident = [v for k, v in samples.items()
-                if k.startswith("filemem_guest_memory_resident_bytes") and server["id"] in k]
+    resident = [
+        v
+        for k, v in samples.items()
+        if k.startswith("filemem_guest_memory_resident_bytes") and server["id"] in k
+    ]
     assert resident and resident[0] > 0
     assert samples["filemem_memory_mb_used"] == 256

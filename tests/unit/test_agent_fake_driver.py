@@ -73,9 +73,16 @@ class FakeAgentApi:
 
 
 def building(flavor: Flavor = SMALL, **changes: Any) -> DesiredInstance:
-    values: dict[str, Any] = {"uuid": str(uuidlib.uuid4()), "name": "vm", "vm_state": "building",
-                              "task_state": "spawning", "flavor": flavor, "image": IMAGE,
-                              "project_id": "p1", "user_id": "u1"}
+    values: dict[str, Any] = {
+        "uuid": str(uuidlib.uuid4()),
+        "name": "vm",
+        "vm_state": "building",
+        "task_state": "spawning",
+        "flavor": flavor,
+        "image": IMAGE,
+        "project_id": "p1",
+        "user_id": "u1",
+    }
     return DesiredInstance(**{**values, **changes})
 
 
@@ -100,10 +107,12 @@ def agent(tmp_path: Path, embedded_placement: EmbeddedPlacement) -> Iterator[Age
     config.write_text(
         f"[DEFAULT]\nhost = fake-{uuidlib.uuid4().hex[:8]}\nstate_path = {state}\n"
         "ram_allocation_ratio = 1.0\n"
-        f"[libvirt]\nvirt_type = qemu\nfile_backed_memory = {FILE_BACKED_MB}\n")
+        f"[libvirt]\nvirt_type = qemu\nfile_backed_memory = {FILE_BACKED_MB}\n"
+    )
     conf = filemem_conf.load(config_files=[str(config)])
-    driver = FakeDriver(state_path=state, backing_dir=tmp_path / "ram",
-                        file_backed_memory_mb=FILE_BACKED_MB)
+    driver = FakeDriver(
+        state_path=state, backing_dir=tmp_path / "ram", file_backed_memory_mb=FILE_BACKED_MB
+    )
     host = ComputeHost.from_conf(conf, driver=driver, client=embedded_placement.client())
     host.tracker.sync()
     api = FakeAgentApi()
@@ -129,8 +138,9 @@ def test_a_delete_destroys_the_guest_releases_its_claim_and_confirms_gone(agent:
     want = building()
     agent.api.desired[want.uuid] = want
     agent.converge()
-    agent.api.desired[want.uuid] = building(uuid=want.uuid, vm_state="active",
-                                            task_state="deleting")
+    agent.api.desired[want.uuid] = building(
+        uuid=want.uuid, vm_state="active", task_state="deleting"
+    )
     agent.converge()
     assert agent.driver.list_guests() == []
     assert want.uuid not in agent.allocations()

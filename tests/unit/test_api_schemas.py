@@ -25,71 +25,100 @@ def refusal(model: Any, data: Any) -> str:
 
 
 def test_a_stock_flavor_create_body_is_accepted() -> None:
-    body = FlavorCreateRequest.model_validate({"flavor": {
-        **FLAVOR, "id": None, "OS-FLV-EXT-DATA:ephemeral": 0, "swap": 0,
-        "rxtx_factor": 1.0, "os-flavor-access:is_public": True}})
+    body = FlavorCreateRequest.model_validate(
+        {
+            "flavor": {
+                **FLAVOR,
+                "id": None,
+                "OS-FLV-EXT-DATA:ephemeral": 0,
+                "swap": 0,
+                "rxtx_factor": 1.0,
+                "os-flavor-access:is_public": True,
+            }
+        }
+    )
     assert body.flavor.ram == 512 and body.flavor.id is None
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"ram": 15}, "greater than or equal to 16"),
-    ({"ram": 4194305}, "less than or equal to 4194304"),
-    ({"vcpus": 0}, "greater than or equal to 1"),
-    ({"vcpus": 1025}, "less than or equal to 1024"),
-    ({"disk": -1}, "greater than or equal to 0"),
-    ({"disk": 65537}, "less than or equal to 65536"),
-    ({"ram": "512"}, "valid integer"),
-    ({"vcpus": True}, "valid integer"),
-    ({"name": ""}, "at least 1 character"),
-    ({"name": "x" * 256}, "at most 255 characters"),
-    ({"name": " padded"}, "whitespace"),
-    ({"name": "nul\x00"}, "control characters"),
-    ({"id": "bad/id"}, "pattern"),
-    ({"swap": 512}, "swap"),
-    ({"colour": "red"}, "Additional properties are not allowed (flavor.colour"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"ram": 15}, "greater than or equal to 16"),
+        ({"ram": 4194305}, "less than or equal to 4194304"),
+        ({"vcpus": 0}, "greater than or equal to 1"),
+        ({"vcpus": 1025}, "less than or equal to 1024"),
+        ({"disk": -1}, "greater than or equal to 0"),
+        ({"disk": 65537}, "less than or equal to 65536"),
+        ({"ram": "512"}, "valid integer"),
+        ({"vcpus": True}, "valid integer"),
+        ({"name": ""}, "at least 1 character"),
+        ({"name": "x" * 256}, "at most 255 characters"),
+        ({"name": " padded"}, "whitespace"),
+        ({"name": "nul\x00"}, "control characters"),
+        ({"id": "bad/id"}, "pattern"),
+        ({"swap": 512}, "swap"),
+        ({"colour": "red"}, "Additional properties are not allowed (flavor.colour"),
+    ],
+)
 def test_bad_flavors_are_refused_with_a_reason(change: dict[str, Any], reason: str) -> None:
     message = refusal(FlavorCreateRequest, {"flavor": {**FLAVOR, **change}})
     assert reason in message, message
 
 
 def test_server_create_accepts_refs_metadata_and_stock_client_fields() -> None:
-    body = ServerCreateRequest.model_validate({"server": {
-        **SERVER, "metadata": {"role": "db"}, "min_count": 1, "max_count": 1,
-        "networks": "none"}})
+    body = ServerCreateRequest.model_validate(
+        {
+            "server": {
+                **SERVER,
+                "metadata": {"role": "db"},
+                "min_count": 1,
+                "max_count": 1,
+                "networks": "none",
+            }
+        }
+    )
     assert body.server.metadata == {"role": "db"}
 
 
-@pytest.mark.parametrize(("server", "reason"), [
-    ({**SERVER, "name": ""}, "at least 1 character"),
-    ({k: v for k, v in SERVER.items() if k != "flavorRef"}, "server.flavorRef: Field required"),
-    ({**SERVER, "max_count": 2}, "less than or equal to 1"),
-    ({**SERVER, "metadata": {"k": 1}}, "valid string"),
-    ({**SERVER, "metadata": {f"k{i}": "v" for i in range(129)}}, "at most 128"),
-    ({**SERVER, "user_data": "x"}, "Additional properties"),
-])
+@pytest.mark.parametrize(
+    ("server", "reason"),
+    [
+        ({**SERVER, "name": ""}, "at least 1 character"),
+        ({k: v for k, v in SERVER.items() if k != "flavorRef"}, "server.flavorRef: Field required"),
+        ({**SERVER, "max_count": 2}, "less than or equal to 1"),
+        ({**SERVER, "metadata": {"k": 1}}, "valid string"),
+        ({**SERVER, "metadata": {f"k{i}": "v" for i in range(129)}}, "at most 128"),
+        ({**SERVER, "user_data": "x"}, "Additional properties"),
+    ],
+)
 def test_bad_servers_are_refused(server: dict[str, Any], reason: str) -> None:
     message = refusal(ServerCreateRequest, {"server": server})
     assert reason in message, message
 
 
-@pytest.mark.parametrize(("body", "action"), [
-    ({"os-start": None}, "os-start"),
-    ({"os-stop": None}, "os-stop"),
-    ({"reboot": {"type": "SOFT"}}, "reboot"),
-    ({"reboot": {"type": "HARD"}}, "reboot_hard"),
-])
+@pytest.mark.parametrize(
+    ("body", "action"),
+    [
+        ({"os-start": None}, "os-start"),
+        ({"os-stop": None}, "os-stop"),
+        ({"reboot": {"type": "SOFT"}}, "reboot"),
+        ({"reboot": {"type": "HARD"}}, "reboot_hard"),
+    ],
+)
 def test_actions(body: dict[str, Any], action: str) -> None:
     assert ServerAction.model_validate(body).action == action
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    ({"pause": None}, "There is no such action: pause"),
-    ({}, "Exactly one action"),
-    ({"os-start": None, "os-stop": None}, "Exactly one action"),
-    ({"reboot": {"type": "WARM"}}, "'SOFT' or 'HARD'"),
-    ({"reboot": None}, "reboot needs a type"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"pause": None}, "There is no such action: pause"),
+        ({}, "Exactly one action"),
+        ({"os-start": None, "os-stop": None}, "Exactly one action"),
+        ({"reboot": {"type": "WARM"}}, "'SOFT' or 'HARD'"),
+        ({"reboot": None}, "reboot needs a type"),
+    ],
+)
 def test_bad_actions(body: dict[str, Any], reason: str) -> None:
     message = refusal(ServerAction, body)
     assert reason in message, message
@@ -97,28 +126,34 @@ def test_bad_actions(body: dict[str, Any], reason: str) -> None:
 
 def test_extra_specs_keys_values_and_page_sizes() -> None:
     assert ExtraSpecsRequest.model_validate(
-        {"extra_specs": {"hw:mem_page_size": "2MB", "quota:cpu_shares": "10"}})
+        {"extra_specs": {"hw:mem_page_size": "2MB", "quota:cpu_shares": "10"}}
+    )
     assert "pattern" in refusal(ExtraSpecsRequest, {"extra_specs": {"bad/key": "x"}})
     assert "at most 255" in refusal(ExtraSpecsRequest, {"extra_specs": {"k": "v" * 256}})
     assert "hw:mem_page_size" in refusal(
-        ExtraSpecsRequest, {"extra_specs": {"hw:mem_page_size": "huge"}})
+        ExtraSpecsRequest, {"extra_specs": {"hw:mem_page_size": "huge"}}
+    )
     assert ExtraSpecItem.model_validate({"k": "v"}).root == {"k": "v"}
     assert "at most 1" in refusal(ExtraSpecItem, {"a": "1", "b": "2"})
 
 
 def test_image_paths_must_be_absolute_without_dotdot(tmp_path: Path) -> None:
     kernel = ImageCreate.model_validate(
-        {"name": "k", "kind": "kernel", "kernel_path": "/boot//vmlinuz", "cmdline": "quiet"})
+        {"name": "k", "kind": "kernel", "kernel_path": "/boot//vmlinuz", "cmdline": "quiet"}
+    )
     assert kernel.paths() == {"kernel_path": "/boot/vmlinuz"}
     disk = ImageCreate.model_validate({"name": "d", "kind": "disk", "disk_path": "/d.qcow2"})
     assert disk.disk_format == "qcow2"
-    assert "absolute" in refusal(ImageCreate, {"name": "k", "kind": "kernel",
-                                               "kernel_path": "boot/vmlinuz"})
-    assert "'..'" in refusal(ImageCreate, {"name": "k", "kind": "kernel",
-                                           "kernel_path": "/boot/../etc/shadow"})
+    assert "absolute" in refusal(
+        ImageCreate, {"name": "k", "kind": "kernel", "kernel_path": "boot/vmlinuz"}
+    )
+    assert "'..'" in refusal(
+        ImageCreate, {"name": "k", "kind": "kernel", "kernel_path": "/boot/../etc/shadow"}
+    )
     assert "needs kernel_path" in refusal(ImageCreate, {"name": "k", "kind": "kernel"})
-    assert "takes no" in refusal(ImageCreate, {"name": "d", "kind": "disk", "disk_path": "/d",
-                                               "kernel_path": "/k"})
+    assert "takes no" in refusal(
+        ImageCreate, {"name": "d", "kind": "disk", "disk_path": "/d", "kernel_path": "/k"}
+    )
 
 
 def test_agent_bodies() -> None:
@@ -131,5 +166,7 @@ def test_agent_bodies() -> None:
 
 
 def test_malformed_json_message() -> None:
-    assert validation_message([{"type": "json_invalid", "loc": ("body", 0)}]) == \
-        "Malformed request body"
+    assert (
+        validation_message([{"type": "json_invalid", "loc": ("body", 0)}])
+        == "Malformed request body"
+    )

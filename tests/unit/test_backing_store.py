@@ -113,7 +113,11 @@ garbage line
 def test_parse_mountinfo_fields_options_and_escapes() -> None:
     mounts = parse_mountinfo(MOUNTINFO)
     assert [m.mount_point for m in mounts] == [
-        Path("/"), Path("/srv/mem"), Path("/mnt/pmem"), Path("/mnt/my disk"), Path("/srv/mem"),
+        Path("/"),
+        Path("/srv/mem"),
+        Path("/mnt/pmem"),
+        Path("/mnt/my disk"),
+        Path("/srv/mem"),
     ]
     root, tmpfs, pmem, disk, _ = mounts
     assert (root.major, root.minor, root.fs_type, root.source) == (254, 0, "ext4", "/dev/vda")
@@ -163,12 +167,16 @@ def test_other_mounts_are_other_roots_of_the_same_device() -> None:
     mounts = parse_mountinfo(SHARED)
     by_point = {m.mount_point: m for m in mounts}
     assert other_mounts(mounts, by_point[Path("/srv/mem")]) == (
-        Path("/home"), Path("/var/log"), Path("/mnt/home-again"),
+        Path("/home"),
+        Path("/var/log"),
+        Path("/mnt/home-again"),
     )
     # The same root mounted twice is one place seen twice.
     assert Path("/var/lib/libvirt/qemu/ram") not in other_mounts(mounts, by_point[Path("/srv/mem")])
     assert other_mounts(mounts, by_point[Path("/home")]) == (
-        Path("/srv/mem"), Path("/var/lib/libvirt/qemu/ram"), Path("/var/log"),
+        Path("/srv/mem"),
+        Path("/var/lib/libvirt/qemu/ram"),
+        Path("/var/log"),
     )
     assert other_mounts(mounts, by_point[Path("/srv/fast")]) == ()
     assert other_mounts(mounts, by_point[Path("/")]) == ()
@@ -289,7 +297,9 @@ def findmnt(column: str, path: Path) -> str:
     assert shutil.which("findmnt"), "findmnt (util-linux, installed by scripts/install) missing"
     result = subprocess.run(
         ["findmnt", "-n", "-o", column, "--target", str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     # Stacked mounts list every layer; the last one is the one a path resolves to.
     return result.stdout.strip().splitlines()[-1].strip()
@@ -573,4 +583,3 @@ def test_backing_dir_reached_through_a_symlink_still_works(tmp_path: Path) -> No
     (tmp_path / "link").symlink_to(real)
     usage = guest_memory_file(tmp_path / "link", 9)
     assert usage is not None and usage.nominal_bytes == 64 * MIB
-

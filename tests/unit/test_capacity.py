@@ -88,8 +88,10 @@ def test_format_mib(n_bytes: int, text: str) -> None:
 
 # 8 GiB of RAM, 6 GiB of it available; 2 GiB of swap, 1.5 GiB of it free.
 RAM = HostRam(
-    mem_total_bytes=8 * GIB, mem_available_bytes=6 * GIB,
-    swap_total_bytes=2 * GIB, swap_free_bytes=1536 * MIB,
+    mem_total_bytes=8 * GIB,
+    mem_available_bytes=6 * GIB,
+    swap_total_bytes=2 * GIB,
+    swap_free_bytes=1536 * MIB,
 )
 
 
@@ -420,8 +422,14 @@ def test_several_problems_are_all_reported() -> None:
 
 def tmpfs_store(fs_size: int, ram_limit: int, size: int, free: int) -> StoreFacts:
     return make_store(
-        path=Path("/srv/mem/libvirt/qemu"), device="tmpfs", fs_type="tmpfs", rotational=None,
-        fs_size_bytes=fs_size, ram_limit_bytes=ram_limit, size_bytes=size, free_bytes=free,
+        path=Path("/srv/mem/libvirt/qemu"),
+        device="tmpfs",
+        fs_type="tmpfs",
+        rotational=None,
+        fs_size_bytes=fs_size,
+        ram_limit_bytes=ram_limit,
+        size_bytes=size,
+        free_bytes=free,
     )
 
 
@@ -446,8 +454,13 @@ def test_file_backed_memory_beyond_ram_on_a_tmpfs_is_an_error_naming_the_option(
 
 def test_ramfs_beyond_ram_names_memtotal() -> None:
     store = make_store(
-        device="ramfs", fs_type="ramfs", rotational=None,
-        fs_size_bytes=0, ram_limit_bytes=8 * GIB, size_bytes=8 * GIB, free_bytes=6 * GIB,
+        device="ramfs",
+        fs_type="ramfs",
+        rotational=None,
+        fs_size_bytes=0,
+        ram_limit_bytes=8 * GIB,
+        size_bytes=8 * GIB,
+        free_bytes=6 * GIB,
     )
     exceeds = by_code(store_findings(10240, 0, store, []))["store.exceeds_ram"]
     assert exceeds.message.endswith("it holds at most MemTotal = 8192 MiB")

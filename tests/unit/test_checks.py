@@ -12,8 +12,12 @@ from filemem.common.versions import discard_supported
 from filemem.compute import checks
 
 GOOD = checks.CheckInputs(
-    virt_type="kvm", file_backed_memory_mb=4096, ram_allocation_ratio=1.0,
-    reserved_host_memory_mb=0, libvirt_version=(9, 0, 0), qemu_version=(7, 2, 0),
+    virt_type="kvm",
+    file_backed_memory_mb=4096,
+    ram_allocation_ratio=1.0,
+    reserved_host_memory_mb=0,
+    libvirt_version=(9, 0, 0),
+    qemu_version=(7, 2, 0),
 )
 
 
@@ -43,8 +47,9 @@ def test_ram_allocation_ratio_must_be_exactly_one(ratio: float | None) -> None:
 
 
 def test_ram_allocation_ratio_is_free_without_file_backed_memory() -> None:
-    assert errors(dataclasses.replace(GOOD, file_backed_memory_mb=0,
-                                      ram_allocation_ratio=None)) == []
+    assert (
+        errors(dataclasses.replace(GOOD, file_backed_memory_mb=0, ram_allocation_ratio=None)) == []
+    )
 
 
 @pytest.mark.parametrize("reserved", [4096, 5000])
@@ -62,12 +67,17 @@ def test_nonzero_reserved_warns() -> None:
     assert "3584 MiB" in found.message
 
 
-@pytest.mark.parametrize(("field", "version", "what"), [
-    ("libvirt_version", (3, 9, 0), "libvirt 3.9.0"),
-    ("qemu_version", (2, 5, 1), "QEMU 2.5.1"),
-])
+@pytest.mark.parametrize(
+    ("field", "version", "what"),
+    [
+        ("libvirt_version", (3, 9, 0), "libvirt 3.9.0"),
+        ("qemu_version", (2, 5, 1), "QEMU 2.5.1"),
+    ],
+)
 def test_old_libvirt_or_qemu_is_refused(
-    field: str, version: tuple[int, int, int], what: str,
+    field: str,
+    version: tuple[int, int, int],
+    what: str,
 ) -> None:
     changes: dict[str, Any] = {field: version}
     [err] = errors(dataclasses.replace(GOOD, **changes))
@@ -76,37 +86,53 @@ def test_old_libvirt_or_qemu_is_refused(
 
 
 def test_minimum_versions_pass() -> None:
-    assert errors(dataclasses.replace(GOOD, libvirt_version=(4, 0, 0),
-                                      qemu_version=(2, 6, 0))) == []
+    assert (
+        errors(dataclasses.replace(GOOD, libvirt_version=(4, 0, 0), qemu_version=(2, 6, 0))) == []
+    )
 
 
-@pytest.mark.parametrize(("libvirt", "qemu", "expected"), [
-    ((4, 3, 9), (2, 10, 0), False),
-    ((4, 4, 0), (2, 9, 9), False),
-    ((4, 4, 0), (2, 10, 0), True),
-    ((9, 0, 0), (7, 2, 0), True),
-])
+@pytest.mark.parametrize(
+    ("libvirt", "qemu", "expected"),
+    [
+        ((4, 3, 9), (2, 10, 0), False),
+        ((4, 4, 0), (2, 9, 9), False),
+        ((4, 4, 0), (2, 10, 0), True),
+        ((9, 0, 0), (7, 2, 0), True),
+    ],
+)
 def test_discard_gated_by_versions(
-    libvirt: tuple[int, int, int], qemu: tuple[int, int, int], expected: bool,
+    libvirt: tuple[int, int, int],
+    qemu: tuple[int, int, int],
+    expected: bool,
 ) -> None:
     assert discard_supported(libvirt, qemu) is expected
-    finding = checks.check_discard(dataclasses.replace(GOOD, libvirt_version=libvirt,
-                                                       qemu_version=qemu))
+    finding = checks.check_discard(
+        dataclasses.replace(GOOD, libvirt_version=libvirt, qemu_version=qemu)
+    )
     assert finding.severity == (Severity.OK if expected else Severity.WARNING)
 
 
-@pytest.mark.parametrize(("device", "severity"), [
-    (checks.KvmDevice(exists=False), Severity.OK),
-    (checks.KvmDevice(True, "kvm", 0o660, "libvirt-qemu", frozenset({"kvm"})), Severity.OK),
-    (checks.KvmDevice(True, "root", 0o666, "libvirt-qemu", frozenset()), Severity.OK),
-    # no udev: root:root 0600, the capabilities re-probe loop
-    (checks.KvmDevice(True, "root", 0o600, "libvirt-qemu", frozenset({"kvm"})), Severity.WARNING),
-    # udev's mode, but QEMU's user is not in the group
-    (checks.KvmDevice(True, "kvm", 0o660, "libvirt-qemu", frozenset({"libvirt-qemu"})),
-     Severity.WARNING),
-])
+@pytest.mark.parametrize(
+    ("device", "severity"),
+    [
+        (checks.KvmDevice(exists=False), Severity.OK),
+        (checks.KvmDevice(True, "kvm", 0o660, "libvirt-qemu", frozenset({"kvm"})), Severity.OK),
+        (checks.KvmDevice(True, "root", 0o666, "libvirt-qemu", frozenset()), Severity.OK),
+        # no udev: root:root 0600, the capabilities re-probe loop
+        (
+            checks.KvmDevice(True, "root", 0o600, "libvirt-qemu", frozenset({"kvm"})),
+            Severity.WARNING,
+        ),
+        # udev's mode, but QEMU's user is not in the group
+        (
+            checks.KvmDevice(True, "kvm", 0o660, "libvirt-qemu", frozenset({"libvirt-qemu"})),
+            Severity.WARNING,
+        ),
+    ],
+)
 def test_kvm_device_unusable_by_qemu_draws_a_warning_with_the_fix(
-        device: checks.KvmDevice, severity: Severity) -> None:
+    device: checks.KvmDevice, severity: Severity
+) -> None:
     finding = checks.check_kvm_device(device)
     assert finding.severity == severity
     if severity == Severity.WARNING:

@@ -36,7 +36,8 @@ def test_a_committed_claim_stays(placement: tuple[PlacementClient, str]) -> None
 
 
 def test_a_hand_over_that_did_not_happen_releases_the_claim(
-        placement: tuple[PlacementClient, str]) -> None:
+    placement: tuple[PlacementClient, str],
+) -> None:
     client, provider = placement
     consumer = claimed(client, provider)
     with held_claim(client, consumer):
@@ -45,7 +46,8 @@ def test_a_hand_over_that_did_not_happen_releases_the_claim(
 
 
 def test_a_failing_hand_over_releases_the_claim_and_keeps_the_error(
-        placement: tuple[PlacementClient, str]) -> None:
+    placement: tuple[PlacementClient, str],
+) -> None:
     client, provider = placement
     consumer = claimed(client, provider)
     with pytest.raises(RuntimeError, match="database down"), held_claim(client, consumer):

@@ -20,16 +20,23 @@ def test_defaults_load_without_a_file() -> None:
     assert conf.libvirt.file_backed_memory_allocation == "immediate"
 
 
-@pytest.mark.parametrize(("text", "option"), [
-    ("[libvirt]\nfile_backed_memory = -1\n", "[libvirt] file_backed_memory"),
-    ("[libvirt]\nfile_backed_memory = lots\n", "[libvirt] file_backed_memory"),
-    ("[libvirt]\nvirt_type = vmware\n", "[libvirt] virt_type"),
-    ("[DEFAULT]\nreserved_host_memory_mb = -5\n", "[DEFAULT] reserved_host_memory_mb"),
-    ("[libvirt]\nfile_backed_memory_allocation = lazy\n",
-     "[libvirt] file_backed_memory_allocation"),
-])
+@pytest.mark.parametrize(
+    ("text", "option"),
+    [
+        ("[libvirt]\nfile_backed_memory = -1\n", "[libvirt] file_backed_memory"),
+        ("[libvirt]\nfile_backed_memory = lots\n", "[libvirt] file_backed_memory"),
+        ("[libvirt]\nvirt_type = vmware\n", "[libvirt] virt_type"),
+        ("[DEFAULT]\nreserved_host_memory_mb = -5\n", "[DEFAULT] reserved_host_memory_mb"),
+        (
+            "[libvirt]\nfile_backed_memory_allocation = lazy\n",
+            "[libvirt] file_backed_memory_allocation",
+        ),
+    ],
+)
 def test_invalid_values_are_refused_naming_the_option(
-    tmp_path: Path, text: str, option: str,
+    tmp_path: Path,
+    text: str,
+    option: str,
 ) -> None:
     path = tmp_path / "filemem.conf"
     path.write_text(text)

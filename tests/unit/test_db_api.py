@@ -27,24 +27,48 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 
 def flavor_values(name: str = "small", flavorid: str = "1") -> dict[str, Any]:
-    return {"flavorid": flavorid, "name": name, "vcpus": 1, "memory_mb": 256, "root_gb": 0,
-            "is_public": True, "description": None}
+    return {
+        "flavorid": flavorid,
+        "name": name,
+        "vcpus": 1,
+        "memory_mb": 256,
+        "root_gb": 0,
+        "is_public": True,
+        "description": None,
+    }
 
 
 def instance_values(host: str | None = "host-1", **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "uuid": str(uuidlib.uuid4()), "display_name": "vm", "project_id": "p", "user_id": "u",
-        "flavor_id": "1", "flavor_name": "small", "vcpus": 1, "memory_mb": 256, "root_gb": 0,
-        "extra_specs": {"hw:mem_page_size": "large"}, "image_id": str(uuidlib.uuid4()),
-        "metadata_": {"k": "v"}, "host": host, "vm_state": "active", "task_state": None,
-        "power_state": 1, "deleted_requested": False}
+        "uuid": str(uuidlib.uuid4()),
+        "display_name": "vm",
+        "project_id": "p",
+        "user_id": "u",
+        "flavor_id": "1",
+        "flavor_name": "small",
+        "vcpus": 1,
+        "memory_mb": 256,
+        "root_gb": 0,
+        "extra_specs": {"hw:mem_page_size": "large"},
+        "image_id": str(uuidlib.uuid4()),
+        "metadata_": {"k": "v"},
+        "host": host,
+        "vm_state": "active",
+        "task_state": None,
+        "power_state": 1,
+        "deleted_requested": False,
+    }
     values.update(extra)
     return values
 
 
 def test_service_upsert_registers_once_and_refreshes(database: Database) -> None:
-    values = {"binary": "filemem-compute", "provider_uuid": str(uuidlib.uuid4()),
-              "file_backed": True, "file_backed_memory_mb": 4096}
+    values = {
+        "binary": "filemem-compute",
+        "provider_uuid": str(uuidlib.uuid4()),
+        "file_backed": True,
+        "file_backed_memory_mb": 4096,
+    }
     with database.session() as session:
         first = db_api.upsert_service(session, "host-1", values)
     with database.session() as session:
@@ -93,8 +117,9 @@ def test_extra_specs_set_overwrite_delete_and_cascade(database: Database) -> Non
         assert again is not None and again.specs() == {"b": "3"}
         db_api.delete_flavor(session, again)
     with database.reader() as session:
-        count = session.connection().exec_driver_sql(
-            "SELECT count(*) FROM flavor_extra_specs").scalar()
+        count = (
+            session.connection().exec_driver_sql("SELECT count(*) FROM flavor_extra_specs").scalar()
+        )
     assert count == 0
 
 
@@ -103,11 +128,21 @@ def test_update_is_compare_and_swap_and_notifies_the_host(database: Database) ->
         instance = db_api.create_instance(session, instance_values())
     with database.session() as session:
         assert db_api.latest_change(session, "host-1") == 0
-        done = db_api.update_instance(session, instance.uuid, {"task_state": "powering-off"},
-                                      expect_vm_states=["active"], expect_task_states=[None])
+        done = db_api.update_instance(
+            session,
+            instance.uuid,
+            {"task_state": "powering-off"},
+            expect_vm_states=["active"],
+            expect_task_states=[None],
+        )
         assert done is not None and done.task_state == "powering-off"
-        again = db_api.update_instance(session, instance.uuid, {"task_state": "powering-off"},
-                                       expect_vm_states=["active"], expect_task_states=[None])
+        again = db_api.update_instance(
+            session,
+            instance.uuid,
+            {"task_state": "powering-off"},
+            expect_vm_states=["active"],
+            expect_task_states=[None],
+        )
         assert again is None
         assert db_api.latest_change(session, "host-1") > 0
     with database.reader() as session:
@@ -126,9 +161,16 @@ def test_only_one_of_many_racing_writers_wins(database: Database) -> None:
     def stop() -> None:
         barrier.wait()
         with database.session() as session:
-            wins.append(db_api.update_instance(
-                session, uuid, {"task_state": "powering-off"}, expect_vm_states=["active"],
-                expect_task_states=[None]) is not None)
+            wins.append(
+                db_api.update_instance(
+                    session,
+                    uuid,
+                    {"task_state": "powering-off"},
+                    expect_vm_states=["active"],
+                    expect_task_states=[None],
+                )
+                is not None
+            )
 
     threads = [threading.Thread(target=stop) for _ in range(8)]
     for thread in threads:
@@ -157,32 +199,53 @@ def test_changes_keep_only_the_newest_per_host(database: Database) -> None:
         db_api.append_change(session, "host-2", str(uuidlib.uuid4()))
     with database.reader() as session:
         assert db_api.latest_change(session, "host-1") == ids[-1]
-        rows = session.connection().exec_driver_sql(
-            "SELECT count(*) FROM changes WHERE host = 'host-1'").scalar()
+        rows = (
+            session.connection()
+            .exec_driver_sql("SELECT count(*) FROM changes WHERE host = 'host-1'")
+            .scalar()
+        )
     assert rows == 1
 
 
 def test_images_filter_by_ids(database: Database) -> None:
     with database.session() as session:
-        made = [db_api.create_image(session, {
-            "id": str(uuidlib.uuid4()), "name": f"img{i}", "kind": "kernel",
-            "kernel_path": "/boot/vmlinuz", "initrd_path": None, "cmdline": "",
-            "disk_path": None, "disk_format": None}).id for i in range(3)]
+        made = [
+            db_api.create_image(
+                session,
+                {
+                    "id": str(uuidlib.uuid4()),
+                    "name": f"img{i}",
+                    "kind": "kernel",
+                    "kernel_path": "/boot/vmlinuz",
+                    "initrd_path": None,
+                    "cmdline": "",
+                    "disk_path": None,
+                    "disk_format": None,
+                },
+            ).id
+            for i in range(3)
+        ]
     with database.reader() as session:
         assert {i.id for i in db_api.list_images(session, made[:2])} == set(made[:2])
         assert len(db_api.list_images(session)) == 3
 
 
-def test_memory_usage_is_stored_only_for_the_reporting_hosts_instances(
-        database: Database) -> None:
+def test_memory_usage_is_stored_only_for_the_reporting_hosts_instances(database: Database) -> None:
     with database.session() as session:
         mine = db_api.create_instance(session, instance_values(host="h1")).uuid
         other = db_api.create_instance(session, instance_values(host="h2")).uuid
-        stored = db_api.set_memory_usage(session, "h1", {
-            mine: {"nominal_bytes": 1, "sampled_at": "now"},
-            other: {"nominal_bytes": 2, "sampled_at": "now"}})
+        stored = db_api.set_memory_usage(
+            session,
+            "h1",
+            {
+                mine: {"nominal_bytes": 1, "sampled_at": "now"},
+                other: {"nominal_bytes": 2, "sampled_at": "now"},
+            },
+        )
     assert stored == 1
     with database.reader() as session:
         assert db_api.get_instance(session, mine).memory_usage == {  # type: ignore[union-attr]
-            "nominal_bytes": 1, "sampled_at": "now"}
+            "nominal_bytes": 1,
+            "sampled_at": "now",
+        }
         assert db_api.get_instance(session, other).memory_usage is None  # type: ignore[union-attr]

@@ -104,8 +104,9 @@ def test_partition_puts_the_guest_in_it() -> None:
     assert one_xml(built(request(), host), "resource") == canon(
         "<resource><partition>/machine/filemem</partition></resource>"
     )
-    assert one_xml(built(request(), dataclasses.replace(RAM_HOST, partition="/machine/b")),
-                   "resource") == canon("<resource><partition>/machine/b</partition></resource>")
+    assert one_xml(
+        built(request(), dataclasses.replace(RAM_HOST, partition="/machine/b")), "resource"
+    ) == canon("<resource><partition>/machine/b</partition></resource>")
 
 
 def test_no_partition_leaves_libvirt_default() -> None:

@@ -22,15 +22,20 @@ from filemem.compute.inventory import (
 
 MIB = 1024 * 1024
 HOST = HostResources(memory_mb=24000, vcpus=8, disk_bytes=250 * GIB + 7 * MIB)
-FILE_BACKED = InventoryConfig(file_backed_memory_mb=4096, ram_allocation_ratio=1.0,
-                              cpu_allocation_ratio=4.0)
+FILE_BACKED = InventoryConfig(
+    file_backed_memory_mb=4096, ram_allocation_ratio=1.0, cpu_allocation_ratio=4.0
+)
 BIG_STORE = StoreUsage(size_bytes=100 * GIB, free_bytes=80 * GIB, allocated_by_guests_bytes=0)
 
 
 def test_file_backed_host_reports_the_configured_memory_not_host_ram() -> None:
     result = compute_inventory(FILE_BACKED, HOST, BIG_STORE)
     assert result.inventories[MEMORY_MB] == {
-        "total": 4096, "reserved": 0, "min_unit": 1, "max_unit": 4096, "step_size": 1,
+        "total": 4096,
+        "reserved": 0,
+        "min_unit": 1,
+        "max_unit": 4096,
+        "step_size": 1,
         "allocation_ratio": 1.0,
     }
     assert result.traits == {"COMPUTE_MEM_BACKING_FILE"} == {MEMORY_BACKING_FILE_TRAIT}
@@ -41,16 +46,22 @@ def test_file_backed_host_reports_the_configured_memory_not_host_ram() -> None:
 def test_file_backed_memory_ignores_ram_allocation_ratio() -> None:
     # The startup checks refuse ratio != 1.0; the inventory itself never over-commits the store.
     config = InventoryConfig(file_backed_memory_mb=4096, ram_allocation_ratio=1.5)
-    assert compute_inventory(config, HOST, BIG_STORE).inventories[MEMORY_MB][
-        "allocation_ratio"] == 1.0
+    assert (
+        compute_inventory(config, HOST, BIG_STORE).inventories[MEMORY_MB]["allocation_ratio"] == 1.0
+    )
 
 
 def test_vcpu_and_disk() -> None:
-    config = InventoryConfig(file_backed_memory_mb=4096, cpu_allocation_ratio=16.0,
-                             reserved_host_disk_mb=1025)
+    config = InventoryConfig(
+        file_backed_memory_mb=4096, cpu_allocation_ratio=16.0, reserved_host_disk_mb=1025
+    )
     result = compute_inventory(config, HOST, BIG_STORE)
     assert result.inventories[VCPU] == {
-        "total": 8, "reserved": 0, "min_unit": 1, "max_unit": 8, "step_size": 1,
+        "total": 8,
+        "reserved": 0,
+        "min_unit": 1,
+        "max_unit": 8,
+        "step_size": 1,
         "allocation_ratio": 16.0,
     }
     # Floored to whole GiB; reserved MiB rounded up to GiB (1025 MiB -> 2 GiB), as nova does.
@@ -74,8 +85,9 @@ def test_reserved_host_memory_is_kept_when_the_store_holds_the_rest() -> None:
 
 
 def test_non_file_backed_host_uses_ram_its_ratio_and_no_trait() -> None:
-    config = InventoryConfig(file_backed_memory_mb=0, reserved_host_memory_mb=512,
-                             ram_allocation_ratio=1.5)
+    config = InventoryConfig(
+        file_backed_memory_mb=0, reserved_host_memory_mb=512, ram_allocation_ratio=1.5
+    )
     result = compute_inventory(config, HOST, None)
     memory = result.inventories[MEMORY_MB]
     assert (memory["total"], memory["reserved"], memory["max_unit"]) == (24000, 512, 24000)
@@ -86,8 +98,9 @@ def test_non_file_backed_host_uses_ram_its_ratio_and_no_trait() -> None:
 
 def test_non_file_backed_host_with_unset_ratio_reports_1_0() -> None:
     config = InventoryConfig(file_backed_memory_mb=0, ram_allocation_ratio=None)
-    assert compute_inventory(config, HOST, BIG_STORE).inventories[MEMORY_MB][
-        "allocation_ratio"] == 1.0
+    assert (
+        compute_inventory(config, HOST, BIG_STORE).inventories[MEMORY_MB]["allocation_ratio"] == 1.0
+    )
 
 
 def test_file_backed_host_needs_store_facts() -> None:
@@ -116,8 +129,9 @@ def test_store_smaller_than_configured_raises_reserved_by_the_shortfall() -> Non
 def test_short_free_room_counts_what_our_guests_already_hold_and_the_headroom() -> None:
     config = InventoryConfig(file_backed_memory_mb=4096, backing_store_headroom_mb=16)
     # 1000 free + 1024 held by running guests - 16 headroom = 2008 MiB for guests in all.
-    store = StoreUsage(size_bytes=8 * GIB, free_bytes=1000 * MIB,
-                       allocated_by_guests_bytes=1024 * MIB)
+    store = StoreUsage(
+        size_bytes=8 * GIB, free_bytes=1000 * MIB, allocated_by_guests_bytes=1024 * MIB
+    )
     result = compute_inventory(config, HOST, store)
     assert result.inventories[MEMORY_MB]["reserved"] == 4096 - 2008
     assert result.capacity_reason is not None
@@ -154,8 +168,9 @@ def test_store_recovering_brings_reserved_back() -> None:
 
 
 def test_partial_mib_of_room_is_not_reported() -> None:
-    store = StoreUsage(size_bytes=8 * GIB, free_bytes=4095 * MIB + MIB - 1,
-                       allocated_by_guests_bytes=0)
+    store = StoreUsage(
+        size_bytes=8 * GIB, free_bytes=4095 * MIB + MIB - 1, allocated_by_guests_bytes=0
+    )
     assert compute_inventory(FILE_BACKED, HOST, store).inventories[MEMORY_MB]["reserved"] == 1
 
 
@@ -166,7 +181,9 @@ def test_merge_traits_keeps_foreign_traits_and_owns_the_backing_file_trait() -> 
     current = {"CUSTOM_RACK_7", "HW_CPU_X86_AVX2", MEMORY_BACKING_FILE_TRAIT}
     assert merge_traits(current, []) == {"CUSTOM_RACK_7", "HW_CPU_X86_AVX2"}
     assert merge_traits({"CUSTOM_RACK_7"}, [MEMORY_BACKING_FILE_TRAIT]) == {
-        "CUSTOM_RACK_7", MEMORY_BACKING_FILE_TRAIT}
+        "CUSTOM_RACK_7",
+        MEMORY_BACKING_FILE_TRAIT,
+    }
     with pytest.raises(ValueError, match="not owned"):
         merge_traits(current, ["CUSTOM_RACK_7"])
 
@@ -183,13 +200,23 @@ def test_a_ram_backed_store_clamps_capacity_and_names_ram_as_the_reason() -> Non
         StoreUsage,
         compute_inventory,
     )
-    config = InventoryConfig(file_backed_memory_mb=8192, reserved_host_memory_mb=0,
-                             ram_allocation_ratio=1.0, cpu_allocation_ratio=4.0,
-                             reserved_host_disk_mb=0, backing_store_headroom_mb=0)
+
+    config = InventoryConfig(
+        file_backed_memory_mb=8192,
+        reserved_host_memory_mb=0,
+        ram_allocation_ratio=1.0,
+        cpu_allocation_ratio=4.0,
+        reserved_host_disk_mb=0,
+        backing_store_headroom_mb=0,
+    )
     host = HostResources(memory_mb=4096, vcpus=2, disk_bytes=10 * 2**30)
     # A tmpfs whose size= says 16 GiB on a host with 4 GiB of RAM and no swap.
-    store = StoreUsage(size_bytes=4096 * 2**20, free_bytes=4096 * 2**20,
-                       allocated_by_guests_bytes=0, ram_limit_bytes=4096 * 2**20)
+    store = StoreUsage(
+        size_bytes=4096 * 2**20,
+        free_bytes=4096 * 2**20,
+        allocated_by_guests_bytes=0,
+        ram_limit_bytes=4096 * 2**20,
+    )
     wanted = compute_inventory(config, host, store)
     assert wanted.inventories["MEMORY_MB"]["reserved"] == 8192 - 4096
     assert wanted.capacity_reason is not None and "RAM" in wanted.capacity_reason
@@ -197,14 +224,18 @@ def test_a_ram_backed_store_clamps_capacity_and_names_ram_as_the_reason() -> Non
 
 def test_ram_backed_memory_is_capped_by_the_guest_memory_limit_not_by_file_backed() -> None:
     from filemem.compute.inventory import HostResources, InventoryConfig, compute_inventory
+
     host = HostResources(memory_mb=24000, vcpus=2, disk_bytes=10 * 2**30)
-    ram = InventoryConfig(file_backed_memory_mb=0, ram_allocation_ratio=1.0,
-                          guest_memory_limit_mb=4096)
+    ram = InventoryConfig(
+        file_backed_memory_mb=0, ram_allocation_ratio=1.0, guest_memory_limit_mb=4096
+    )
     assert compute_inventory(ram, host, None).inventories["MEMORY_MB"]["total"] == 4096
     # File-backed guests may exceed the limit: that is the point of file-backed memory.
     from filemem.compute.inventory import StoreUsage
+
     store = StoreUsage(size_bytes=2**40, free_bytes=2**40, allocated_by_guests_bytes=0)
-    file_backed = InventoryConfig(file_backed_memory_mb=16384, ram_allocation_ratio=1.0,
-                                  guest_memory_limit_mb=4096)
+    file_backed = InventoryConfig(
+        file_backed_memory_mb=16384, ram_allocation_ratio=1.0, guest_memory_limit_mb=4096
+    )
     memory = compute_inventory(file_backed, host, store).inventories["MEMORY_MB"]
     assert memory["total"] == 16384 and memory["reserved"] == 0

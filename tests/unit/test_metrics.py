@@ -13,10 +13,22 @@ from filemem.conf.compute import metrics_listen
 from filemem.exceptions import ConfigError
 
 SNAPSHOT = MetricsSnapshot(
-    placement_up=True, memory_mb_total=2048, memory_mb_reserved=0, memory_mb_used=256,
-    capacity_reduced=False, store_size_bytes=10 * 2**30,
-    guests=[GuestMetric("u-1", "instance-1", allocated_bytes=2**28, nominal_bytes=2**28,
-                        resident_bytes=2**27, major_faults=12)],
+    placement_up=True,
+    memory_mb_total=2048,
+    memory_mb_reserved=0,
+    memory_mb_used=256,
+    capacity_reduced=False,
+    store_size_bytes=10 * 2**30,
+    guests=[
+        GuestMetric(
+            "u-1",
+            "instance-1",
+            allocated_bytes=2**28,
+            nominal_bytes=2**28,
+            resident_bytes=2**27,
+            major_faults=12,
+        )
+    ],
 )
 
 

@@ -15,10 +15,23 @@ from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.partition import Hierarchy
 
 MIB = 1024 * 1024
-KERNEL_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "freezer",
-                      "net_cls", "perf_event", "net_prio", "hugetlb", "pids")
+KERNEL_CONTROLLERS = (
+    "cpuset",
+    "cpu",
+    "cpuacct",
+    "blkio",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "perf_event",
+    "net_prio",
+    "hugetlb",
+    "pids",
+)
 PROC_CGROUPS = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n" + "".join(
-    f"{c}\t{i}\t1\t1\n" for i, c in enumerate(KERNEL_CONTROLLERS))
+    f"{c}\t{i}\t1\t1\n" for i, c in enumerate(KERNEL_CONTROLLERS)
+)
 V1 = Path("/sys/fs/cgroup")
 
 
@@ -30,23 +43,40 @@ def hierarchies(*names: str, unified: bool = True) -> list[Hierarchy]:
 # -- pure policy --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "directory"), [
-    ("filemem", "filemem.partition"),
-    ("bench-1_a", "bench-1_a.partition"),
-    ("with.dot", "with.dot"),  # libvirt adds no suffix to a name that has one
-    ("memory", "_memory.partition"),  # "memory.partition" would look like a control file
-    ("cpu.x", "_cpu.x"),
-    ("cgroup.x", "_cgroup.x"),
-    ("cpux", "cpux.partition"),
-])
+@pytest.mark.parametrize(
+    ("name", "directory"),
+    [
+        ("filemem", "filemem.partition"),
+        ("bench-1_a", "bench-1_a.partition"),
+        ("with.dot", "with.dot"),  # libvirt adds no suffix to a name that has one
+        ("memory", "_memory.partition"),  # "memory.partition" would look like a control file
+        ("cpu.x", "_cpu.x"),
+        ("cgroup.x", "_cgroup.x"),
+        ("cpux", "cpux.partition"),
+    ],
+)
 def test_directory_name_follows_libvirt(name: str, directory: str) -> None:
     assert partition.partition_dir_name(name, KERNEL_CONTROLLERS) == directory
 
 
-@pytest.mark.parametrize("name", [
-    "", ".", "..", "../etc", "a/b", "/machine/x", "_x", ".hidden", "-x", "a b", "x" * 64, "é",
-    "x\n",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        ".",
+        "..",
+        "../etc",
+        "a/b",
+        "/machine/x",
+        "_x",
+        ".hidden",
+        "-x",
+        "a b",
+        "x" * 64,
+        "é",
+        "x\n",
+    ],
+)
 def test_unsafe_names_are_refused_naming_the_option(name: str) -> None:
     with pytest.raises(ConfigError, match=r"\[libvirt\] guest_partition"):
         partition.validate_partition_name(name)
@@ -59,20 +89,24 @@ def test_libvirt_partition_path() -> None:
 def test_plan_covers_the_hierarchies_libvirt_uses_and_the_unified_tree() -> None:
     plan = partition.plan_partition(
         "filemem",
-        hierarchies("cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
-                    "systemd"),
+        hierarchies(
+            "cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"
+        ),
         KERNEL_CONTROLLERS,
     )
     assert plan.libvirt_path == "/machine/filemem"
-    assert plan.directories == tuple(V1 / h / "machine" / "filemem.partition" for h in (
-        "cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "unified"))
+    assert plan.directories == tuple(
+        V1 / h / "machine" / "filemem.partition"
+        for h in ("cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "unified")
+    )
     assert plan.memory_dir == V1 / "memory/machine/filemem.partition"
     assert plan.cpuset_dirs == (V1 / "cpuset/machine", V1 / "cpuset/machine/filemem.partition")
 
 
 def test_plan_without_unified_tree() -> None:
     plan = partition.plan_partition(
-        "p", hierarchies("cpu", "memory", unified=False), KERNEL_CONTROLLERS)
+        "p", hierarchies("cpu", "memory", unified=False), KERNEL_CONTROLLERS
+    )
     assert plan.directories == (V1 / "cpu/machine/p.partition", V1 / "memory/machine/p.partition")
     assert plan.cpuset_dirs == ()
 
@@ -120,8 +154,16 @@ def test_memory_limit_needs_a_partition() -> None:
 def cgroup_root(tmp_path: Path) -> Path:
     """A Debian-style hybrid layout: v1 hierarchies (with "tasks"), symlinks, unified v2."""
     root = tmp_path / "cgroup"
-    for name in ("cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
-                 "systemd"):
+    for name in (
+        "cpu,cpuacct",
+        "cpuset",
+        "memory",
+        "devices",
+        "freezer",
+        "blkio",
+        "pids",
+        "systemd",
+    ):
         (root / name).mkdir(parents=True)
         (root / name / "tasks").write_text("")
     os.symlink("cpu,cpuacct", root / "cpu")
@@ -143,9 +185,15 @@ def proc_cgroups(tmp_path: Path) -> Path:
 def test_find_hierarchies(cgroup_root: Path) -> None:
     found = {h.mount.name: h.controllers for h in partition.find_hierarchies(cgroup_root)}
     assert found == {
-        "blkio": {"blkio"}, "cpu,cpuacct": {"cpu", "cpuacct"}, "cpuset": {"cpuset"},
-        "devices": {"devices"}, "freezer": {"freezer"}, "memory": {"memory"}, "pids": {"pids"},
-        "systemd": {"systemd"}, "unified": frozenset(),
+        "blkio": {"blkio"},
+        "cpu,cpuacct": {"cpu", "cpuacct"},
+        "cpuset": {"cpuset"},
+        "devices": {"devices"},
+        "freezer": {"freezer"},
+        "memory": {"memory"},
+        "pids": {"pids"},
+        "systemd": {"systemd"},
+        "unified": frozenset(),
     }
 
 
@@ -158,7 +206,8 @@ def test_a_pure_v2_host_has_no_v1_hierarchies(tmp_path: Path, proc_cgroups: Path
 
 
 def test_ensure_creates_dirs_copies_cpuset_and_sets_the_limit(
-    cgroup_root: Path, proc_cgroups: Path,
+    cgroup_root: Path,
+    proc_cgroups: Path,
 ) -> None:
     made = partition.ensure_partition("filemem", 300 * MIB, cgroup_root, proc_cgroups)
     assert made.libvirt_path == "/machine/filemem"
@@ -176,7 +225,8 @@ def test_ensure_creates_dirs_copies_cpuset_and_sets_the_limit(
 
 
 def test_ensure_is_idempotent_keeps_cpuset_and_updates_the_limit(
-    cgroup_root: Path, proc_cgroups: Path,
+    cgroup_root: Path,
+    proc_cgroups: Path,
 ) -> None:
     first = partition.ensure_partition("filemem", 300 * MIB, cgroup_root, proc_cgroups)
     pinned = cgroup_root / "cpuset" / "machine" / "filemem.partition" / "cpuset.cpus"
@@ -190,7 +240,8 @@ def test_ensure_is_idempotent_keeps_cpuset_and_updates_the_limit(
 
 
 def test_ensure_refuses_unsafe_names_and_zero_limits_before_touching_anything(
-    cgroup_root: Path, proc_cgroups: Path,
+    cgroup_root: Path,
+    proc_cgroups: Path,
 ) -> None:
     with pytest.raises(ConfigError, match="guest_partition"):
         partition.ensure_partition("../../etc", 300 * MIB, cgroup_root, proc_cgroups)
@@ -202,24 +253,35 @@ def test_ensure_refuses_unsafe_names_and_zero_limits_before_touching_anything(
 def test_usage_counts_child_cgroups(cgroup_root: Path, proc_cgroups: Path) -> None:
     made = partition.ensure_partition("filemem", 300 * MIB, cgroup_root, proc_cgroups)
     memory = made.memory_dir
-    for name, value in (("usage_in_bytes", 200 * MIB), ("max_usage_in_bytes", 290 * MIB),
-                        ("failcnt", 7)):
+    for name, value in (
+        ("usage_in_bytes", 200 * MIB),
+        ("max_usage_in_bytes", 290 * MIB),
+        ("failcnt", 7),
+    ):
         (memory / f"memory.{name}").write_text(f"{value}\n")
     (memory / "memory.stat").write_text(
-        f"cache 0\nrss 0\ntotal_cache {150 * MIB}\ntotal_rss {50 * MIB}\n")
+        f"cache 0\nrss 0\ntotal_cache {150 * MIB}\ntotal_rss {50 * MIB}\n"
+    )
     (memory / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
     guest = memory / "qemu-1-t.libvirt-qemu"
     guest.mkdir()
     (guest / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
     usage = partition.partition_memory_usage(made)
     assert usage == partition.MemoryUsage(
-        usage_bytes=200 * MIB, max_usage_bytes=290 * MIB, limit_bytes=300 * MIB, failcnt=7,
-        cache_bytes=150 * MIB, rss_bytes=50 * MIB, oom_kills=1,
+        usage_bytes=200 * MIB,
+        max_usage_bytes=290 * MIB,
+        limit_bytes=300 * MIB,
+        failcnt=7,
+        cache_bytes=150 * MIB,
+        rss_bytes=50 * MIB,
+        oom_kills=1,
     )
 
 
 def test_qemu_pids_in_walks_the_partition(
-    cgroup_root: Path, proc_cgroups: Path, tmp_path: Path,
+    cgroup_root: Path,
+    proc_cgroups: Path,
+    tmp_path: Path,
 ) -> None:
     made = partition.ensure_partition("filemem", None, cgroup_root, proc_cgroups)
     proc = tmp_path / "proc"
@@ -266,14 +328,19 @@ def test_options_reach_the_driver_settings(tmp_path: Path) -> None:
     assert (settings.guest_partition, settings.guest_memory_limit_mb) == ("bench", 300)
 
 
-@pytest.mark.parametrize(("text", "option"), [
-    ("[libvirt]\nguest_partition = ../etc\n", "[libvirt] guest_partition"),
-    ("[libvirt]\nguest_partition = a/b\n", "[libvirt] guest_partition"),
-    ("[libvirt]\nguest_partition = ..\n", "[libvirt] guest_partition"),
-    ("[libvirt]\nguest_memory_limit_mb = -1\n", "[libvirt] guest_memory_limit_mb"),
-])
+@pytest.mark.parametrize(
+    ("text", "option"),
+    [
+        ("[libvirt]\nguest_partition = ../etc\n", "[libvirt] guest_partition"),
+        ("[libvirt]\nguest_partition = a/b\n", "[libvirt] guest_partition"),
+        ("[libvirt]\nguest_partition = ..\n", "[libvirt] guest_partition"),
+        ("[libvirt]\nguest_memory_limit_mb = -1\n", "[libvirt] guest_memory_limit_mb"),
+    ],
+)
 def test_invalid_option_values_are_refused_naming_the_option(
-    tmp_path: Path, text: str, option: str,
+    tmp_path: Path,
+    text: str,
+    option: str,
 ) -> None:
     with pytest.raises(ConfigError) as refused:
         load(tmp_path, text)
@@ -286,4 +353,3 @@ def test_a_limit_without_a_partition_refuses_to_start_naming_both(tmp_path: Path
         driver_settings(conf)
     assert "[libvirt] guest_memory_limit_mb" in str(refused.value)
     assert "[libvirt] guest_partition" in str(refused.value)
-

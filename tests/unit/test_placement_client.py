@@ -30,9 +30,16 @@ from filemem.placement.http import HttpTransport
 RP = "5b0c8a6e-1b1e-4a34-9a43-3a4a4f0f6a01"
 CONSUMER = "0d9a4a3c-7c9e-4b53-8d1f-2f8e6bb1c001"
 MEM_INV = {"MEMORY_MB": {"total": 4096, "reserved": 512}}
-MEM_INV_REPORTED = {"MEMORY_MB": {"total": 4096, "reserved": 512, "min_unit": 1,
-                                  "max_unit": 2147483647, "step_size": 1,
-                                  "allocation_ratio": 1.0}}
+MEM_INV_REPORTED = {
+    "MEMORY_MB": {
+        "total": 4096,
+        "reserved": 512,
+        "min_unit": 1,
+        "max_unit": 2147483647,
+        "step_size": 1,
+        "allocation_ratio": 1.0,
+    }
+}
 
 
 def ok(body: dict[str, Any] | None = None, status: int = 200) -> Response:
@@ -40,8 +47,9 @@ def ok(body: dict[str, Any] | None = None, status: int = 200) -> Response:
 
 
 def error(status: int, detail: str, code: str = "placement.undefined_code") -> Response:
-    return Response(status, {"errors": [{"status": status, "title": "x", "detail": detail,
-                                         "code": code}]})
+    return Response(
+        status, {"errors": [{"status": status, "title": "x", "detail": detail, "code": code}]}
+    )
 
 
 def race() -> Response:
@@ -74,8 +82,9 @@ class ScriptedTransport:
         return resp
 
 
-def make(script: list[tuple[str, str, Response]], **kwargs: Any) -> tuple[
-        PlacementClient, ScriptedTransport, list[float]]:
+def make(
+    script: list[tuple[str, str, Response]], **kwargs: Any
+) -> tuple[PlacementClient, ScriptedTransport, list[float]]:
     transport = ScriptedTransport(script)
     sleeps: list[float] = []
     client = PlacementClient(transport, sleep=sleeps.append, jitter=lambda: 0.0, **kwargs)
@@ -116,11 +125,18 @@ def test_every_request_pins_the_microversion() -> None:
 
 
 def test_generation_race_rereads_and_retries_with_growing_backoff() -> None:
-    client, transport, sleeps = make([
-        ("GET", INV, inv_body(3, {})), ("PUT", INV, race()),
-        ("GET", INV, inv_body(5, {})), ("PUT", INV, race()),
-        ("GET", INV, inv_body(6, {})), ("PUT", INV, inv_body(7, {})),
-    ], backoff_base=0.1, backoff_max=10.0)
+    client, transport, sleeps = make(
+        [
+            ("GET", INV, inv_body(3, {})),
+            ("PUT", INV, race()),
+            ("GET", INV, inv_body(5, {})),
+            ("PUT", INV, race()),
+            ("GET", INV, inv_body(6, {})),
+            ("PUT", INV, inv_body(7, {})),
+        ],
+        backoff_base=0.1,
+        backoff_max=10.0,
+    )
     assert client.set_inventories(RP, MEM_INV) is True
     gens = [c.body["resource_provider_generation"] for c in transport.calls if c.body]
     assert gens == [3, 5, 6]
@@ -128,10 +144,13 @@ def test_generation_race_rereads_and_retries_with_growing_backoff() -> None:
 
 
 def test_race_where_the_winner_wrote_what_we_wanted_stops_without_a_write() -> None:
-    client, _, sleeps = make([
-        ("GET", INV, inv_body(3, {})), ("PUT", INV, race()),
-        ("GET", INV, inv_body(4, MEM_INV_REPORTED)),
-    ])
+    client, _, sleeps = make(
+        [
+            ("GET", INV, inv_body(3, {})),
+            ("PUT", INV, race()),
+            ("GET", INV, inv_body(4, MEM_INV_REPORTED)),
+        ]
+    )
     assert client.set_inventories(RP, MEM_INV) is False
     assert client.method_counts["PUT"] == 1
     assert len(sleeps) == 1
@@ -152,18 +171,24 @@ def test_retries_are_bounded() -> None:
 
 def test_backoff_is_capped_and_jittered() -> None:
     draws = iter([0.0, 1.0])
-    client = PlacementClient(ScriptedTransport([]), backoff_base=1.0, backoff_max=4.0,
-                             jitter=lambda: next(draws))
+    client = PlacementClient(
+        ScriptedTransport([]), backoff_base=1.0, backoff_max=4.0, jitter=lambda: next(draws)
+    )
     assert client._backoff(10) == pytest.approx(2.0)
     assert client._backoff(10) == pytest.approx(4.0)
 
 
 def test_other_conflicts_are_not_retried() -> None:
-    client, _, sleeps = make([
-        ("GET", INV, inv_body(3, MEM_INV_REPORTED)),
-        ("PUT", INV, error(409, "update conflict: inventory in use",
-                           "placement.inventory.inuse")),
-    ])
+    client, _, sleeps = make(
+        [
+            ("GET", INV, inv_body(3, MEM_INV_REPORTED)),
+            (
+                "PUT",
+                INV,
+                error(409, "update conflict: inventory in use", "placement.inventory.inuse"),
+            ),
+        ]
+    )
     with pytest.raises(PlacementConflict) as info:
         client.set_inventories(RP, {})
     assert not isinstance(info.value, GenerationConflict)
@@ -173,12 +198,14 @@ def test_other_conflicts_are_not_retried() -> None:
 
 def test_traits_no_change_and_custom_trait_creation() -> None:
     traits = ok({"resource_provider_generation": 2, "traits": ["COMPUTE_MEM_BACKING_FILE"]})
-    client, transport, _ = make([
-        ("GET", TRAITS, traits),
-        ("GET", TRAITS, traits),
-        ("PUT", "/traits/CUSTOM_FAST_STORE", ok(status=201)),
-        ("PUT", TRAITS, ok({"resource_provider_generation": 3, "traits": []})),
-    ])
+    client, transport, _ = make(
+        [
+            ("GET", TRAITS, traits),
+            ("GET", TRAITS, traits),
+            ("PUT", "/traits/CUSTOM_FAST_STORE", ok(status=201)),
+            ("PUT", TRAITS, ok({"resource_provider_generation": 3, "traits": []})),
+        ]
+    )
     assert client.set_traits(RP, ["COMPUTE_MEM_BACKING_FILE"]) is False
     assert client.write_count == 0
     assert client.set_traits(RP, ["COMPUTE_MEM_BACKING_FILE", "CUSTOM_FAST_STORE"]) is True
@@ -190,40 +217,58 @@ def test_traits_no_change_and_custom_trait_creation() -> None:
 
 def test_traits_race_creates_custom_trait_once() -> None:
     traits = ok({"resource_provider_generation": 2, "traits": []})
-    client, _, _ = make([
-        ("GET", TRAITS, traits), ("PUT", "/traits/CUSTOM_X", ok(status=201)),
-        ("PUT", TRAITS, race()),
-        ("GET", TRAITS, traits), ("PUT", TRAITS, ok({})),
-    ])
+    client, _, _ = make(
+        [
+            ("GET", TRAITS, traits),
+            ("PUT", "/traits/CUSTOM_X", ok(status=201)),
+            ("PUT", TRAITS, race()),
+            ("GET", TRAITS, traits),
+            ("PUT", TRAITS, ok({})),
+        ]
+    )
     assert client.set_traits(RP, ["CUSTOM_X"]) is True
 
 
 def alloc_body(generation: int | None, resources: dict[str, int] | None = None) -> Response:
     if generation is None:
         return ok({"allocations": {}})
-    return ok({"allocations": {RP: {"generation": 9, "resources": resources or {}}},
-               "consumer_generation": generation, "project_id": "p", "user_id": "u"})
+    return ok(
+        {
+            "allocations": {RP: {"generation": 9, "resources": resources or {}}},
+            "consumer_generation": generation,
+            "project_id": "p",
+            "user_id": "u",
+        }
+    )
 
 
 def test_claim_sends_consumer_type_and_null_generation_for_a_new_consumer() -> None:
-    client, transport, _ = make([("GET", ALLOC, alloc_body(None)),
-                                 ("PUT", ALLOC, ok(status=204))])
+    client, transport, _ = make([("GET", ALLOC, alloc_body(None)), ("PUT", ALLOC, ok(status=204))])
     assert client.claim(CONSUMER, RP, {"MEMORY_MB": 512}, "p", "u") is True
     assert transport.calls[1].body == {
         "allocations": {RP: {"resources": {"MEMORY_MB": 512}}},
-        "project_id": "p", "user_id": "u",
-        "consumer_generation": None, "consumer_type": "INSTANCE",
+        "project_id": "p",
+        "user_id": "u",
+        "consumer_generation": None,
+        "consumer_type": "INSTANCE",
     }
 
 
 def test_claim_retries_on_consumer_generation_conflict() -> None:
-    client, transport, sleeps = make([
-        ("GET", ALLOC, alloc_body(None)),
-        ("PUT", ALLOC, error(409, "consumer generation conflict - expected null but got 1",
-                             CONCURRENT_UPDATE)),
-        ("GET", ALLOC, alloc_body(1, {"MEMORY_MB": 256})),
-        ("PUT", ALLOC, ok(status=204)),
-    ])
+    client, transport, sleeps = make(
+        [
+            ("GET", ALLOC, alloc_body(None)),
+            (
+                "PUT",
+                ALLOC,
+                error(
+                    409, "consumer generation conflict - expected null but got 1", CONCURRENT_UPDATE
+                ),
+            ),
+            ("GET", ALLOC, alloc_body(1, {"MEMORY_MB": 256})),
+            ("PUT", ALLOC, ok(status=204)),
+        ]
+    )
     assert client.claim(CONSUMER, RP, {"MEMORY_MB": 512}, "p", "u") is True
     assert transport.calls[3].body is not None
     assert transport.calls[3].body["consumer_generation"] == 1
@@ -238,15 +283,18 @@ def test_claim_already_held_makes_no_write() -> None:
 
 def test_claim_retries_are_bounded() -> None:
     conflict = error(409, "consumer generation conflict", CONCURRENT_UPDATE)
-    client, _, _ = make([("GET", ALLOC, alloc_body(None)), ("PUT", ALLOC, conflict)] * 2,
-                        max_retries=1)
+    client, _, _ = make(
+        [("GET", ALLOC, alloc_body(None)), ("PUT", ALLOC, conflict)] * 2, max_retries=1
+    )
     with pytest.raises(ConsumerGenerationConflict):
         client.claim(CONSUMER, RP, {"MEMORY_MB": 512}, "p", "u")
 
 
 def test_claim_over_capacity_is_a_distinct_error_keeping_placements_words() -> None:
-    detail = ("Unable to allocate inventory: Unable to create allocation for 'MEMORY_MB' on "
-              "resource provider 'x'. The requested amount would exceed the capacity.")
+    detail = (
+        "Unable to allocate inventory: Unable to create allocation for 'MEMORY_MB' on "
+        "resource provider 'x'. The requested amount would exceed the capacity."
+    )
     client, _, sleeps = make([("GET", ALLOC, alloc_body(None)), ("PUT", ALLOC, error(409, detail))])
     with pytest.raises(InsufficientCapacity) as info:
         client.claim(CONSUMER, RP, {"MEMORY_MB": 512}, "p", "u")
@@ -256,15 +304,17 @@ def test_claim_over_capacity_is_a_distinct_error_keeping_placements_words() -> N
 
 
 def test_delete_allocations_treats_404_as_gone() -> None:
-    client, _, _ = make([("DELETE", ALLOC, ok(status=204)),
-                         ("DELETE", ALLOC, error(404, "not found"))])
+    client, _, _ = make(
+        [("DELETE", ALLOC, ok(status=204)), ("DELETE", ALLOC, error(404, "not found"))]
+    )
     assert client.delete_allocations(CONSUMER) is True
     assert client.delete_allocations(CONSUMER) is False
 
 
 def test_server_errors_keep_status_and_detail() -> None:
-    client, _, _ = make([("GET", f"/resource_providers/{RP}/usages",
-                          error(500, "db went away\n\n  badly"))])
+    client, _, _ = make(
+        [("GET", f"/resource_providers/{RP}/usages", error(500, "db went away\n\n  badly"))]
+    )
     with pytest.raises(PlacementApiError) as info:
         client.get_usages(RP)
     assert info.value.status == 500
@@ -273,13 +323,18 @@ def test_server_errors_keep_status_and_detail() -> None:
 
 def test_ensure_provider_name_taken_by_another_uuid() -> None:
     other = {"uuid": "other-uuid", "name": "host1", "generation": 0}
-    client, _, _ = make([
-        ("GET", f"/resource_providers/{RP}", error(404, "nope")),
-        ("POST", "/resource_providers", error(409, "Conflicting resource provider name",
-                                              "placement.duplicate_name")),
-        ("GET", f"/resource_providers/{RP}", error(404, "nope")),
-        ("GET", "/resource_providers?name=host1", ok({"resource_providers": [other]})),
-    ])
+    client, _, _ = make(
+        [
+            ("GET", f"/resource_providers/{RP}", error(404, "nope")),
+            (
+                "POST",
+                "/resource_providers",
+                error(409, "Conflicting resource provider name", "placement.duplicate_name"),
+            ),
+            ("GET", f"/resource_providers/{RP}", error(404, "nope")),
+            ("GET", "/resource_providers?name=host1", ok({"resource_providers": [other]})),
+        ]
+    )
     with pytest.raises(ResourceProviderNameConflict) as info:
         client.ensure_resource_provider(RP, "host1")
     assert "other-uuid" in str(info.value)
@@ -287,13 +342,18 @@ def test_ensure_provider_name_taken_by_another_uuid() -> None:
 
 
 def test_allocation_candidates_query() -> None:
-    path = ("/allocation_candidates?resources=MEMORY_MB:512,VCPU:1"
-            "&required=CUSTOM_A,!COMPUTE_MEM_BACKING_FILE&limit=5")
-    body = {"allocation_requests": [{"allocations": {RP: {"resources": {"MEMORY_MB": 512}}}}],
-            "provider_summaries": {RP: {"resources": {}}}}
+    path = (
+        "/allocation_candidates?resources=MEMORY_MB:512,VCPU:1"
+        "&required=CUSTOM_A,!COMPUTE_MEM_BACKING_FILE&limit=5"
+    )
+    body = {
+        "allocation_requests": [{"allocations": {RP: {"resources": {"MEMORY_MB": 512}}}}],
+        "provider_summaries": {RP: {"resources": {}}},
+    }
     client, _, _ = make([("GET", path, ok(body))])
-    cands = client.allocation_candidates({"VCPU": 1, "MEMORY_MB": 512}, ["CUSTOM_A"],
-                                         ["COMPUTE_MEM_BACKING_FILE"], limit=5)
+    cands = client.allocation_candidates(
+        {"VCPU": 1, "MEMORY_MB": 512}, ["CUSTOM_A"], ["COMPUTE_MEM_BACKING_FILE"], limit=5
+    )
     assert cands.allocation_requests == [{RP: {"MEMORY_MB": 512}}]
     assert set(cands.provider_summaries) == {RP}
 
@@ -309,8 +369,9 @@ def conf_with(tmp_path: Path, placement_section: str) -> cfg.ConfigOpts:
 
 
 def test_conf_endpoint_and_token_give_a_static_token_http_client(tmp_path: Path) -> None:
-    conf = conf_with(tmp_path, "endpoint = http://127.0.0.1:8778\nmicroversion = 1.38\n"
-                     "max_retries = 3\n")
+    conf = conf_with(
+        tmp_path, "endpoint = http://127.0.0.1:8778\nmicroversion = 1.38\nmax_retries = 3\n"
+    )
     client = client_from_conf(conf)
     assert isinstance(client.transport, HttpTransport)
     assert client.endpoint == "http://127.0.0.1:8778"
@@ -318,8 +379,11 @@ def test_conf_endpoint_and_token_give_a_static_token_http_client(tmp_path: Path)
 
 
 def test_conf_auth_section_is_followed_to_its_group(tmp_path: Path) -> None:
-    conf = conf_with(tmp_path, "auth_section = keystone\n[keystone]\nauth_type = password\n"
-                     "auth_url = http://127.0.0.1:5000/v3\nusername = filemem\npassword = pw\n")
+    conf = conf_with(
+        tmp_path,
+        "auth_section = keystone\n[keystone]\nauth_type = password\n"
+        "auth_url = http://127.0.0.1:5000/v3\nusername = filemem\npassword = pw\n",
+    )
     client = client_from_conf(conf)
     assert isinstance(client.transport, HttpTransport)
     assert "service catalog" in client.endpoint

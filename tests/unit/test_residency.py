@@ -300,9 +300,7 @@ def test_device_write_bytes_of_a_partition_from_fake_sysfs(tmp_path: Path) -> No
     partition.mkdir(parents=True)
     (partition / "stat").write_text(DISK_STAT)
     (sysfs / "dev" / "block").mkdir(parents=True)
-    (sysfs / "dev" / "block" / f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}").symlink_to(
-        partition
-    )
+    (sysfs / "dev" / "block" / f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}").symlink_to(partition)
     assert device_write_bytes(tmp_path, sysfs=sysfs) == 1746216 * 512
 
 

@@ -24,27 +24,40 @@ from filemem.scheduler.request import PlacementRequest
 FB = "COMPUTE_MEM_BACKING_FILE"
 
 
-def request(memory_mb: int = 1024, vcpus: int = 1, disk_gb: int = 0,
-            page_size: str | None = None) -> PlacementRequest:
+def request(
+    memory_mb: int = 1024, vcpus: int = 1, disk_gb: int = 0, page_size: str | None = None
+) -> PlacementRequest:
     extra = {"hw:mem_page_size": page_size} if page_size else {}
     return build_request(RequestSpec("i", "p", "u", memory_mb, vcpus, disk_gb, extra))
 
 
-def host(memory: int = 4096, used: int = 0, *, traits: frozenset[str] = frozenset(),
-         disabled: bool = False, **memory_inventory: float) -> HostState:
+def host(
+    memory: int = 4096,
+    used: int = 0,
+    *,
+    traits: frozenset[str] = frozenset(),
+    disabled: bool = False,
+    **memory_inventory: float,
+) -> HostState:
     inventories: dict[str, dict[str, float]] = {
-        "MEMORY_MB": {"total": memory, **memory_inventory}, "VCPU": {"total": 8}}
-    return state_from_provider(HostRecord("h1", "rp-1", disabled), inventories,
-                               {"MEMORY_MB": used}, traits)
+        "MEMORY_MB": {"total": memory, **memory_inventory},
+        "VCPU": {"total": 8},
+    }
+    return state_from_provider(
+        HostRecord("h1", "rp-1", disabled), inventories, {"MEMORY_MB": used}, traits
+    )
 
 
-@pytest.mark.parametrize(("total", "reserved", "ratio", "capacity"), [
-    (4096, 0, 1.0, 4096),
-    (4096, 512, 1.0, 3584),
-    (1000, 100, 1.5, 1350),
-    (10, 0, 1.15, 11),      # floor: Placement compares integers against the float product
-    (100, 200, 1.0, 0),     # reserved beyond total leaves nothing
-])
+@pytest.mark.parametrize(
+    ("total", "reserved", "ratio", "capacity"),
+    [
+        (4096, 0, 1.0, 4096),
+        (4096, 512, 1.0, 3584),
+        (1000, 100, 1.5, 1350),
+        (10, 0, 1.15, 11),  # floor: Placement compares integers against the float product
+        (100, 200, 1.0, 0),  # reserved beyond total leaves nothing
+    ],
+)
 def test_capacity_is_placements(total: int, reserved: int, ratio: float, capacity: int) -> None:
     inventory = Inventory(total=total, reserved=reserved, allocation_ratio=ratio)
     assert inventory.capacity == capacity
@@ -52,8 +65,13 @@ def test_capacity_is_placements(total: int, reserved: int, ratio: float, capacit
 
 def test_inventory_from_placement_fills_defaults() -> None:
     inventory = Inventory.from_placement({"total": 2048})
-    assert (inventory.reserved, inventory.allocation_ratio, inventory.min_unit,
-            inventory.step_size, inventory.detailed) == (0, 1.0, 1, 1, True)
+    assert (
+        inventory.reserved,
+        inventory.allocation_ratio,
+        inventory.min_unit,
+        inventory.step_size,
+        inventory.detailed,
+    ) == (0, 1.0, 1, 1, True)
     assert inventory.max_unit == 2147483647
 
 
@@ -79,10 +97,12 @@ def test_resources_filter_passes_exact_fit_and_names_shortfall() -> None:
     check = ResourcesFilter().check
     assert check(host(4096, used=3072), request(1024)) is None
     assert check(host(4096, used=3072), request(4096)) == Rejection(
-        "lacks MEMORY_MB 4096", "lack MEMORY_MB 4096", free=1024)
+        "lacks MEMORY_MB 4096", "lack MEMORY_MB 4096", free=1024
+    )
     assert check(host(), request(vcpus=9)) == Rejection("lacks VCPU 9", "lack VCPU 9", free=8)
     assert check(host(), request(disk_gb=1)) == Rejection(
-        "has no DISK_GB inventory", "have no DISK_GB inventory")
+        "has no DISK_GB inventory", "have no DISK_GB inventory"
+    )
 
 
 def test_resources_filter_honours_unit_constraints() -> None:
@@ -111,8 +131,9 @@ def test_file_backed_filter_only_refuses_huge_pages_on_file_backed_hosts() -> No
     assert check(host(), request(page_size="large")) is None
     refused = check(file_backed, request(page_size="large"))
     assert refused is not None
-    assert refused.singular == ("has COMPUTE_MEM_BACKING_FILE but the flavor asks for huge "
-                                "pages (hw:mem_page_size=large)")
+    assert refused.singular == (
+        "has COMPUTE_MEM_BACKING_FILE but the flavor asks for huge pages (hw:mem_page_size=large)"
+    )
 
 
 def test_ram_ratio_filter_refuses_overcommitted_file_backed_hosts() -> None:
@@ -121,8 +142,7 @@ def test_ram_ratio_filter_refuses_overcommitted_file_backed_hosts() -> None:
     assert check(host(allocation_ratio=1.5), request()) is None  # not file-backed: nova rules
     refused = check(host(traits=frozenset({FB}), allocation_ratio=1.5), request())
     assert refused is not None
-    assert refused.singular == ("is file-backed with MEMORY_MB allocation_ratio 1.5 "
-                                "(must be 1.0)")
+    assert refused.singular == ("is file-backed with MEMORY_MB allocation_ratio 1.5 (must be 1.0)")
 
 
 def test_ram_ratio_filter_trusts_summary_only_hosts() -> None:

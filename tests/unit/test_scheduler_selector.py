@@ -36,8 +36,9 @@ FB = "COMPUTE_MEM_BACKING_FILE"
 class NoTransport:
     endpoint = "fake"
 
-    def request(self, method: str, path: str, json_body: dict[str, Any] | None,
-                headers: Mapping[str, str]) -> Response:
+    def request(
+        self, method: str, path: str, json_body: dict[str, Any] | None, headers: Mapping[str, str]
+    ) -> Response:
         raise AssertionError("the fake answers everything itself")
 
 
@@ -53,10 +54,19 @@ class FakePlacement(PlacementClient):
         self.down = False
         self._lock = threading.Lock()
 
-    def add(self, uuid: str, memory: int, *, traits: Iterable[str] = (), vcpus: int = 16,
-            **memory_fields: Any) -> None:
-        self.inventories[uuid] = {"MEMORY_MB": {"total": memory, **memory_fields},
-                                  "VCPU": {"total": vcpus}}
+    def add(
+        self,
+        uuid: str,
+        memory: int,
+        *,
+        traits: Iterable[str] = (),
+        vcpus: int = 16,
+        **memory_fields: Any,
+    ) -> None:
+        self.inventories[uuid] = {
+            "MEMORY_MB": {"total": memory, **memory_fields},
+            "VCPU": {"total": vcpus},
+        }
         self.traits[uuid] = set(traits)
 
     def usage(self, uuid: str) -> dict[str, int]:
@@ -80,44 +90,72 @@ class FakePlacement(PlacementClient):
         if self.down:
             raise PlacementUnavailable("fake", "down")
 
-    def allocation_candidates(self, resources: Mapping[str, int],
-                              required_traits: Iterable[str] = (),
-                              forbidden_traits: Iterable[str] = (),
-                              limit: int | None = None) -> AllocationCandidates:
+    def allocation_candidates(
+        self,
+        resources: Mapping[str, int],
+        required_traits: Iterable[str] = (),
+        forbidden_traits: Iterable[str] = (),
+        limit: int | None = None,
+    ) -> AllocationCandidates:
         self._call("candidates")
         summaries: dict[str, dict[str, Any]] = {}
         for uuid in self.inventories:
             if self.traits[uuid] & set(forbidden_traits) or not self._fits(uuid, resources):
                 continue
             used = self.usage(uuid)
-            summaries[uuid] = {"traits": sorted(self.traits[uuid]), "resources": {
-                rc: {"capacity": Inventory.from_placement(inv).capacity,
-                     "used": used.get(rc, 0)}
-                for rc, inv in self.inventories[uuid].items()}}
+            summaries[uuid] = {
+                "traits": sorted(self.traits[uuid]),
+                "resources": {
+                    rc: {
+                        "capacity": Inventory.from_placement(inv).capacity,
+                        "used": used.get(rc, 0),
+                    }
+                    for rc, inv in self.inventories[uuid].items()
+                },
+            }
         return AllocationCandidates([{u: dict(resources)} for u in summaries], summaries)
 
-    def put_allocations(self, consumer_uuid: str, allocations: Mapping[str, Mapping[str, int]],
-                        project_id: str, user_id: str, consumer_generation: int | None,
-                        consumer_type: str = "INSTANCE") -> None:
+    def put_allocations(
+        self,
+        consumer_uuid: str,
+        allocations: Mapping[str, Mapping[str, int]],
+        project_id: str,
+        user_id: str,
+        consumer_generation: int | None,
+        consumer_type: str = "INSTANCE",
+    ) -> None:
         self._call("put")
         with self._lock:
             if consumer_uuid in self.allocations and consumer_generation is None:
-                raise ConsumerGenerationConflict("PUT", "/allocations", 409, "exists",
-                                                 "placement.concurrent_update")
+                raise ConsumerGenerationConflict(
+                    "PUT", "/allocations", 409, "exists", "placement.concurrent_update"
+                )
             ((rp, resources),) = allocations.items()
             if rp not in self.inventories:
-                raise PlacementApiError("PUT", "/allocations", 400,
-                                        f"resource provider '{rp}' that does not exist", None)
+                raise PlacementApiError(
+                    "PUT",
+                    "/allocations",
+                    400,
+                    f"resource provider '{rp}' that does not exist",
+                    None,
+                )
             held = self.allocations.pop(consumer_uuid, None)
             if not self._fits(rp, resources):
                 if held is not None:
                     self.allocations[consumer_uuid] = held
-                raise InsufficientCapacity("PUT", "/allocations", 409,
-                                           "Unable to allocate inventory", None)
+                raise InsufficientCapacity(
+                    "PUT", "/allocations", 409, "Unable to allocate inventory", None
+                )
             self.allocations[consumer_uuid] = (rp, dict(resources))
 
-    def claim(self, consumer_uuid: str, rp_uuid: str, resources: Mapping[str, int],
-              project_id: str, user_id: str) -> bool:
+    def claim(
+        self,
+        consumer_uuid: str,
+        rp_uuid: str,
+        resources: Mapping[str, int],
+        project_id: str,
+        user_id: str,
+    ) -> bool:
         self._call("claim")
         self.put_allocations(consumer_uuid, {rp_uuid: resources}, project_id, user_id, 1)
         return True
@@ -150,10 +188,15 @@ def spec(memory_mb: int = 1024, page_size: str | None = None, uuid: str = "") ->
     return RequestSpec(uuid or str(uuidlib.uuid4()), "p", "u", memory_mb, 1, 0, extra)
 
 
-def make(placement: FakePlacement, records: list[HostRecord], strategy: str = "cache",
-         **settings: Any) -> Scheduler:
-    return Scheduler(placement, lambda: list(records),
-                     SchedulerSettings(strategy=strategy, **settings), clock=Clock())
+def make(
+    placement: FakePlacement, records: list[HostRecord], strategy: str = "cache", **settings: Any
+) -> Scheduler:
+    return Scheduler(
+        placement,
+        lambda: list(records),
+        SchedulerSettings(strategy=strategy, **settings),
+        clock=Clock(),
+    )
 
 
 @pytest.fixture
@@ -169,7 +212,8 @@ STRATEGIES = ["cache", "placement"]
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_most_free_memory_first_and_huge_pages_avoid_file_backed(
-        two_hosts: tuple[FakePlacement, list[HostRecord]], strategy: str) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]], strategy: str
+) -> None:
     scheduler = make(*two_hosts, strategy=strategy)
     assert scheduler.select_and_claim(spec()).host == "fb"
     assert scheduler.select_and_claim(spec(page_size="large")).host == "plain"
@@ -177,19 +221,22 @@ def test_most_free_memory_first_and_huge_pages_avoid_file_backed(
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_only_file_backed_host_left_means_no_valid_host(
-        two_hosts: tuple[FakePlacement, list[HostRecord]], strategy: str) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]], strategy: str
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, [records[0]], strategy=strategy)
     with pytest.raises(NoValidHost) as refused:
         scheduler.select_and_claim(spec(page_size="large"))
     assert str(refused.value) == (
         "No valid host: 1 host; 1 has COMPUTE_MEM_BACKING_FILE but the flavor asks for huge "
-        "pages (hw:mem_page_size=large)")
+        "pages (hw:mem_page_size=large)"
+    )
     assert "put" not in placement.calls
 
 
 def test_claims_are_counted_locally_so_guests_spread(
-        two_hosts: tuple[FakePlacement, list[HostRecord]]) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, records)
     hosts = [scheduler.select_and_claim(spec(2048)).host for _ in range(4)]
@@ -198,7 +245,8 @@ def test_claims_are_counted_locally_so_guests_spread(
 
 
 def test_lost_race_refreshes_that_host_and_moves_on(
-        two_hosts: tuple[FakePlacement, list[HostRecord]]) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, records)
     scheduler.cache.refresh()
@@ -224,7 +272,8 @@ def test_never_refused_on_stale_data(two_hosts: tuple[FakePlacement, list[HostRe
 
 
 def test_no_valid_host_reason_after_filling_exactly(
-        two_hosts: tuple[FakePlacement, list[HostRecord]]) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, [records[1]])
     scheduler.select_and_claim(spec(3072))
@@ -242,7 +291,8 @@ def test_gives_up_after_max_attempts(two_hosts: tuple[FakePlacement, list[HostRe
 
 
 def test_a_retried_request_replaces_its_own_allocation(
-        two_hosts: tuple[FakePlacement, list[HostRecord]]) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, records)
     first = scheduler.select_and_claim(spec(1024, uuid="inst-1"))
@@ -253,7 +303,8 @@ def test_a_retried_request_replaces_its_own_allocation(
 
 
 def test_provider_gone_from_placement_tries_the_next(
-        two_hosts: tuple[FakePlacement, list[HostRecord]]) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, records)
     scheduler.cache.refresh()
@@ -264,7 +315,8 @@ def test_provider_gone_from_placement_tries_the_next(
 
 
 def test_placement_down_propagates_and_releases_the_reservation(
-        two_hosts: tuple[FakePlacement, list[HostRecord]]) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, records)
     scheduler.cache.refresh()
@@ -276,7 +328,8 @@ def test_placement_down_propagates_and_releases_the_reservation(
 
 
 def test_disabled_host_is_skipped_after_invalidate(
-        two_hosts: tuple[FakePlacement, list[HostRecord]]) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, records)
     scheduler.cache.refresh()
@@ -290,7 +343,8 @@ def test_disabled_host_is_skipped_after_invalidate(
 
 
 def test_due_refresh_runs_in_the_background(
-        two_hosts: tuple[FakePlacement, list[HostRecord]]) -> None:
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
     placement, records = two_hosts
     scheduler = make(placement, records, refresh_interval=30)
     scheduler.cache.refresh()
@@ -333,7 +387,8 @@ def test_settings_are_checked() -> None:
 
 
 def test_hosts_the_bulk_read_cannot_see_keep_their_single_read(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     placement = FakePlacement()
     placement.add("rp-a", 4096, step_size=512)  # refuses the 1 MB the bulk read asks for
     scheduler = make(placement, [HostRecord("a", "rp-a")])

@@ -8,9 +8,12 @@ from filemem.scheduler.weights import BaseWeigher, FreeMemoryWeigher, Scorer
 
 
 def host(name: str, memory: int, vcpus: int = 8) -> HostState:
-    return state_from_provider(HostRecord(name, name), {"MEMORY_MB": {"total": memory},
-                                                        "VCPU": {"total": vcpus}}, {},
-                               frozenset())
+    return state_from_provider(
+        HostRecord(name, name),
+        {"MEMORY_MB": {"total": memory}, "VCPU": {"total": vcpus}},
+        {},
+        frozenset(),
+    )
 
 
 class FreeVcpuWeigher(BaseWeigher):

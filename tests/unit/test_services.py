@@ -23,14 +23,19 @@ def child(code: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
-LISTENS = ("import sys, time\n"
-           "print('warming up'); print('demo listening on http://127.0.0.1:1234')\n"
-           "print('more', file=sys.stderr, flush=True); time.sleep(60)")
+LISTENS = (
+    "import sys, time\n"
+    "print('warming up'); print('demo listening on http://127.0.0.1:1234')\n"
+    "print('more', file=sys.stderr, flush=True); time.sleep(60)"
+)
 
 
 def test_ready_line_returns_group_one_and_stop_sends_sigterm(tmp_path: Path) -> None:
-    service = ServiceProcess(child(LISTENS), log_path=tmp_path / "logs" / "demo.log",
-                             ready=ReadyLine(r"listening on (http://\S+)"))
+    service = ServiceProcess(
+        child(LISTENS),
+        log_path=tmp_path / "logs" / "demo.log",
+        ready=ReadyLine(r"listening on (http://\S+)"),
+    )
     with service as url:
         assert url == "http://127.0.0.1:1234" == service.ready_value
         assert service.running
@@ -43,12 +48,19 @@ def test_ready_line_returns_group_one_and_stop_sends_sigterm(tmp_path: Path) -> 
 def test_ready_file_waits_for_a_complete_line_and_env_cwd_apply(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     ready.write_text("stale\n")  # from an earlier run: must not count
-    code = ("import os, sys, time\n"
-            "open(sys.argv[1], 'w').write(os.getcwd() + ' ' + os.environ['DEMO'])\n"
-            "time.sleep(0.3)\n"
-            "open(sys.argv[1], 'a').write('\\n'); time.sleep(60)")
-    service = ServiceProcess(child(code, str(ready)), log_path=tmp_path / "demo.log",
-                             ready=ReadyFile(ready), cwd=tmp_path, env={"DEMO": "yes"})
+    code = (
+        "import os, sys, time\n"
+        "open(sys.argv[1], 'w').write(os.getcwd() + ' ' + os.environ['DEMO'])\n"
+        "time.sleep(0.3)\n"
+        "open(sys.argv[1], 'a').write('\\n'); time.sleep(60)"
+    )
+    service = ServiceProcess(
+        child(code, str(ready)),
+        log_path=tmp_path / "demo.log",
+        ready=ReadyFile(ready),
+        cwd=tmp_path,
+        env={"DEMO": "yes"},
+    )
     try:
         assert service.start(timeout=30) == f"{tmp_path} yes"
     finally:
@@ -58,9 +70,11 @@ def test_ready_file_waits_for_a_complete_line_and_env_cwd_apply(tmp_path: Path) 
 def test_ready_log_matches_only_this_starts_lines(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
     log.write_text("agent ready: 9 (an earlier run)\n")
-    code = ("import sys, time\n"
-            "time.sleep(0.2); print('agent ready: 3 guests', file=sys.stderr, flush=True)\n"
-            "time.sleep(60)")
+    code = (
+        "import sys, time\n"
+        "time.sleep(0.2); print('agent ready: 3 guests', file=sys.stderr, flush=True)\n"
+        "time.sleep(60)"
+    )
     with ServiceProcess(child(code), log_path=log, ready=ReadyLog(r"ready: (\d+)")) as found:
         assert found == "3"
     assert log.read_text().startswith("agent ready: 9 (an earlier run)\nagent ready: 3")
@@ -68,8 +82,9 @@ def test_ready_log_matches_only_this_starts_lines(tmp_path: Path) -> None:
 
 def test_death_before_ready_raises_with_the_log_tail(tmp_path: Path) -> None:
     code = "import sys; print('config is broken', file=sys.stderr); sys.exit(3)"
-    service = ServiceProcess(child(code), log_path=tmp_path / "demo.log", name="demo",
-                             ready=ReadyLine("listening"))
+    service = ServiceProcess(
+        child(code), log_path=tmp_path / "demo.log", name="demo", ready=ReadyLine("listening")
+    )
     started = time.monotonic()
     with pytest.raises(ServiceError) as info:
         service.start(timeout=60)
@@ -81,16 +96,18 @@ def test_death_before_ready_raises_with_the_log_tail(tmp_path: Path) -> None:
 
 
 def test_ready_line_printed_just_before_exiting_still_counts(tmp_path: Path) -> None:
-    service = ServiceProcess(child("print('ready')"), log_path=tmp_path / "demo.log",
-                             ready=ReadyLine("^ready$"))
+    service = ServiceProcess(
+        child("print('ready')"), log_path=tmp_path / "demo.log", ready=ReadyLine("^ready$")
+    )
     assert service.start() == "ready"
     assert service.wait(10) == 0
 
 
 def test_timeout_stops_the_service_and_names_it(tmp_path: Path) -> None:
     code = "import time; print('not the line', flush=True); time.sleep(60)"
-    service = ServiceProcess(child(code), log_path=tmp_path / "demo.log",
-                             ready=ReadyLine("listening"))
+    service = ServiceProcess(
+        child(code), log_path=tmp_path / "demo.log", ready=ReadyLine("listening")
+    )
     with pytest.raises(ServiceError) as info:
         service.start(timeout=0.5)
     assert info.value.returncode is None  # it was still running at the deadline
@@ -100,11 +117,14 @@ def test_timeout_stops_the_service_and_names_it(tmp_path: Path) -> None:
 
 
 def test_stop_kills_a_service_that_ignores_sigterm(tmp_path: Path) -> None:
-    code = ("import signal, time\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True)\n"
-            "time.sleep(60)")
-    service = ServiceProcess(child(code), log_path=tmp_path / "demo.log", ready=ReadyLine("up"),
-                             stop_timeout=0.3)
+    code = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True)\n"
+        "time.sleep(60)"
+    )
+    service = ServiceProcess(
+        child(code), log_path=tmp_path / "demo.log", ready=ReadyLine("up"), stop_timeout=0.3
+    )
     service.start()
     assert service.stop() == -signal.SIGKILL and service.killed
 

@@ -139,9 +139,13 @@ def test_init_script_speaks_the_protocol() -> None:
     assert "filemem.touch_mb=" in ti.INIT_SCRIPT
     assert "filemem.poweroff=" in ti.INIT_SCRIPT
     assert "filemem.workload=" in ti.INIT_SCRIPT
-    for arg, option in [("mem_mb", "--mem-mb"), ("hot_mb", "--hot-mb"),
-                        ("verify_every", "--verify-every"), ("seed", "--seed"),
-                        ("pass_delay_ms", "--pass-delay-ms")]:
+    for arg, option in [
+        ("mem_mb", "--mem-mb"),
+        ("hot_mb", "--hot-mb"),
+        ("verify_every", "--verify-every"),
+        ("seed", "--seed"),
+        ("pass_delay_ms", "--pass-delay-ms"),
+    ]:
         assert f'filemem.{arg}=*) memcheck_args="$memcheck_args {option}=' in ti.INIT_SCRIPT
 
 
@@ -323,9 +327,16 @@ IMAGE = ti.TestImage(kernel=Path("/k"), initrd=Path("/i"))
 
 def test_memcheck_cmdline() -> None:
     args = IMAGE.memcheck_cmdline(mem_mb=64, hot_mb=16, verify_every=2).split()
-    assert args == ["console=ttyS0", "panic=-1", "quiet", "loglevel=3",
-                    "filemem.workload=memcheck", "filemem.mem_mb=64", "filemem.hot_mb=16",
-                    "filemem.verify_every=2"]
+    assert args == [
+        "console=ttyS0",
+        "panic=-1",
+        "quiet",
+        "loglevel=3",
+        "filemem.workload=memcheck",
+        "filemem.mem_mb=64",
+        "filemem.hot_mb=16",
+        "filemem.verify_every=2",
+    ]
 
 
 def test_memcheck_cmdline_with_seed_and_delay() -> None:
@@ -359,18 +370,29 @@ def test_memcheck_cmdline_rejects(kwargs: dict[str, object], name: str) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("FILEMEM-MEMCHECK pass=12 ms=143 verified=1 OK",
-         ti.MemcheckPass(number=12, ms=143, verified=True, ok=True, bad_words=0)),
-        ("FILEMEM-MEMCHECK pass=3 ms=0 verified=0 CORRUPT bad_words=17\r",
-         ti.MemcheckPass(number=3, ms=0, verified=False, ok=False, bad_words=17)),
-        ("FILEMEM-MEMCHECK-FILLED mb=256 ms=1794 seed=18446744073709551615",
-         ti.MemcheckFilled(mb=256, ms=1794, seed=2**64 - 1)),
+        (
+            "FILEMEM-MEMCHECK pass=12 ms=143 verified=1 OK",
+            ti.MemcheckPass(number=12, ms=143, verified=True, ok=True, bad_words=0),
+        ),
+        (
+            "FILEMEM-MEMCHECK pass=3 ms=0 verified=0 CORRUPT bad_words=17\r",
+            ti.MemcheckPass(number=3, ms=0, verified=False, ok=False, bad_words=17),
+        ),
+        (
+            "FILEMEM-MEMCHECK-FILLED mb=256 ms=1794 seed=18446744073709551615",
+            ti.MemcheckFilled(mb=256, ms=1794, seed=2**64 - 1),
+        ),
         ("FILEMEM-MEMCHECK-EXIT status=137", ti.MemcheckExit(status=137)),
         # A console can glue a fragment of other output in front of a line.
-        ("[   12.3] x FILEMEM-MEMCHECK pass=1 ms=5 verified=0 OK",
-         ti.MemcheckPass(number=1, ms=5, verified=False, ok=True, bad_words=0)),
-        ("FILEMEM-MEMCHECK-START mb=8 hot_mb=2 verify_every=2 seed=1 seed_from=arg "
-         "pass_delay_ms=0", None),
+        (
+            "[   12.3] x FILEMEM-MEMCHECK pass=1 ms=5 verified=0 OK",
+            ti.MemcheckPass(number=1, ms=5, verified=False, ok=True, bad_words=0),
+        ),
+        (
+            "FILEMEM-MEMCHECK-START mb=8 hot_mb=2 verify_every=2 seed=1 seed_from=arg "
+            "pass_delay_ms=0",
+            None,
+        ),
         ("FILEMEM-MEMCHECK-ERROR bad --mem-mb=x", None),
         ("FILEMEM-READY", None),
         ("", None),
@@ -443,8 +465,9 @@ def memcheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_memcheck(binary: Path, *args: str) -> Run:
-    done = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+    done = subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, timeout=60, check=False
+    )
     return Run(done.returncode, ti.parse_memcheck_console(done.stdout), done.stdout, done.stderr)
 
 
@@ -458,14 +481,13 @@ def passes(run: Run) -> list[ti.MemcheckPass]:
 def test_memcheck_source_compiles_without_warnings(tmp_path: Path) -> None:
     source = tmp_path / "memcheck.c"
     source.write_bytes(ti.memcheck_source())
-    subprocess.run(["gcc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", str(source)],
-                   check=True)
+    subprocess.run(["gcc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", str(source)], check=True)
 
 
 def program_header_types(elf: bytes) -> list[int]:
     """p_type of each program header of a little-endian ELF64 file."""
     assert elf[:6] == b"\x7fELF\x02\x01", "not a little-endian ELF64 file"
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     return [struct.unpack_from("<I", elf, phoff + i * phentsize)[0] for i in range(phnum)]
 
@@ -481,14 +503,16 @@ def test_memcheck_runs_clean(memcheck: Path) -> None:
     run = run_memcheck(memcheck, *SMALL, "--seed=42", "--pass-delay-ms=1")
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[0] == (
-        "FILEMEM-MEMCHECK-START mb=8 hot_mb=2 verify_every=2 seed=42 seed_from=arg "
-        "pass_delay_ms=1"
+        "FILEMEM-MEMCHECK-START mb=8 hot_mb=2 verify_every=2 seed=42 seed_from=arg pass_delay_ms=1"
     )
     filled = run.lines[0]
     assert isinstance(filled, ti.MemcheckFilled)
     assert (filled.mb, filled.seed) == (8, 42)
     assert [(p.number, p.verified, p.ok, p.bad_words) for p in passes(run)] == [
-        (1, False, True, 0), (2, True, True, 0), (3, False, True, 0), (4, True, True, 0),
+        (1, False, True, 0),
+        (2, True, True, 0),
+        (3, False, True, 0),
+        (4, True, True, 0),
     ]
     assert len(run.lines) == 5
 
@@ -498,7 +522,10 @@ def test_memcheck_reports_cold_corruption_on_verifying_passes(memcheck: Path) ->
     run = run_memcheck(memcheck, *SMALL, "--corrupt-after-pass=1")
     assert run.returncode == 1, run.stderr
     assert [(p.number, p.verified, p.ok, p.bad_words) for p in passes(run)] == [
-        (1, False, True, 0), (2, True, False, 1), (3, False, True, 0), (4, True, False, 1),
+        (1, False, True, 0),
+        (2, True, False, 1),
+        (3, False, True, 0),
+        (4, True, False, 1),
     ]
     assert "FILEMEM-MEMCHECK pass=2 ms=" in run.stdout
     assert " verified=1 CORRUPT bad_words=1\n" in run.stdout
@@ -523,8 +550,7 @@ def test_memcheck_seeds_from_the_uuid_file(memcheck: Path, tmp_path: Path) -> No
 
 
 def test_memcheck_falls_back_to_the_clock(memcheck: Path, tmp_path: Path) -> None:
-    runs = [run_memcheck(memcheck, *SMALL, f"--uuid-file={tmp_path / 'absent'}")
-            for _ in range(2)]
+    runs = [run_memcheck(memcheck, *SMALL, f"--uuid-file={tmp_path / 'absent'}") for _ in range(2)]
     assert all(run.returncode == 0 and "seed_from=time" in run.stdout for run in runs)
     seeds = {line.seed for run in runs for line in run.lines if isinstance(line, ti.MemcheckFilled)}
     assert len(seeds) == 2
@@ -538,16 +564,21 @@ def test_memcheck_falls_back_to_the_clock(memcheck: Path, tmp_path: Path) -> Non
         (("--mem-mb=-8", "--hot-mb=1", "--verify-every=1"), "bad --mem-mb=-8"),
         (("--mem-mb=8x", "--hot-mb=1", "--verify-every=1"), "bad --mem-mb=8x"),
         (("--mem-mb=8", "--hot-mb=1", "--verify-every=0"), "bad --verify-every=0"),
-        (("--mem-mb=8", "--hot-mb=1", "--verify-every=1", "--seed=18446744073709551616"),
-         "bad --seed="),
+        (
+            ("--mem-mb=8", "--hot-mb=1", "--verify-every=1", "--seed=18446744073709551616"),
+            "bad --seed=",
+        ),
         (("--mem-mb=8", "--hot-mb=1"), "--mem-mb, --hot-mb and --verify-every are required"),
         (("--mem-mb=8", "--hot-mb=1", "--verify-every=1", "extra"), "unexpected argument extra"),
-        (("--mem-mb=1", "--hot-mb=1", "--verify-every=1", "--corrupt-word=131072"),
-         "--corrupt-word is past the end"),
+        (
+            ("--mem-mb=1", "--hot-mb=1", "--verify-every=1", "--corrupt-word=131072"),
+            "--corrupt-word is past the end",
+        ),
     ],
 )
-def test_memcheck_rejects_bad_arguments(memcheck: Path, args: tuple[str, ...], message: str
-                                        ) -> None:
+def test_memcheck_rejects_bad_arguments(
+    memcheck: Path, args: tuple[str, ...], message: str
+) -> None:
     run = run_memcheck(memcheck, *args)
     assert run.returncode == 2
     assert f"FILEMEM-MEMCHECK-ERROR {message}" in run.stderr
@@ -558,9 +589,20 @@ def test_memcheck_rejects_bad_arguments(memcheck: Path, args: tuple[str, ...], m
 def test_memcheck_reports_memory_it_cannot_have(memcheck: Path) -> None:
     # 16 TiB of address space is refused by mmap (or by RLIMIT_AS, set small here to be sure).
     done = subprocess.run(
-        ["sh", "-c", f'ulimit -v 1048576 && exec "{memcheck}" "$@"', "sh",
-         f"--mem-mb={ti.MEMCHECK_MAX_MEM_MB}", "--hot-mb=1", "--verify-every=1"],
-        capture_output=True, text=True, timeout=60, check=False)
+        [
+            "sh",
+            "-c",
+            f'ulimit -v 1048576 && exec "{memcheck}" "$@"',
+            "sh",
+            f"--mem-mb={ti.MEMCHECK_MAX_MEM_MB}",
+            "--hot-mb=1",
+            "--verify-every=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 3
     assert "FILEMEM-MEMCHECK-ERROR mmap of 16777216 MiB failed" in done.stderr
 

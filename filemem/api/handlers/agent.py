@@ -24,10 +24,17 @@ MAX_WAIT = 30
 
 def service_view(service: Service) -> dict[str, Any]:
     seen = service.last_seen_at.isoformat() if service.last_seen_at else None
-    return {"id": service.id, "host": service.host, "binary": service.binary,
-            "disabled": service.disabled, "disabled_reason": service.disabled_reason,
-            "provider_uuid": service.provider_uuid, "file_backed": service.file_backed,
-            "file_backed_memory_mb": service.file_backed_memory_mb, "last_seen_at": seen}
+    return {
+        "id": service.id,
+        "host": service.host,
+        "binary": service.binary,
+        "disabled": service.disabled,
+        "disabled_reason": service.disabled_reason,
+        "provider_uuid": service.provider_uuid,
+        "file_backed": service.file_backed,
+        "file_backed_memory_mb": service.file_backed_memory_mb,
+        "last_seen_at": seen,
+    }
 
 
 def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> dict[str, Any]:
@@ -58,8 +65,10 @@ def _snapshot(ctx: ApiContext, host: str) -> dict[str, Any]:
     with ctx.database.reader() as session:
         cursor = db_api.latest_change(session, host)
         instances = db_api.list_instances(session, host=host)
-        images = {image.id: image for image in
-                  db_api.list_images(session, {i.image_id for i in instances})}
+        images = {
+            image.id: image
+            for image in db_api.list_images(session, {i.image_id for i in instances})
+        }
         views = [agent_view(i, images.get(i.image_id)) for i in reversed(instances)]
     return {"cursor": cursor, "instances": views}
 
@@ -86,8 +95,9 @@ async def watch_instances(
     return await run_in_threadpool(_snapshot, ctx, host)
 
 
-def report_memory_usage(request: Request, host: HostPath,
-                        body: MemoryUsageReport) -> dict[str, Any]:
+def report_memory_usage(
+    request: Request, host: HostPath, body: MemoryUsageReport
+) -> dict[str, Any]:
     """PUT /filemem/v1/hosts/{host}/memory-usage: working sets; instances of other hosts are
     ignored (an agent speaks for its own host only)."""
     usage = {uuid: report.model_dump() for uuid, report in body.guests.items()}
@@ -96,8 +106,9 @@ def report_memory_usage(request: Request, host: HostPath,
     return {"stored": stored, "ignored": len(usage) - stored}
 
 
-def report_instance(request: Request, server_id: ServerIdPath,
-                    body: InstanceReport) -> dict[str, Any]:
+def report_instance(
+    request: Request, server_id: ServerIdPath, body: InstanceReport
+) -> dict[str, Any]:
     """PATCH /filemem/v1/instances/{uuid}: observed state; 404 when the instance is gone."""
     values = body.values()
     with get_context(request).database.session() as session:

@@ -21,8 +21,9 @@ def list_extra_specs(request: Request, flavor_id: FlavorIdPath) -> dict[str, Any
         return {"extra_specs": find(session, flavor_id).specs()}
 
 
-def create_extra_specs(request: Request, flavor_id: FlavorIdPath,
-                       body: ExtraSpecsRequest) -> dict[str, Any]:
+def create_extra_specs(
+    request: Request, flavor_id: FlavorIdPath, body: ExtraSpecsRequest
+) -> dict[str, Any]:
     """POST /flavors/{flavor_id}/os-extra_specs: create or overwrite the given keys."""
     with get_context(request).database.session() as session:
         db_api.set_extra_specs(session, find(session, flavor_id), body.extra_specs)
@@ -38,8 +39,9 @@ def show_extra_spec(request: Request, flavor_id: FlavorIdPath, key: KeyPath) -> 
     return {key: specs[key]}
 
 
-def update_extra_spec(request: Request, flavor_id: FlavorIdPath, key: KeyPath,
-                      body: ExtraSpecItem) -> dict[str, Any]:
+def update_extra_spec(
+    request: Request, flavor_id: FlavorIdPath, key: KeyPath, body: ExtraSpecItem
+) -> dict[str, Any]:
     """PUT /flavors/{flavor_id}/os-extra_specs/{key} with body {key: value}."""
     if key not in body.root:
         raise BadRequest("Request body and URI mismatch")

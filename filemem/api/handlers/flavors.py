@@ -21,8 +21,11 @@ MAX_LIMIT = 1000
 
 
 def summary(request: Request, flavor: Flavor) -> dict[str, Any]:
-    return {"id": flavor.flavorid, "name": flavor.name,
-            "links": resource_links(request, "flavors", flavor.flavorid)}
+    return {
+        "id": flavor.flavorid,
+        "name": flavor.name,
+        "links": resource_links(request, "flavors", flavor.flavorid),
+    }
 
 
 def detail(request: Request, flavor: Flavor) -> dict[str, Any]:
@@ -51,8 +54,8 @@ def _page(flavors: list[Flavor], limit: int | None, marker: str | None) -> list[
         ids = [flavor.flavorid for flavor in flavors]
         if marker not in ids:
             raise BadRequest(f"marker [{marker}] not found")
-        flavors = flavors[ids.index(marker) + 1:]
-    return flavors[:min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT]
+        flavors = flavors[ids.index(marker) + 1 :]
+    return flavors[: min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT]
 
 
 Limit = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
@@ -60,22 +63,33 @@ Marker = Annotated[str | None, Query(max_length=MAX_NAME)]
 MinSize = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 
-def _listing(request: Request, limit: int | None, marker: str | None, min_ram: int,
-             min_disk: int) -> list[Flavor]:
+def _listing(
+    request: Request, limit: int | None, marker: str | None, min_ram: int, min_disk: int
+) -> list[Flavor]:
     with get_context(request).database.reader() as session:
         flavors = db_api.list_flavors(session, min_ram=min_ram, min_disk=min_disk)
     return _page(flavors, limit, marker)
 
 
-def list_flavors(request: Request, limit: Limit = None, marker: Marker = None,
-                 minRam: MinSize = 0, minDisk: MinSize = 0) -> dict[str, Any]:
+def list_flavors(
+    request: Request,
+    limit: Limit = None,
+    marker: Marker = None,
+    minRam: MinSize = 0,
+    minDisk: MinSize = 0,
+) -> dict[str, Any]:
     """GET /flavors."""
     flavors = _listing(request, limit, marker, minRam, minDisk)
     return {"flavors": [summary(request, flavor) for flavor in flavors]}
 
 
-def list_flavors_detail(request: Request, limit: Limit = None, marker: Marker = None,
-                        minRam: MinSize = 0, minDisk: MinSize = 0) -> dict[str, Any]:
+def list_flavors_detail(
+    request: Request,
+    limit: Limit = None,
+    marker: Marker = None,
+    minRam: MinSize = 0,
+    minDisk: MinSize = 0,
+) -> dict[str, Any]:
     """GET /flavors/detail."""
     flavors = _listing(request, limit, marker, minRam, minDisk)
     return {"flavors": [detail(request, flavor) for flavor in flavors]}
@@ -91,9 +105,15 @@ def create_flavor(request: Request, body: FlavorCreateRequest) -> dict[str, Any]
     """POST /flavors (admin): 200 with the new flavor, 409 when the name or id is taken."""
     spec = body.flavor
     flavorid = spec.id if spec.id and spec.id != "auto" else str(uuidlib.uuid4())
-    values = {"flavorid": flavorid, "name": spec.name, "vcpus": spec.vcpus,
-              "memory_mb": spec.ram, "root_gb": spec.disk, "is_public": spec.is_public,
-              "description": spec.description}
+    values = {
+        "flavorid": flavorid,
+        "name": spec.name,
+        "vcpus": spec.vcpus,
+        "memory_mb": spec.ram,
+        "root_gb": spec.disk,
+        "is_public": spec.is_public,
+        "description": spec.description,
+    }
     try:
         with get_context(request).database.session() as session:
             flavor = db_api.create_flavor(session, values)

@@ -19,9 +19,12 @@ PatternPath = Annotated[str, Path(min_length=1, max_length=255)]
 
 
 def summary(ctx: ApiContext, service: Service) -> dict[str, Any]:
-    return {"id": service.id, "hypervisor_hostname": service.host,
-            "state": service_views.state(ctx, service),
-            "status": "disabled" if service.disabled else "enabled"}
+    return {
+        "id": service.id,
+        "hypervisor_hostname": service.host,
+        "state": service_views.state(ctx, service),
+        "status": "disabled" if service.disabled else "enabled",
+    }
 
 
 def _resources(ctx: ApiContext, provider_uuid: str | None) -> dict[str, tuple[int, int]]:
@@ -35,9 +38,10 @@ def _resources(ctx: ApiContext, provider_uuid: str | None) -> dict[str, tuple[in
         if exc.status == 404:
             return {}
         raise
-    return {rc: (int(inv.get("total", 0)),
-                 int(inv.get("reserved", 0)) + int(usages.get(rc, 0)))
-            for rc, inv in inventories.items()}
+    return {
+        rc: (int(inv.get("total", 0)), int(inv.get("reserved", 0)) + int(usages.get(rc, 0)))
+        for rc, inv in inventories.items()
+    }
 
 
 def detail(ctx: ApiContext, service: Service, running_vms: int) -> dict[str, Any]:
@@ -62,8 +66,11 @@ def detail(ctx: ApiContext, service: Service, running_vms: int) -> dict[str, Any
         "disk_available_least": disk - disk_used,
         "running_vms": running_vms,
         "current_workload": 0,
-        "service": {"host": service.host, "id": service.id,
-                    "disabled_reason": service.disabled_reason},
+        "service": {
+            "host": service.host,
+            "id": service.id,
+            "disabled_reason": service.disabled_reason,
+        },
         "filemem:file_backed_memory": service.file_backed,
         "filemem:file_backed_memory_mb": service.file_backed_memory_mb,
         "filemem:provider_uuid": service.provider_uuid,

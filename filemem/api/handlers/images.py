@@ -62,17 +62,22 @@ def _ids_filter(value: str | None) -> list[str] | None:
     return [str(uuidlib.UUID(i)) for i in ids if is_uuid(i.strip())]
 
 
-def list_images(request: Request,
-                id: Annotated[str | None, Query(max_length=8192)] = None,
-                name: Annotated[str | None, Query(max_length=255)] = None) -> dict[str, Any]:
+def list_images(
+    request: Request,
+    id: Annotated[str | None, Query(max_length=8192)] = None,
+    name: Annotated[str | None, Query(max_length=255)] = None,
+) -> dict[str, Any]:
     """GET /images[?id=in:<ids>][&name=<name>]."""
     ids = _ids_filter(id)
     with get_context(request).database.reader() as session:
         images = db_api.list_images(session, ids)
     if name is not None:
         images = [image for image in images if image.name == name]
-    return {"images": [view(request, image) for image in images],
-            "schema": "/v2/schemas/images", "first": "/v2/images"}
+    return {
+        "images": [view(request, image) for image in images],
+        "schema": "/v2/schemas/images",
+        "first": "/v2/images",
+    }
 
 
 def show_image(request: Request, image_id: ImageIdPath) -> dict[str, Any]:
@@ -101,8 +106,10 @@ def _check_inside(field: str, path: str, image_dirs: tuple[str, ...]) -> None:
         base = os.path.realpath(directory)
         if os.path.commonpath([real, base]) == base:
             return
-    raise BadRequest(f"{field} {path} is not below a directory of [api] image_dirs "
-                     f"({', '.join(image_dirs) or 'none set'})")
+    raise BadRequest(
+        f"{field} {path} is not below a directory of [api] image_dirs "
+        f"({', '.join(image_dirs) or 'none set'})"
+    )
 
 
 def create_image(request: Request, body: ImageCreate) -> dict[str, Any]:
@@ -110,9 +117,15 @@ def create_image(request: Request, body: ImageCreate) -> dict[str, Any]:
     for field, path in body.paths().items():
         _check_file(field, path)
         _check_inside(field, path, get_context(request).image_dirs)
-    values = {"id": str(uuidlib.uuid4()), "name": body.name, "kind": body.kind,
-              "kernel_path": body.kernel_path, "initrd_path": body.initrd_path,
-              "cmdline": body.cmdline, "disk_path": body.disk_path,
-              "disk_format": body.disk_format}
+    values = {
+        "id": str(uuidlib.uuid4()),
+        "name": body.name,
+        "kind": body.kind,
+        "kernel_path": body.kernel_path,
+        "initrd_path": body.initrd_path,
+        "cmdline": body.cmdline,
+        "disk_path": body.disk_path,
+        "disk_format": body.disk_format,
+    }
     with get_context(request).database.session() as session:
         return view(request, db_api.create_image(session, values))

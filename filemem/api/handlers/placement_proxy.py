@@ -35,5 +35,8 @@ async def forward(request: Request, path: str) -> Response:
     headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
     answer = transport.request(request.method, target, body, headers)
     content = json.dumps(answer.body).encode() if answer.body is not None else b""
-    return Response(content=content, status_code=answer.status,
-                    media_type="application/json" if content else None)
+    return Response(
+        content=content,
+        status_code=answer.status,
+        media_type="application/json" if content else None,
+    )

@@ -30,13 +30,17 @@ TRANSITIONS = {
     "os-start": Transition("start", (states.STOPPED,), (None,), states.POWERING_ON),
     "reboot": Transition("reboot", (states.ACTIVE,), (None,), states.REBOOTING),
     "reboot_hard": Transition(
-        "reboot", (states.ACTIVE, states.STOPPED, states.ERROR),
-        (None, states.REBOOTING, states.REBOOTING_HARD), states.REBOOTING_HARD),
+        "reboot",
+        (states.ACTIVE, states.STOPPED, states.ERROR),
+        (None, states.REBOOTING, states.REBOOTING_HARD),
+        states.REBOOTING_HARD,
+    ),
 }
 
 
-def _refusal(name: str, uuid: str, vm_state: str, task_state: str | None,
-             transition: Transition) -> str:
+def _refusal(
+    name: str, uuid: str, vm_state: str, task_state: str | None, transition: Transition
+) -> str:
     if vm_state not in transition.vm_states:
         return f"Cannot '{name}' instance {uuid} while it is in vm_state {vm_state}"
     return f"Cannot '{name}' instance {uuid} while it is in task_state {task_state}"
@@ -48,19 +52,28 @@ def server_action(request: Request, server_id: ServerIdPath, body: ServerAction)
     with get_context(request).database.session() as session:
         instance = find(session, server_id)
         if instance.deleted_requested:
-            raise Conflict(f"Cannot '{transition.name}' instance {instance.uuid} while it is "
-                           "being deleted")
+            raise Conflict(
+                f"Cannot '{transition.name}' instance {instance.uuid} while it is being deleted"
+            )
         if instance.host is None:
-            raise Conflict(f"Cannot '{transition.name}' instance {instance.uuid}: it was "
-                           "never scheduled to a host")
+            raise Conflict(
+                f"Cannot '{transition.name}' instance {instance.uuid}: it was "
+                "never scheduled to a host"
+            )
         updated = db_api.update_instance(
-            session, instance.uuid, {"task_state": transition.task_state},
-            expect_vm_states=transition.vm_states, expect_task_states=transition.task_states,
-            expect_not_deleting=True, expect_host=True)
+            session,
+            instance.uuid,
+            {"task_state": transition.task_state},
+            expect_vm_states=transition.vm_states,
+            expect_task_states=transition.task_states,
+            expect_not_deleting=True,
+            expect_host=True,
+        )
         if updated is None:
             current = db_api.get_instance(session, instance.uuid, fresh=True)
             vm_state = current.vm_state if current else states.DELETED
             task_state = current.task_state if current else None
-            raise Conflict(_refusal(transition.name, instance.uuid, vm_state, task_state,
-                                    transition))
+            raise Conflict(
+                _refusal(transition.name, instance.uuid, vm_state, task_state, transition)
+            )
     return Response(status_code=202)

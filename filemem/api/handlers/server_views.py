@@ -30,15 +30,21 @@ def status(instance: Instance) -> str:
 
 
 def summary(request: Request, instance: Instance) -> dict[str, Any]:
-    return {"id": instance.uuid, "name": instance.display_name,
-            "links": resource_links(request, "servers", instance.uuid)}
+    return {
+        "id": instance.uuid,
+        "name": instance.display_name,
+        "links": resource_links(request, "servers", instance.uuid),
+    }
 
 
 def _fault(instance: Instance) -> dict[str, Any] | None:
     if instance.vm_state not in (states.ERROR, states.DELETED) or not instance.fault_message:
         return None
-    return {"message": instance.fault_message, "code": instance.fault_code or 500,
-            "created": iso(instance.updated_at)}
+    return {
+        "message": instance.fault_message,
+        "code": instance.fault_code or 500,
+        "created": iso(instance.updated_at),
+    }
 
 
 def detail(request: Request, instance: Instance) -> dict[str, Any]:
@@ -50,10 +56,11 @@ def detail(request: Request, instance: Instance) -> dict[str, Any]:
         "user_id": instance.user_id,
         "metadata": dict(instance.metadata_ or {}),
         "hostId": host_id(instance.project_id, instance.host),
-        "image": {"id": instance.image_id,
-                  "links": bookmark(request, "images", instance.image_id)},
-        "flavor": {"id": instance.flavor_id,
-                   "links": bookmark(request, "flavors", instance.flavor_id)},
+        "image": {"id": instance.image_id, "links": bookmark(request, "images", instance.image_id)},
+        "flavor": {
+            "id": instance.flavor_id,
+            "links": bookmark(request, "flavors", instance.flavor_id),
+        },
         "created": iso(instance.created_at),
         "updated": iso(instance.updated_at or instance.created_at),
         "addresses": {},
@@ -86,11 +93,24 @@ def detail(request: Request, instance: Instance) -> dict[str, Any]:
 
 def _image_view(image_id: str, image: Image | None) -> dict[str, Any]:
     if image is None:
-        return {"id": image_id, "kind": None, "kernel_path": None, "initrd_path": None,
-                "cmdline": "", "disk_path": None, "disk_format": None}
-    return {"id": image.id, "kind": image.kind, "kernel_path": image.kernel_path,
-            "initrd_path": image.initrd_path, "cmdline": image.cmdline,
-            "disk_path": image.disk_path, "disk_format": image.disk_format}
+        return {
+            "id": image_id,
+            "kind": None,
+            "kernel_path": None,
+            "initrd_path": None,
+            "cmdline": "",
+            "disk_path": None,
+            "disk_format": None,
+        }
+    return {
+        "id": image.id,
+        "kind": image.kind,
+        "kernel_path": image.kernel_path,
+        "initrd_path": image.initrd_path,
+        "cmdline": image.cmdline,
+        "disk_path": image.disk_path,
+        "disk_format": image.disk_format,
+    }
 
 
 def agent_view(instance: Instance, image: Image | None) -> dict[str, Any]:
@@ -102,9 +122,14 @@ def agent_view(instance: Instance, image: Image | None) -> dict[str, Any]:
         "vm_state": instance.vm_state,
         "task_state": instance.task_state,
         "power_state": instance.power_state,
-        "flavor": {"id": instance.flavor_id, "name": instance.flavor_name,
-                   "vcpus": instance.vcpus, "memory_mb": instance.memory_mb,
-                   "root_gb": instance.root_gb, "extra_specs": dict(instance.extra_specs or {})},
+        "flavor": {
+            "id": instance.flavor_id,
+            "name": instance.flavor_name,
+            "vcpus": instance.vcpus,
+            "memory_mb": instance.memory_mb,
+            "root_gb": instance.root_gb,
+            "extra_specs": dict(instance.extra_specs or {}),
+        },
         "image": _image_view(instance.image_id, image),
         "deleted_requested": instance.deleted_requested,
         "project_id": instance.project_id,

@@ -43,15 +43,28 @@ def _new_instance(ctx: ApiContext, session: Session, spec: ServerCreate) -> Inst
     image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
     if image is None:
         raise BadRequest(f"Image {image_id} could not be found. Invalid imageRef provided.")
-    return db_api.create_instance(session, {
-        "uuid": str(uuidlib.uuid4()), "display_name": spec.name,
-        "project_id": ctx.project_id, "user_id": ctx.user_id,
-        "flavor_id": flavor.flavorid, "flavor_name": flavor.name, "vcpus": flavor.vcpus,
-        "memory_mb": flavor.memory_mb, "root_gb": flavor.root_gb, "extra_specs": flavor.specs(),
-        "image_id": image.id, "metadata_": dict(spec.metadata or {}),
-        "host": None, "vm_state": states.BUILDING, "task_state": states.SCHEDULING,
-        "power_state": 0, "deleted_requested": False,
-    })
+    return db_api.create_instance(
+        session,
+        {
+            "uuid": str(uuidlib.uuid4()),
+            "display_name": spec.name,
+            "project_id": ctx.project_id,
+            "user_id": ctx.user_id,
+            "flavor_id": flavor.flavorid,
+            "flavor_name": flavor.name,
+            "vcpus": flavor.vcpus,
+            "memory_mb": flavor.memory_mb,
+            "root_gb": flavor.root_gb,
+            "extra_specs": flavor.specs(),
+            "image_id": image.id,
+            "metadata_": dict(spec.metadata or {}),
+            "host": None,
+            "vm_state": states.BUILDING,
+            "task_state": states.SCHEDULING,
+            "power_state": 0,
+            "deleted_requested": False,
+        },
+    )
 
 
 def create_server(request: Request, body: ServerCreateRequest) -> Response:
@@ -60,10 +73,14 @@ def create_server(request: Request, body: ServerCreateRequest) -> Response:
     with ctx.database.session() as session:
         instance = _new_instance(ctx, session, body.server)
     ctx.conductor.build(instance)
-    server = {**views.summary(request, instance), "OS-DCF:diskConfig": "MANUAL",
-              "security_groups": [{"name": "default"}]}
-    return JSONResponse({"server": server}, status_code=202,
-                        headers={"Location": server["links"][0]["href"]})
+    server = {
+        **views.summary(request, instance),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": "default"}],
+    }
+    return JSONResponse(
+        {"server": server}, status_code=202, headers={"Location": server["links"][0]["href"]}
+    )
 
 
 def _name_filter(pattern: str | None) -> re.Pattern[str] | None:
@@ -75,8 +92,15 @@ def _name_filter(pattern: str | None) -> re.Pattern[str] | None:
         raise BadRequest(f"Invalid regular expression for name: {exc}") from exc
 
 
-def _filtered(ctx: ApiContext, *, name: str | None, status: str | None, host: str | None,
-              flavor: str | None, image: str | None) -> list[Instance]:
+def _filtered(
+    ctx: ApiContext,
+    *,
+    name: str | None,
+    status: str | None,
+    host: str | None,
+    flavor: str | None,
+    image: str | None,
+) -> list[Instance]:
     """nova's filters: name is a regular expression, status the API status."""
     matcher = _name_filter(name)
     with ctx.database.reader() as session:
@@ -93,19 +117,27 @@ def _page(instances: list[Instance], limit: int | None, marker: str | None) -> l
         uuids = [instance.uuid for instance in instances]
         if marker not in uuids:
             raise BadRequest(f"marker [{marker}] not found")
-        instances = instances[uuids.index(marker) + 1:]
-    return instances[:min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT]
+        instances = instances[uuids.index(marker) + 1 :]
+    return instances[: min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT]
 
 
 Filter = Annotated[str | None, Query(max_length=255)]
 Limit = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
 
 
-def _listing(request: Request, name: str | None, status: str | None, host: str | None,
-             flavor: str | None, image: str | None, limit: int | None,
-             marker: str | None) -> tuple[list[Instance], list[dict[str, str]]]:
-    instances = _filtered(get_context(request), name=name, status=status, host=host,
-                          flavor=flavor, image=image)
+def _listing(
+    request: Request,
+    name: str | None,
+    status: str | None,
+    host: str | None,
+    flavor: str | None,
+    image: str | None,
+    limit: int | None,
+    marker: str | None,
+) -> tuple[list[Instance], list[dict[str, str]]]:
+    instances = _filtered(
+        get_context(request), name=name, status=status, host=host, flavor=flavor, image=image
+    )
     page = _page(instances, limit, marker)
     links: list[dict[str, str]] = []
     if limit and page and len(page) == min(limit, MAX_LIMIT) and page[-1] is not instances[-1]:
@@ -114,17 +146,31 @@ def _listing(request: Request, name: str | None, status: str | None, host: str |
     return page, links
 
 
-def list_servers(request: Request, name: Filter = None, status: Filter = None,
-                 host: Filter = None, flavor: Filter = None, image: Filter = None,
-                 limit: Limit = None, marker: Filter = None) -> dict[str, Any]:
+def list_servers(
+    request: Request,
+    name: Filter = None,
+    status: Filter = None,
+    host: Filter = None,
+    flavor: Filter = None,
+    image: Filter = None,
+    limit: Limit = None,
+    marker: Filter = None,
+) -> dict[str, Any]:
     """GET /servers."""
     page, links = _listing(request, name, status, host, flavor, image, limit, marker)
     return _list_body([views.summary(request, i) for i in page], links)
 
 
-def list_servers_detail(request: Request, name: Filter = None, status: Filter = None,
-                        host: Filter = None, flavor: Filter = None, image: Filter = None,
-                        limit: Limit = None, marker: Filter = None) -> dict[str, Any]:
+def list_servers_detail(
+    request: Request,
+    name: Filter = None,
+    status: Filter = None,
+    host: Filter = None,
+    flavor: Filter = None,
+    image: Filter = None,
+    limit: Limit = None,
+    marker: Filter = None,
+) -> dict[str, Any]:
     """GET /servers/detail."""
     page, links = _listing(request, name, status, host, flavor, image, limit, marker)
     return _list_body([views.detail(request, i) for i in page], links)

@@ -25,8 +25,11 @@ def view(ctx: ApiContext, service: Service) -> dict[str, Any]:
         "zone": "nova",
         "status": "disabled" if service.disabled else "enabled",
         "state": state(ctx, service),
-        "updated_at": (service.last_seen_at.isoformat(timespec="microseconds")
-                       if service.last_seen_at else None),
+        "updated_at": (
+            service.last_seen_at.isoformat(timespec="microseconds")
+            if service.last_seen_at
+            else None
+        ),
         "disabled_reason": service.disabled_reason,
         "forced_down": False,
     }
@@ -35,19 +38,22 @@ def view(ctx: ApiContext, service: Service) -> dict[str, Any]:
 Filter = Annotated[str | None, Query(max_length=255)]
 
 
-def list_services(request: Request, host: Filter = None,
-                  binary: Filter = None) -> dict[str, Any]:
+def list_services(request: Request, host: Filter = None, binary: Filter = None) -> dict[str, Any]:
     """GET /os-services[?host=&binary=]."""
     ctx = get_context(request)
     with ctx.database.reader() as session:
         services = db_api.list_services(session)
-    services = [s for s in services if (host is None or s.host == host)
-                and (binary is None or s.binary == binary)]
+    services = [
+        s
+        for s in services
+        if (host is None or s.host == host) and (binary is None or s.binary == binary)
+    ]
     return {"services": [view(ctx, service) for service in services]}
 
 
-def _toggle(request: Request, body: ServiceToggle, disabled: bool,
-            reason: str | None) -> dict[str, Any]:
+def _toggle(
+    request: Request, body: ServiceToggle, disabled: bool, reason: str | None
+) -> dict[str, Any]:
     ctx = get_context(request)
     with ctx.database.session() as session:
         service = db_api.get_service_by_host(session, body.host)
@@ -57,8 +63,11 @@ def _toggle(request: Request, body: ServiceToggle, disabled: bool,
         service.disabled_reason = reason
         service.updated_at = utcnow()
     ctx.scheduler.invalidate_hosts()
-    result = {"host": body.host, "binary": body.binary,
-              "status": "disabled" if disabled else "enabled"}
+    result = {
+        "host": body.host,
+        "binary": body.binary,
+        "status": "disabled" if disabled else "enabled",
+    }
     if reason is not None:
         result["disabled_reason"] = reason
     return {"service": result}

@@ -33,12 +33,15 @@ def list_versions(request: Request) -> dict[str, Any]:
 def show_version(request: Request) -> dict[str, Any]:
     """GET /v2.1: the v2.1 version document, which clients read for microversions."""
     version = _compute_version(base_url(request))
-    version["links"].append({"rel": "describedby", "type": "text/html",
-                             "href": "https://docs.openstack.org/"})
-    version["media-types"] = [{
-        "base": "application/json",
-        "type": "application/vnd.openstack.compute+json;version=2.1",
-    }]
+    version["links"].append(
+        {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"}
+    )
+    version["media-types"] = [
+        {
+            "base": "application/json",
+            "type": "application/vnd.openstack.compute+json;version=2.1",
+        }
+    ]
     return {"version": version}
 
 
@@ -48,8 +51,9 @@ def _identity_version(base: str) -> dict[str, Any]:
         "status": "stable",
         "updated": _IDENTITY_UPDATED,
         "links": [{"rel": "self", "href": f"{base}/identity/v3/"}],
-        "media-types": [{"base": "application/json",
-                         "type": "application/vnd.openstack.identity-v3+json"}],
+        "media-types": [
+            {"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}
+        ],
     }
 
 

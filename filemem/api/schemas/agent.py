@@ -10,8 +10,15 @@ from pydantic_core import PydanticCustomError
 from filemem.api.schemas.common import Name, Storable, StrictModel, Uuid
 
 VmState = Literal["building", "active", "stopped", "error", "deleted"]
-TaskState = Literal["scheduling", "spawning", "powering-off", "powering-on", "rebooting",
-                    "rebooting_hard", "deleting"]
+TaskState = Literal[
+    "scheduling",
+    "spawning",
+    "powering-off",
+    "powering-on",
+    "rebooting",
+    "rebooting_hard",
+    "deleting",
+]
 PowerStateInt = Literal[0, 1, 3, 4, 6, 7]
 
 
@@ -35,8 +42,9 @@ class InstanceReport(StrictModel):
     def _no_null_states(self) -> InstanceReport:
         for name in ("vm_state", "power_state"):
             if name in self.model_fields_set and getattr(self, name) is None:
-                raise PydanticCustomError("filemem_invalid", "{name} cannot be null",
-                                          {"name": name})
+                raise PydanticCustomError(
+                    "filemem_invalid", "{name} cannot be null", {"name": name}
+                )
         return self
 
     def values(self) -> dict[str, object]:

@@ -51,8 +51,12 @@ def _storable(value: str) -> str:
 # Free text (descriptions, fault messages): newlines are fine, NUL and surrogates are not.
 Storable = Annotated[str, AfterValidator(_storable)]
 Text255 = Annotated[str, Field(max_length=MAX_NAME), AfterValidator(_printable)]
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_printable),
-                 AfterValidator(_trimmed)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_NAME),
+    AfterValidator(_printable),
+    AfterValidator(_trimmed),
+]
 Uuid = Annotated[str, Field(min_length=32, max_length=45), AfterValidator(_uuid)]
 # nova's flavor id pattern: letters, digits, '.', '_', '-' and inner spaces.
 FLAVOR_ID_PATTERN = r"^[a-zA-Z0-9._-]([a-zA-Z0-9. _-]*[a-zA-Z0-9._-])?$"
@@ -62,8 +66,9 @@ Ref = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_print
 MemoryMb = Annotated[int, Field(ge=16, le=4194304)]
 Vcpus = Annotated[int, Field(ge=1, le=1024)]
 DiskGb = Annotated[int, Field(ge=0, le=65536)]
-HostName = Annotated[str, Field(min_length=1, max_length=MAX_NAME,
-                                pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+HostName = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
 
 
 def ref_id(ref: str) -> str:

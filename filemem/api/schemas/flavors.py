@@ -56,5 +56,6 @@ class ExtraSpecsRequest(StrictModel):
 class ExtraSpecItem(RootModel[dict[SpecKey, Text255]]):
     """PUT /flavors/{id}/os-extra_specs/{key}: {key: value}, the key matching the URL."""
 
-    root: Annotated[dict[SpecKey, Text255], Field(min_length=1, max_length=1),
-                    AfterValidator(check_specs)]
+    root: Annotated[
+        dict[SpecKey, Text255], Field(min_length=1, max_length=1), AfterValidator(check_specs)
+    ]

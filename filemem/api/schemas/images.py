@@ -37,26 +37,31 @@ class ImageCreate(StrictModel):
     @model_validator(mode="after")
     def _matches_kind(self) -> ImageCreate:
         if not self.cmdline.isprintable():
-            raise PydanticCustomError("filemem_invalid",
-                                      "cmdline must not contain control characters")
+            raise PydanticCustomError(
+                "filemem_invalid", "cmdline must not contain control characters"
+            )
         if self.kind == "kernel":
             if not self.kernel_path:
-                raise PydanticCustomError("filemem_invalid",
-                                          "a kernel image needs kernel_path")
+                raise PydanticCustomError("filemem_invalid", "a kernel image needs kernel_path")
             if self.disk_path or self.disk_format:
-                raise PydanticCustomError("filemem_invalid",
-                                          "a kernel image takes no disk_path/disk_format")
+                raise PydanticCustomError(
+                    "filemem_invalid", "a kernel image takes no disk_path/disk_format"
+                )
         else:
             if not self.disk_path:
                 raise PydanticCustomError("filemem_invalid", "a disk image needs disk_path")
             if self.kernel_path or self.initrd_path or self.cmdline:
                 raise PydanticCustomError(
-                    "filemem_invalid", "a disk image takes no kernel_path/initrd_path/cmdline")
+                    "filemem_invalid", "a disk image takes no kernel_path/initrd_path/cmdline"
+                )
             if self.disk_format is None:
                 self.disk_format = "qcow2"
         return self
 
     def paths(self) -> dict[str, str]:
-        named = {"kernel_path": self.kernel_path, "initrd_path": self.initrd_path,
-                 "disk_path": self.disk_path}
+        named = {
+            "kernel_path": self.kernel_path,
+            "initrd_path": self.initrd_path,
+            "disk_path": self.disk_path,
+        }
         return {field: path for field, path in named.items() if path}

@@ -30,7 +30,8 @@ class ServerCreate(StrictModel):
         for key in self.metadata or {}:
             if key != key.strip() or not key.isprintable():
                 raise PydanticCustomError(
-                    "filemem_invalid", "metadata key {key!r} is not allowed", {"key": key})
+                    "filemem_invalid", "metadata key {key!r} is not allowed", {"key": key}
+                )
         return self
 
 
@@ -57,18 +58,21 @@ class ServerAction(StrictModel):
         known = {"os-start", "os-stop", "reboot"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise PydanticCustomError("filemem_invalid", "There is no such action: {action}",
-                                      {"action": unknown[0]})
+            raise PydanticCustomError(
+                "filemem_invalid", "There is no such action: {action}", {"action": unknown[0]}
+            )
         if len(data) != 1:
-            raise PydanticCustomError("filemem_invalid",
-                                      "Exactly one action is expected in the request body")
+            raise PydanticCustomError(
+                "filemem_invalid", "Exactly one action is expected in the request body"
+            )
         return data
 
     @model_validator(mode="after")
     def _reboot_has_a_type(self) -> ServerAction:
         if "reboot" in self.model_fields_set and self.reboot is None:
-            raise PydanticCustomError("filemem_invalid",
-                                      "reboot needs a type: {\"reboot\": {\"type\": \"SOFT\"}}")
+            raise PydanticCustomError(
+                "filemem_invalid", 'reboot needs a type: {"reboot": {"type": "SOFT"}}'
+            )
         return self
 
     @property

@@ -29,8 +29,14 @@ class PassResult:
 class PlanExecutor:
     """One pass = plan from (desired, observed) + execute; safe to run again at any time."""
 
-    def __init__(self, host: str, manager: ComputeManager, driver: HypervisorDriver,
-                 api: AgentApi, shutdown_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        manager: ComputeManager,
+        driver: HypervisorDriver,
+        api: AgentApi,
+        shutdown_timeout: float | None = None,
+    ) -> None:
         self.host = host
         self.manager = manager
         self.driver = driver
@@ -64,9 +70,15 @@ class PlanExecutor:
             assert step.instance is not None
             want = step.instance
             LOG.info("spawning %s (%s)", want.name, want.uuid)
-            self.manager.spawn(_domain_name(want), want.uuid, want.flavor, want.image,
-                               owner=OWNER, project_id=want.project_id or None,
-                               user_id=want.user_id or None)
+            self.manager.spawn(
+                _domain_name(want),
+                want.uuid,
+                want.flavor,
+                want.image,
+                owner=OWNER,
+                project_id=want.project_id or None,
+                user_id=want.user_id or None,
+            )
         elif step.kind == "stop":
             driver.power_off(step.uuid, self.shutdown_timeout)
         elif step.kind == "start":
@@ -79,8 +91,12 @@ class PlanExecutor:
         elif step.kind == "gone":
             self.api.gone(step.uuid)
         if step.report:
-            self.api.report(step.uuid, {**step.report, "fault_message": None}
-                            if step.report.get("vm_state") != ERROR else step.report)
+            self.api.report(
+                step.uuid,
+                {**step.report, "fault_message": None}
+                if step.report.get("vm_state") != ERROR
+                else step.report,
+            )
 
     def _fail(self, step: Step, exc: FilememError) -> None:
         LOG.error("%s of %s failed: %s", step.kind, step.uuid, exc)
@@ -88,10 +104,16 @@ class PlanExecutor:
             return
         power = PowerState.NOSTATE if step.kind == "spawn" else PowerState.SHUTDOWN
         try:
-            self.api.report(step.uuid, {
-                "vm_state": ERROR, "task_state": None, "power_state": int(power),
-                "fault_message": str(exc), "fault_code": 500,
-            })
+            self.api.report(
+                step.uuid,
+                {
+                    "vm_state": ERROR,
+                    "task_state": None,
+                    "power_state": int(power),
+                    "fault_message": str(exc),
+                    "fault_code": 500,
+                },
+            )
         except FilememError as report_exc:
             LOG.error("could not report the failure of %s: %s", step.uuid, report_exc)
 

@@ -24,8 +24,15 @@ class ReconcileLoop:
     """Level-triggered: every watch answer is the full desired set, and every pass plans from
     it and libvirt afresh, so a restarted agent converges without remembering anything."""
 
-    def __init__(self, host: ComputeHost, api: AgentApi, *, wait: float = 20.0,
-                 retry_interval: float = 1.0, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        host: ComputeHost,
+        api: AgentApi,
+        *,
+        wait: float = 20.0,
+        retry_interval: float = 1.0,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.host = host
         self.api = api
         self.wait = wait
@@ -43,17 +50,26 @@ class ReconcileLoop:
             return [want.uuid for want in self._desired]
 
     def heartbeat(self) -> None:
-        self.api.register(self.host.tracker.name, self.host.tracker.provider_uuid,
-                          int(self.host.conf.libvirt.file_backed_memory))
+        self.api.register(
+            self.host.tracker.name,
+            self.host.tracker.provider_uuid,
+            int(self.host.conf.libvirt.file_backed_memory),
+        )
         self._last_heartbeat = time.monotonic()
 
     def report_memory_usage(self, guests: Mapping[str, GuestWorkingSet]) -> None:
         """Send the resource loop's working sets to the API (the admin view of servers)."""
         sampled_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        body = {uuid: {"nominal_bytes": g.nominal_bytes, "store_bytes": g.store_bytes,
-                       "resident_bytes": g.resident_bytes, "major_faults": g.major_faults,
-                       "sampled_at": sampled_at}
-                for uuid, g in guests.items()}
+        body = {
+            uuid: {
+                "nominal_bytes": g.nominal_bytes,
+                "store_bytes": g.store_bytes,
+                "resident_bytes": g.resident_bytes,
+                "major_faults": g.major_faults,
+                "sampled_at": sampled_at,
+            }
+            for uuid, g in guests.items()
+        }
         self.api.report_memory_usage(self.host.tracker.name, body)
 
     def run_once(self, cursor: int | None) -> tuple[int, PassResult]:
@@ -79,8 +95,9 @@ class ReconcileLoop:
                 failures += 1
                 cursor = None  # ask for everything again once we are back
                 delay = min(30.0, self.retry_interval * 2 ** (failures - 1))
-                LOG.error("reconcile failed (attempt %d): %s; retrying in %.1f s",
-                          failures, exc, delay)
+                LOG.error(
+                    "reconcile failed (attempt %d): %s; retrying in %.1f s", failures, exc, delay
+                )
                 if self.stop.wait(delay):
                     break
                 continue
@@ -88,5 +105,4 @@ class ReconcileLoop:
                 LOG.info("reconcile works again after %d failed attempt(s)", failures)
             failures = 0
             if result.done:
-                LOG.info("reconcile pass: %s", ", ".join(f"{s.kind} {s.uuid}"
-                                                         for s in result.done))
+                LOG.info("reconcile pass: %s", ", ".join(f"{s.kind} {s.uuid}" for s in result.done))

@@ -46,20 +46,28 @@ class DesiredInstance:
     def from_api(cls, data: Mapping[str, Any]) -> DesiredInstance:
         flavor, image = data["flavor"], data["image"]
         return cls(
-            uuid=data["uuid"], name=data["name"], vm_state=data["vm_state"],
+            uuid=data["uuid"],
+            name=data["name"],
+            vm_state=data["vm_state"],
             task_state=data.get("task_state"),
-            flavor=Flavor(name=flavor["name"], vcpus=int(flavor["vcpus"]),
-                          memory_mb=int(flavor["memory_mb"]),
-                          disk_gb=int(flavor.get("root_gb") or 0),
-                          extra_specs=dict(flavor.get("extra_specs") or {})),
+            flavor=Flavor(
+                name=flavor["name"],
+                vcpus=int(flavor["vcpus"]),
+                memory_mb=int(flavor["memory_mb"]),
+                disk_gb=int(flavor.get("root_gb") or 0),
+                extra_specs=dict(flavor.get("extra_specs") or {}),
+            ),
             image=Image(
                 kind=image["kind"],
-                kernel=_path(image.get("kernel_path")), initrd=_path(image.get("initrd_path")),
-                cmdline=image.get("cmdline") or "", disk=_path(image.get("disk_path")),
+                kernel=_path(image.get("kernel_path")),
+                initrd=_path(image.get("initrd_path")),
+                cmdline=image.get("cmdline") or "",
+                disk=_path(image.get("disk_path")),
                 disk_format=image.get("disk_format") or "qcow2",
             ),
             deleted_requested=bool(data.get("deleted_requested")),
-            project_id=data.get("project_id") or "", user_id=data.get("user_id") or "",
+            project_id=data.get("project_id") or "",
+            user_id=data.get("user_id") or "",
         )
 
 
@@ -94,10 +102,17 @@ def plan_instance(want: DesiredInstance, have: GuestInfo | None) -> list[Step]:
             return [Step("spawn", want.uuid, want, _state(ACTIVE, PowerState.RUNNING))]
         return [Step("report", want.uuid, report=_observed(have))]
     if have is None:
-        return [Step("report", want.uuid, report={
-            **_state(ERROR, PowerState.NOSTATE),
-            "fault_message": "the guest is no longer defined on its host", "fault_code": 500,
-        })]
+        return [
+            Step(
+                "report",
+                want.uuid,
+                report={
+                    **_state(ERROR, PowerState.NOSTATE),
+                    "fault_message": "the guest is no longer defined on its host",
+                    "fault_code": 500,
+                },
+            )
+        ]
     return _plan_existing(want, have, running)
 
 
@@ -127,8 +142,11 @@ def _observed(have: GuestInfo) -> dict[str, Any]:
     if have.power_state == PowerState.RUNNING:
         return _state(ACTIVE, PowerState.RUNNING)
     if have.power_state == PowerState.CRASHED:
-        return {**_state(ERROR, PowerState.CRASHED), "fault_message": "the guest crashed",
-                "fault_code": 500}
+        return {
+            **_state(ERROR, PowerState.CRASHED),
+            "fault_message": "the guest crashed",
+            "fault_code": 500,
+        }
     return _state(STOPPED, have.power_state)
 
 
@@ -137,6 +155,7 @@ def plan(desired: list[DesiredInstance], observed: list[GuestInfo]) -> list[Step
     by_uuid = {g.uuid: g for g in observed}
     steps = [step for want in desired for step in plan_instance(want, by_uuid.get(want.uuid))]
     wanted = {want.uuid for want in desired}
-    steps += [Step("destroy", g.uuid) for g in observed
-              if g.owner == OWNER and g.uuid not in wanted]
+    steps += [
+        Step("destroy", g.uuid) for g in observed if g.owner == OWNER and g.uuid not in wanted
+    ]
     return steps

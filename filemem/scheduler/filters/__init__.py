@@ -21,5 +21,9 @@ __all__ = [
 
 def default_filters() -> list[BaseFilter]:
     """In the order a refusal is reported: the first filter that refuses a host names why."""
-    return [ComputeEnabledFilter(), FileBackedMemoryFilter(), RamAllocationRatioFilter(),
-            ResourcesFilter()]
+    return [
+        ComputeEnabledFilter(),
+        FileBackedMemoryFilter(),
+        RamAllocationRatioFilter(),
+        ResourcesFilter(),
+    ]

@@ -7,8 +7,9 @@ from filemem.scheduler.host_state import HostState
 from filemem.scheduler.request import PlacementRequest
 
 _DISABLED = Rejection("is disabled", "are disabled")
-_DOWN = Rejection("is down (no recent report from its agent)",
-                  "are down (no recent report from their agents)")
+_DOWN = Rejection(
+    "is down (no recent report from its agent)", "are down (no recent report from their agents)"
+)
 
 
 class ComputeEnabledFilter(BaseFilter):

@@ -18,7 +18,6 @@ class FileBackedMemoryFilter(BaseFilter):
     def check(self, host: HostState, request: PlacementRequest) -> Rejection | None:
         if not request.wants_huge_pages or MEMORY_BACKING_FILE_TRAIT not in host.traits:
             return None
-        why = (f"but the flavor asks for huge pages ({MEM_PAGE_SIZE}="
-               f"{request.mem_page_size})")
+        why = f"but the flavor asks for huge pages ({MEM_PAGE_SIZE}={request.mem_page_size})"
         trait = MEMORY_BACKING_FILE_TRAIT
         return Rejection(f"has {trait} {why}", f"have {trait} {why}")

@@ -23,6 +23,8 @@ class RamAllocationRatioFilter(BaseFilter):
         inventory = host.inventories.get(MEMORY_MB)
         if inventory is None or not inventory.detailed or inventory.allocation_ratio == 1.0:
             return None
-        words = (f"file-backed with {MEMORY_MB} allocation_ratio "
-                 f"{inventory.allocation_ratio:g} (must be 1.0)")
+        words = (
+            f"file-backed with {MEMORY_MB} allocation_ratio "
+            f"{inventory.allocation_ratio:g} (must be 1.0)"
+        )
         return Rejection(f"is {words}", f"are {words}")

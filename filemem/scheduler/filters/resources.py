@@ -27,12 +27,15 @@ class ResourcesFilter(BaseFilter):
 
     def check(self, host: HostState, request: PlacementRequest) -> Rejection | None:
         if host.missing:
-            return Rejection("has no resource provider in Placement",
-                             "have no resource provider in Placement")
+            return Rejection(
+                "has no resource provider in Placement", "have no resource provider in Placement"
+            )
         if not host.reported:
             # Placement's bulk answer lists only providers with free memory.
-            return Rejection(f"had no free {MEMORY_MB} at the last refresh",
-                             f"had no free {MEMORY_MB} at the last refresh")
+            return Rejection(
+                f"had no free {MEMORY_MB} at the last refresh",
+                f"had no free {MEMORY_MB} at the last refresh",
+            )
         inventories, usage = host.inventories, host.usage
         for rc, amount in request.resources.items():
             inventory = inventories.get(rc)

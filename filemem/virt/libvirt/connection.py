@@ -108,10 +108,14 @@ class Connection:
         if self._on_event is None:
             return
         try:
-            self._on_event(LifecycleEvent(
-                uuid=dom.UUIDString(), name=dom.name(),
-                event=_EVENT_NAMES.get(event, str(event)), detail=detail,
-            ))
+            self._on_event(
+                LifecycleEvent(
+                    uuid=dom.UUIDString(),
+                    name=dom.name(),
+                    event=_EVENT_NAMES.get(event, str(event)),
+                    detail=detail,
+                )
+            )
         except Exception:  # an event handler must never kill libvirt's event thread
             LOG.exception("lifecycle event handler failed")
 

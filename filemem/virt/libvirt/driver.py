@@ -55,8 +55,9 @@ _POWER_STATES = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.SUSPENDED,
 }
 
-_UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                   | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+_UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+)
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,11 @@ class LibvirtDriver(HypervisorDriver):
             file_backed_memory_mb=self.settings.file_backed_memory_mb,
             discard_supported=discard_supported(lib, qemu),
             allocation_mode=self.settings.allocation_mode,
-            partition=(partition.libvirt_partition_path(self.settings.guest_partition)
-                       if self.settings.guest_partition else None),
+            partition=(
+                partition.libvirt_partition_path(self.settings.guest_partition)
+                if self.settings.guest_partition
+                else None
+            ),
         )
 
     def qemu_conf_text(self) -> str:
@@ -122,7 +126,12 @@ class LibvirtDriver(HypervisorDriver):
     # -- lifecycle --------------------------------------------------------------------------
 
     def spawn(
-        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str = "api",
+        self,
+        name: str,
+        uuid: str,
+        flavor: Flavor,
+        image: Image,
+        owner: str = "api",
     ) -> GuestInfo:
         """Validate, build the domain from pure guest config, create the instance dir (and the
         disk overlay), then define and start under the spawn lock after the capacity guard."""
@@ -133,7 +142,10 @@ class LibvirtDriver(HypervisorDriver):
         host = self.host_facts()
         workdir = self.instance_dir(uuid)
         request = GuestRequest(
-            name=name, uuid=uuid, flavor=flavor, image=image,
+            name=name,
+            uuid=uuid,
+            flavor=flavor,
+            image=image,
             console_log=workdir / "console.log",
             overlay=workdir / "disk.qcow2" if image.kind == "disk" else None,
             owner=owner,
@@ -246,8 +258,10 @@ class LibvirtDriver(HypervisorDriver):
             return conn.lookupByUUIDString(validate_uuid(uuid))
 
     def _refuse_duplicates(self, conn: libvirt.virConnect, name: str, uuid: str) -> None:
-        for what, lookup, key in (("uuid", conn.lookupByUUIDString, uuid),
-                                  ("name", conn.lookupByName, name)):
+        for what, lookup, key in (
+            ("uuid", conn.lookupByUUIDString, uuid),
+            ("name", conn.lookupByName, name),
+        ):
             try:
                 lookup(key)
             except libvirt.libvirtError as exc:
@@ -260,11 +274,16 @@ class LibvirtDriver(HypervisorDriver):
         conf_text = self.qemu_conf_text()
         backing_dir = store.effective_memory_backing_dir(conf_text)
         facts = store.inspect_store(backing_dir, store.qemu_user(conf_text))
-        running = [(f.nominal_bytes, f.allocated_bytes)
-                   for f in store.all_memory_files(backing_dir).values()]
+        running = [
+            (f.nominal_bytes, f.allocated_bytes)
+            for f in store.all_memory_files(backing_dir).values()
+        ]
         capacity.check_guest_fits(
-            memory_mb, facts.free_bytes, running,
-            self.settings.headroom_mb * 1024 * 1024, backing_dir,
+            memory_mb,
+            facts.free_bytes,
+            running,
+            self.settings.headroom_mb * 1024 * 1024,
+            backing_dir,
         )
 
     def _ensure_partition(self) -> None:
@@ -297,7 +316,9 @@ class LibvirtDriver(HypervisorDriver):
         return self._describe(dom)[0]
 
     def _describe(
-        self, dom: libvirt.virDomain, backing_dir: Path | None = None,
+        self,
+        dom: libvirt.virDomain,
+        backing_dir: Path | None = None,
     ) -> tuple[GuestInfo, bool]:
         """The guest's state, and whether filemem defined it (it carries our metadata)."""
         with translated("reading guest state"):
@@ -309,13 +330,17 @@ class LibvirtDriver(HypervisorDriver):
         memory_file = None
         if file_backed and domain_id > 0:
             memory_file = store.guest_memory_file(
-                backing_dir or self.memory_backing_dir(), domain_id)
+                backing_dir or self.memory_backing_dir(), domain_id
+            )
         info = GuestInfo(
-            uuid=dom.UUIDString(), name=dom.name(),
+            uuid=dom.UUIDString(),
+            name=dom.name(),
             domain_id=domain_id if domain_id > 0 else None,
             power_state=_POWER_STATES.get(state, PowerState.NOSTATE),
-            memory_mb=guest_config.memory_mb(parsed), vcpus=parsed.vcpu or 0,
-            file_backed=file_backed, memory_file=memory_file,
+            memory_mb=guest_config.memory_mb(parsed),
+            vcpus=parsed.vcpu or 0,
+            file_backed=file_backed,
+            memory_file=memory_file,
             owner=parsed.metadata.owner if parsed.metadata else None,
         )
         return info, parsed.metadata is not None
@@ -362,9 +387,21 @@ def _create_overlay(image: Image, overlay: Path) -> None:
     if image.disk is None or not image.disk.is_file():
         raise InvalidInput(f"disk image {image.disk} does not exist")
     result = subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", image.disk_format,
-         "-b", str(image.disk.resolve()), str(overlay)],
-        capture_output=True, text=True, check=False,
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            image.disk_format,
+            "-b",
+            str(image.disk.resolve()),
+            str(overlay),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise HypervisorError("creating the copy-on-write overlay", result.stderr.strip())

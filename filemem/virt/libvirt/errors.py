@@ -14,12 +14,14 @@ from filemem.exceptions import (
     HypervisorUnavailable,
 )
 
-_UNAVAILABLE_CODES = frozenset({
-    libvirt.VIR_ERR_NO_CONNECT,
-    libvirt.VIR_ERR_INVALID_CONN,
-    libvirt.VIR_ERR_RPC,
-    libvirt.VIR_ERR_SYSTEM_ERROR,
-})
+_UNAVAILABLE_CODES = frozenset(
+    {
+        libvirt.VIR_ERR_NO_CONNECT,
+        libvirt.VIR_ERR_INVALID_CONN,
+        libvirt.VIR_ERR_RPC,
+        libvirt.VIR_ERR_SYSTEM_ERROR,
+    }
+)
 
 
 def translate(action: str, exc: libvirt.libvirtError) -> Exception:
@@ -30,7 +32,8 @@ def translate(action: str, exc: libvirt.libvirtError) -> Exception:
     if code == libvirt.VIR_ERR_DOM_EXIST:
         return GuestAlreadyExists(f"{action}: {message}")
     if code in _UNAVAILABLE_CODES and exc.get_error_domain() in (
-        libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE,
+        libvirt.VIR_FROM_RPC,
+        libvirt.VIR_FROM_REMOTE,
     ):
         return HypervisorUnavailable(action, message, code)
     return HypervisorError(action, message, code)

@@ -48,9 +48,19 @@ MACHINE = "machine"
 # each mounted one and fails the start when the partition directory is missing from cpu, cpuset,
 # memory or freezer (measured with libvirt 9.0); blkio is tolerated, the rest are created for
 # safety. pids, hugetlb and named hierarchies (name=systemd) are left alone by libvirt.
-LIBVIRT_V1_CONTROLLERS = frozenset({
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "net_cls", "perf_event",
-})
+LIBVIRT_V1_CONTROLLERS = frozenset(
+    {
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "devices",
+        "freezer",
+        "blkio",
+        "net_cls",
+        "perf_event",
+    }
+)
 # cpuset children start with empty cpus/mems, and no task can join a cpuset that has none.
 CPUSET_FILES = ("cpuset.cpus", "cpuset.mems")
 
@@ -155,7 +165,9 @@ def partition_dir_name(name: str, kernel_controllers: Iterable[str]) -> str:
 
 
 def plan_partition(
-    name: str, hierarchies: Iterable[Hierarchy], kernel_controllers: Iterable[str],
+    name: str,
+    hierarchies: Iterable[Hierarchy],
+    kernel_controllers: Iterable[str],
 ) -> PartitionPlan:
     """Which directories partition ``name`` needs, given the mounted hierarchies."""
     libvirt_path = libvirt_partition_path(name)
@@ -175,8 +187,9 @@ def plan_partition(
         libvirt_path=libvirt_path,
         directories=tuple(h.mount / MACHINE / directory for h in used),
         memory_dir=memory[0].mount / MACHINE / directory,
-        cpuset_dirs=tuple(p for h in cpuset for p in (h.mount / MACHINE,
-                                                       h.mount / MACHINE / directory)),
+        cpuset_dirs=tuple(
+            p for h in cpuset for p in (h.mount / MACHINE, h.mount / MACHINE / directory)
+        ),
     )
 
 
@@ -213,8 +226,9 @@ def parse_oom_kills(text: str) -> int | None:
 
 def parse_kernel_controllers(text: str) -> list[str]:
     """Controller names from /proc/cgroups (first column; "#subsys_name" is the header)."""
-    return [line.split()[0] for line in text.splitlines()
-            if line.strip() and not line.startswith("#")]
+    return [
+        line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def _hierarchy_from(mount: Path, files: Iterable[str]) -> Hierarchy | None:
@@ -265,14 +279,19 @@ def ensure_partition(
                 path.mkdir(mode=0o755, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(
-                    PARTITION_OPTION, f"cannot create cgroup {path}: {exc.strerror}",
+                    PARTITION_OPTION,
+                    f"cannot create cgroup {path}: {exc.strerror}",
                 ) from exc
     for path in plan.cpuset_dirs:
         for file in CPUSET_FILES:
             if not _read(path / file).strip():
                 _write(path / file, _read(path.parent / file).strip(), PARTITION_OPTION)
-    _write(plan.memory_dir / "memory.limit_in_bytes", memory_limit_value(memory_limit_bytes),
-           LIMIT_OPTION, plan.memory_dir)
+    _write(
+        plan.memory_dir / "memory.limit_in_bytes",
+        memory_limit_value(memory_limit_bytes),
+        LIMIT_OPTION,
+        plan.memory_dir,
+    )
     return Partition(
         name=plan.name,
         libvirt_path=plan.libvirt_path,
@@ -323,7 +342,8 @@ def remove_partition(partition: Partition) -> None:
             continue
         except OSError as exc:
             raise ConfigError(
-                PARTITION_OPTION, f"cannot remove cgroup {directory}: {exc.strerror}",
+                PARTITION_OPTION,
+                f"cannot remove cgroup {directory}: {exc.strerror}",
             ) from exc
 
 
@@ -357,6 +377,8 @@ def _write(path: Path, value: str, option: str, memory_dir: Path | None = None) 
         why = exc.strerror or str(exc)
         if exc.errno == errno.EBUSY and memory_dir is not None:
             usage = _read(memory_dir / "memory.usage_in_bytes").strip() or "?"
-            why = (f"the guests in it use {usage} bytes and the kernel could not reclaim "
-                   "enough: stop guests first or raise the limit")
+            why = (
+                f"the guests in it use {usage} bytes and the kernel could not reclaim "
+                "enough: stop guests first or raise the limit"
+            )
         raise ConfigError(option, f"cannot write {value} to {path}: {why}") from exc

@@ -57,8 +57,12 @@ def _flavors() -> None:
     op.create_table(
         "flavor_extra_specs",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("flavor_id", sa.Integer(),
-                  sa.ForeignKey("flavors.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "flavor_id",
+            sa.Integer(),
+            sa.ForeignKey("flavors.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("key", sa.String(NAME), nullable=False),
         sa.Column("value", sa.String(NAME), nullable=False),
         sa.UniqueConstraint("flavor_id", "key", name="uniq_flavor_extra_specs0key"),
