@@ -99,7 +99,6 @@ class CaseSpec:
     limited: bool  # False: the baseline, in a partition without a limit
 
 
-
 @dataclass
 class GuestRun:
     """One guest of a case, from spawn to teardown."""
@@ -176,8 +175,9 @@ class CaseResult:
 
     def hot_ms(self) -> list[int]:
         """Hot-set pass times in the measured window (verifying passes left out)."""
-        return [p.ms for r in self.booted for p in r.passes[r.passes_before_window:]
-                if not p.verified]
+        return [
+            p.ms for r in self.booted for p in r.passes[r.passes_before_window :] if not p.verified
+        ]
 
     def corrupt(self) -> int:
         return sum(1 for r in self.booted for p in r.passes if not p.ok)
@@ -201,8 +201,10 @@ class CaseResult:
         seen = [r.folios for r in self.booted if r.folios is not None and r.folios.mapped_pages]
         if not seen:
             return None
-        return (statistics.fmean(f.large_share for f in seen),
-                statistics.fmean(f.mean_kib for f in seen))
+        return (
+            statistics.fmean(f.large_share for f in seen),
+            statistics.fmean(f.mean_kib for f in seen),
+        )
 
     def mean_mib(self, samples: list[int]) -> float | None:
         return statistics.fmean(samples) / MIB if samples else None
@@ -292,8 +294,11 @@ def mapped_folios(pid: int, path: Path) -> Folios | None:
     which a file-backed guest's memory moves between RAM and the store."""
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
-        ranges = [tuple(int(x, 16) for x in line.split()[0].split("-"))
-                  for line in maps.splitlines() if line.endswith(f" {path}")]
+        ranges = [
+            tuple(int(x, 16) for x in line.split()[0].split("-"))
+            for line in maps.splitlines()
+            if line.endswith(f" {path}")
+        ]
         if not ranges:
             return None
         pagemap = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
@@ -342,8 +347,13 @@ def delta(before: int | None, after: int | None) -> int | None:
     return None if before is None or after is None or after < before else after - before
 
 
-def sample(case: CaseResult, part: partition.Partition, guest_bytes: int, backing_dir: Path,
-           device: Device | None) -> None:
+def sample(
+    case: CaseResult,
+    part: partition.Partition,
+    guest_bytes: int,
+    backing_dir: Path,
+    device: Device | None,
+) -> None:
     case.store_changed |= block_device_of(backing_dir) != device
     for run in case.running():
         if (path := run.memory_file_via_fd()) is not None:
@@ -373,13 +383,23 @@ def remove_partition_when_empty(part: partition.Partition, timeout: float = 30.0
             time.sleep(0.5)
 
 
-def spawn_all(s: Session, driver: LibvirtDriver, spec: CaseSpec, image: Image, flavor: Flavor,
-              watch: FillWatch) -> list[GuestRun]:
+def spawn_all(
+    s: Session,
+    driver: LibvirtDriver,
+    spec: CaseSpec,
+    image: Image,
+    flavor: Flavor,
+    watch: FillWatch,
+) -> list[GuestRun]:
     runs = []
     for i in range(spec.guests):
         uuid = new_uuid()
-        run = GuestRun(name=s.guest_name(f"{spec.label}-{i}"), uuid=uuid,
-                       console=driver.console_log(uuid), spawn_started=time.perf_counter())
+        run = GuestRun(
+            name=s.guest_name(f"{spec.label}-{i}"),
+            uuid=uuid,
+            console=driver.console_log(uuid),
+            spawn_started=time.perf_counter(),
+        )
         runs.append(run)
         try:
             info = driver.spawn(run.name, uuid, flavor, image)
@@ -392,21 +412,30 @@ def spawn_all(s: Session, driver: LibvirtDriver, spec: CaseSpec, image: Image, f
         if info.memory_file is not None:
             run.memory_file = info.memory_file.path
             with contextlib.suppress(OSError):
-                run.memory_dir_fd = os.open(run.memory_file.parent,
-                                            os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                run.memory_dir_fd = os.open(
+                    run.memory_file.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                )
         watch.add(run)
     return runs
 
 
-def measure(s: Session, case: CaseResult, driver: LibvirtDriver, part: partition.Partition,
-            args: argparse.Namespace, started: float, device: Device | None) -> None:
+def measure(
+    s: Session,
+    case: CaseResult,
+    driver: LibvirtDriver,
+    part: partition.Partition,
+    args: argparse.Namespace,
+    started: float,
+    device: Device | None,
+) -> None:
     """Boot the case's guests, wait until they filled (or died), then watch them for the
     measured window; everything read before teardown removes the console logs."""
     spec = case.spec
     backing_dir = driver.memory_backing_dir()
     case.store_changed |= block_device_of(backing_dir) != device
-    cmdline = s.image.memcheck_cmdline(args.mem_mb, args.hot_mb, args.verify_every,
-                                       pass_delay_ms=args.pass_delay_ms)
+    cmdline = s.image.memcheck_cmdline(
+        args.mem_mb, args.hot_mb, args.verify_every, pass_delay_ms=args.pass_delay_ms
+    )
     image = Image(kind="kernel", kernel=s.image.kernel, initrd=s.image.initrd, cmdline=cmdline)
     flavor = Flavor(name=f"density-{args.guest_mb}", vcpus=1, memory_mb=args.guest_mb)
     written_at_start = written_bytes(device)
@@ -442,20 +471,26 @@ def measure(s: Session, case: CaseResult, driver: LibvirtDriver, part: partition
     case.other_guests = sorted(s.watch.between(started, time.perf_counter()))
 
 
-def run_case(s: Session, spec: CaseSpec, args: argparse.Namespace,
-             device: Device | None) -> CaseResult:
+def run_case(
+    s: Session, spec: CaseSpec, args: argparse.Namespace, device: Device | None
+) -> CaseResult:
     started = time.perf_counter()
     name = s.guest_name(spec.label)
     limit_mb = args.limit_mb if spec.limited else 0
     part = partition.ensure_partition(name, limit_mb * MIB or None)
     file_backed_mb = spec.guests * args.guest_mb * 2 if spec.backing == "file" else 0
-    settings = dataclasses.replace(s.settings(file_backed_mb, "immediate"),
-                                   guest_partition=name, guest_memory_limit_mb=limit_mb)
+    settings = dataclasses.replace(
+        s.settings(file_backed_mb, "immediate"),
+        guest_partition=name,
+        guest_memory_limit_mb=limit_mb,
+    )
     driver = LibvirtDriver(settings)
     case = CaseResult(spec=spec, partition=part.libvirt_path)
-    print(f"# {spec.label}: {spec.guests} x {args.guest_mb} MiB guests, {spec.backing}-backed, "
-          f"partition {part.libvirt_path}, limit {f'{limit_mb} MiB' if limit_mb else 'none'}",
-          flush=True)
+    print(
+        f"# {spec.label}: {spec.guests} x {args.guest_mb} MiB guests, {spec.backing}-backed, "
+        f"partition {part.libvirt_path}, limit {f'{limit_mb} MiB' if limit_mb else 'none'}",
+        flush=True,
+    )
     try:
         measure(s, case, driver, part, args, started, device)
     finally:
@@ -468,14 +503,18 @@ def run_case(s: Session, spec: CaseSpec, args: argparse.Namespace,
         remove_partition_when_empty(part)
     case.elapsed_s = time.perf_counter() - started
     kills = "?" if case.oom_killed_pids is None else len(case.oom_killed_pids)
-    print(f"#   {len(case.survivors)}/{len(case.booted)} alive, {kills} OOM kills, "
-          f"{len(case.hot_ms())} hot passes in {case.window_s:.0f} s; case took "
-          f"{case.elapsed_s:.0f} s" + (DISTURBED if case.store_changed else ""), flush=True)
+    print(
+        f"#   {len(case.survivors)}/{len(case.booted)} alive, {kills} OOM kills, "
+        f"{len(case.hot_ms())} hot passes in {case.window_s:.0f} s; case took "
+        f"{case.elapsed_s:.0f} s" + (DISTURBED if case.store_changed else ""),
+        flush=True,
+    )
     return case
 
 
 def plan(args: argparse.Namespace) -> list[CaseSpec]:
     """Baseline, then file- and RAM-backed at every factor, then the baseline again."""
+
     def guests(factor: float) -> int:
         count: int = max(1, round(factor * args.limit_mb / args.mem_mb))
         return count
@@ -484,8 +523,9 @@ def plan(args: argparse.Namespace) -> list[CaseSpec]:
     specs = [CaseSpec("base-a", "ram", 1.0, base, limited=False)]
     for factor in args.factors:
         for backing in ("file", "ram"):
-            specs.append(CaseSpec(f"{backing}-{factor:g}x", backing, factor, guests(factor),
-                                  limited=True))
+            specs.append(
+                CaseSpec(f"{backing}-{factor:g}x", backing, factor, guests(factor), limited=True)
+            )
     specs.append(CaseSpec("base-b", "ram", 1.0, base, limited=False))
     return specs
 
@@ -527,9 +567,14 @@ def hot_figures(case: CaseResult, base: Baseline) -> dict[str, float | None]:
     high = p95(hot) if hot else None
     # memcheck prints whole ms: at ~10 ms the median moves in ~10 % steps, the mean does not.
     mean = statistics.fmean(hot) if hot else None
-    return {"median_ms": med, "p95_ms": high, "mean_ms": mean,
-            "median_ratio": ratio(med, base.median_ms), "p95_ratio": ratio(high, base.p95_ms),
-            "mean_ratio": ratio(mean, base.mean_ms)}
+    return {
+        "median_ms": med,
+        "p95_ms": high,
+        "mean_ms": mean,
+        "median_ratio": ratio(med, base.median_ms),
+        "p95_ratio": ratio(high, base.p95_ms),
+        "mean_ratio": ratio(mean, base.mean_ms),
+    }
 
 
 def fits(case: CaseResult, args: argparse.Namespace) -> bool | None:
@@ -545,23 +590,51 @@ def outcome_table(cases: Sequence[CaseResult], base: Baseline, args: argparse.Na
         hot = hot_figures(c, base)
         boots = c.boot_times()
         kills = "?" if c.oom_killed_pids is None else str(len(c.oom_killed_pids))
-        rows.append([
-            c.spec.label, f"{c.spec.guests * args.mem_mb / args.limit_mb:.2f}",
-            f"{len(c.survivors)}/{len(c.booted)}" + ("" if len(c.booted) == c.spec.guests
-                                                     else f" of {c.spec.guests}"),
-            kills, str(c.corrupt()), str(min(c.verified_ok(), default=0)),
-            f"{fmt(statistics.median(boots) if boots else None, '.1f')}/"
-            f"{fmt(max(boots) if boots else None, '.1f')}",
-            fmt(hot["median_ms"]), fmt(hot["p95_ms"]), fmt(hot["mean_ms"], ".1f"),
-            fmt(hot["median_ratio"], ".2f"), fmt(hot["p95_ratio"], ".2f"),
-            fmt(hot["mean_ratio"], ".2f"), str(len(c.hot_ms())),
-            fmt(c.write_mib_per_guest_min(), ".1f"), fmt(_percent(c.residency()), ".0f"),
-            str(len(c.other_guests)),
-        ])
-    return table(["case", "written/R", "alive/booted", "OOM kills", "CORRUPT", "min verified",
-                  "boot s med/max", "hot ms med", "hot ms p95", "hot ms mean", "x base med",
-                  "x base p95", "x base mean", "hot passes", "MiB/guest/min", "resident %",
-                  "other guests"], rows)
+        rows.append(
+            [
+                c.spec.label,
+                f"{c.spec.guests * args.mem_mb / args.limit_mb:.2f}",
+                f"{len(c.survivors)}/{len(c.booted)}"
+                + ("" if len(c.booted) == c.spec.guests else f" of {c.spec.guests}"),
+                kills,
+                str(c.corrupt()),
+                str(min(c.verified_ok(), default=0)),
+                f"{fmt(statistics.median(boots) if boots else None, '.1f')}/"
+                f"{fmt(max(boots) if boots else None, '.1f')}",
+                fmt(hot["median_ms"]),
+                fmt(hot["p95_ms"]),
+                fmt(hot["mean_ms"], ".1f"),
+                fmt(hot["median_ratio"], ".2f"),
+                fmt(hot["p95_ratio"], ".2f"),
+                fmt(hot["mean_ratio"], ".2f"),
+                str(len(c.hot_ms())),
+                fmt(c.write_mib_per_guest_min(), ".1f"),
+                fmt(_percent(c.residency()), ".0f"),
+                str(len(c.other_guests)),
+            ]
+        )
+    return table(
+        [
+            "case",
+            "written/R",
+            "alive/booted",
+            "OOM kills",
+            "CORRUPT",
+            "min verified",
+            "boot s med/max",
+            "hot ms med",
+            "hot ms p95",
+            "hot ms mean",
+            "x base med",
+            "x base p95",
+            "x base mean",
+            "hot passes",
+            "MiB/guest/min",
+            "resident %",
+            "other guests",
+        ],
+        rows,
+    )
 
 
 def memory_table(cases: Sequence[CaseResult], args: argparse.Namespace) -> str:
@@ -569,18 +642,41 @@ def memory_table(cases: Sequence[CaseResult], args: argparse.Namespace) -> str:
     for c in cases:
         anon = c.mean_mib(c.anon_bytes)
         fit = fits(c, args)
-        rows.append([
-            c.spec.label, f"{c.spec.guests}", f"{c.max_usage_bytes / MIB:.0f}", str(c.failcnt),
-            fmt(anon), fmt(c.mean_mib(c.cache_bytes)),
-            "-" if anon is None or c.spec.backing != "file"
-            else f"{anon + len(c.booted) * args.hot_mb:.0f} ({'fits' if fit else 'over'})",
-            fmt(c.boot_write_mib_per_guest()), f"{c.window_s:.0f}", str(c.memcheck_exits()),
-            "-" if (folios := c.folios()) is None
-            else f"{folios[0] * 100:.0f} % / {folios[1]:.0f} KiB",
-        ])
-    return table(["case", "guests", "max usage MiB", "failcnt", "QEMU anon MiB", "cache MiB",
-                  "anon+hot MiB", "boot write MiB/guest", "window s", "memcheck exits",
-                  "large folios / mean"], rows)
+        rows.append(
+            [
+                c.spec.label,
+                f"{c.spec.guests}",
+                f"{c.max_usage_bytes / MIB:.0f}",
+                str(c.failcnt),
+                fmt(anon),
+                fmt(c.mean_mib(c.cache_bytes)),
+                "-"
+                if anon is None or c.spec.backing != "file"
+                else f"{anon + len(c.booted) * args.hot_mb:.0f} ({'fits' if fit else 'over'})",
+                fmt(c.boot_write_mib_per_guest()),
+                f"{c.window_s:.0f}",
+                str(c.memcheck_exits()),
+                "-"
+                if (folios := c.folios()) is None
+                else f"{folios[0] * 100:.0f} % / {folios[1]:.0f} KiB",
+            ]
+        )
+    return table(
+        [
+            "case",
+            "guests",
+            "max usage MiB",
+            "failcnt",
+            "QEMU anon MiB",
+            "cache MiB",
+            "anon+hot MiB",
+            "boot write MiB/guest",
+            "window s",
+            "memcheck exits",
+            "large folios / mean",
+        ],
+        rows,
+    )
 
 
 def _percent(share: float | None) -> float | None:
@@ -594,15 +690,19 @@ def goals(cases: Sequence[CaseResult], base: Baseline, args: argparse.Namespace)
     if file_case is None or ram_case is None:
         lines.append(f"goal 1 ({GOAL_FACTOR:g}x): not run (--factors lacks {GOAL_FACTOR:g})")
     else:
-        intact = (len(file_case.survivors) == file_case.spec.guests and file_case.corrupt() == 0
-                  and min(file_case.verified_ok(), default=0) >= 1)
+        intact = (
+            len(file_case.survivors) == file_case.spec.guests
+            and file_case.corrupt() == 0
+            and min(file_case.verified_ok(), default=0) >= 1
+        )
         ram_fails = len(ram_case.survivors) < ram_case.spec.guests
         lines.append(
             f"goal 1: at {GOAL_FACTOR:g}x every file-backed guest alive and intact "
             f"({len(file_case.survivors)}/{file_case.spec.guests} alive, {file_case.corrupt()} "
             f"CORRUPT, each verified >= {min(file_case.verified_ok(), default=0)} times) while "
             f"the RAM-backed set cannot be ({len(ram_case.survivors)}/{ram_case.spec.guests} "
-            f"alive): {'MET' if intact and ram_fails else 'NOT MET'}")
+            f"alive): {'MET' if intact and ram_fails else 'NOT MET'}"
+        )
     verdicts, met = [], []
     for c in cases:
         if not c.spec.limited or c.spec.backing != "file":
@@ -610,16 +710,22 @@ def goals(cases: Sequence[CaseResult], base: Baseline, args: argparse.Namespace)
         hot = hot_figures(c, base)
         med = hot["median_ratio"]
         if not fits(c, args):
-            verdicts.append(f"  {c.spec.label}: hot sets + QEMU's memory do not fit in R: not "
-                            f"judged (median x{fmt(med, '.2f')})")
+            verdicts.append(
+                f"  {c.spec.label}: hot sets + QEMU's memory do not fit in R: not "
+                f"judged (median x{fmt(med, '.2f')})"
+            )
             continue
         met.append(med is not None and med <= GOAL_RATIO)
-        verdicts.append(f"  {c.spec.label}: median x{fmt(med, '.2f')} (p95 "
-                        f"x{fmt(hot['p95_ratio'], '.2f')}, mean x{fmt(hot['mean_ratio'], '.2f')})"
-                        f": {'MET' if met[-1] else 'NOT MET'}")
+        verdicts.append(
+            f"  {c.spec.label}: median x{fmt(med, '.2f')} (p95 "
+            f"x{fmt(hot['p95_ratio'], '.2f')}, mean x{fmt(hot['mean_ratio'], '.2f')})"
+            f": {'MET' if met[-1] else 'NOT MET'}"
+        )
     overall = "MET" if met and all(met) else "NOT MET" if met else "NOT JUDGED (nothing fit)"
-    lines.append(f"goal 2: file-backed hot-set pass median at most {GOAL_RATIO}x the baseline's "
-                 f"while hot sets + QEMU's own memory fit in R: {overall}")
+    lines.append(
+        f"goal 2: file-backed hot-set pass median at most {GOAL_RATIO}x the baseline's "
+        f"while hot sets + QEMU's own memory fit in R: {overall}"
+    )
     lines.extend(verdicts)
     return lines
 
@@ -631,22 +737,32 @@ def environment(s: Session, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         probe.connection.close()
     device = block_device_of(backing_dir)
-    shared = [str(p) for p in (Path("/"), Path("/var/log"), s.run_dir)
-              if device is not None and block_device_of(p) == device]
+    shared = [
+        str(p)
+        for p in (Path("/"), Path("/var/log"), s.run_dir)
+        if device is not None and block_device_of(p) == device
+    ]
     if device != block_device_of(backing_dir.parent):
-        print(f"# WARNING: something is mounted over {backing_dir} (another test's store?); "
-              "the run measures that store", flush=True)
+        print(
+            f"# WARNING: something is mounted over {backing_dir} (another test's store?); "
+            "the run measures that store",
+            flush=True,
+        )
     return {
-        "kernel": platform.release(), "cpus": os.cpu_count(),
-        "libvirt": ".".join(map(str, lib)), "qemu": ".".join(map(str, qemu)),
-        "virt_type": "qemu (TCG)", "memory_backing_dir": str(backing_dir),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "libvirt": ".".join(map(str, lib)),
+        "qemu": ".".join(map(str, qemu)),
+        "virt_type": "qemu (TCG)",
+        "memory_backing_dir": str(backing_dir),
         "backing_device": None if device is None else f"{device[0]}:{device[1]}",
         "device_shared_with": shared,
     }
 
 
-def header_lines(env: dict[str, Any], args: argparse.Namespace, specs: Sequence[CaseSpec]
-                 ) -> list[str]:
+def header_lines(
+    env: dict[str, Any], args: argparse.Namespace, specs: Sequence[CaseSpec]
+) -> list[str]:
     shared = env["device_shared_with"]
     return [
         f"# density: R = {args.limit_mb} MiB partition limit; guests of {args.guest_mb} MiB, "
@@ -657,9 +773,12 @@ def header_lines(env: dict[str, Any], args: argparse.Namespace, specs: Sequence[
         f"# kernel {env['kernel']}, {env['cpus']} CPUs, libvirt {env['libvirt']}, QEMU "
         f"{env['qemu']}, {env['virt_type']}; memory files in {env['memory_backing_dir']} on "
         f"block device {env['backing_device']}"
-        + (f", SHARED with {', '.join(shared)}: other writers (logs, other work on this host) "
-           "count in the write rates; the RAM-backed rows show that background"
-           if shared else " (not shared with / or the logs)"),
+        + (
+            f", SHARED with {', '.join(shared)}: other writers (logs, other work on this host) "
+            "count in the write rates; the RAM-backed rows show that background"
+            if shared
+            else " (not shared with / or the logs)"
+        ),
     ]
 
 
@@ -683,33 +802,51 @@ def legend_lines(args: argparse.Namespace) -> list[str]:
 def case_json(c: CaseResult, base: Baseline, args: argparse.Namespace) -> dict[str, Any]:
     return {
         **dataclasses.asdict(c.spec),
-        "partition": c.partition, "written_over_limit": c.spec.guests * args.mem_mb
-        / args.limit_mb, "booted": len(c.booted), "alive": len(c.survivors),
-        "oom_killed_pids": c.oom_killed_pids, "corrupt_passes": c.corrupt(),
-        "verified_ok_per_guest": c.verified_ok(), "memcheck_exits": c.memcheck_exits(),
-        "boot_s": c.boot_times(), "hot": hot_figures(c, base), "hot_passes": len(c.hot_ms()),
-        "window_s": c.window_s, "window_write_bytes": c.window_write_bytes,
+        "partition": c.partition,
+        "written_over_limit": c.spec.guests * args.mem_mb / args.limit_mb,
+        "booted": len(c.booted),
+        "alive": len(c.survivors),
+        "oom_killed_pids": c.oom_killed_pids,
+        "corrupt_passes": c.corrupt(),
+        "verified_ok_per_guest": c.verified_ok(),
+        "memcheck_exits": c.memcheck_exits(),
+        "boot_s": c.boot_times(),
+        "hot": hot_figures(c, base),
+        "hot_passes": len(c.hot_ms()),
+        "window_s": c.window_s,
+        "window_write_bytes": c.window_write_bytes,
         "write_mib_per_guest_min": c.write_mib_per_guest_min(),
-        "boot_write_bytes": c.boot_write_bytes, "residency_share": c.residency(),
-        "partition_failcnt": c.failcnt, "partition_max_usage_bytes": c.max_usage_bytes,
+        "boot_write_bytes": c.boot_write_bytes,
+        "residency_share": c.residency(),
+        "partition_failcnt": c.failcnt,
+        "partition_max_usage_bytes": c.max_usage_bytes,
         "partition_anon_mib_mean": c.mean_mib(c.anon_bytes),
-        "partition_cache_mib_mean": c.mean_mib(c.cache_bytes), "hot_sets_fit": fits(c, args),
-        "other_guests": c.other_guests, "elapsed_s": c.elapsed_s,
+        "partition_cache_mib_mean": c.mean_mib(c.cache_bytes),
+        "hot_sets_fit": fits(c, args),
+        "other_guests": c.other_guests,
+        "elapsed_s": c.elapsed_s,
         "store_changed": c.store_changed,
-        "guests": [{
-            "name": r.name, "spawn_error": r.spawn_error, "boot_s": r.boot_s,
-            "survived": r.survived, "passes": len(r.passes),
-            "window_hot_ms": [p.ms for p in r.passes[r.passes_before_window:] if not p.verified],
-            "verified_ok": sum(1 for p in r.passes if p.verified and p.ok),
-            "corrupt": sum(1 for p in r.passes if not p.ok),
-            "residency_samples": r.residency,
-            "folios": None if r.folios is None else dataclasses.asdict(r.folios),
-        } for r in c.runs],
+        "guests": [
+            {
+                "name": r.name,
+                "spawn_error": r.spawn_error,
+                "boot_s": r.boot_s,
+                "survived": r.survived,
+                "passes": len(r.passes),
+                "window_hot_ms": [
+                    p.ms for p in r.passes[r.passes_before_window :] if not p.verified
+                ],
+                "verified_ok": sum(1 for p in r.passes if p.verified and p.ok),
+                "corrupt": sum(1 for p in r.passes if not p.ok),
+                "residency_samples": r.residency,
+                "folios": None if r.folios is None else dataclasses.asdict(r.folios),
+            }
+            for r in c.runs
+        ],
     }
 
 
-def plot(cases: Sequence[CaseResult], base: Baseline, args: argparse.Namespace,
-         path: Path) -> None:
+def plot(cases: Sequence[CaseResult], base: Baseline, args: argparse.Namespace, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: write the file only
@@ -719,29 +856,36 @@ def plot(cases: Sequence[CaseResult], base: Baseline, args: argparse.Namespace,
     limited = [c for c in cases if c.spec.limited]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     for backing, colour in (("file", "tab:blue"), ("ram", "tab:red")):
-        mine = sorted((c for c in limited if c.spec.backing == backing),
-                      key=lambda c: c.spec.factor)
+        mine = sorted(
+            (c for c in limited if c.spec.backing == backing), key=lambda c: c.spec.factor
+        )
         xs = [c.spec.guests * args.mem_mb / args.limit_mb for c in mine]
         figures = [hot_figures(c, base) for c in mine]
         for key, style, what in (("median_ratio", "o-", "median"), ("p95_ratio", "s--", "p95")):
             pts = [(x, f[key]) for x, f in zip(xs, figures, strict=True) if f[key] is not None]
             if pts:
-                left.plot(*zip(*pts, strict=True), style, color=colour,
-                          label=f"{backing}-backed {what}")
-        shares = [(x, s * 100) for x, c in zip(xs, mine, strict=True)
-                  if (s := c.residency()) is not None]
+                left.plot(
+                    *zip(*pts, strict=True), style, color=colour, label=f"{backing}-backed {what}"
+                )
+        shares = [
+            (x, s * 100) for x, c in zip(xs, mine, strict=True) if (s := c.residency()) is not None
+        ]
         if shares:
-            right.plot(*zip(*shares, strict=True), "o-", color=colour,
-                       label=f"{backing}-backed")
+            right.plot(*zip(*shares, strict=True), "o-", color=colour, label=f"{backing}-backed")
         for x, c in zip(xs, mine, strict=True):
             if not c.survivors:
                 for axis in (left, right):
                     axis.axvline(x, color=colour, alpha=0.25, linestyle=":")
-                    axis.annotate(f"{backing}-backed: none alive", (x, 0.02),
-                                  xycoords=("data", "axes fraction"), rotation=90,
-                                  color=colour, fontsize=8, ha="right")
-    left.axhline(GOAL_RATIO, color="grey", linestyle="--", linewidth=1,
-                 label=f"goal {GOAL_RATIO}x")
+                    axis.annotate(
+                        f"{backing}-backed: none alive",
+                        (x, 0.02),
+                        xycoords=("data", "axes fraction"),
+                        rotation=90,
+                        color=colour,
+                        fontsize=8,
+                        ha="right",
+                    )
+    left.axhline(GOAL_RATIO, color="grey", linestyle="--", linewidth=1, label=f"goal {GOAL_RATIO}x")
     left.axhline(1.0, color="black", linewidth=0.8)
     left.set_yscale("log")
     left.set_ylim(bottom=0.5)
@@ -758,8 +902,10 @@ def plot(cases: Sequence[CaseResult], base: Baseline, args: argparse.Namespace,
     for axis in (left, right):
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8)
-    fig.suptitle(f"{args.guest_mb} MiB guests writing {args.mem_mb} MiB, hot set "
-                 f"{args.hot_mb} MiB, R = {args.limit_mb} MiB (TCG, 2 shared cores)")
+    fig.suptitle(
+        f"{args.guest_mb} MiB guests writing {args.mem_mb} MiB, hot set "
+        f"{args.hot_mb} MiB, R = {args.limit_mb} MiB (TCG, 2 shared cores)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -780,27 +926,76 @@ def factors(text: str) -> list[float]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = bench_parser("density", DESCRIPTION)
-    parser.add_argument("--limit-mb", type=at_least(64), default=512, metavar="MIB",
-                        help="R, the partition's memory limit (default 512)")
-    parser.add_argument("--mem-mb", type=at_least(1), default=512, metavar="MIB",
-                        help="MiB each guest's memcheck writes (default 512)")
-    parser.add_argument("--guest-mb", type=at_least(16), default=None, metavar="MIB",
-                        help=f"guest memory (default --mem-mb + {GUEST_OVERHEAD_MB}: room for "
-                             "the guest kernel)")
-    parser.add_argument("--hot-mb", type=at_least(1), default=16, metavar="MIB",
-                        help="hot set each pass re-touches (default 16)")
-    parser.add_argument("--factors", type=factors, default=[1.0, 2.0, 4.0], metavar="F,F,...",
-                        help="memory written / R per case (default 1,2,4)")
-    parser.add_argument("--duration", type=at_least(1), default=60, metavar="S",
-                        help="seconds measured per case once all guests filled (default 60)")
-    parser.add_argument("--verify-every", type=at_least(1), default=50, metavar="N",
-                        help="a pass checking all memory every N passes (default 50)")
-    parser.add_argument("--pass-delay-ms", type=at_least(0), default=100, metavar="MS",
-                        help="guest sleep between passes, leaving CPU to the others (default 100)")
-    parser.add_argument("--fill-timeout", type=at_least(1), default=300, metavar="S",
-                        help="longest wait for a case's guests to fill (default 300)")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS, metavar="DIR",
-                        help=f"where density.txt/json/png go (default {RESULTS})")
+    parser.add_argument(
+        "--limit-mb",
+        type=at_least(64),
+        default=512,
+        metavar="MIB",
+        help="R, the partition's memory limit (default 512)",
+    )
+    parser.add_argument(
+        "--mem-mb",
+        type=at_least(1),
+        default=512,
+        metavar="MIB",
+        help="MiB each guest's memcheck writes (default 512)",
+    )
+    parser.add_argument(
+        "--guest-mb",
+        type=at_least(16),
+        default=None,
+        metavar="MIB",
+        help=f"guest memory (default --mem-mb + {GUEST_OVERHEAD_MB}: room for the guest kernel)",
+    )
+    parser.add_argument(
+        "--hot-mb",
+        type=at_least(1),
+        default=16,
+        metavar="MIB",
+        help="hot set each pass re-touches (default 16)",
+    )
+    parser.add_argument(
+        "--factors",
+        type=factors,
+        default=[1.0, 2.0, 4.0],
+        metavar="F,F,...",
+        help="memory written / R per case (default 1,2,4)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=at_least(1),
+        default=60,
+        metavar="S",
+        help="seconds measured per case once all guests filled (default 60)",
+    )
+    parser.add_argument(
+        "--verify-every",
+        type=at_least(1),
+        default=50,
+        metavar="N",
+        help="a pass checking all memory every N passes (default 50)",
+    )
+    parser.add_argument(
+        "--pass-delay-ms",
+        type=at_least(0),
+        default=100,
+        metavar="MS",
+        help="guest sleep between passes, leaving CPU to the others (default 100)",
+    )
+    parser.add_argument(
+        "--fill-timeout",
+        type=at_least(1),
+        default=300,
+        metavar="S",
+        help="longest wait for a case's guests to fill (default 300)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=RESULTS,
+        metavar="DIR",
+        help=f"where density.txt/json/png go (default {RESULTS})",
+    )
     args = parser.parse_args(argv)
     if args.guest_mb is None:
         args.guest_mb = args.mem_mb + GUEST_OVERHEAD_MB
@@ -823,12 +1018,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = Baseline.of(cases)
     ordered = sorted(cases, key=lambda c: (c.spec.limited, c.spec.factor, c.spec.backing))
     report = [
-        *header, "",
-        outcome_table(ordered, base, args), "",
-        memory_table(ordered, args), "",
-        *legend_lines(args), "",
-        *(f"{c.spec.label}{DISTURBED} (another test's store?): its figures are suspect"
-          for c in ordered if c.store_changed),
+        *header,
+        "",
+        outcome_table(ordered, base, args),
+        "",
+        memory_table(ordered, args),
+        "",
+        *legend_lines(args),
+        "",
+        *(
+            f"{c.spec.label}{DISTURBED} (another test's store?): its figures are suspect"
+            for c in ordered
+            if c.store_changed
+        ),
         f"baseline hot-set pass: median {fmt(base.median_ms)} ms, p95 {fmt(base.p95_ms)} ms, "
         f"mean {fmt(base.mean_ms, '.1f')} ms",
         *goals(ordered, base, args),
@@ -838,12 +1040,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text, end="")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "density.txt").write_text(text)
-    (args.out_dir / "density.json").write_text(json.dumps({
-        "config": {k: v for k, v in vars(args).items() if k != "out_dir"},
-        "environment": env, "baseline": dataclasses.asdict(base),
-        "goals": goals(ordered, base, args),
-        "cases": [case_json(c, base, args) for c in cases],
-    }, indent=2) + "\n")
+    (args.out_dir / "density.json").write_text(
+        json.dumps(
+            {
+                "config": {k: v for k, v in vars(args).items() if k != "out_dir"},
+                "environment": env,
+                "baseline": dataclasses.asdict(base),
+                "goals": goals(ordered, base, args),
+                "cases": [case_json(c, base, args) for c in cases],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     plot(ordered, base, args, args.out_dir / "density.png")
     print(f"# wrote {args.out_dir}/density.txt, density.json, density.png")
     return 0

@@ -59,12 +59,17 @@ class PartitionedHost:
 
     def driver(self, file_backed: bool) -> LibvirtDriver:
         settings = DriverSettings(
-            connection_uri="qemu:///system", virt_type="qemu",
+            connection_uri="qemu:///system",
+            virt_type="qemu",
             # filemem's default config: file-backed, whole file allocated at start
             file_backed_memory_mb=GUESTS * GUEST_MB * 2 if file_backed else 0,
-            allocation_mode="immediate", headroom_mb=16, state_path=self.state_path,
-            qemu_conf_path=Path("/etc/libvirt/qemu.conf"), shutdown_timeout=5.0,
-            guest_partition=self.part.name, guest_memory_limit_mb=LIMIT_MB,
+            allocation_mode="immediate",
+            headroom_mb=16,
+            state_path=self.state_path,
+            qemu_conf_path=Path("/etc/libvirt/qemu.conf"),
+            shutdown_timeout=5.0,
+            guest_partition=self.part.name,
+            guest_memory_limit_mb=LIMIT_MB,
         )
         made = LibvirtDriver(settings)
         self.drivers.append(made)
@@ -127,8 +132,10 @@ def domain_state(driver: LibvirtDriver, guest: Guest) -> tuple[int, int]:
 
 
 def running(driver: LibvirtDriver, guest: Guest) -> bool:
-    return (driver.get_guest(guest.uuid).power_state == PowerState.RUNNING
-            and qemu_pid(guest.name) == guest.pid)
+    return (
+        driver.get_guest(guest.uuid).power_state == PowerState.RUNNING
+        and qemu_pid(guest.name) == guest.pid
+    )
 
 
 def kernel_oom_kills(part: partition.Partition) -> set[int]:
@@ -143,7 +150,8 @@ def kernel_oom_kills(part: partition.Partition) -> set[int]:
 
 
 def test_file_backed_guests_keep_running_on_twice_the_memory_of_their_partition(
-    host: PartitionedHost, test_image: TestImage,
+    host: PartitionedHost,
+    test_image: TestImage,
 ) -> None:
     assert GUESTS * MEM_MB >= 2 * LIMIT_MB, "the guests must write at least twice the limit"
     driver = host.driver(file_backed=True)
@@ -158,10 +166,13 @@ def test_file_backed_guests_keep_running_on_twice_the_memory_of_their_partition(
     filled: dict[str, MemcheckFilled] = {}
     while len(filled) < len(guests):
         assert time.monotonic() < deadline, (
-            f"only {len(filled)}/{len(guests)} guests filled their memory in {FILL_TIMEOUT_S} s")
+            f"only {len(filled)}/{len(guests)} guests filled their memory in {FILL_TIMEOUT_S} s"
+        )
         for guest in guests:
-            assert running(driver, guest), f"{guest.name} stopped while filling: " \
+            assert running(driver, guest), (
+                f"{guest.name} stopped while filling: "
                 f"{domain_state(driver, guest)}\n{guest.console.read_text(errors='replace')}"
+            )
             lines = guest.lines()
             assert not any(isinstance(line, MemcheckExit) for line in lines), lines
             filled.update((guest.uuid, line) for line in lines if isinstance(line, MemcheckFilled))
@@ -174,7 +185,8 @@ def test_file_backed_guests_keep_running_on_twice_the_memory_of_their_partition(
         for guest in guests:
             assert running(driver, guest), (
                 f"{guest.name} stopped: {domain_state(driver, guest)}; kernel OOM kills in the "
-                f"partition: {kernel_oom_kills(host.part)}")
+                f"partition: {kernel_oom_kills(host.part)}"
+            )
         memory_files = [driver.get_guest(g.uuid).memory_file for g in guests]
         residency = [file_residency(m.path) for m in memory_files if m is not None]
         resident_max = max(resident_max, sum(r.resident_bytes for r in residency if r))
@@ -188,7 +200,8 @@ def test_file_backed_guests_keep_running_on_twice_the_memory_of_their_partition(
         bad = [p for p in passes if not p.ok]
         assert not bad, f"{guest.name}: memory came back CORRUPT: {bad}"
         assert any(p.verified for p in passes), (
-            f"{guest.name}: no pass verified all {MEM_MB} MiB in {OBSERVE_S} s: {passes}")
+            f"{guest.name}: no pass verified all {MEM_MB} MiB in {OBSERVE_S} s: {passes}"
+        )
     assert kernel_oom_kills(host.part) == set()
     # The limit really was binding: charges hit it and pages were written back and dropped...
     assert usage.limit_bytes == LIMIT_MB * MIB
@@ -199,7 +212,8 @@ def test_file_backed_guests_keep_running_on_twice_the_memory_of_their_partition(
 
 
 def test_ram_backed_guests_are_oom_killed_in_the_same_partition(
-    host: PartitionedHost, test_image: TestImage,
+    host: PartitionedHost,
+    test_image: TestImage,
 ) -> None:
     driver = host.driver(file_backed=False)
     guests = [boot(driver, test_image) for _ in range(GUESTS)]
@@ -209,7 +223,8 @@ def test_ram_backed_guests_are_oom_killed_in_the_same_partition(
     while all(running(driver, guest) for guest in guests):
         assert time.monotonic() < deadline, (
             f"all {GUESTS} RAM-backed guests still run after {OOM_TIMEOUT_S} s in a "
-            f"{LIMIT_MB} MiB partition: {partition.partition_memory_usage(host.part)}")
+            f"{LIMIT_MB} MiB partition: {partition.partition_memory_usage(host.part)}"
+        )
         time.sleep(POLL_S)
     # libvirt notices a killed QEMU a moment after the kernel logged the kill; let it settle.
     time.sleep(2)
@@ -219,9 +234,12 @@ def test_ram_backed_guests_are_oom_killed_in_the_same_partition(
     usage = partition.partition_memory_usage(host.part)
     assert usage.failcnt > 0 or (usage.oom_kills or 0) > 0, usage
     for guest in dead:
-        assert domain_state(driver, guest) == (libvirt.VIR_DOMAIN_SHUTOFF,
-                                               libvirt.VIR_DOMAIN_SHUTOFF_CRASHED), guest
+        assert domain_state(driver, guest) == (
+            libvirt.VIR_DOMAIN_SHUTOFF,
+            libvirt.VIR_DOMAIN_SHUTOFF_CRASHED,
+        ), guest
         assert guest.pid in killed, (
             f"{guest.name} (QEMU {guest.pid}) stopped, but the kernel log has no OOM kill of it "
-            f"in {host.part.libvirt_path}; kills there: {killed}")
+            f"in {host.part.libvirt_path}; kills there: {killed}"
+        )
     assert usage.limit_bytes == LIMIT_MB * MIB
