@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from filemem.api.auth import TokenAuthMiddleware
 from filemem.api.context import ApiContext
 from filemem.api.errors import install_handlers
+from filemem.api.microversion import MicroversionMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
 
 DESCRIPTION = (
@@ -77,6 +78,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         raise ValueError("the API needs an admin token ([api] admin_token)")
     app = _routes_only()
     app.state.ctx = ctx
+    # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.
+    app.add_middleware(MicroversionMiddleware)
     app.add_middleware(TokenAuthMiddleware, token=ctx.admin_token, public_paths=PUBLIC_PATHS)
     return app
 

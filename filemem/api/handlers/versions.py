@@ -6,10 +6,11 @@ from typing import Any
 
 from fastapi import Request
 
+from filemem.api import microversion
 from filemem.api.links import base_url
 
-MIN_VERSION = "2.1"
-MAX_VERSION = "2.1"
+MIN_VERSION = str(microversion.MIN_VERSION)
+MAX_VERSION = str(microversion.MAX_VERSION)
 _UPDATED = "2013-07-23T11:33:21Z"
 _IDENTITY_UPDATED = "2020-04-07T00:00:00Z"
 
