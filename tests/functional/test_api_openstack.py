@@ -163,3 +163,73 @@ def test_openstack_cli_with_identity_endpoint_override(
     cli(env, tmp_path, "server", "delete", server_id)
     assert server_id in agent_converge_deletes(env, HOST)
     assert server_id not in cli(env, tmp_path, "server", "list", "-f", "value", "-c", "ID")
+
+
+def test_openstack_server_create_with_an_image_as_the_cli_sends_it(
+    env: ApiEnv, image: str, tmp_path: Path
+) -> None:
+    """The CLI names the image twice: imageRef and a block_device_mapping_v2 image entry."""
+    make_flavor(env, "cli.bdm", ram=256, vcpus=1)
+    server_id = cli(
+        env,
+        tmp_path,
+        "server",
+        "create",
+        "--flavor",
+        "cli.bdm",
+        "--image",
+        image,
+        "cli-bdm",
+        "-f",
+        "value",
+        "-c",
+        "id",
+    ).strip()
+    agent_spawned(env, server_id)
+    shown = cli(env, tmp_path, "server", "show", server_id, "-f", "value", "-c", "status")
+    assert shown.strip() == "ACTIVE"
+    cli(env, tmp_path, "server", "delete", server_id)
+    assert server_id in agent_converge_deletes(env, HOST)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "named"),
+    [
+        (
+            {"source_type": "volume", "destination_type": "volume", "uuid": "v", "boot_index": 0},
+            "source_type volume: filemem has no block storage",
+        ),
+        (
+            {
+                "source_type": "blank",
+                "destination_type": "local",
+                "boot_index": -1,
+                "volume_size": 1,
+            },
+            "source_type blank",
+        ),
+        (
+            {"source_type": "image", "destination_type": "volume", "boot_index": 0},
+            "destination_type volume",
+        ),
+    ],
+)
+def test_block_devices_filemem_cannot_serve_are_refused_naming_them(
+    env: ApiEnv, image: str, mapping: dict[str, object], named: str
+) -> None:
+    flavor = make_flavor(env, f"bdm.{len(named)}", ram=256)
+    response = env.compute(
+        "POST",
+        "/servers",
+        json={
+            "server": {
+                "name": "bdm",
+                "flavorRef": flavor,
+                "imageRef": image,
+                "block_device_mapping_v2": [mapping],
+            }
+        },
+    )
+    assert response.status_code == 400, response.text
+    message = response.json()["badRequest"]["message"]
+    assert "block_device_mapping_v2[0] is not supported" in message and named in message

@@ -39,7 +39,7 @@ def _new_instance(ctx: ApiContext, session: Session, spec: ServerCreate) -> Inst
     flavor = db_api.get_flavor(session, flavor_id) if is_flavor_id(flavor_id) else None
     if flavor is None:
         raise BadRequest(f"Flavor {flavor_id} could not be found. Invalid flavorRef provided.")
-    image_id = ref_id(spec.imageRef)
+    image_id = ref_id(spec.image_ref)
     image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
     if image is None:
         raise BadRequest(f"Image {image_id} could not be found. Invalid imageRef provided.")
