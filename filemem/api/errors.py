@@ -112,11 +112,16 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, validation_message(exc.errors()))
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    """Routing's own 404/405: a call filemem does not implement says so, naming the call, so
+    that it never reads like a missing server (handlers raise NotFound for those)."""
     assert isinstance(exc, StarletteHTTPException)
+    call = f"{request.method} {request.url.path}"
     messages = {
-        404: "The resource could not be found.",
-        405: "The method specified is not allowed for this resource.",
+        404: f"filemem does not implement {call}: it serves a subset of the OpenStack Compute "
+        "API v2.1 (GET /openapi.json lists it)",
+        405: f"filemem does not implement {call}: that method is not supported on this "
+        "resource (GET /openapi.json lists what is)",
     }
     message = messages.get(exc.status_code, str(exc.detail))
     return error_response(exc.status_code, message, dict(exc.headers or {}))

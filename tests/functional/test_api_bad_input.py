@@ -175,3 +175,20 @@ def test_microversions_are_negotiated_as_nova_does(env: ApiEnv) -> None:
     assert anonymous.status_code == 401
     document = env.http.get("/v2.1").json()["version"]
     assert (document["min_version"], document["version"]) == ("2.1", "2.1")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/servers/00000000-0000-4000-8000-000000000000/os-instance-actions"),
+        ("GET", "/os-keypairs"),
+        ("PUT", "/servers/00000000-0000-4000-8000-000000000000"),
+    ],
+)
+def test_a_call_filemem_does_not_implement_says_so_naming_it(
+    env: ApiEnv, method: str, path: str
+) -> None:
+    response = env.compute(method, path, json={} if method == "PUT" else None)
+    assert response.status_code in (404, 405), response.text
+    [body] = response.json().values()
+    assert body["message"].startswith(f"filemem does not implement {method} /v2.1{path}")
