@@ -131,3 +131,27 @@ def search_hypervisors(request: Request, pattern: PatternPath) -> dict[str, Any]
     if not found:
         raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
     return {"hypervisors": found}
+
+
+STATISTICS_KEYS = (
+    "memory_mb",
+    "memory_mb_used",
+    "free_ram_mb",
+    "vcpus",
+    "vcpus_used",
+    "local_gb",
+    "local_gb_used",
+    "free_disk_gb",
+    "disk_available_least",
+    "running_vms",
+    "current_workload",
+)
+
+
+def hypervisor_statistics(request: Request) -> dict[str, Any]:
+    """GET /os-hypervisors/statistics (deprecated by nova in 2.88): the sums of /detail."""
+    ctx = get_context(request)
+    services, counts = _services(ctx)
+    details = [detail(ctx, s, counts.get(s.host, 0)) for s in services]
+    totals = {key: sum(int(d[key]) for d in details) for key in STATISTICS_KEYS}
+    return {"hypervisor_statistics": {"count": len(details), **totals}}

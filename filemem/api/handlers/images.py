@@ -1,4 +1,4 @@
-"""Images: the local catalogue in glance v2 shapes (list with ?id=in:..., show, register)."""
+"""Images: the local catalogue in glance v2 shapes, and nova's image-proxy shape for /detail."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import Path, Query, Request
 
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, NotFound
-from filemem.api.links import bookmark
+from filemem.api.links import base_url, bookmark, resource_links
 from filemem.api.schemas.common import is_uuid
 from filemem.api.schemas.images import ImageCreate
 from filemem.db import api as db_api
@@ -80,13 +80,65 @@ def list_images(
     }
 
 
+def _size(image: Image) -> int | None:
+    """The disk file's size, or the kernel's for a kernel image; None if it cannot be read."""
+    path = image.disk_path if image.kind == "disk" else image.kernel_path
+    try:
+        return os.stat(path).st_size if path else None
+    except OSError:
+        return None
+
+
+def nova_view(request: Request, image: Image) -> dict[str, Any]:
+    """nova's image-proxy shape (GET /v2.1/images/detail): glance's fields renamed, camelCase."""
+    properties = {
+        "filemem_kind": image.kind,
+        "kernel_path": image.kernel_path,
+        "initrd_path": image.initrd_path,
+        "cmdline": image.cmdline,
+        "disk_path": image.disk_path,
+    }
+    alternate = {
+        "rel": "alternate",
+        "type": "application/vnd.openstack.image",
+        "href": f"{base_url(request)}/v2.1/images/{image.id}",
+    }
+    return {
+        "id": image.id,
+        "name": image.name,
+        "status": "ACTIVE",
+        "progress": 100,
+        "minDisk": 0,
+        "minRam": 0,
+        # nova passes glance's properties through; all of filemem's are strings.
+        "metadata": {key: value for key, value in properties.items() if value is not None},
+        "created": _iso(image.created_at),
+        "updated": _iso(image.created_at),
+        "OS-EXT-IMG-SIZE:size": _size(image),
+        "links": [*resource_links(request, "images", image.id), alternate],
+    }
+
+
+def list_images_detail(
+    request: Request, name: Annotated[str | None, Query(max_length=255)] = None
+) -> dict[str, Any]:
+    """GET /images/detail[?name=]: nova's image list (what openstacksdk's compute.images() asks)."""
+    with get_context(request).database.reader() as session:
+        images = db_api.list_images(session)
+    return {"images": [nova_view(request, i) for i in images if name is None or i.name == name]}
+
+
 def show_image(request: Request, image_id: ImageIdPath) -> dict[str, Any]:
-    """GET /images/{image_id}: the glance-style object itself (not wrapped)."""
+    """GET /images/{image_id}: glance's unwrapped object, with nova's view under "image".
+
+    One URL serves both clients because every service shares filemem's one endpoint: the image
+    client reads the top level (glance), the compute client the "image" key (nova).
+    """
     with get_context(request).database.reader() as session:
         image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
         if image is None:
             raise NotFound(f"Image {image_id} could not be found.")
-        return view(request, image)
+        return {**view(request, image), "image": nova_view(request, image)}
 
 
 def _check_file(field: str, path: str) -> None:
