@@ -49,6 +49,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V}/", versions.show_version, public=True, tag="versions", in_schema=False),
     Route("GET", "/identity", versions.identity_versions, public=True, tag="identity"),
     Route("GET", "/identity/v3", versions.identity_v3, public=True, tag="identity"),
+    Route("GET", "/identity/v3/projects", versions.list_projects, tag="identity"),
+    Route("GET", "/identity/v3/projects/{project_id}", versions.show_project, tag="identity"),
     Route(
         "GET", "/identity/v3/", versions.identity_v3, public=True, tag="identity", in_schema=False
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,10 +94,12 @@ def test_quota_sets(env: ApiEnv, servers: dict[str, Any], tmp_path: Path) -> Non
         assert refused.status_code == 400
         assert "not enforced by filemem" in refused.json()["badRequest"]["message"]
 
-    # `openstack quota show [PROJECT]` needs Keystone (a project lookup, or a token's project),
-    # which filemem does not serve: the SDK call the CLI then makes is checked instead.
     sdk_quota = connect(env).compute.get_quota_set(PROJECT)
     assert (sdk_quota.instances, sdk_quota.cores, sdk_quota.ram) == (-1, -1, -1)
+    # The CLI looks the project up in identity first: filemem answers for its one project.
+    shown = cli(env, tmp_path, "quota", "show", "--compute", PROJECT, "-f", "json")
+    limits = {row["Resource"]: row["Limit"] for row in json.loads(shown)}
+    assert limits["instances"] == limits["cores"] == limits["ram"] == -1
 
 
 def test_hypervisor_statistics(env: ApiEnv, servers: dict[str, Any], tmp_path: Path) -> None:
@@ -137,9 +140,11 @@ def test_tenant_usage(env: ApiEnv, servers: dict[str, Any], tmp_path: Path) -> N
 
     listed = cli(env, tmp_path, "usage", "list", "-f", "value")
     assert listed.startswith(f"{PROJECT} ") and "day-big" in listed and "day-small" in listed
-    # `openstack usage show --project X` looks X up in Keystone first; the SDK call it then makes:
     sdk_usage = connect(env).compute.get_usage(PROJECT)
     assert len(sdk_usage.server_usages) == 2
+    # The CLI looks the project up in identity first: filemem answers for its one project.
+    shown = json.loads(cli(env, tmp_path, "usage", "show", "--project", PROJECT, "-f", "json"))
+    assert shown["Project"] == PROJECT and len(shown["Servers"]) == 2
 
 
 def test_compute_images_in_nova_shape(env: ApiEnv, servers: dict[str, Any], tmp_path: Path) -> None:

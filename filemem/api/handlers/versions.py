@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import Request
 
 from filemem.api import microversion
+from filemem.api.context import get_context
+from filemem.api.errors import NotFound
 from filemem.api.links import base_url
 
 MIN_VERSION = str(microversion.MIN_VERSION)
@@ -70,3 +72,38 @@ def identity_versions(request: Request) -> dict[str, Any]:
 def identity_v3(request: Request) -> dict[str, Any]:
     """GET /identity/v3: the identity v3 version document."""
     return {"version": _identity_version(base_url(request))}
+
+
+def _project(request: Request) -> dict[str, Any]:
+    ctx = get_context(request)
+    base = base_url(request)
+    return {
+        "id": ctx.project_id,
+        "name": ctx.project_id,
+        "domain_id": "default",
+        "description": "filemem's one project (no Keystone: every token is its admin)",
+        "enabled": True,
+        "is_domain": False,
+        "parent_id": "default",
+        "tags": [],
+        "links": {"self": f"{base}/identity/v3/projects/{ctx.project_id}"},
+    }
+
+
+def show_project(request: Request, project_id: str) -> dict[str, Any]:
+    """GET /identity/v3/projects/{id}: the one project, so clients that look a project up
+    (`openstack quota show filemem`, `usage show --project filemem`) find it."""
+    project = _project(request)
+    if project_id not in (project["id"], project["name"]):
+        raise NotFound(f"Could not find project: {project_id}.")
+    return {"project": project}
+
+
+def list_projects(request: Request, name: str | None = None) -> dict[str, Any]:
+    """GET /identity/v3/projects[?name=]: the one project (or none for another name)."""
+    project = _project(request)
+    projects = [project] if name in (None, project["name"]) else []
+    return {
+        "projects": projects,
+        "links": {"self": project["links"]["self"], "next": None, "previous": None},
+    }
