@@ -233,3 +233,49 @@ def test_block_devices_filemem_cannot_serve_are_refused_naming_them(
     assert response.status_code == 400, response.text
     message = response.json()["badRequest"]["message"]
     assert "block_device_mapping_v2[0] is not supported" in message and named in message
+
+
+def test_openstack_cli_server_actions_hypervisors_and_services(
+    env: ApiEnv, image: str, tmp_path: Path
+) -> None:
+    make_flavor(env, "cli.act", ram=256, vcpus=1)
+    server_id = cli(
+        env,
+        tmp_path,
+        "server",
+        "create",
+        "--flavor",
+        "cli.act",
+        "--image",
+        image,
+        "cli-act",
+        "-f",
+        "value",
+        "-c",
+        "id",
+    ).strip()
+    agent_spawned(env, server_id)
+
+    def status() -> str:
+        return cli(
+            env, tmp_path, "server", "show", server_id, "-f", "value", "-c", "status"
+        ).strip()
+
+    cli(env, tmp_path, "server", "reboot", "--hard", server_id)
+    assert status() == "HARD_REBOOT"
+    agent_spawned(env, server_id)
+    cli(env, tmp_path, "server", "stop", server_id)
+    shown = cli(
+        env, tmp_path, "server", "show", server_id, "-f", "value", "-c", "OS-EXT-STS:task_state"
+    )
+    assert shown.strip() == "powering-off"
+
+    assert HOST in cli(
+        env, tmp_path, "hypervisor", "list", "-f", "value", "-c", "Hypervisor Hostname"
+    )
+    services = cli(
+        env, tmp_path, "compute", "service", "list", "-f", "value", "-c", "Host", "-c", "Status"
+    )
+    assert f"{HOST} enabled" in services
+    cli(env, tmp_path, "server", "delete", server_id)
+    assert server_id in agent_converge_deletes(env, HOST)
