@@ -38,7 +38,7 @@ from filemem.devtools.test_image import (
     MemcheckPass,
     parse_memcheck_console,
 )
-from filemem.exceptions import ConfigError, FilememError
+from filemem.exceptions import FilememError
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import LibvirtDriver
 
@@ -370,19 +370,6 @@ def sample(
     case.cache_bytes.append(usage.cache_bytes)
 
 
-def remove_partition_when_empty(part: partition.Partition, timeout: float = 30.0) -> None:
-    # libvirt removes a stopped guest's cgroup a moment after destroy returns.
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            partition.remove_partition(part)
-            return
-        except ConfigError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def spawn_all(
     s: Session,
     driver: LibvirtDriver,
@@ -500,7 +487,7 @@ def run_case(
             with contextlib.suppress(FilememError):
                 driver.destroy(run.uuid)
         driver.connection.close()
-        remove_partition_when_empty(part)
+        partition.remove_partition(part, wait=30.0)
     case.elapsed_s = time.perf_counter() - started
     kills = "?" if case.oom_killed_pids is None else len(case.oom_killed_pids)
     print(

@@ -29,7 +29,6 @@ from bench.density import (
     kernel_oom_kills,
     mapped_folios,
     p95,
-    remove_partition_when_empty,
     spawn_all,
     written_bytes,
 )
@@ -350,7 +349,7 @@ def run_all(s: Session, args: argparse.Namespace, device: Device | None, out: Ru
         driver.connection.close()
         with contextlib.suppress(FilememError):
             partition.ensure_partition(name, None)
-            remove_partition_when_empty(part)
+            partition.remove_partition(part, wait=30.0)
 
 
 # -- reporting --------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from filemem.devtools.test_image import (
     TestImage,
     parse_memcheck_console,
 )
-from filemem.exceptions import ConfigError
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 from tests.functional.conftest import guest_name
@@ -89,20 +88,7 @@ def host(libvirtd: None, state_path: Path) -> Iterator[PartitionedHost]:
                 if driver.instance_dir(guest.uuid).exists():
                     driver.destroy(guest.uuid)
             driver.connection.close()
-        remove_partition_when_empty(created.part)
-
-
-def remove_partition_when_empty(part: partition.Partition, timeout: float = 20.0) -> None:
-    # libvirt removes a stopped guest's cgroup a moment after destroy returns.
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            partition.remove_partition(part)
-            return
-        except ConfigError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+        partition.remove_partition(created.part, wait=30.0)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import pytest
 from filemem.common.guests import PowerState
 from filemem.common.resources import MIB
 from filemem.devtools.test_image import TestImage
-from filemem.exceptions import ConfigError
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import LibvirtDriver
 from filemem.virt.libvirt.partition import Partition
@@ -58,14 +57,7 @@ def partitioned(make_driver: DriverFactory) -> Iterator[PartitionedDriver]:
         for guest in driver.list_guests():
             if driver.instance_dir(guest.uuid).exists():
                 driver.destroy(guest.uuid)
-        for _ in range(50):  # libvirt removes a stopped guest's cgroups just after it returns
-            try:
-                partition.remove_partition(part)
-                break
-            except ConfigError:
-                time.sleep(0.1)
-        else:
-            partition.remove_partition(part)
+        partition.remove_partition(part, wait=10.0)
 
 
 def test_file_backed_guest_runs_under_a_limit_below_its_touched_memory(
@@ -133,12 +125,7 @@ def test_a_stopped_guest_starts_again_after_its_partition_vanished(
     driver, part = partitioned(LIMIT_MB, 2048)
     guest = boot(driver, test_image, memory_mb=GUEST_MB)
     driver.power_off(guest.uuid, timeout=0)
-    for _ in range(50):  # libvirt removes the stopped guest's own cgroups just after
-        try:
-            partition.remove_partition(part)
-            break
-        except ConfigError:
-            time.sleep(0.1)
+    partition.remove_partition(part, wait=10.0)
     assert not part.memory_dir.exists()
     assert driver.power_on(guest.uuid).power_state == PowerState.RUNNING
     assert partition.qemu_pids_in(part) == [qemu_pid(guest.name)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,8 +334,24 @@ def qemu_pids_in(partition: Partition, proc_root: Path = PROC) -> list[int]:
     return sorted(pids)
 
 
-def remove_partition(partition: Partition) -> None:
-    """rmdir the partition's directories (not /machine); the partition must hold no guest."""
+def remove_partition(partition: Partition, wait: float = 0.0) -> None:
+    """rmdir the partition's directories (not /machine); the partition must hold no guest.
+
+    libvirt removes a stopped guest's own cgroup a moment after destroy returns: `wait` gives
+    it that many seconds before the ConfigError for a busy directory is raised.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            _remove_directories(partition)
+            return
+        except ConfigError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _remove_directories(partition: Partition) -> None:
     for directory in partition.directories:
         try:
             directory.rmdir()
