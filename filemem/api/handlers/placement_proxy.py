@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, NotFound
@@ -33,7 +34,8 @@ async def forward(request: Request, path: str) -> Response:
         raise BadRequest(f"the body is not JSON: {exc}") from exc
     target = "/" + path + (f"?{request.url.query}" if request.url.query else "")
     headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
-    answer = transport.request(request.method, target, body, headers)
+    # The embedded app blocks (and serialises on its lock): keep it off the event loop.
+    answer = await run_in_threadpool(transport.request, request.method, target, body, headers)
     content = json.dumps(answer.body).encode() if answer.body is not None else b""
     return Response(
         content=content,
