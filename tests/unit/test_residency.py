@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -166,6 +168,31 @@ def fs_type_of(path: Path) -> str:
     return mount.fs_type if mount else "unknown"
 
 
+@pytest.fixture
+def disk_dir() -> Iterator[Path]:
+    """A directory on a block-device filesystem: page-cache drops and device counters need one.
+
+    pytest's tmp_path may sit on a tmpfs; /var/tmp is on disk on every host filemem supports,
+    and a host where it is not fails here, loudly, instead of skipping the test.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="filemem-residency-", dir="/var/tmp"))
+    try:
+        fs_type, st = fs_type_of(directory), os.stat(directory)
+        assert fs_type not in ("tmpfs", "ramfs") and os.major(st.st_dev) != 0, (
+            f"/var/tmp is on {fs_type}: these tests need a filesystem on a block device"
+        )
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def dev_shm() -> Path:
+    """Debian mounts a tmpfs at /dev/shm; a host without one fails the test that needs it."""
+    shm = Path("/dev/shm")
+    assert shm.is_dir() and fs_type_of(shm) == "tmpfs", "no tmpfs at /dev/shm"
+    return shm
+
+
 def write_synced(path: Path, size: int) -> None:
     with path.open("wb") as f:
         f.write(os.urandom(size))
@@ -193,11 +220,10 @@ def test_written_file_is_resident_and_allocated(tmp_path: Path) -> None:
 
 
 def test_dropped_clean_file_reads_as_not_resident_and_the_probe_faults_nothing_in(
-    tmp_path: Path,
+    disk_dir: Path,
 ) -> None:
-    if fs_type_of(tmp_path) in ("tmpfs", "ramfs"):
-        pytest.skip("a RAM filesystem keeps its pages whatever fadvise says")
-    path = tmp_path / "pc.ram"
+    # On a disk filesystem: a RAM filesystem keeps its pages whatever fadvise says.
+    path = disk_dir / "pc.ram"
     write_synced(path, 4 * MIB)
     drop_from_page_cache(path)
     assert file_residency(path) == FileResidency(4 * MIB, os.stat(path).st_blocks * 512, 0)
@@ -291,31 +317,25 @@ def test_device_write_bytes_of_the_root_filesystem() -> None:
         assert written >= 0 and written % 512 == 0
 
 
-def test_device_write_bytes_of_a_partition_from_fake_sysfs(tmp_path: Path) -> None:
-    st = os.stat(tmp_path)
-    if os.major(st.st_dev) == 0:
-        pytest.skip("tmp_path is on a filesystem without a block device")
+def test_device_write_bytes_of_a_partition_from_fake_sysfs(tmp_path: Path, disk_dir: Path) -> None:
+    st = os.stat(disk_dir)
     sysfs = tmp_path / "sys"
     partition = sysfs / "devices" / "block" / "sda" / "sda1"
     partition.mkdir(parents=True)
     (partition / "stat").write_text(DISK_STAT)
     (sysfs / "dev" / "block").mkdir(parents=True)
     (sysfs / "dev" / "block" / f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}").symlink_to(partition)
-    assert device_write_bytes(tmp_path, sysfs=sysfs) == 1746216 * 512
+    assert device_write_bytes(disk_dir, sysfs=sysfs) == 1746216 * 512
 
 
 def test_ram_filesystems_have_no_device_writes() -> None:
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or fs_type_of(shm) != "tmpfs":
-        pytest.skip("no tmpfs at /dev/shm")
+    shm = dev_shm()
     assert device_write_bytes(shm) is None
     assert device_write_bytes(Path("/proc/self")) is None
 
 
 def test_tmpfs_file_is_resident() -> None:
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or fs_type_of(shm) != "tmpfs":
-        pytest.skip("no tmpfs at /dev/shm")
+    shm = dev_shm()
     path = shm / f"filemem-residency-{os.getpid()}"
     try:
         write_synced(path, MIB)
@@ -347,9 +367,10 @@ def probe_as_nobody(path: Path) -> str:
     return message
 
 
+# Runs the probe as another user: root, so not in the unit suite (`-m "not functional"`).
+@pytest.mark.functional
 def test_a_caller_who_may_not_write_the_file_is_told_not_shown_zero() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run the probe as another user")
+    assert os.geteuid() == 0, "this test runs the probe as nobody: run it as root"
     with tempfile.TemporaryDirectory() as directory:
         Path(directory).chmod(0o755)  # pytest's tmp_path is private to root
         path = Path(directory) / "pc.ram"
