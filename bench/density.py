@@ -9,7 +9,6 @@ import json
 import math
 import os
 import platform
-import re
 import statistics
 import struct
 import subprocess
@@ -258,15 +257,12 @@ class FillWatch:
 
 
 def kernel_oom_kills(part: partition.Partition) -> list[int] | None:
-    """PIDs the kernel's OOM killer killed for this partition's limit, from the kernel log; None
-    if the log cannot be read. cgroup v1 counts a kill only in the victim's own cgroup, which
-    libvirt removes with the dead guest, so the log is the lasting record."""
+    """partition.oom_killed_pids over dmesg; None if the kernel log cannot be read."""
     try:
         log = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    memcg = re.escape(f"/{partition.MACHINE}/{part.memory_dir.name}")
-    return [int(pid) for pid in re.findall(rf"oom-kill:.*oom_memcg={memcg},.*pid=(\d+)", log)]
+    return partition.oom_killed_pids(log, part)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 import uuid as uuidlib
@@ -125,14 +124,9 @@ def running(driver: LibvirtDriver, guest: Guest) -> bool:
 
 
 def kernel_oom_kills(part: partition.Partition) -> set[int]:
-    """PIDs the kernel's OOM killer killed for this partition's memory limit (from dmesg).
-
-    cgroup v1 counts a kill only in the victim's own cgroup, which libvirt removes with the dead
-    guest, so the kernel log is the lasting record: its oom-kill line names the limited cgroup.
-    """
+    """partition.oom_killed_pids over dmesg (which must be readable here)."""
     log = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
-    memcg = re.escape(f"/{partition.MACHINE}/{part.memory_dir.name}")
-    return {int(pid) for pid in re.findall(rf"oom-kill:.*oom_memcg={memcg},.*pid=(\d+)", log)}
+    return set(partition.oom_killed_pids(log, part))
 
 
 def test_file_backed_guests_keep_running_on_twice_the_memory_of_their_partition(

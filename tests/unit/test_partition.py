@@ -353,3 +353,21 @@ def test_a_limit_without_a_partition_refuses_to_start_naming_both(tmp_path: Path
         driver_settings(conf)
     assert "[libvirt] guest_memory_limit_mb" in str(refused.value)
     assert "[libvirt] guest_partition" in str(refused.value)
+
+
+def test_oom_kills_are_read_from_the_kernel_log_for_this_partition_only() -> None:
+    part = partition.Partition(
+        name="t",
+        libvirt_path="/machine/t",
+        directories=(),
+        memory_dir=Path("/sys/fs/cgroup/memory/machine/t.partition"),
+        memory_limit_bytes=None,
+    )
+    log = (
+        "[  1.0] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,"
+        "mems_allowed=0,oom_memcg=/machine/t.partition,task_memcg=/machine/t.partition/"
+        "qemu-1,task=qemu-system-x86,pid=4242,uid=64055\n"
+        "[  2.0] oom-kill:constraint=CONSTRAINT_MEMCG,oom_memcg=/machine/other.partition,"
+        "task=qemu-system-x86,pid=5151,uid=64055\n"
+    )
+    assert partition.oom_killed_pids(log, part) == [4242]

@@ -225,6 +225,18 @@ def parse_oom_kills(text: str) -> int | None:
     return parse_memory_stat(text).get("oom_kill")
 
 
+def oom_killed_pids(kernel_log: str, partition: Partition) -> list[int]:
+    """PIDs the kernel's OOM killer killed for this partition's memory limit, from dmesg text.
+
+    cgroup v1 counts a kill only in the victim's own cgroup, which libvirt removes with the dead
+    guest, so the kernel log is the lasting record: its oom-kill line names the limited cgroup.
+    """
+    memcg = re.escape(f"/{MACHINE}/{partition.memory_dir.name}")
+    return [
+        int(pid) for pid in re.findall(rf"oom-kill:.*oom_memcg={memcg},.*pid=(\d+)", kernel_log)
+    ]
+
+
 def parse_kernel_controllers(text: str) -> list[str]:
     """Controller names from /proc/cgroups (first column; "#subsys_name" is the header)."""
     return [
