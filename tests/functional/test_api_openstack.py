@@ -165,27 +165,33 @@ def test_openstack_cli_with_identity_endpoint_override(
     assert server_id not in cli(env, tmp_path, "server", "list", "-f", "value", "-c", "ID")
 
 
-def test_openstack_server_create_with_an_image_as_the_cli_sends_it(
-    env: ApiEnv, image: str, tmp_path: Path
-) -> None:
-    """The CLI names the image twice: imageRef and a block_device_mapping_v2 image entry."""
-    make_flavor(env, "cli.bdm", ram=256, vcpus=1)
+def cli_boot(env: ApiEnv, tmp_path: Path, image: str, flavor: str, name: str) -> str:
+    """`openstack server create` with a new 256 MiB flavor; the host's agent reports it ACTIVE."""
+    make_flavor(env, flavor, ram=256, vcpus=1)
     server_id = cli(
         env,
         tmp_path,
         "server",
         "create",
         "--flavor",
-        "cli.bdm",
+        flavor,
         "--image",
         image,
-        "cli-bdm",
+        name,
         "-f",
         "value",
         "-c",
         "id",
     ).strip()
     agent_spawned(env, server_id)
+    return server_id
+
+
+def test_openstack_server_create_with_an_image_as_the_cli_sends_it(
+    env: ApiEnv, image: str, tmp_path: Path
+) -> None:
+    """The CLI names the image twice: imageRef and a block_device_mapping_v2 image entry."""
+    server_id = cli_boot(env, tmp_path, image, "cli.bdm", "cli-bdm")
     shown = cli(env, tmp_path, "server", "show", server_id, "-f", "value", "-c", "status")
     assert shown.strip() == "ACTIVE"
     cli(env, tmp_path, "server", "delete", server_id)
@@ -238,23 +244,7 @@ def test_block_devices_filemem_cannot_serve_are_refused_naming_them(
 def test_openstack_cli_server_actions_hypervisors_and_services(
     env: ApiEnv, image: str, tmp_path: Path
 ) -> None:
-    make_flavor(env, "cli.act", ram=256, vcpus=1)
-    server_id = cli(
-        env,
-        tmp_path,
-        "server",
-        "create",
-        "--flavor",
-        "cli.act",
-        "--image",
-        image,
-        "cli-act",
-        "-f",
-        "value",
-        "-c",
-        "id",
-    ).strip()
-    agent_spawned(env, server_id)
+    server_id = cli_boot(env, tmp_path, image, "cli.act", "cli-act")
 
     def status() -> str:
         return cli(
