@@ -10,6 +10,7 @@ from filemem.api.auth import TokenAuthMiddleware
 from filemem.api.context import ApiContext
 from filemem.api.errors import install_handlers
 from filemem.api.microversion import MicroversionMiddleware
+from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
 
 DESCRIPTION = (
@@ -81,6 +82,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.
     app.add_middleware(MicroversionMiddleware)
     app.add_middleware(TokenAuthMiddleware, token=ctx.admin_token, public_paths=PUBLIC_PATHS)
+    # Outermost: even a 401 or a 406 carries the request id.
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import total_ordering
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filemem.api.errors import error_body
@@ -52,7 +53,19 @@ class APIVersion:
 
 
 MIN_VERSION = APIVersion(2, 1)
-MAX_VERSION = APIVersion(2, 1)
+MAX_VERSION = APIVersion(2, 37)
+
+
+def api_version(request: Request) -> APIVersion:
+    """The version this request is served at (the minimum outside /v2.1)."""
+    version = request.scope.get("state", {}).get("api_version", MIN_VERSION)
+    assert isinstance(version, APIVersion)
+    return version
+
+
+def at_least(request: Request, version: str) -> bool:
+    """Whether the request is served at `version` or later: at_least(request, "2.19")."""
+    return api_version(request) >= APIVersion.parse(version)
 
 
 class InvalidVersion(ValueError):

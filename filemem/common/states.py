@@ -7,9 +7,12 @@ from typing import Final
 BUILDING: Final = "building"
 ACTIVE: Final = "active"
 STOPPED: Final = "stopped"
+PAUSED: Final = "paused"
+SUSPENDED: Final = "suspended"
+RESIZED: Final = "resized"
 ERROR: Final = "error"
 DELETED: Final = "deleted"
-VM_STATES: Final = (BUILDING, ACTIVE, STOPPED, ERROR, DELETED)
+VM_STATES: Final = (BUILDING, ACTIVE, STOPPED, PAUSED, SUSPENDED, RESIZED, ERROR, DELETED)
 
 SCHEDULING: Final = "scheduling"
 SPAWNING: Final = "spawning"
@@ -18,6 +21,14 @@ POWERING_ON: Final = "powering-on"
 REBOOTING: Final = "rebooting"
 REBOOTING_HARD: Final = "rebooting_hard"
 DELETING: Final = "deleting"
+PAUSING: Final = "pausing"
+UNPAUSING: Final = "unpausing"
+SUSPENDING: Final = "suspending"
+RESUMING: Final = "resuming"
+REBUILDING: Final = "rebuilding"
+# The agent redefines the guest with the flavor the API now wants (resize and revert alike).
+RESIZE_MIGRATING: Final = "resize_migrating"
+RESIZE_REVERTING: Final = "resize_reverting"
 TASK_STATES: Final = (
     SCHEDULING,
     SPAWNING,
@@ -26,6 +37,13 @@ TASK_STATES: Final = (
     REBOOTING,
     REBOOTING_HARD,
     DELETING,
+    PAUSING,
+    UNPAUSING,
+    SUSPENDING,
+    RESUMING,
+    REBUILDING,
+    RESIZE_MIGRATING,
+    RESIZE_REVERTING,
 )
 
 POWER_STATES: Final = {
@@ -39,10 +57,19 @@ POWER_STATES: Final = {
 
 # nova/api/openstack/common.py _STATE_MAP, restricted to the states filemem uses.
 _STATUS: Final[dict[str, dict[str | None, str]]] = {
-    ACTIVE: {None: "ACTIVE", REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT"},
+    ACTIVE: {
+        None: "ACTIVE",
+        REBOOTING: "REBOOT",
+        REBOOTING_HARD: "HARD_REBOOT",
+        REBUILDING: "REBUILD",
+        RESIZE_MIGRATING: "RESIZE",
+    },
     BUILDING: {None: "BUILD"},
-    STOPPED: {None: "SHUTOFF"},
-    ERROR: {None: "ERROR"},
+    STOPPED: {None: "SHUTOFF", REBUILDING: "REBUILD", RESIZE_MIGRATING: "RESIZE"},
+    PAUSED: {None: "PAUSED"},
+    SUSPENDED: {None: "SUSPENDED"},
+    RESIZED: {None: "VERIFY_RESIZE", RESIZE_REVERTING: "REVERT_RESIZE"},
+    ERROR: {None: "ERROR", REBUILDING: "REBUILD"},
     DELETED: {None: "DELETED"},
 }
 STATUSES: Final = frozenset(status for by_task in _STATUS.values() for status in by_task.values())

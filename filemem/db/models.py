@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -133,6 +134,22 @@ class Instance(Base):
     # The working set the host's agent last reported (bytes in the store, in RAM, page-ins).
     memory_usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     deleted_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # nova's lock: None, or who locked it ("admin" or "owner") and why (2.9, 2.73).
+    locked_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    locked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_name: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    # Multi-create: the servers of one request share a reservation_id, each has its index.
+    reservation_id: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    launch_index: Mapped[int] = mapped_column(Integer, default=0)
+    tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # A resize waiting for confirm or revert keeps the flavor it came from (nova's old_flavor).
+    old_flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Requests the host's agent answers and then clears (level-triggered, like task_state).
+    crash_dump_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    console_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    console_output: Mapped[str | None] = mapped_column(Text, nullable=True)
+    console_output_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Change(Base):
@@ -145,3 +162,88 @@ class Change(Base):
     host: Mapped[str] = mapped_column(String(NAME_LENGTH))
     instance_uuid: Mapped[str] = mapped_column(String(UUID_LENGTH))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class KeyPair(Base):
+    """An SSH or x509 public key of a user; filemem stores and shows it, never injects it."""
+
+    __tablename__ = "key_pairs"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uniq_key_pairs0user_id0name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    user_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    fingerprint: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    public_key: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(16), default="ssh")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InstanceAction(Base):
+    """One user action on a server (os-instance-actions), kept after the server is deleted."""
+
+    __tablename__ = "instance_actions"
+    __table_args__ = (Index("instance_actions_instance_uuid_idx", "instance_uuid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    instance_uuid: Mapped[str] = mapped_column(String(UUID_LENGTH))
+    request_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    project_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    user_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    start_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finish_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    events: Mapped[list[InstanceActionEvent]] = relationship(
+        back_populates="action",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="InstanceActionEvent.id",
+        lazy="selectin",
+    )
+
+
+class InstanceActionEvent(Base):
+    """A step of an action done by the API, the conductor or the host's agent."""
+
+    __tablename__ = "instance_actions_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("instance_actions.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    result: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    start_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finish_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    action: Mapped[InstanceAction] = relationship(back_populates="events")
+
+
+class Migration(Base):
+    """A move of a server (resize now; live migration later), as nova's migrations table.
+
+    Its uuid is the Placement consumer that holds the source allocation while it runs.
+    """
+
+    __tablename__ = "migrations"
+    __table_args__ = (Index("migrations_instance_uuid_idx", "instance_uuid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(UUID_LENGTH), unique=True)
+    instance_uuid: Mapped[str] = mapped_column(String(UUID_LENGTH))
+    migration_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    source_compute: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    old_flavor_id: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    new_flavor_id: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    project_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    user_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_processed_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_remaining_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -9,7 +9,10 @@ from pydantic_core import PydanticCustomError
 
 from filemem.api.schemas.common import Name, Storable, StrictModel, Uuid
 
-VmState = Literal["building", "active", "stopped", "error", "deleted"]
+# The agent may report any of nova's states filemem has (filemem.common.states).
+VmState = Literal[
+    "building", "active", "stopped", "paused", "suspended", "resized", "error", "deleted"
+]
 TaskState = Literal[
     "scheduling",
     "spawning",
@@ -18,6 +21,13 @@ TaskState = Literal[
     "rebooting",
     "rebooting_hard",
     "deleting",
+    "pausing",
+    "unpausing",
+    "suspending",
+    "resuming",
+    "rebuilding",
+    "resize_migrating",
+    "resize_reverting",
 ]
 PowerStateInt = Literal[0, 1, 3, 4, 6, 7]
 
