@@ -17,10 +17,15 @@ from filemem.api.handlers import (
     flavors,
     hypervisors,
     images,
+    instance_actions,
+    keypairs,
     limits,
     placement_proxy,
     quota_sets,
     server_actions,
+    server_create,
+    server_metadata,
+    server_tags,
     servers,
     services,
     tenant_usage,
@@ -42,6 +47,33 @@ class Route:
 V = "/v2.1"
 F = "/filemem/v1"
 
+
+def _server_subresources() -> tuple[Route, ...]:
+    """Metadata, tags (2.26) and os-instance-actions of one server."""
+    server = f"{V}/servers/{{server_id}}"
+    meta, tags = f"{server}/metadata", f"{server}/tags"
+    return (
+        Route("GET", meta, server_metadata.list_metadata),
+        Route("POST", meta, server_metadata.create_metadata),
+        Route("PUT", meta, server_metadata.replace_metadata),
+        Route("GET", f"{meta}/{{key}}", server_metadata.show_metadata_item),
+        Route("PUT", f"{meta}/{{key}}", server_metadata.update_metadata_item),
+        Route("DELETE", f"{meta}/{{key}}", server_metadata.delete_metadata_item, status=204),
+        Route("GET", tags, server_tags.list_tags),
+        Route("PUT", tags, server_tags.replace_tags),
+        Route("DELETE", tags, server_tags.delete_tags, status=204),
+        Route("GET", f"{tags}/{{tag}}", server_tags.show_tag, status=204),
+        Route("PUT", f"{tags}/{{tag}}", server_tags.add_tag, status=201),
+        Route("DELETE", f"{tags}/{{tag}}", server_tags.delete_tag, status=204),
+        Route("GET", f"{server}/os-instance-actions", instance_actions.list_instance_actions),
+        Route(
+            "GET",
+            f"{server}/os-instance-actions/{{request_id}}",
+            instance_actions.show_instance_action,
+        ),
+    )
+
+
 # Literal segments (detail, search) come before the {id} routes they would otherwise match.
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", versions.list_versions, public=True, tag="versions"),
@@ -55,11 +87,17 @@ ROUTES: tuple[Route, ...] = (
         "GET", "/identity/v3/", versions.identity_v3, public=True, tag="identity", in_schema=False
     ),
     Route("GET", f"{V}/servers", servers.list_servers),
-    Route("POST", f"{V}/servers", servers.create_server, status=202),
+    Route("POST", f"{V}/servers", server_create.create_server, status=202),
     Route("GET", f"{V}/servers/detail", servers.list_servers_detail),
     Route("GET", f"{V}/servers/{{server_id}}", servers.show_server),
+    Route("PUT", f"{V}/servers/{{server_id}}", servers.update_server),
     Route("DELETE", f"{V}/servers/{{server_id}}", servers.delete_server, status=204),
     Route("POST", f"{V}/servers/{{server_id}}/action", server_actions.server_action, status=202),
+    *_server_subresources(),
+    Route("GET", f"{V}/os-keypairs", keypairs.list_keypairs),
+    Route("POST", f"{V}/os-keypairs", keypairs.create_keypair, status=201),
+    Route("GET", f"{V}/os-keypairs/{{keypair_name}}", keypairs.show_keypair),
+    Route("DELETE", f"{V}/os-keypairs/{{keypair_name}}", keypairs.delete_keypair, status=204),
     Route("GET", f"{V}/flavors", flavors.list_flavors),
     Route("POST", f"{V}/flavors", flavors.create_flavor),
     Route("GET", f"{V}/flavors/detail", flavors.list_flavors_detail),

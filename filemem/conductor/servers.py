@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol
 
 from filemem.common import states
-from filemem.conductor.claims import held_claim
+from filemem.conductor.claims import HeldClaim, held_claim
 from filemem.db import api as db_api
 from filemem.db.models import Instance
 from filemem.db.session import Database
@@ -56,6 +58,48 @@ class ServerConductor:
                 claim.commit()
             else:
                 LOG.info("instance %s was deleted while it was scheduled", instance.uuid)
+
+    def build_many(self, instances: Sequence[Instance]) -> None:
+        """Multi-create: every instance is placed, or none is (nova's
+        _ensure_sufficient_hosts): the claims made are undone and all go to ERROR."""
+        if len(instances) == 1:
+            self.build(instances[0])
+            return
+        with ExitStack() as stack:
+            held: list[tuple[Instance, Selection, HeldClaim]] = []
+            for instance in instances:
+                failure = self._select(instance, stack, held)
+                if failure is not None:
+                    break
+            else:
+                for instance, selection, claim in held:
+                    if self._hand_over(instance.uuid, selection):
+                        claim.commit()
+                    else:
+                        LOG.info("instance %s was deleted while it was scheduled", instance.uuid)
+                return
+        # Leaving the stack released every claim; only now do the instances show ERROR.
+        for instance in instances:
+            self._fail(instance.uuid, failure)
+
+    def _select(
+        self,
+        instance: Instance,
+        stack: ExitStack,
+        held: list[tuple[Instance, Selection, HeldClaim]],
+    ) -> str | None:
+        """Claim for one instance of a multi-create; the fault of all when it cannot."""
+        try:
+            selection = self.scheduler.select_and_claim(request_spec(instance))
+        except NoValidHost:
+            return f"{NO_VALID_HOST} There are not enough hosts available."
+        except Exception as exc:
+            LOG.exception("scheduling %s failed", instance.uuid)
+            return f"Scheduling failed: {exc}"
+        held.append(
+            (instance, selection, stack.enter_context(held_claim(self.placement, instance.uuid)))
+        )
+        return None
 
     def delete(self, instance: Instance) -> None:
         """An unscheduled instance goes now; a scheduled one is handed to its agent to destroy."""

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import Request
 
+from filemem.api.context import get_context
 from filemem.api.links import bookmark, resource_links
+from filemem.api.microversion import at_least
 from filemem.common import states
-from filemem.db.models import Image, Instance
+from filemem.db import api as db_api
+from filemem.db.models import Image, Instance, Service
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -37,6 +42,11 @@ def summary(request: Request, instance: Instance) -> dict[str, Any]:
     }
 
 
+# nova's views/servers.py: progress only in these statuses, a fault only in the last two.
+PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
+FAULT_STATUSES = ("ERROR", "DELETED")
+
+
 def _fault(instance: Instance) -> dict[str, Any] | None:
     if instance.vm_state not in (states.ERROR, states.DELETED) or not instance.fault_message:
         return None
@@ -47,8 +57,17 @@ def _fault(instance: Instance) -> dict[str, Any] | None:
     }
 
 
-def detail(request: Request, instance: Instance) -> dict[str, Any]:
-    launched = instance.launched_at.isoformat() if instance.launched_at else None
+def hostname(instance: Instance) -> str:
+    """nova's sanitize_hostname of the display name, as set at create (filemem keeps no
+    hostname column, so it follows a rename)."""
+    name = instance.display_name.encode("latin-1", "ignore").decode("latin-1")[:63]
+    name = re.sub(r"[ _.]", "-", name)
+    name = re.sub(r"[^\w.-]+", "", name).lower().strip(".-")
+    return name or f"Server-{instance.uuid}"
+
+
+def _base(request: Request, instance: Instance) -> dict[str, Any]:
+    """What every full view holds: nova's show() with every optional part off."""
     view: dict[str, Any] = {
         **summary(request, instance),
         "status": status(instance),
@@ -66,29 +85,109 @@ def detail(request: Request, instance: Instance) -> dict[str, Any]:
         "addresses": {},
         "accessIPv4": "",
         "accessIPv6": "",
-        "key_name": None,
-        "config_drive": "",
-        "progress": 0,
-        "security_groups": [],
-        "os-extended-volumes:volumes_attached": [],
         "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-AZ:availability_zone": "nova",
+    }
+    fault = _fault(instance)
+    if fault is not None and view["status"] in FAULT_STATUSES:
+        view["fault"] = fault
+    if view["status"] in PROGRESS_STATUSES:
+        view["progress"] = 0
+    return view
+
+
+def _extended_attributes(request: Request, instance: Instance) -> dict[str, Any]:
+    """OS-EXT-SRV-ATTR:* (the caller is the admin); the ec2-era ones from 2.3."""
+    attrs: dict[str, Any] = {
         "OS-EXT-SRV-ATTR:host": instance.host,
         "OS-EXT-SRV-ATTR:hypervisor_hostname": instance.host,
         "OS-EXT-SRV-ATTR:instance_name": f"instance-{instance.uuid}",
+    }
+    if at_least(request, "2.3"):
+        attrs.update(
+            {
+                "OS-EXT-SRV-ATTR:hostname": hostname(instance),
+                "OS-EXT-SRV-ATTR:kernel_id": "",
+                "OS-EXT-SRV-ATTR:launch_index": instance.launch_index,
+                "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:reservation_id": instance.reservation_id,
+                # filemem boots kernels and disks without a root device name or user data.
+                "OS-EXT-SRV-ATTR:root_device_name": None,
+                "OS-EXT-SRV-ATTR:user_data": None,
+            }
+        )
+    return attrs
+
+
+def _versioned(request: Request, instance: Instance, host_status: str | None) -> dict[str, Any]:
+    """The fields later microversions add: locked (2.9), host_status (2.16), description
+    (2.19), tags (2.26); host_status is left out when None (nova's update view)."""
+    fields: dict[str, Any] = {}
+    if at_least(request, "2.9"):
+        fields["locked"] = instance.locked_by is not None
+    if at_least(request, "2.16") and host_status is not None:
+        fields["host_status"] = host_status
+    if at_least(request, "2.19"):
+        fields["description"] = instance.description
+    if at_least(request, "2.26"):
+        fields["tags"] = list(instance.tags or [])
+    return fields
+
+
+def host_status_of(service: Service | None, down_after: dt.timedelta) -> str:
+    """nova's get_instance_host_status: MAINTENANCE when disabled, UP or UNKNOWN by
+    heartbeat, "" (NONE) when the host has no service; filemem has no forced_down (DOWN)."""
+    if service is None:
+        return ""
+    if service.disabled:
+        return "MAINTENANCE"
+    return "UP" if db_api.is_up(service, down_after) else "UNKNOWN"
+
+
+def host_statuses(request: Request, instances: Iterable[Instance]) -> dict[str, str]:
+    """host -> host_status for the hosts of `instances`, in one read."""
+    ctx = get_context(request)
+    hosts = {instance.host for instance in instances if instance.host}
+    if not hosts:
+        return {}
+    with ctx.database.reader() as session:
+        services = {s.host: s for s in db_api.list_services(session) if s.host in hosts}
+    return {host: host_status_of(services.get(host), ctx.down_after) for host in hosts}
+
+
+def detail(
+    request: Request, instance: Instance, statuses: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """GET /servers/{id} and /servers/detail; `statuses` (host_statuses) saves a read per
+    server in a list."""
+    launched = instance.launched_at.isoformat() if instance.launched_at else None
+    if statuses is None and at_least(request, "2.16"):
+        statuses = host_statuses(request, [instance])
+    view: dict[str, Any] = {
+        **_base(request, instance),
+        "key_name": instance.key_name,
+        "config_drive": "",
+        "security_groups": [],
+        "os-extended-volumes:volumes_attached": [],
+        "OS-EXT-AZ:availability_zone": "nova",
+        **_extended_attributes(request, instance),
         "OS-EXT-STS:vm_state": instance.vm_state,
         "OS-EXT-STS:task_state": instance.task_state,
         "OS-EXT-STS:power_state": instance.power_state,
         "OS-SRV-USG:launched_at": launched,
         "OS-SRV-USG:terminated_at": None,
     }
-    fault = _fault(instance)
-    if fault is not None:
-        view["fault"] = fault
+    host_status = (statuses or {}).get(instance.host or "", "")
+    view.update(_versioned(request, instance, host_status))
     if instance.memory_usage and instance.host:
         # An admin attribute like OS-EXT-SRV-ATTR:*: where the guest's memory lives right now.
         view["filemem:memory_usage"] = dict(instance.memory_usage)
     return view
+
+
+def update_view(request: Request, instance: Instance) -> dict[str, Any]:
+    """PUT /servers/{id}'s answer below 2.75: nova's show() without AZ, key_name, config
+    drive, security groups, OS-EXT-*, OS-SRV-USG, volumes and host_status."""
+    return {**_base(request, instance), **_versioned(request, instance, None)}
 
 
 def _image_view(image_id: str, image: Image | None) -> dict[str, Any]:

@@ -1,23 +1,23 @@
-"""Servers: create, list, list detail, show and delete (the workflow is the conductor's)."""
+"""Servers: list, list detail, show, update and delete (create is server_create's)."""
 
 from __future__ import annotations
 
 import logging
 import re
-import uuid as uuidlib
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest, NotFound
 from filemem.api.handlers import server_views as views
-from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
-from filemem.api.schemas.servers import ServerCreate, ServerCreateRequest
-from filemem.common import states
+from filemem.api.microversion import at_least
+from filemem.api.request_id import request_id
+from filemem.api.schemas.common import is_uuid
+from filemem.api.schemas.servers import ServerUpdateRequest
 from filemem.db import api as db_api
+from filemem.db import instance_actions
 from filemem.db.models import Instance
 
 LOG = logging.getLogger(__name__)
@@ -31,56 +31,6 @@ def find(session: Session, server_id: str) -> Instance:
     if instance is None:
         raise NotFound(f"Instance {server_id} could not be found.")
     return instance
-
-
-def _new_instance(ctx: ApiContext, session: Session, spec: ServerCreate) -> Instance:
-    """The row (building, scheduling) with a copy of the flavor, or 400 for a bad ref."""
-    flavor_id = ref_id(spec.flavorRef)
-    flavor = db_api.get_flavor(session, flavor_id) if is_flavor_id(flavor_id) else None
-    if flavor is None:
-        raise BadRequest(f"Flavor {flavor_id} could not be found. Invalid flavorRef provided.")
-    image_id = ref_id(spec.image_ref)
-    image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
-    if image is None:
-        raise BadRequest(f"Image {image_id} could not be found. Invalid imageRef provided.")
-    return db_api.create_instance(
-        session,
-        {
-            "uuid": str(uuidlib.uuid4()),
-            "display_name": spec.name,
-            "project_id": ctx.project_id,
-            "user_id": ctx.user_id,
-            "flavor_id": flavor.flavorid,
-            "flavor_name": flavor.name,
-            "vcpus": flavor.vcpus,
-            "memory_mb": flavor.memory_mb,
-            "root_gb": flavor.root_gb,
-            "extra_specs": flavor.specs(),
-            "image_id": image.id,
-            "metadata_": dict(spec.metadata or {}),
-            "host": None,
-            "vm_state": states.BUILDING,
-            "task_state": states.SCHEDULING,
-            "power_state": 0,
-            "deleted_requested": False,
-        },
-    )
-
-
-def create_server(request: Request, body: ServerCreateRequest) -> Response:
-    """POST /servers: 202 once the server is scheduled (or in ERROR when nothing fits)."""
-    ctx = get_context(request)
-    with ctx.database.session() as session:
-        instance = _new_instance(ctx, session, body.server)
-    ctx.conductor.build(instance)
-    server = {
-        **views.summary(request, instance),
-        "OS-DCF:diskConfig": "MANUAL",
-        "security_groups": [{"name": "default"}],
-    }
-    return JSONResponse(
-        {"server": server}, status_code=202, headers={"Location": server["links"][0]["href"]}
-    )
 
 
 def _name_filter(pattern: str | None) -> re.Pattern[str] | None:
@@ -100,11 +50,14 @@ def _filtered(
     host: str | None,
     flavor: str | None,
     image: str | None,
+    tags: db_api.TagFilter | None,
 ) -> list[Instance]:
     """nova's filters: name is a regular expression, status the API status."""
     matcher = _name_filter(name)
     with ctx.database.reader() as session:
-        instances = db_api.list_instances(session, host=host, flavor_id=flavor, image_id=image)
+        instances = db_api.list_instances(
+            session, host=host, flavor_id=flavor, image_id=image, tags=tags
+        )
     if matcher is not None:
         instances = [i for i in instances if matcher.search(i.display_name)]
     if status is not None:
@@ -122,6 +75,24 @@ def _page(instances: list[Instance], limit: int | None, marker: str | None) -> l
 
 
 Filter = Annotated[str | None, Query(max_length=255)]
+TAG_PARAMETERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+# 50 tags of 60 characters and their commas fit; the bound keeps a query from being huge.
+MAX_TAG_QUERY = 4096
+
+
+def _tag_filter(request: Request) -> db_api.TagFilter | None:
+    """The tag filters, from 2.26 (nova ignores them before): comma-separated tags."""
+    if not at_least(request, "2.26"):
+        return None
+    sets: list[frozenset[str]] = []
+    for parameter in TAG_PARAMETERS:
+        value = request.query_params.get(parameter)
+        if value is not None and len(value) > MAX_TAG_QUERY:
+            raise BadRequest(f"Invalid input for query parameter {parameter}: too long")
+        sets.append(frozenset(t for t in (value or "").split(",") if t))
+    return db_api.TagFilter(*sets) if any(sets) else None
+
+
 Limit = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
 
 
@@ -136,7 +107,13 @@ def _listing(
     marker: str | None,
 ) -> tuple[list[Instance], list[dict[str, str]]]:
     instances = _filtered(
-        get_context(request), name=name, status=status, host=host, flavor=flavor, image=image
+        get_context(request),
+        name=name,
+        status=status,
+        host=host,
+        flavor=flavor,
+        image=image,
+        tags=_tag_filter(request),
     )
     page = _page(instances, limit, marker)
     links: list[dict[str, str]] = []
@@ -173,7 +150,8 @@ def list_servers_detail(
 ) -> dict[str, Any]:
     """GET /servers/detail."""
     page, links = _listing(request, name, status, host, flavor, image, limit, marker)
-    return _list_body([views.detail(request, i) for i in page], links)
+    statuses = views.host_statuses(request, page) if at_least(request, "2.16") else {}
+    return _list_body([views.detail(request, i, statuses) for i in page], links)
 
 
 def _list_body(servers: list[dict[str, Any]], links: list[dict[str, str]]) -> dict[str, Any]:
@@ -189,10 +167,48 @@ def show_server(request: Request, server_id: ServerIdPath) -> dict[str, Any]:
         return {"server": views.detail(request, find(session, server_id))}
 
 
+def update_server(
+    request: Request, server_id: ServerIdPath, body: ServerUpdateRequest
+) -> dict[str, Any]:
+    """PUT /servers/{server_id}: name, description (2.19); nova records no action for it."""
+    spec = body.server
+    given = spec.model_fields_set
+    if "description" in given and not at_least(request, "2.19"):
+        raise BadRequest(
+            "Additional properties are not allowed (server.description was unexpected)"
+        )
+    if "name" in given and spec.name is None:
+        raise BadRequest(
+            "Invalid input for field/attribute server.name: None is not of type 'string'"
+        )
+    values: dict[str, Any] = {}
+    if spec.name is not None:
+        values["display_name"] = spec.name
+    if "description" in given:
+        values["description"] = spec.description
+    with get_context(request).database.session() as session:
+        instance = find(session, server_id)
+        if values:
+            # No change row: a name or description is nothing a host's agent acts on.
+            updated = db_api.update_instance(session, instance.uuid, values, notify=False)
+            if updated is None:
+                raise NotFound("Instance could not be found")
+            instance = updated
+        return {"server": views.update_view(request, instance)}
+
+
 def delete_server(request: Request, server_id: ServerIdPath) -> Response:
     """DELETE /servers/{server_id}: 204; the host's agent destroys it, unscheduled ones go now."""
     ctx = get_context(request)
-    with ctx.database.reader() as session:
+    with ctx.database.session() as session:
         instance = find(session, server_id)
+        instance_actions.record_action(
+            session,
+            instance.uuid,
+            instance_actions.DELETE,
+            request_id=request_id(request),
+            project_id=ctx.project_id,
+            user_id=ctx.user_id,
+        )
     ctx.conductor.delete(instance)
     return Response(status_code=204)

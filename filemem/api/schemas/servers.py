@@ -1,4 +1,4 @@
-"""POST /servers and server action bodies."""
+"""POST /servers, PUT /servers/{id}, server metadata and tags bodies, and server action bodies."""
 
 from __future__ import annotations
 
@@ -9,10 +9,37 @@ from pydantic_core import PydanticCustomError
 
 from filemem.api.schemas.common import Name, Ref, StrictModel, Text255
 
-MetaKey = Annotated[str, Field(min_length=1, max_length=255)]
-# nova's default metadata_items quota.
-Metadata = Annotated[dict[MetaKey, Text255], Field(max_length=128)]
-One = Annotated[int, Field(ge=1, le=1)]
+# nova's parameter_types.metadata: keys of these characters, values up to 255; how many items
+# is a quota (403 at the API), not a schema rule.
+MetaKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9-_:. ]{1,255}$")]
+MetaValue = Annotated[str, Field(max_length=255)]
+Metadata = dict[MetaKey, MetaValue]
+# nova's parameter_types.positive_integer: an integer, or a string of digits, at least 1.
+Count = Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=r"^[0-9]*[1-9][0-9]*$")]
+# nova's parameter_types.boolean: JSON booleans and the usual spellings of them.
+BoolLike = bool | Literal[
+    "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes", "y", "t",
+    "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no", "n", "f",
+]  # fmt: skip
+TRUE_WORDS = frozenset(
+    {"True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes", "y", "t"}
+)
+# nova's parameter_types.tag (MAX_TAG_LENGTH 60), and MAX_TAG_COUNT 50 per server.
+MAX_TAGS = 50
+Tag = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^,/]*$")]
+
+
+def is_true(value: bool | str) -> bool:
+    return value if isinstance(value, bool) else value in TRUE_WORDS
+
+
+class NetworkRequest(StrictModel):
+    """One entry of nova's networks list; filemem has no networking, so none is served."""
+
+    fixed_ip: Text255 | None = None
+    port: Text255 | None = None
+    uuid: Text255 | None = None
+    tag: Text255 | None = None
 
 
 class BlockDeviceMapping(StrictModel):
@@ -57,10 +84,16 @@ class ServerCreate(StrictModel):
     imageRef: Annotated[str, Field(max_length=1024)] | None = None
     block_device_mapping_v2: Annotated[list[BlockDeviceMapping], Field(max_length=16)] | None = None
     metadata: Metadata | None = None
-    # Accepted so stock clients work; filemem boots one server per request, with no network.
-    min_count: One | None = None
-    max_count: One | None = None
-    networks: Literal["auto", "none"] | Annotated[list[Any], Field(max_length=0)] | None = None
+    # From 2.19 (the handler refuses it below); null is allowed as in nova.
+    description: Text255 | None = None
+    key_name: Name | None = None
+    min_count: Count | None = None
+    max_count: Count | None = None
+    return_reservation_id: BoolLike | None = None
+    # Which values are served depends on the microversion: the handler decides (2.37).
+    networks: (
+        Literal["auto", "none"] | Annotated[list[NetworkRequest], Field(max_length=64)] | None
+    ) = None
 
     @model_validator(mode="after")
     def _one_image(self) -> ServerCreate:
@@ -102,17 +135,50 @@ class ServerCreate(StrictModel):
         return mappings[0].uuid
 
     @model_validator(mode="after")
-    def _metadata_keys(self) -> ServerCreate:
-        for key in self.metadata or {}:
-            if key != key.strip() or not key.isprintable():
-                raise PydanticCustomError(
-                    "filemem_invalid", "metadata key {key!r} is not allowed", {"key": key}
-                )
+    def _counts(self) -> ServerCreate:
+        low, high = self.counts
+        if low > high:
+            raise PydanticCustomError("filemem_invalid", "min_count must be <= max_count")
         return self
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(min_count, max_count) as nova reads them: max defaults to min, min to 1."""
+        low = int(self.min_count) if self.min_count is not None else 1
+        return low, int(self.max_count) if self.max_count is not None else low
 
 
 class ServerCreateRequest(StrictModel):
     server: ServerCreate
+
+
+class ServerUpdate(StrictModel):
+    """PUT /servers/{id}: name, and description from 2.19 (null removes it)."""
+
+    name: Name | None = None
+    description: Text255 | None = None
+
+
+class ServerUpdateRequest(StrictModel):
+    server: ServerUpdate
+
+
+class MetadataRequest(StrictModel):
+    """POST and PUT /servers/{id}/metadata."""
+
+    metadata: Metadata
+
+
+class MetaItemRequest(StrictModel):
+    """PUT /servers/{id}/metadata/{key}: exactly one item, named as in the URL."""
+
+    meta: Annotated[Metadata, Field(min_length=1, max_length=1)]
+
+
+class TagsRequest(StrictModel):
+    """PUT /servers/{id}/tags: the whole set (2.26)."""
+
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 
 
 class Reboot(StrictModel):

@@ -1,0 +1,164 @@
+"""POST /servers: one server or several (min_count/max_count), as nova builds them."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid as uuidlib
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from filemem.api.context import ApiContext, get_context
+from filemem.api.errors import ApiError, BadRequest
+from filemem.api.handlers import server_views as views
+from filemem.api.microversion import at_least
+from filemem.api.request_id import request_id
+from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
+from filemem.api.schemas.servers import ServerCreate, ServerCreateRequest, is_true
+from filemem.common import states
+from filemem.db import api as db_api
+from filemem.db import instance_actions
+from filemem.db import keypairs as db_keypairs
+from filemem.db.models import Flavor, Image, Instance
+
+# nova's default metadata_items quota; filemem enforces it as nova does, with a 403.
+MAX_METADATA_ITEMS = 128
+# Each server of a request is scheduled within the request, so their number is bounded.
+MAX_COUNT = 100
+NO_NETWORKING = 'filemem has no networking: use networks "none"'
+# nova's multi_instance_display_name_template default.
+NAME_TEMPLATE = "%(name)s-%(count)d"
+_RESERVATION_CHARS = string.digits + string.ascii_lowercase
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+def metadata_quota(metadata: dict[str, str]) -> None:
+    """403 when a server would hold more metadata items than nova's default quota."""
+    if len(metadata) > MAX_METADATA_ITEMS:
+        raise Forbidden(
+            "Quota exceeded in metadata items: Maximum number of metadata items exceeds "
+            f"{MAX_METADATA_ITEMS}"
+        )
+
+
+def unexpected(field: str) -> BadRequest:
+    """nova's answer for a field the request's microversion does not have."""
+    return BadRequest(f"Additional properties are not allowed ({field} was unexpected)")
+
+
+def check_version(request: Request, spec: ServerCreate) -> None:
+    """What the microversion allows: description from 2.19, networks required from 2.37."""
+    if "description" in spec.model_fields_set and not at_least(request, "2.19"):
+        raise unexpected("server.description")
+    if at_least(request, "2.37"):
+        if spec.networks is None:
+            raise BadRequest(
+                "Invalid input for field/attribute server: 'networks' is a required property "
+                f"from microversion 2.37 ({NO_NETWORKING})"
+            )
+        if spec.networks != "none":
+            raise BadRequest(f"Invalid input for field/attribute networks: {NO_NETWORKING}")
+    elif isinstance(spec.networks, list) and spec.networks:
+        raise BadRequest(f"Invalid input for field/attribute networks: {NO_NETWORKING}")
+
+
+def reservation_id() -> str:
+    """nova's generate_uid('r'): "r-" and eight lowercase letters or digits."""
+    return "r-" + "".join(secrets.choice(_RESERVATION_CHARS) for _ in range(8))
+
+
+def _refs(session: Session, spec: ServerCreate) -> tuple[Flavor, Image]:
+    flavor_id = ref_id(spec.flavorRef)
+    flavor = db_api.get_flavor(session, flavor_id) if is_flavor_id(flavor_id) else None
+    if flavor is None:
+        raise BadRequest(f"Flavor {flavor_id} could not be found. Invalid flavorRef provided.")
+    image_id = ref_id(spec.image_ref)
+    image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
+    if image is None:
+        raise BadRequest(f"Image {image_id} could not be found. Invalid imageRef provided.")
+    return flavor, image
+
+
+def _values(
+    ctx: ApiContext, spec: ServerCreate, flavor: Flavor, image: Image, index: int, count: int
+) -> dict[str, Any]:
+    """One row (building, scheduling) with a copy of the flavor."""
+    name = NAME_TEMPLATE % {"name": spec.name, "count": index + 1} if count > 1 else spec.name
+    return {
+        "uuid": str(uuidlib.uuid4()),
+        "display_name": name,
+        "description": spec.description,
+        "project_id": ctx.project_id,
+        "user_id": ctx.user_id,
+        "flavor_id": flavor.flavorid,
+        "flavor_name": flavor.name,
+        "vcpus": flavor.vcpus,
+        "memory_mb": flavor.memory_mb,
+        "root_gb": flavor.root_gb,
+        "extra_specs": flavor.specs(),
+        "image_id": image.id,
+        "metadata_": dict(spec.metadata or {}),
+        "key_name": spec.key_name,
+        "launch_index": index,
+        "host": None,
+        "vm_state": states.BUILDING,
+        "task_state": states.SCHEDULING,
+        "power_state": 0,
+        "deleted_requested": False,
+    }
+
+
+def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
+    """The rows of one request, sharing a reservation id, each with its create action."""
+    ctx = get_context(request)
+    _low, count = spec.counts
+    reservation = reservation_id()
+    with ctx.database.session() as session:
+        if (
+            spec.key_name is not None
+            and db_keypairs.get(session, ctx.user_id, spec.key_name) is None
+        ):
+            raise BadRequest("Invalid key_name provided.")
+        flavor, image = _refs(session, spec)
+        instances = []
+        for index in range(count):
+            values = _values(ctx, spec, flavor, image, index, count)
+            instance = db_api.create_instance(session, {**values, "reservation_id": reservation})
+            instance_actions.record_action(
+                session,
+                instance.uuid,
+                instance_actions.CREATE,
+                request_id=request_id(request),
+                project_id=ctx.project_id,
+                user_id=ctx.user_id,
+            )
+            instances.append(instance)
+    return instances
+
+
+def create_server(request: Request, body: ServerCreateRequest) -> Response:
+    """POST /servers: 202 once the servers are scheduled (or in ERROR when they do not all fit);
+    the first server, or {"reservation_id"} when asked for."""
+    spec = body.server
+    check_version(request, spec)
+    if spec.counts[1] > MAX_COUNT:
+        raise BadRequest(f"Invalid input for field/attribute max_count: at most {MAX_COUNT}")
+    metadata_quota(dict(spec.metadata or {}))
+    instances = new_instances(request, spec)
+    get_context(request).conductor.build_many(instances)
+    if spec.return_reservation_id is not None and is_true(spec.return_reservation_id):
+        return JSONResponse({"reservation_id": instances[0].reservation_id}, status_code=202)
+    server = {
+        **views.summary(request, instances[0]),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": "default"}],
+    }
+    return JSONResponse(
+        {"server": server}, status_code=202, headers={"Location": server["links"][0]["href"]}
+    )
