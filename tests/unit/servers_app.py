@@ -24,7 +24,7 @@ from filemem.placement.client import PlacementClient
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.scheduler import Scheduler
 
-TOKEN = "unit-test-admin-token"  # noqa: S105 - a test fixture's token
+TOKEN = "unit-test-admin-token"
 
 
 @dataclass
@@ -43,7 +43,10 @@ class ServersApp:
         headers = dict(kwargs.pop("headers", {}))
         if version is not None:
             headers["OpenStack-API-Version"] = f"compute {version}"
-        return self.client.request(method, f"/v2.1{path}", headers=headers, **kwargs)
+        response: httpx.Response = self.client.request(
+            method, f"/v2.1{path}", headers=headers, **kwargs
+        )
+        return response
 
     def boot(self, name: str = "vm", version: str | None = None, **extra: Any) -> str:
         body = {"server": {"name": name, "flavorRef": self.flavor, "imageRef": self.image}}
@@ -69,7 +72,9 @@ class ServersApp:
         return self.placement.get_usages(self.provider).get(MEMORY_MB, 0)
 
 
-def register_host(client: TestClient, placement: PlacementClient, memory_mb: int) -> tuple[str, str]:
+def register_host(
+    client: TestClient, placement: PlacementClient, memory_mb: int
+) -> tuple[str, str]:
     """What an agent does: a provider with inventory in Placement, then its service."""
     provider = str(uuidlib.uuid4())
     host = f"unit-{provider[:8]}"

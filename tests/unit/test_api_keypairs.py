@@ -15,9 +15,7 @@ from tests.unit.servers_app import ServersApp
 app = servers_app.app
 
 # An ed25519 public key; its nova fingerprint is the md5 of the base64 blob, colon hex.
-BLOB = base64.b64encode(
-    b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))
-).decode()
+BLOB = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))).decode()
 PUBLIC_KEY = f"ssh-ed25519 {BLOB} someone@example"
 FINGERPRINT = ":".join(
     hashlib.md5(base64.b64decode(BLOB), usedforsecurity=False).hexdigest()[i : i + 2]
@@ -132,9 +130,9 @@ def test_paging_from_2_35(app: ServersApp) -> None:
         body = app.call("GET", "/os-keypairs", version, params=params).json()
         return [k["keypair"]["name"] for k in body["keypairs"]], body
 
-    first, body = names("2.35", limit="2")
+    first, page = names("2.35", limit="2")
     assert first == ["k1", "k2"]
-    links = body["keypairs_links"]
+    links = page["keypairs_links"]
     assert isinstance(links, list) and "marker=k2" in links[0]["href"]
     assert names("2.35", limit="2", marker="k2")[0] == ["k3"]
     assert names("2.34", limit="1")[0] == ["k1", "k2", "k3"]

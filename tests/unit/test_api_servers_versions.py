@@ -73,7 +73,9 @@ def test_an_unscheduled_server_has_an_empty_host_status_and_a_fault(app: Servers
         "/v2.1/flavors", json={"flavor": {"name": "big", "ram": 8192, "vcpus": 1, "disk": 0}}
     ).json()["flavor"]["id"]
     response = app.call(
-        "POST", "/servers", json={"server": {"name": "big", "flavorRef": big, "imageRef": app.image}}
+        "POST",
+        "/servers",
+        json={"server": {"name": "big", "flavorRef": big, "imageRef": app.image}},
     )
     server = app.show(response.json()["server"]["id"], "2.16")
     assert (server["status"], server["host_status"]) == ("ERROR", "")
