@@ -52,7 +52,10 @@ def test_openstacksdk_flavors_and_server_lifecycle(env: ApiEnv, image: str) -> N
     assert "sdk.small" in [f.name for f in conn.compute.flavors()]
     assert conn.compute.get_flavor(flavor.id).vcpus == 1
 
-    server = conn.compute.create_server(name="sdk-vm", flavor_id=flavor.id, image_id=image)
+    # openstacksdk negotiates 2.37, where networks is required and filemem serves "none".
+    server = conn.compute.create_server(
+        name="sdk-vm", flavor_id=flavor.id, image_id=image, networks="none"
+    )
     fetched = conn.compute.get_server(server.id)
     assert (fetched.status, fetched.compute_host) == ("BUILD", HOST)
     agent_spawned(env, server.id)
@@ -177,6 +180,9 @@ def cli_boot(env: ApiEnv, tmp_path: Path, image: str, flavor: str, name: str) ->
         flavor,
         "--image",
         image,
+        # The CLI negotiates 2.37 and would ask for networks "auto": filemem has none.
+        "--nic",
+        "none",
         name,
         "-f",
         "value",
