@@ -180,9 +180,9 @@ def test_microversions_are_negotiated_as_nova_does(env: ApiEnv) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/servers/00000000-0000-4000-8000-000000000000/os-instance-actions"),
-        ("GET", "/os-keypairs"),
-        ("PUT", "/servers/00000000-0000-4000-8000-000000000000"),
+        ("GET", "/servers/00000000-0000-4000-8000-000000000000/os-interface"),
+        ("GET", "/os-server-groups"),
+        ("PUT", "/os-keypairs/some-key"),
     ],
 )
 def test_a_call_filemem_does_not_implement_says_so_naming_it(
