@@ -32,6 +32,8 @@ class ApiContext:
     service_down_time: float = 60.0
     project_id: str = DEFAULT_PROJECT_ID
     user_id: str = DEFAULT_USER_ID
+    # nova's [DEFAULT] allow_resize_to_same_host: filemem only resizes in place.
+    allow_resize_to_same_host: bool = False
     # How often a waiting agent long-poll looks at the changes table.
     long_poll_interval: float = 0.25
 

@@ -65,6 +65,7 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         public_endpoint=conf.api.public_endpoint,
         service_down_time=float(conf.api.service_down_time),
         image_dirs=tuple(conf.api.image_dirs),
+        allow_resize_to_same_host=bool(conf.allow_resize_to_same_host),
     )
 
 

@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _prepare_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
     conf = load_conf(args)
+    # One host: a resize can only ever run in place (an explicit setting still wins).
+    conf.set_default("allow_resize_to_same_host", True)
     state = Path(conf.state_path)
     state.mkdir(mode=0o755, parents=True, exist_ok=True)
     if not conf.api.admin_token:

@@ -47,6 +47,14 @@ OPTS: list[cfg.Opt] = [
         help="Directory for filemem's state: instance directories (overlays, console logs), "
         "cached test images, the embedded Placement database.",
     ),
+    cfg.BoolOpt(
+        "allow_resize_to_same_host",
+        default=False,
+        help="Allow a resize to run on the server's own host, as nova's option of that name. "
+        "filemem resizes in place only (it has no cold migration between hosts), so with "
+        "false every resize is refused with a message naming this option. `filemem up` "
+        "defaults it to true.",
+    ),
     cfg.IntOpt(
         "shutdown_timeout",
         default=60,

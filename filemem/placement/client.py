@@ -416,6 +416,42 @@ class PlacementClient:
 
         return self._with_retries(f"claim for {consumer_uuid}", attempt)
 
+    def move_allocations(
+        self,
+        consumers: Mapping[str, Mapping[str, Mapping[str, int]]],
+        generations: Mapping[str, int | None],
+        project_id: str,
+        user_id: str,
+        consumer_types: Mapping[str, str] | None = None,
+    ) -> None:
+        """Replace several consumers' allocations at once (POST /allocations, 1.13+): all or
+        none are written, so an allocation moved from one consumer to another is never counted
+        twice or not at all. An empty mapping deletes that consumer's allocations.
+
+        Raises ConsumerGenerationConflict on a race, InsufficientCapacity when it does not fit.
+        """
+        body: dict[str, Any] = {}
+        for consumer, allocations in consumers.items():
+            entry: dict[str, Any] = {
+                "allocations": {rp: {"resources": dict(res)} for rp, res in allocations.items()},
+                "project_id": project_id,
+                "user_id": user_id,
+                "consumer_generation": generations.get(consumer),
+            }
+            if self._at_least(1, 38):
+                entry["consumer_type"] = (consumer_types or {}).get(consumer, CONSUMER_TYPE)
+            body[consumer] = entry
+        try:
+            self.request("POST", "/allocations", body, ok=(204,))
+        except PlacementConflict as exc:
+            if exc.code == CONCURRENT_UPDATE:
+                raise ConsumerGenerationConflict(
+                    exc.method, exc.path, 409, exc.detail, exc.code
+                ) from exc
+            if "Unable to allocate inventory" in exc.detail:
+                raise InsufficientCapacity(exc.method, exc.path, 409, exc.detail, exc.code) from exc
+            raise
+
     def delete_allocations(self, consumer_uuid: str) -> bool:
         """Drop every allocation of the consumer; False if it had none (already gone)."""
         resp = self.request("DELETE", f"/allocations/{consumer_uuid}", ok=(204, 404))

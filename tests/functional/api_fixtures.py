@@ -21,9 +21,11 @@ TOKEN = "test-admin-token-" + "0123456789abcdef"
 MEMORY_BACKING_FILE_TRAIT = "COMPUTE_MEM_BACKING_FILE"
 
 
-def api_conf(state: Path, placement_url: str, database_url: str = "", token: str = TOKEN) -> str:
+def api_conf(
+    state: Path, placement_url: str, database_url: str = "", token: str = TOKEN, default: str = ""
+) -> str:
     return (
-        f"[DEFAULT]\nstate_path = {state}\nhost = api-test\n"
+        f"[DEFAULT]\nstate_path = {state}\nhost = api-test\n{default}"
         f"[api]\nadmin_token = {token}\nbind_host = 127.0.0.1\nbind_port = 0\n"
         f"image_dirs = {state.parent / 'files'}\n"
         f"[database]\nconnection = {database_url}\n"
@@ -94,10 +96,13 @@ def http_client(url: str, token: str = TOKEN) -> httpx.Client:
 
 
 @contextmanager
-def api_env(state: Path, database_url: str = "") -> Iterator[ApiEnv]:
-    """Standalone Placement + one filemem-api, both on loopback, stopped at the end."""
+def api_env(state: Path, database_url: str = "", default: str = "") -> Iterator[ApiEnv]:
+    """Standalone Placement + one filemem-api, both on loopback, stopped at the end.
+
+    `default` is extra [DEFAULT] option lines for the API's configuration."""
     with StandalonePlacement(state / "placement") as placement_url:
-        api = ApiProcess(state / "api", api_conf(state / "api", placement_url, database_url))
+        conf = api_conf(state / "api", placement_url, database_url, default=default)
+        api = ApiProcess(state / "api", conf)
         api.start()
         try:
             with http_client(api.url) as http:

@@ -157,13 +157,16 @@ def test_agent_api_validates_too(env: ApiEnv) -> None:
 def test_microversions_are_negotiated_as_nova_does(env: ApiEnv) -> None:
     served = env.http.get("/v2.1/flavors", headers={"OpenStack-API-Version": "compute latest"})
     assert served.status_code == 200
-    assert served.headers["OpenStack-API-Version"] == "compute 2.1"
-    assert served.headers["X-OpenStack-Nova-API-Version"] == "2.1"
+    assert served.headers["OpenStack-API-Version"] == "compute 2.37"
+    assert served.headers["X-OpenStack-Nova-API-Version"] == "2.37"
+    assert served.headers["x-openstack-request-id"].startswith("req-")
+    plain = env.http.get("/v2.1/flavors")
+    assert plain.headers["OpenStack-API-Version"] == "compute 2.1"
     assert "OpenStack-API-Version" in served.headers["Vary"]
     too_new = env.http.get("/v2.1/flavors", headers={"OpenStack-API-Version": "compute 2.99"})
     assert too_new.status_code == 406
     assert too_new.json()["notAcceptable"]["message"] == (
-        "Version 2.99 is not supported by the API. Minimum is 2.1 and maximum is 2.1."
+        "Version 2.99 is not supported by the API. Minimum is 2.1 and maximum is 2.37."
     )
     legacy = env.http.get("/v2.1/flavors", headers={"X-OpenStack-Nova-API-Version": "2.x"})
     assert "is of invalid format" in bad_request(legacy)
@@ -174,7 +177,7 @@ def test_microversions_are_negotiated_as_nova_does(env: ApiEnv) -> None:
     )
     assert anonymous.status_code == 401
     document = env.http.get("/v2.1").json()["version"]
-    assert (document["min_version"], document["version"]) == ("2.1", "2.1")
+    assert (document["min_version"], document["version"]) == ("2.1", "2.37")
 
 
 @pytest.mark.parametrize(

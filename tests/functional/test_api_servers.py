@@ -152,9 +152,9 @@ def test_actions_set_task_state_and_refuse_bad_states(env: ApiEnv, setup: dict[s
     assert act({"reboot": {"type": "HARD"}}).status_code == 202
     assert show_server(env, server_id)["status"] == "HARD_REBOOT"
 
-    unknown = act({"pause": None})
+    unknown = act({"frobnicate": None})
     assert unknown.status_code == 400
-    assert unknown.json()["badRequest"]["message"] == "There is no such action: pause"
+    assert unknown.json()["badRequest"]["message"] == "There is no such action: frobnicate"
     missing = env.compute(
         "POST", "/servers/00000000-0000-0000-0000-000000000000/action", json={"os-stop": None}
     )

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from filemem.api.errors import validation_message
+from filemem.api.errors import BadRequest, validation_message
+from filemem.api.schemas import server_actions as actions
 from filemem.api.schemas.agent import InstanceReport, ServiceUpdate
 from filemem.api.schemas.flavors import ExtraSpecItem, ExtraSpecsRequest, FlavorCreateRequest
 from filemem.api.schemas.images import ImageCreate
-from filemem.api.schemas.servers import ServerAction, ServerCreateRequest
+from filemem.api.schemas.servers import ServerCreateRequest
 
 FLAVOR = {"name": "m1.small", "ram": 512, "vcpus": 1, "disk": 0}
 SERVER = {"name": "vm-1", "flavorRef": "1", "imageRef": "3f6b1c1e-0b55-4a53-a7b9-6f1d39b1d9c1"}
@@ -97,32 +98,45 @@ def test_bad_servers_are_refused(server: dict[str, Any], reason: str) -> None:
     assert reason in message, message
 
 
-@pytest.mark.parametrize(
-    ("body", "action"),
-    [
-        ({"os-start": None}, "os-start"),
-        ({"os-stop": None}, "os-stop"),
-        ({"reboot": {"type": "SOFT"}}, "reboot"),
-        ({"reboot": {"type": "HARD"}}, "reboot_hard"),
-    ],
-)
-def test_actions(body: dict[str, Any], action: str) -> None:
-    assert ServerAction.model_validate(body).action == action
+def test_action_payloads() -> None:
+    assert actions.parse(actions.Reboot, "reboot", {"type": "HARD"}).type == "HARD"
+    assert actions.parse(actions.NoBody, "pause", None) == actions.NoBody()
+    assert actions.parse(actions.ConsoleOutput, "os-getConsoleOutput", None).lines() is None
+    assert actions.parse(actions.ConsoleOutput, "c", {"length": "5"}).lines() == 5
+    assert actions.parse(actions.ConsoleOutput, "c", {"length": -1}).lines() is None
+    live = actions.parse(actions.LiveMigrate225, "m", {"host": None, "block_migration": "auto"})
+    assert live.block_migration == "auto"
 
 
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("model", "name", "value", "reason"),
     [
-        ({"pause": None}, "There is no such action: pause"),
-        ({}, "Exactly one action"),
-        ({"os-start": None, "os-stop": None}, "Exactly one action"),
-        ({"reboot": {"type": "WARM"}}, "'SOFT' or 'HARD'"),
-        ({"reboot": None}, "reboot needs a type"),
+        (actions.Reboot, "reboot", {"type": "WARM"}, "reboot.type"),
+        (actions.Reboot, "reboot", None, "reboot"),
+        (actions.NoBody, "pause", {"now": True}, "pause.now was unexpected"),
+        (actions.ConsoleOutput, "os-getConsoleOutput", {"length": -2}, "-1 or greater"),
+        (actions.ConsoleOutput, "os-getConsoleOutput", {"length": "ten"}, "length"),
+        (actions.ResetState, "os-resetState", {"state": "stopped"}, "os-resetState.state"),
+        (
+            actions.LiveMigrate225,
+            "os-migrateLive",
+            {"host": None, "block_migration": False, "disk_over_commit": False},
+            "disk_over_commit was unexpected",
+        ),
+        (
+            actions.LiveMigrate21,
+            "os-migrateLive",
+            {"host": None, "block_migration": "auto"},
+            "block_migration",
+        ),
+        (actions.Resize, "resize", {}, "resize.flavorRef"),
+        (actions.Rebuild, "rebuild", {"name": "x"}, "rebuild.imageRef"),
     ],
 )
-def test_bad_actions(body: dict[str, Any], reason: str) -> None:
-    message = refusal(ServerAction, body)
-    assert reason in message, message
+def test_bad_action_payloads(model: Any, name: str, value: Any, reason: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        actions.parse(model, name, value)
+    assert reason in refused.value.message, refused.value.message
 
 
 def test_extra_specs_keys_values_and_page_sizes() -> None:

@@ -15,7 +15,9 @@ from filemem.api.handlers.servers import ServerIdPath, find
 from filemem.api.schemas.agent import InstanceReport, MemoryUsageReport, ServiceUpdate
 from filemem.api.schemas.common import HostName, is_uuid
 from filemem.common import states
+from filemem.conductor.resize import ResizeConductor
 from filemem.db import api as db_api
+from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Service, utcnow
 
 HostPath = Annotated[HostName, Path()]
@@ -70,7 +72,9 @@ def _snapshot(ctx: ApiContext, host: str) -> dict[str, Any]:
             for image in db_api.list_images(session, {i.image_id for i in instances})
         }
         views = [agent_view(i, images.get(i.image_id)) for i in reversed(instances)]
-    return {"cursor": cursor, "instances": views}
+        # Allocations the agent's heal must not remove although no guest is their consumer.
+        held = migrations_db.consumers_held_on(session, host)
+    return {"cursor": cursor, "instances": views, "migration_consumers": held}
 
 
 async def watch_instances(
@@ -111,8 +115,10 @@ def report_instance(
 ) -> dict[str, Any]:
     """PATCH /filemem/v1/instances/{uuid}: observed state; 404 when the instance is gone."""
     values = body.values()
-    with get_context(request).database.session() as session:
+    ctx = get_context(request)
+    with ctx.database.session() as session:
         instance = find(session, server_id)
+        task_before = instance.task_state
         if instance.deleted_requested:
             # A late report must not un-delete: the deletion keeps its task_state.
             values.pop("task_state", None)
@@ -122,7 +128,9 @@ def report_instance(
         if updated is None:
             raise NotFound(f"Instance {server_id} could not be found.")
         image = db_api.get_image(session, updated.image_id)
-        return agent_view(updated, image)
+        view = agent_view(updated, image)
+    ResizeConductor(ctx.database, ctx.placement).on_report(updated.uuid, task_before, updated)
+    return view
 
 
 def instance_gone(request: Request, server_id: ServerIdPath) -> Response:
@@ -138,5 +146,6 @@ def instance_gone(request: Request, server_id: ServerIdPath) -> Response:
         # The row is deleted in this transaction, after Placement: if Placement fails, the row
         # (and the agent's reason to retry) stays.
         ctx.placement.delete_allocations(instance.uuid)
+        ResizeConductor(ctx.database, ctx.placement).forget(session, instance.uuid)
         db_api.delete_instance(session, instance.uuid)
     return Response(status_code=204)

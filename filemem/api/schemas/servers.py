@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -179,50 +179,3 @@ class TagsRequest(StrictModel):
     """PUT /servers/{id}/tags: the whole set (2.26)."""
 
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)]
-
-
-class Reboot(StrictModel):
-    type: Literal["SOFT", "HARD"]
-
-
-class ServerAction(StrictModel):
-    """Exactly one of os-start, os-stop, reboot (nova's body: {"os-stop": null})."""
-
-    os_start: dict[str, Any] | None = Field(None, alias="os-start", max_length=0)
-    os_stop: dict[str, Any] | None = Field(None, alias="os-stop", max_length=0)
-    reboot: Reboot | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_action(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        known = {"os-start", "os-stop", "reboot"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise PydanticCustomError(
-                "filemem_invalid", "There is no such action: {action}", {"action": unknown[0]}
-            )
-        if len(data) != 1:
-            raise PydanticCustomError(
-                "filemem_invalid", "Exactly one action is expected in the request body"
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _reboot_has_a_type(self) -> ServerAction:
-        if "reboot" in self.model_fields_set and self.reboot is None:
-            raise PydanticCustomError(
-                "filemem_invalid", 'reboot needs a type: {"reboot": {"type": "SOFT"}}'
-            )
-        return self
-
-    @property
-    def action(self) -> str:
-        fields = self.model_fields_set
-        if "os_start" in fields:
-            return "os-start"
-        if "os_stop" in fields:
-            return "os-stop"
-        assert self.reboot is not None
-        return "reboot_hard" if self.reboot.type == "HARD" else "reboot"

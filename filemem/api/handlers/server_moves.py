@@ -1,0 +1,152 @@
+"""Server actions that change what a server runs: rebuild, resize + confirm/revert, and
+os-migrateLive's bodies (validated per microversion; filemem does not live-migrate yet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from filemem.api import microversion
+from filemem.api.context import get_context
+from filemem.api.errors import BadRequest, Conflict
+from filemem.api.handlers import instance_state as actions
+from filemem.api.handlers import server_views as views
+from filemem.api.schemas import server_actions as schemas
+from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
+from filemem.common import states
+from filemem.conductor.resize import InstanceChanged, ResizeConductor, ResizeRefused
+from filemem.db import api as db_api
+from filemem.db import instance_actions as actions_db
+from filemem.db.models import Instance
+
+REBUILD = actions.Transition(
+    "rebuild",
+    (states.ACTIVE, states.STOPPED, states.ERROR),
+    (None,),
+    states.REBUILDING,
+    actions_db.REBUILD,
+)
+
+
+def rebuild(request: Request, instance: Instance, value: Any) -> JSONResponse:
+    """202 with the server (status REBUILD): the agent recreates the guest from the image."""
+    body = schemas.parse(schemas.Rebuild, "rebuild", value)
+    if body.description is not None and not microversion.at_least(request, "2.19"):
+        raise BadRequest(
+            "Additional properties are not allowed (rebuild.description was unexpected)"
+        )
+    ctx = get_context(request)
+    image_id = ref_id(body.imageRef)
+    with ctx.database.reader() as session:
+        image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
+    if image is None:
+        raise BadRequest(f"Image {image_id} could not be found.")
+    actions.check_lock(request, instance)
+    values: dict[str, Any] = {"image_id": image.id}
+    if body.name is not None:
+        values["display_name"] = body.name
+    if body.metadata is not None:
+        values["metadata_"] = dict(body.metadata)
+    if body.description is not None:
+        values["description"] = body.description
+    actions.transition(request, instance, REBUILD, values)
+    with ctx.database.reader() as session:
+        rebuilt = db_api.get_instance(session, instance.uuid)
+        assert rebuilt is not None
+        return JSONResponse({"server": views.detail(request, rebuilt)}, status_code=202)
+
+
+def _new_flavor(request: Request, instance: Instance, ref: str) -> Any:
+    flavor_id = ref_id(ref)
+    with get_context(request).database.reader() as session:
+        flavor = db_api.get_flavor(session, flavor_id) if is_flavor_id(flavor_id) else None
+    if flavor is None:
+        raise BadRequest("Unable to locate requested flavor.")
+    if flavor.flavorid == instance.flavor_id:
+        raise BadRequest("When resizing, instances must change flavor!")
+    if flavor.root_gb < instance.root_gb:
+        raise BadRequest(
+            f"filemem cannot shrink a root disk: flavor {flavor.name} has root_gb "
+            f"{flavor.root_gb}, the server has {instance.root_gb}"
+        )
+    return flavor
+
+
+def resize(request: Request, instance: Instance, value: Any) -> Response:
+    """202; the server goes RESIZE then VERIFY_RESIZE on its own host."""
+    body = schemas.parse(schemas.Resize, "resize", value)
+    flavor = _new_flavor(request, instance, body.flavorRef)
+    ctx = get_context(request)
+    if not ctx.allow_resize_to_same_host:
+        raise BadRequest(
+            "filemem resizes a server on its own host (it does not move guests between hosts "
+            "by cold migration); [DEFAULT] allow_resize_to_same_host = false forbids that"
+        )
+    actions.check_lock(request, instance)
+    allowed = (states.ACTIVE, states.STOPPED)
+    if instance.vm_state not in allowed or instance.task_state is not None:
+        raise Conflict(actions.refusal("resize", instance.uuid, instance, allowed))
+    try:
+        ResizeConductor(ctx.database, ctx.placement).start(instance, flavor)
+    except InstanceChanged as exc:
+        raise Conflict(str(exc)) from exc
+    except ResizeRefused as exc:
+        raise BadRequest(str(exc)) from exc
+    _record(request, instance, actions_db.RESIZE)
+    return Response(status_code=202)
+
+
+def confirm_resize(request: Request, instance: Instance, value: Any) -> Response:
+    """204: the old flavor's allocation is released; the server is ACTIVE (or SHUTOFF)."""
+    schemas.parse(schemas.NoBody, "confirmResize", value)
+    _expect_resized(request, instance, "confirmResize")
+    ctx = get_context(request)
+    try:
+        ResizeConductor(ctx.database, ctx.placement).confirm(instance)
+    except ResizeRefused as exc:
+        raise Conflict(str(exc)) from exc
+    _record(request, instance, actions_db.CONFIRM_RESIZE)
+    return Response(status_code=204)
+
+
+def revert_resize(request: Request, instance: Instance, value: Any) -> Response:
+    """202: the agent runs the old flavor again, then its allocation comes back."""
+    schemas.parse(schemas.NoBody, "revertResize", value)
+    _expect_resized(request, instance, "revertResize")
+    ctx = get_context(request)
+    try:
+        ResizeConductor(ctx.database, ctx.placement).revert(instance)
+    except ResizeRefused as exc:
+        raise Conflict(str(exc)) from exc
+    _record(request, instance, actions_db.REVERT_RESIZE)
+    return Response(status_code=202)
+
+
+def _expect_resized(request: Request, instance: Instance, name: str) -> None:
+    actions.check_lock(request, instance)
+    if instance.vm_state != states.RESIZED or instance.task_state is not None:
+        raise Conflict(actions.refusal(name, instance.uuid, instance, (states.RESIZED,)))
+
+
+def _record(request: Request, instance: Instance, action: str) -> None:
+    with get_context(request).database.session() as session:
+        actions.record(session, request, instance, action)
+
+
+def live_migrate(request: Request, instance: Instance, value: Any) -> Response:
+    """The body is checked as nova checks it at this microversion; then a clear refusal."""
+    if microversion.at_least(request, "2.30"):
+        schemas.parse(schemas.LiveMigrate230, "os-migrateLive", value)
+    elif microversion.at_least(request, "2.25"):
+        schemas.parse(schemas.LiveMigrate225, "os-migrateLive", value)
+    else:
+        schemas.parse(schemas.LiveMigrate21, "os-migrateLive", value)
+    allowed = (states.ACTIVE, states.PAUSED)
+    if instance.vm_state not in allowed or instance.task_state is not None:
+        raise Conflict(actions.refusal("os-migrateLive", instance.uuid, instance, allowed))
+    raise BadRequest(
+        "filemem does not live-migrate servers yet (os-migrateLive): each guest stays on the "
+        "host it was built on"
+    )

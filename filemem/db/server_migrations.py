@@ -1,0 +1,81 @@
+"""Rows of the migrations table (resizes now, live migrations later), as nova keeps them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from filemem.db.models import Migration, utcnow
+
+RESIZE = "resize"
+LIVE_MIGRATION = "live-migration"
+
+# nova's statuses for a resize: migrating -> finished (VERIFY_RESIZE) -> confirmed | reverted.
+MIGRATING = "migrating"
+FINISHED = "finished"
+CONFIRMED = "confirmed"
+REVERTING = "reverting"
+REVERTED = "reverted"
+ERROR = "error"
+# A migration in these holds the source allocation under its own consumer.
+IN_PROGRESS = (MIGRATING, FINISHED, REVERTING)
+
+
+def create_migration(session: Session, values: Mapping[str, Any]) -> Migration:
+    now = utcnow()
+    row = Migration(created_at=now, updated_at=now, **values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def in_progress(session: Session, instance_uuid: str) -> Migration | None:
+    """The instance's unfinished migration (at most one), or None."""
+    query = (
+        select(Migration)
+        .where(Migration.instance_uuid == instance_uuid, Migration.status.in_(IN_PROGRESS))
+        .order_by(Migration.id.desc())
+    )
+    return session.scalars(query).first()
+
+
+def set_status(session: Session, migration: Migration, status: str) -> None:
+    migration.status = status
+    migration.updated_at = utcnow()
+    session.flush()
+
+
+def list_migrations(
+    session: Session,
+    *,
+    instance_uuid: str | None = None,
+    host: str | None = None,
+    status: str | None = None,
+    migration_type: str | None = None,
+    statuses: Iterable[str] | None = None,
+) -> list[Migration]:
+    """Newest first, with nova's os-migrations filters (host matches source or destination)."""
+    query = select(Migration)
+    if instance_uuid is not None:
+        query = query.where(Migration.instance_uuid == instance_uuid)
+    if host is not None:
+        query = query.where((Migration.source_compute == host) | (Migration.dest_compute == host))
+    if status is not None:
+        query = query.where(Migration.status == status)
+    if statuses is not None:
+        query = query.where(Migration.status.in_(list(statuses)))
+    if migration_type is not None:
+        query = query.where(Migration.migration_type == migration_type)
+    return list(session.scalars(query.order_by(Migration.created_at.desc(), Migration.id.desc())))
+
+
+def consumers_held_on(session: Session, host: str) -> list[str]:
+    """Migration consumers holding allocations on `host`: its agent's heal must keep them."""
+    query = select(Migration.uuid).where(
+        (Migration.source_compute == host) | (Migration.dest_compute == host),
+        Migration.status.in_(IN_PROGRESS),
+    )
+    return list(session.scalars(query))
