@@ -106,6 +106,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", f"{V}/os-services/enable", services.enable_service),
     Route("PUT", f"{V}/os-services/disable", services.disable_service),
     Route("PUT", f"{V}/os-services/disable-log-reason", services.disable_log_reason),
+    Route("PUT", f"{V}/os-services/force-down", services.force_down),
     Route("PUT", f"{F}/services/{{host}}", agent.register_service, tag="agent"),
     Route("GET", f"{F}/hosts/{{host}}/instances", agent.watch_instances, tag="agent"),
     Route("PUT", f"{F}/hosts/{{host}}/memory-usage", agent.report_memory_usage, tag="agent"),

@@ -160,7 +160,7 @@ def test_nova_proxy_filters_and_pages(api: Api) -> None:
     assert api.compute("GET", "/images?minRam=512")["images"] == []
     assert api.compute("GET", "/images?server=abc")["images"] == []
     bad = api.call("GET", "/v2.1/images?limit=nope")
-    assert bad.status_code == 400 and "limit param must be an integer" in bad.text
+    assert bad.status_code == 400 and "limit must be an integer" in bad.text
 
 
 @pytest.mark.parametrize("path", ["/images", "/images/detail", "/images/{id}"])

@@ -7,20 +7,17 @@ message nova gives for a method its version lacks.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import Path, Query, Request
 
-from filemem.api.errors import BadRequest, NotFound
-from filemem.api.handlers import glance
+from filemem.api.errors import NotFound
+from filemem.api.handlers import glance, paging
 from filemem.api.links import base_url, resource_links
 from filemem.api.microversion import at_least
 from filemem.db.models import Image
 
 ImageIdPath = Annotated[str, Path(max_length=255)]
 Param = Annotated[str | None, Query(max_length=255)]
-# nova's [api] max_limit: the most one page holds.
-MAX_LIMIT = 1000
 PROXY_REMOVED_IN = "2.36"
 # What webob's HTTPNotFound says when nova's method lacks the version.
 NOT_FOUND = "The resource could not be found."
@@ -61,49 +58,30 @@ def detail_view(request: Request, image: Image) -> dict[str, Any]:
     }
 
 
-def _int_param(name: str, value: str | None) -> int | None:
-    """nova's common._get_int_param messages."""
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f"{name} param must be an integer") from None
-    if number < 0:
-        raise BadRequest(f"{name} param must be positive")
-    return number
-
-
-def _listing(request: Request) -> tuple[list[Image], int | None]:
+def _listing(request: Request) -> list[Image]:
     """nova's filters that filemem can answer: name, status, minRam, minDisk; server and type
     name snapshots and backups, which filemem never makes."""
     params = request.query_params
-    limit = _int_param("limit", params.get("limit"))
-    min_ram = _int_param("minRam", params.get("minRam")) or 0
-    min_disk = _int_param("minDisk", params.get("minDisk")) or 0
+    min_ram = paging.int_param(request, "minRam") or 0
+    min_disk = paging.int_param(request, "minDisk") or 0
+    count = paging.page_size(request)
     if "server" in params or "type" in params or min_ram > 0 or min_disk > 0:
-        return [], limit
+        return []
     name, status = params.get("name"), params.get("status")
     images = [
         image
         for image in glance.all_images(request)
         if (name is None or image.name == name) and status in (None, "active", "ACTIVE")
     ]
-    count = min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT
     chosen, _more = glance.page(images, params.get("marker"), count)
-    return chosen, limit
+    return chosen
 
 
-def _collection(
-    request: Request, images: list[Image], limit: int | None, path: str, item: Any
-) -> dict[str, Any]:
+def _collection(request: Request, images: list[Image], path: str, item: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"images": [item(request, image) for image in images]}
-    # nova adds a next link when a page is exactly full.
-    if images and len(images) == (limit or MAX_LIMIT):
-        params = {k: v for k, v in request.query_params.items() if k != "marker"}
-        query = urlencode({**params, "marker": images[-1].id})
-        href = f"{base_url(request)}/v2.1/{path}?{query}"
-        body["images_links"] = [{"rel": "next", "href": href}]
+    links = paging.next_links(request, body["images"], path)
+    if links:
+        body["images_links"] = links
     return body
 
 
@@ -112,8 +90,7 @@ def list_images(
 ) -> dict[str, Any]:
     """GET /images[?name=&status=&limit=&marker=]: ids, names and links (up to 2.35)."""
     _require_proxy(request)
-    images, count = _listing(request)
-    return _collection(request, images, count, "images", basic_view)
+    return _collection(request, _listing(request), "images", basic_view)
 
 
 def list_images_detail(
@@ -121,8 +98,7 @@ def list_images_detail(
 ) -> dict[str, Any]:
     """GET /images/detail: nova's full image (what openstacksdk's compute.images() asks)."""
     _require_proxy(request)
-    images, count = _listing(request)
-    return _collection(request, images, count, "images/detail", detail_view)
+    return _collection(request, _listing(request), "images/detail", detail_view)
 
 
 def show_image(request: Request, image_id: ImageIdPath) -> dict[str, Any]:
