@@ -15,6 +15,7 @@ from filemem.api.handlers import (
     availability_zones,
     extra_specs,
     flavors,
+    glance,
     hypervisors,
     images,
     instance_actions,
@@ -47,6 +48,7 @@ class Route:
 
 V = "/v2.1"
 F = "/filemem/v1"
+G = glance.PREFIX
 
 
 def _server_subresources() -> tuple[Route, ...]:
@@ -133,9 +135,14 @@ ROUTES: tuple[Route, ...] = (
         "DELETE", f"{V}/flavors/{{flavor_id}}/os-extra_specs/{{key}}", extra_specs.delete_extra_spec
     ),
     Route("GET", f"{V}/images", images.list_images, tag="images"),
-    Route("POST", f"{V}/images", images.create_image, status=201, tag="images"),
     Route("GET", f"{V}/images/detail", images.list_images_detail, tag="images"),
     Route("GET", f"{V}/images/{{image_id}}", images.show_image, tag="images"),
+    Route("GET", G, glance.image_versions_root, public=True, tag="image"),
+    Route("GET", f"{G}/", glance.image_versions_root, public=True, tag="image", in_schema=False),
+    Route("GET", f"{G}/versions", glance.image_versions, public=True, tag="image"),
+    Route("GET", f"{G}/v2/images", glance.list_images, tag="image"),
+    Route("POST", f"{G}/v2/images", glance.create_image, status=201, tag="image"),
+    Route("GET", f"{G}/v2/images/{{image_id}}", glance.show_image, tag="image"),
     Route("GET", f"{V}/os-hypervisors", hypervisors.list_hypervisors),
     Route("GET", f"{V}/os-hypervisors/detail", hypervisors.list_hypervisors_detail),
     Route("GET", f"{V}/os-hypervisors/statistics", hypervisors.hypervisor_statistics),
@@ -157,6 +164,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", f"{V}/os-services/enable", services.enable_service),
     Route("PUT", f"{V}/os-services/disable", services.disable_service),
     Route("PUT", f"{V}/os-services/disable-log-reason", services.disable_log_reason),
+    Route("PUT", f"{V}/os-services/force-down", services.force_down),
     Route("PUT", f"{F}/services/{{host}}", agent.register_service, tag="agent"),
     Route("GET", f"{F}/hosts/{{host}}/instances", agent.watch_instances, tag="agent"),
     Route("PUT", f"{F}/hosts/{{host}}/memory-usage", agent.report_memory_usage, tag="agent"),

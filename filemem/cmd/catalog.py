@@ -126,30 +126,30 @@ def cmd_flavor(args: argparse.Namespace) -> int:
 def cmd_image(args: argparse.Namespace) -> int:
     client = api(args)
     if args.image_command == "list":
-        images = client.call("GET", "/images")["images"]
+        images = client.images("GET", "?limit=1000")["images"]
         if args.json:
             print_json(images)
         else:
             print_table(
                 ["id", "name", "kind", "status"],
-                [[i["id"], i["name"], i.get("kind", ""), i.get("status", "")] for i in images],
+                [[i["id"], i["name"], i.get("filemem_kind", ""), i["status"]] for i in images],
             )
         return 0
     if args.image_command == "create":
         if (args.kernel is None) == (args.disk is None):
             raise InvalidInput("give either --kernel (with --initrd, --cmdline) or --disk")
-        body = {
+        named = {
             "name": args.name,
-            "kind": "kernel" if args.kernel else "disk",
             "kernel_path": _abs(args.kernel),
             "initrd_path": _abs(args.initrd),
-            "cmdline": args.cmdline,
+            "cmdline": args.cmdline if args.kernel else None,
             "disk_path": _abs(args.disk),
-            "disk_format": args.disk_format,
+            "disk_format": args.disk_format if args.disk else None,
         }
-        _show(client.call("POST", "/images", body), args.json)
+        body = {key: value for key, value in named.items() if value is not None}
+        _show(client.images("POST", body=body), args.json)
         return 0
-    _show(client.find("image", args.image), args.json)
+    _show(client.find_image(args.image), args.json)
     return 0
 
 

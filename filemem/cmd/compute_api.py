@@ -6,12 +6,15 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 from filemem.exceptions import FilememError
 
 CLIENT_FILE = "client.json"
+# Where filemem-api serves glance's v2 API.
+IMAGE_API = "/image/v2"
 
 
 class ComputeApiError(FilememError):
@@ -68,6 +71,25 @@ class ComputeApi:
         if response.status_code >= 400:
             raise ComputeApiError(f"{method} {path}: {response.status_code} {_reason(response)}")
         return response.json() if response.content else None
+
+    def images(self, method: str, path: str = "", body: Any = None) -> Any:
+        """The image catalogue through filemem's glance v2 API (nova's proxy is read-only)."""
+        return self.call(method, f"{self.endpoint}{IMAGE_API}/images{path}", body)
+
+    def find_image(self, ident: str) -> dict[str, Any]:
+        """A glance image by id, else by exact name (refusing an ambiguous name)."""
+        try:
+            found: dict[str, Any] = self.images("GET", f"/{ident}")
+            return found
+        except ComputeApiError as exc:
+            if " 404 " not in str(exc):
+                raise
+        matches = self.images("GET", f"?{urlencode({'name': ident})}")["images"]
+        if len(matches) != 1:
+            what = "no" if not matches else f"{len(matches)}"
+            raise ComputeApiError(f"{what} images named or with id {ident!r}")
+        match: dict[str, Any] = matches[0]
+        return match
 
     def find(self, noun: str, ident: str) -> dict[str, Any]:
         """By id, else by exact name (refusing an ambiguous name, as the openstack CLI does)."""

@@ -117,14 +117,12 @@ def _seed(api: ComputeApi) -> None:
                 {"flavor": {"name": name, "ram": ram, "vcpus": vcpus, "disk": 0}},
             )
     image = TestImage(kernel=TEST_IMAGE_DIR / "vmlinuz", initrd=TEST_IMAGE_DIR / "initrd.img")
-    names = {i["name"] for i in api.call("GET", "/images")["images"]}
+    names = {i["name"] for i in api.images("GET", "?limit=1000")["images"]}
     if TEST_IMAGE_NAME not in names and image.kernel.is_file() and image.initrd.is_file():
-        api.call(
+        api.images(
             "POST",
-            "/images",
-            {
+            body={
                 "name": TEST_IMAGE_NAME,
-                "kind": "kernel",
                 "kernel_path": str(image.kernel),
                 "initrd_path": str(image.initrd),
                 "cmdline": image.cmdline(),
@@ -140,7 +138,9 @@ def _write_client_files(state: Path, endpoint: str, token: str) -> None:
             {"endpoint": endpoint, "token": token, "placement_endpoint": f"{endpoint}/placement"}
         ),
     )
-    # The openstack CLI checks for identity v3 first; the API serves that document itself.
+    # The openstack CLI checks for identity v3 first; the API serves that document itself. No
+    # compute_api_version pin: the clients negotiate filemem's maximum (2.37), where a server
+    # create needs networks "none" (`openstack server create --no-network`).
     _write_private(
         state / "clouds.yaml",
         "\n".join(
@@ -153,8 +153,7 @@ def _write_client_files(state: Path, endpoint: str, token: str) -> None:
                 f"      token: {token}",
                 f"    identity_endpoint_override: {endpoint}/identity/v3",
                 f"    compute_endpoint_override: {endpoint}/v2.1",
-                f"    image_endpoint_override: {endpoint}/v2.1",
-                "    compute_api_version: '2.1'",
+                f"    image_endpoint_override: {endpoint}/image",
                 "",
             ]
         ),

@@ -42,7 +42,7 @@ OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "image_dirs",
         default=["/var/lib/filemem/images"],
-        help="Directories images may be registered from (POST /v2.1/images). A kernel, initrd "
+        help="Directories images may be registered from (POST /image/v2/images). A kernel, initrd "
         "or disk must resolve (symlinks followed) to a file below one of them, so the API can "
         "never be used to hand an arbitrary host file to a guest.",
     ),

@@ -74,9 +74,14 @@ def is_up(service: Service, down_after: dt.timedelta, now: dt.datetime | None = 
 
 
 def live_services(session: Session, down_after: dt.timedelta) -> list[Service]:
-    """Enabled services heard from within `down_after`: where new guests may go."""
+    """Enabled services heard from within `down_after` and not forced down: where new guests
+    may go."""
     since = utcnow() - down_after
-    query = select(Service).where(Service.disabled.is_(False), Service.last_seen_at >= since)
+    query = select(Service).where(
+        Service.disabled.is_(False),
+        Service.forced_down.is_(False),
+        Service.last_seen_at >= since,
+    )
     return list(session.scalars(query.order_by(Service.id)))
 
 

@@ -43,6 +43,8 @@ class Service(Base):
     binary: Mapped[str] = mapped_column(String(NAME_LENGTH))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    # Set by an operator (os-services force-down): the host counts as down whatever it reports.
+    forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
     provider_uuid: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True)
     file_backed: Mapped[bool] = mapped_column(Boolean, default=False)
     file_backed_memory_mb: Mapped[int] = mapped_column(Integer, default=0)

@@ -178,12 +178,10 @@ def make_flavor(
 def make_image(env: ApiEnv, name: str = "test-kernel") -> str:
     kernel = env.files / f"{name}.vmlinuz"
     kernel.write_bytes(b"\0" * 64)
-    response = env.compute(
-        "POST",
-        "/images",
+    response = env.http.post(
+        "/image/v2/images",
         json={
             "name": name,
-            "kind": "kernel",
             "kernel_path": str(kernel),
             "cmdline": "console=ttyS0",
         },

@@ -164,18 +164,16 @@ class Cloud:
 
     def test_image(self, kernel: Path, initrd: Path, cmdline: str) -> str:
         response = self.http.post(
-            "/images",
+            f"{self.api_url}/image/v2/images",
             json={
                 "name": f"test-{uuidlib.uuid4().hex[:6]}",
-                "kind": "kernel",
                 "kernel_path": str(kernel),
                 "initrd_path": str(initrd),
                 "cmdline": cmdline,
             },
         )
         response.raise_for_status()
-        body = response.json()
-        return str(body.get("image", body)["id"])
+        return str(response.json()["id"])
 
     def create(self, name: str, flavor: str, image: str) -> str:
         response = self.http.post(

@@ -29,7 +29,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
 def test_version_documents_are_nova_shaped_and_public(env: ApiEnv) -> None:
     versions = httpx.get(f"{env.url}/").json()["versions"]
     assert [(v["id"], v["status"], v["version"], v["min_version"]) for v in versions] == [
-        ("v2.1", "CURRENT", "2.1", "2.1")
+        ("v2.1", "CURRENT", "2.37", "2.1")
     ]
     assert versions[0]["links"] == [{"rel": "self", "href": f"{env.url}/v2.1/"}]
     for path in ("/v2.1", "/v2.1/"):
@@ -139,16 +139,17 @@ def test_extra_specs_crud(env: ApiEnv) -> None:
 
 def test_images_register_list_show_and_id_in_filter(env: ApiEnv) -> None:
     first, second = make_image(env, "img-a"), make_image(env, "img-b")
-    shown = env.compute("GET", f"/images/{first}").json()
+    shown = env.http.get(f"/image/v2/images/{first}").json()
     assert {k: shown[k] for k in ("id", "name", "status", "filemem_kind")} == {
         "id": first,
         "name": "img-a",
         "status": "active",
         "filemem_kind": "kernel",
     }
+    assert env.compute("GET", f"/images/{first}").json()["image"]["name"] == "img-a"
     listed = env.compute("GET", "/images").json()["images"]
     assert {first, second} <= {image["id"] for image in listed}
-    asked = env.compute("GET", "/images", params={"id": f"in:{first},{second}"}).json()
+    asked = env.http.get("/image/v2/images", params={"id": f"in:{first},{second}"}).json()
     assert sorted(image["id"] for image in asked["images"]) == sorted([first, second])
     assert env.compute("GET", "/images/00000000-0000-0000-0000-000000000000").status_code == 404
     assert env.compute("GET", "/images/not-a-uuid").status_code == 404
@@ -165,7 +166,7 @@ def test_images_register_list_show_and_id_in_filter(env: ApiEnv) -> None:
     ],
 )
 def test_image_paths_are_checked(env: ApiEnv, body: dict[str, Any], reason: str) -> None:
-    response = env.compute("POST", "/images", json={"name": "bad", "kind": "kernel", **body})
+    response = env.http.post("/image/v2/images", json={"name": "bad", **body})
     assert response.status_code == 400, response.text
     assert reason in response.json()["badRequest"]["message"]
 
@@ -176,9 +177,7 @@ def test_image_files_must_lie_below_image_dirs(env: ApiEnv) -> None:
     sneaky = env.files / "sneaky.vmlinuz"
     sneaky.symlink_to(outside)
     for path in (outside, sneaky, Path("/etc/hostname")):
-        response = env.compute(
-            "POST", "/images", json={"name": "bad", "kind": "kernel", "kernel_path": str(path)}
-        )
+        response = env.http.post("/image/v2/images", json={"name": "bad", "kernel_path": str(path)})
         assert response.status_code == 400, response.text
         assert "[api] image_dirs" in response.json()["badRequest"]["message"]
 

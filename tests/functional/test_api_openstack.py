@@ -41,7 +41,9 @@ def image(env: ApiEnv) -> str:
 
 def connect(env: ApiEnv) -> openstack.connection.Connection:
     return openstack.connection.Connection(
-        auth_type="admin_token", auth={"endpoint": f"{env.url}/v2.1", "token": TOKEN}
+        auth_type="admin_token",
+        auth={"endpoint": f"{env.url}/v2.1", "token": TOKEN},
+        image_endpoint_override=f"{env.url}/image",
     )
 
 
@@ -82,6 +84,7 @@ def cli(env: ApiEnv, tmp_path: Path, *args: str) -> str:
         "clouds:\n  filemem:\n    auth_type: admin_token\n    auth:\n"
         f"      endpoint: {env.url}/v2.1\n      token: {TOKEN}\n"
         f"    identity_endpoint_override: {env.url}/identity/v3\n"
+        f"    image_endpoint_override: {env.url}/image\n"
     )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     environ.update(OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD="filemem")

@@ -12,7 +12,7 @@ from filemem.api.errors import BadRequest, validation_message
 from filemem.api.schemas import server_actions as actions
 from filemem.api.schemas.agent import InstanceReport, ServiceUpdate
 from filemem.api.schemas.flavors import ExtraSpecItem, ExtraSpecsRequest, FlavorCreateRequest
-from filemem.api.schemas.images import ImageCreate
+from filemem.api.schemas.images import GlanceImageCreate
 from filemem.api.schemas.servers import ServerCreateRequest
 
 FLAVOR = {"name": "m1.small", "ram": 512, "vcpus": 1, "disk": 0}
@@ -153,21 +153,26 @@ def test_extra_specs_keys_values_and_page_sizes() -> None:
 
 
 def test_image_paths_must_be_absolute_without_dotdot(tmp_path: Path) -> None:
-    kernel = ImageCreate.model_validate(
-        {"name": "k", "kind": "kernel", "kernel_path": "/boot//vmlinuz", "cmdline": "quiet"}
+    kernel = GlanceImageCreate.model_validate(
+        {"name": "k", "kernel_path": "/boot//vmlinuz", "cmdline": "quiet"}
     )
-    assert kernel.paths() == {"kernel_path": "/boot/vmlinuz"}
-    disk = ImageCreate.model_validate({"name": "d", "kind": "disk", "disk_path": "/d.qcow2"})
-    assert disk.disk_format == "qcow2"
-    assert "absolute" in refusal(
-        ImageCreate, {"name": "k", "kind": "kernel", "kernel_path": "boot/vmlinuz"}
+    assert kernel.paths() == {"kernel_path": "/boot/vmlinuz"} and kernel.kind() == "kernel"
+    disk = GlanceImageCreate.model_validate({"name": "d", "disk_path": "/d.qcow2"})
+    assert (disk.disk_format, disk.kind()) == ("qcow2", "disk")
+    assert "absolute" in refusal(GlanceImageCreate, {"name": "k", "kernel_path": "boot/vmlinuz"})
+    assert "'..'" in refusal(GlanceImageCreate, {"name": "k", "kernel_path": "/boot/../etc/shadow"})
+    assert "either kernel_path" in refusal(GlanceImageCreate, {"name": "k"})
+    assert "either kernel_path" in refusal(
+        GlanceImageCreate, {"name": "d", "disk_path": "/d", "kernel_path": "/k"}
     )
-    assert "'..'" in refusal(
-        ImageCreate, {"name": "k", "kind": "kernel", "kernel_path": "/boot/../etc/shadow"}
+    assert "takes no initrd_path" in refusal(
+        GlanceImageCreate, {"name": "d", "disk_path": "/d", "initrd_path": "/i"}
     )
-    assert "needs kernel_path" in refusal(ImageCreate, {"name": "k", "kind": "kernel"})
-    assert "takes no" in refusal(
-        ImageCreate, {"name": "d", "kind": "disk", "disk_path": "/d", "kernel_path": "/k"}
+    assert "must be aki" in refusal(
+        GlanceImageCreate, {"name": "k", "kernel_path": "/k", "disk_format": "raw"}
+    )
+    assert "container_format" in refusal(
+        GlanceImageCreate, {"name": "k", "kernel_path": "/k", "container_format": "ovf"}
     )
 
 

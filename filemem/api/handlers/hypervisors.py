@@ -1,4 +1,8 @@
-"""os-hypervisors: one per compute service, sizes from its Placement inventory and usage."""
+"""os-hypervisors: one per compute service, sizes from its Placement inventory and usage.
+
+As nova: cpu_info is a JSON string before 2.28 and an object from it; from 2.33 the lists
+take limit and marker (a hypervisor id) and say where the next page starts.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,17 @@ from typing import Annotated, Any
 from fastapi import Path, Request
 
 from filemem.api.context import ApiContext, get_context
-from filemem.api.errors import NotFound
+from filemem.api.errors import BadRequest, NotFound
+from filemem.api.handlers import paging
 from filemem.api.handlers import services as service_views
+from filemem.api.microversion import at_least
 from filemem.db import api as db_api
 from filemem.db.models import Service
 from filemem.placement.client import PlacementApiError
 
 HypervisorIdPath = Annotated[str, Path(max_length=255)]
+CPU_INFO_OBJECT_SINCE = "2.28"
+PAGING_SINCE = "2.33"
 PatternPath = Annotated[str, Path(min_length=1, max_length=255)]
 
 
@@ -44,7 +52,10 @@ def _resources(ctx: ApiContext, provider_uuid: str | None) -> dict[str, tuple[in
     }
 
 
-def detail(ctx: ApiContext, service: Service, running_vms: int) -> dict[str, Any]:
+def detail(request: Request, service: Service, running_vms: int) -> dict[str, Any]:
+    ctx = get_context(request)
+    # filemem does not describe the host CPU: an empty description, in the version's type.
+    cpu_info: Any = {} if at_least(request, CPU_INFO_OBJECT_SINCE) else json.dumps({})
     sizes = _resources(ctx, service.provider_uuid)
     memory, memory_used = sizes.get("MEMORY_MB", (0, 0))
     vcpus, vcpus_used = sizes.get("VCPU", (0, 0))
@@ -54,7 +65,7 @@ def detail(ctx: ApiContext, service: Service, running_vms: int) -> dict[str, Any
         "hypervisor_type": "QEMU",
         "hypervisor_version": 0,
         "host_ip": None,
-        "cpu_info": json.dumps({}),
+        "cpu_info": cpu_info,
         "memory_mb": memory,
         "memory_mb_used": memory_used,
         "free_ram_mb": memory - memory_used,
@@ -82,34 +93,56 @@ def _services(ctx: ApiContext) -> tuple[list[Service], dict[str, int]]:
         return db_api.list_services(session), db_api.count_instances_by_host(session)
 
 
+def _page(request: Request, services: list[Service]) -> list[Service]:
+    """From 2.33 the services after `marker` (an id), at most `limit`; all of them before."""
+    if not at_least(request, PAGING_SINCE):
+        return services
+    marker = request.query_params.get("marker")
+    if marker is not None:
+        ids = [str(service.id) for service in services]
+        if marker not in ids:
+            raise BadRequest(f"marker [{marker}] not found")
+        services = services[ids.index(marker) + 1 :]
+    return services[: paging.page_size(request)]
+
+
+def _listing(request: Request, items: list[dict[str, Any]], collection: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"hypervisors": items}
+    links = paging.next_links(request, items, collection)
+    if links and at_least(request, PAGING_SINCE):
+        body["hypervisors_links"] = links
+    return body
+
+
 def list_hypervisors(request: Request) -> dict[str, Any]:
-    """GET /os-hypervisors."""
+    """GET /os-hypervisors[?limit=&marker=] (paged from 2.33)."""
     ctx = get_context(request)
     services, _counts = _services(ctx)
-    return {"hypervisors": [summary(ctx, service) for service in services]}
+    items = [summary(ctx, service) for service in _page(request, services)]
+    return _listing(request, items, "os-hypervisors")
 
 
 def list_hypervisors_detail(request: Request) -> dict[str, Any]:
-    """GET /os-hypervisors/detail."""
-    ctx = get_context(request)
-    services, counts = _services(ctx)
-    return {"hypervisors": [detail(ctx, s, counts.get(s.host, 0)) for s in services]}
+    """GET /os-hypervisors/detail[?limit=&marker=] (paged from 2.33)."""
+    services, counts = _services(get_context(request))
+    items = [detail(request, s, counts.get(s.host, 0)) for s in _page(request, services)]
+    return _listing(request, items, "os-hypervisors/detail")
 
 
 def _find(ctx: ApiContext, hypervisor_id: str) -> tuple[Service, int]:
-    """By id, as nova 2.1 does; a hostname is accepted too."""
+    """By integer id, as nova does before 2.53 (anything else is not found)."""
     services, counts = _services(ctx)
     for service in services:
-        if str(service.id) == hypervisor_id or service.host == hypervisor_id:
+        if str(service.id) == hypervisor_id:
             return service, counts.get(service.host, 0)
-    raise NotFound(f"Hypervisor with ID {hypervisor_id} could not be found.")
+    raise NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
 
 
 def show_hypervisor(request: Request, hypervisor_id: HypervisorIdPath) -> dict[str, Any]:
     """GET /os-hypervisors/{id}."""
     ctx = get_context(request)
     service, running = _find(ctx, hypervisor_id)
-    return {"hypervisor": detail(ctx, service, running)}
+    return {"hypervisor": detail(request, service, running)}
 
 
 def hypervisor_uptime(request: Request, hypervisor_id: HypervisorIdPath) -> dict[str, Any]:
@@ -152,6 +185,6 @@ def hypervisor_statistics(request: Request) -> dict[str, Any]:
     """GET /os-hypervisors/statistics (deprecated by nova in 2.88): the sums of /detail."""
     ctx = get_context(request)
     services, counts = _services(ctx)
-    details = [detail(ctx, s, counts.get(s.host, 0)) for s in services]
+    details = [detail(request, s, counts.get(s.host, 0)) for s in services]
     totals = {key: sum(int(d[key]) for d in details) for key in STATISTICS_KEYS}
     return {"hypervisor_statistics": {"count": len(details), **totals}}

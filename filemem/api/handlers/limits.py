@@ -8,10 +8,22 @@ from typing import Annotated, Any
 from fastapi import Query, Request
 
 from filemem.api.context import get_context
+from filemem.api.microversion import at_least
 from filemem.db import api as db_api
 
 TenantQuery = Annotated[str | None, Query(max_length=255)]
 UNLIMITED = -1
+# nova's FILTERED_LIMITS_v236: the network proxies' limits (and their usage) leave at 2.36.
+NETWORK_LIMITS_REMOVED_IN = "2.36"
+NETWORK_LIMITS = frozenset(
+    {
+        "maxSecurityGroups",
+        "maxSecurityGroupRules",
+        "maxTotalFloatingIps",
+        "totalFloatingIpsUsed",
+        "totalSecurityGroupsUsed",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -29,7 +41,8 @@ def usage(request: Request, project_id: str) -> Usage:
 
 
 def show_limits(request: Request, tenant_id: TenantQuery = None) -> dict[str, Any]:
-    """GET /limits[?tenant_id=]: the caller's project unless an admin names another."""
+    """GET /limits[?tenant_id=]: the caller's project unless an admin names another; from 2.36
+    without the network limits."""
     used = usage(request, tenant_id or get_context(request).project_id)
     absolute = {
         "maxImageMeta": UNLIMITED,
@@ -52,4 +65,6 @@ def show_limits(request: Request, tenant_id: TenantQuery = None) -> dict[str, An
         "totalSecurityGroupsUsed": 0,
         "totalServerGroupsUsed": 0,
     }
+    if at_least(request, NETWORK_LIMITS_REMOVED_IN):
+        absolute = {k: v for k, v in absolute.items() if k not in NETWORK_LIMITS}
     return {"limits": {"rate": [], "absolute": absolute}}

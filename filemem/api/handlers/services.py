@@ -1,4 +1,4 @@
-"""os-services: list compute services; enable and disable a host (nova's 2.1 forms)."""
+"""os-services: list compute services; enable, disable and (2.11) force down a host."""
 
 from __future__ import annotations
 
@@ -7,18 +7,30 @@ from typing import Annotated, Any
 from fastapi import Query, Request
 
 from filemem.api.context import ApiContext, get_context
-from filemem.api.errors import NotFound
-from filemem.api.schemas.services import ServiceDisableWithReason, ServiceToggle
+from filemem.api.errors import BadRequest, NotFound
+from filemem.api.microversion import at_least
+from filemem.api.schemas.services import ServiceDisableWithReason, ServiceForceDown, ServiceToggle
 from filemem.db import api as db_api
 from filemem.db.models import Service, utcnow
 
+FORCED_DOWN_SINCE = "2.11"
+# filemem's agents register as filemem-compute; clients name nova's compute binary, and both
+# mean the same service.
+COMPUTE_BINARIES = frozenset({"nova-compute", "filemem-compute"})
+
+
+def is_up(ctx: ApiContext, service: Service) -> bool:
+    """Heard from lately and not forced down (nova's servicegroup answers the same)."""
+    return not service.forced_down and db_api.is_up(service, ctx.down_after)
+
 
 def state(ctx: ApiContext, service: Service) -> str:
-    return "up" if db_api.is_up(service, ctx.down_after) else "down"
+    return "up" if is_up(ctx, service) else "down"
 
 
-def view(ctx: ApiContext, service: Service) -> dict[str, Any]:
-    return {
+def view(request: Request, service: Service) -> dict[str, Any]:
+    ctx = get_context(request)
+    shown: dict[str, Any] = {
         "id": service.id,
         "binary": service.binary,
         "host": service.host,
@@ -31,38 +43,55 @@ def view(ctx: ApiContext, service: Service) -> dict[str, Any]:
             else None
         ),
         "disabled_reason": service.disabled_reason,
-        "forced_down": False,
     }
+    if at_least(request, FORCED_DOWN_SINCE):
+        shown["forced_down"] = service.forced_down
+    return shown
+
+
+def _binary_matches(service: Service, binary: str) -> bool:
+    return binary == service.binary or (
+        binary in COMPUTE_BINARIES and service.binary in COMPUTE_BINARIES
+    )
 
 
 Filter = Annotated[str | None, Query(max_length=255)]
 
 
 def list_services(request: Request, host: Filter = None, binary: Filter = None) -> dict[str, Any]:
-    """GET /os-services[?host=&binary=]."""
-    ctx = get_context(request)
-    with ctx.database.reader() as session:
+    """GET /os-services[?host=&binary=]; forced_down from 2.11."""
+    with get_context(request).database.reader() as session:
         services = db_api.list_services(session)
     services = [
         s
         for s in services
-        if (host is None or s.host == host) and (binary is None or s.binary == binary)
+        if (not host or s.host == host) and (not binary or _binary_matches(s, binary))
     ]
-    return {"services": [view(ctx, service) for service in services]}
+    return {"services": [view(request, service) for service in services]}
+
+
+def _update(request: Request, body: ServiceToggle, values: dict[str, Any]) -> None:
+    """nova's _update: only the compute service may be changed, and it must exist."""
+    if body.binary not in COMPUTE_BINARIES:
+        raise BadRequest(
+            f"Updating a {body.binary} service is not supported. Only nova-compute services "
+            "can be updated."
+        )
+    ctx = get_context(request)
+    with ctx.database.session() as session:
+        service = db_api.get_service_by_host(session, body.host)
+        if service is None or not _binary_matches(service, body.binary):
+            raise NotFound(f"Could not find binary {body.binary} on host {body.host}.")
+        for key, value in values.items():
+            setattr(service, key, value)
+        service.updated_at = utcnow()
+    ctx.scheduler.invalidate_hosts()
 
 
 def _toggle(
     request: Request, body: ServiceToggle, disabled: bool, reason: str | None
 ) -> dict[str, Any]:
-    ctx = get_context(request)
-    with ctx.database.session() as session:
-        service = db_api.get_service_by_host(session, body.host)
-        if service is None or service.binary != body.binary:
-            raise NotFound(f"Service {body.binary} on host {body.host} could not be found.")
-        service.disabled = disabled
-        service.disabled_reason = reason
-        service.updated_at = utcnow()
-    ctx.scheduler.invalidate_hosts()
+    _update(request, body, {"disabled": disabled, "disabled_reason": reason})
     result = {
         "host": body.host,
         "binary": body.binary,
@@ -86,3 +115,15 @@ def disable_service(request: Request, body: ServiceToggle) -> dict[str, Any]:
 def disable_log_reason(request: Request, body: ServiceDisableWithReason) -> dict[str, Any]:
     """PUT /os-services/disable-log-reason."""
     return _toggle(request, body, True, body.disabled_reason)
+
+
+def force_down(request: Request, body: ServiceForceDown) -> dict[str, Any]:
+    """PUT /os-services/force-down (2.11): the host counts as down, so nothing is scheduled
+    to it, until an operator unsets the flag; before 2.11 nova knows no such action."""
+    if not at_least(request, FORCED_DOWN_SINCE):
+        raise NotFound("Unknown action")
+    forced = body.forced()
+    if forced is None:
+        raise BadRequest("Missing forced_down field")
+    _update(request, body, {"forced_down": forced})
+    return {"service": {"host": body.host, "binary": body.binary, "forced_down": forced}}

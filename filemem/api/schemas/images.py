@@ -1,4 +1,4 @@
-"""POST /images (filemem's extension): a kernel (+initrd, cmdline) or a disk file."""
+"""POST /image/v2/images (glance's create): a kernel (+initrd, cmdline) or a disk file by path."""
 
 from __future__ import annotations
 
@@ -25,38 +25,42 @@ ImagePath = Annotated[str, Field(min_length=2, max_length=4096), AfterValidator(
 Cmdline = Annotated[str, Field(max_length=4096)]
 
 
-class ImageCreate(StrictModel):
+def _invalid(message: str) -> PydanticCustomError:
+    return PydanticCustomError("filemem_invalid", message)
+
+
+class GlanceImageCreate(StrictModel):
+    """glance's create body; filemem's paths and command line are image properties in it."""
+
     name: Name
-    kind: Literal["kernel", "disk"]
+    disk_format: Literal["aki", "qcow2", "raw"] | None = None
+    container_format: Literal["bare"] | None = None
+    visibility: Literal["public"] | None = None
     kernel_path: ImagePath | None = None
     initrd_path: ImagePath | None = None
-    cmdline: Cmdline = ""
+    cmdline: Cmdline | None = None
     disk_path: ImagePath | None = None
-    disk_format: Literal["qcow2", "raw"] | None = None
 
     @model_validator(mode="after")
-    def _matches_kind(self) -> ImageCreate:
-        if not self.cmdline.isprintable():
-            raise PydanticCustomError(
-                "filemem_invalid", "cmdline must not contain control characters"
-            )
-        if self.kind == "kernel":
-            if not self.kernel_path:
-                raise PydanticCustomError("filemem_invalid", "a kernel image needs kernel_path")
-            if self.disk_path or self.disk_format:
-                raise PydanticCustomError(
-                    "filemem_invalid", "a kernel image takes no disk_path/disk_format"
-                )
+    def _one_kind(self) -> GlanceImageCreate:
+        if self.cmdline is not None and not self.cmdline.isprintable():
+            raise _invalid("cmdline must not contain control characters")
+        if (self.kernel_path is None) == (self.disk_path is None):
+            raise _invalid("give either kernel_path (a kernel image) or disk_path (a disk image)")
+        if self.kernel_path is not None:
+            if self.disk_format not in (None, "aki"):
+                raise _invalid("disk_format of a kernel image (kernel_path) must be aki")
         else:
-            if not self.disk_path:
-                raise PydanticCustomError("filemem_invalid", "a disk image needs disk_path")
-            if self.kernel_path or self.initrd_path or self.cmdline:
-                raise PydanticCustomError(
-                    "filemem_invalid", "a disk image takes no kernel_path/initrd_path/cmdline"
-                )
+            if self.initrd_path is not None or self.cmdline is not None:
+                raise _invalid("a disk image (disk_path) takes no initrd_path or cmdline")
+            if self.disk_format == "aki":
+                raise _invalid("disk_format of a disk image (disk_path) must be qcow2 or raw")
             if self.disk_format is None:
                 self.disk_format = "qcow2"
         return self
+
+    def kind(self) -> Literal["kernel", "disk"]:
+        return "kernel" if self.kernel_path is not None else "disk"
 
     def paths(self) -> dict[str, str]:
         named = {
