@@ -105,8 +105,7 @@ def _catalogue(client: TestClient, files: Path) -> tuple[str, str]:
     kernel = files / "vmlinuz"
     kernel.write_bytes(b"\0" * 64)
     image = client.post(
-        "/v2.1/images",
-        json={"name": "img", "kind": "kernel", "kernel_path": str(kernel), "cmdline": ""},
+        "/image/v2/images", json={"name": "img", "kernel_path": str(kernel), "cmdline": ""}
     )
     assert image.status_code == 201, image.text
     return flavor.json()["flavor"]["id"], image.json()["id"]
