@@ -91,7 +91,7 @@ def test_observed_states_map_to_novas_vm_and_power_states() -> None:
 
 
 # (vm_state, task_state, observed) -> [(step kind, reported vm_state, reported power)]
-CASES: list[tuple[str, str, str, list[tuple[str, str | None, int | None]]]] = [
+CASES: list[tuple[str, str | None, str, list[tuple[str, str | None, int | None]]]] = [
     # pause
     ("active", "pausing", RUNNING, [("pause", "paused", 3)]),
     ("active", "pausing", PAUSED, [("report", "paused", 3)]),  # paused before a restart

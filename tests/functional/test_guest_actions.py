@@ -1,0 +1,188 @@
+"""nova's server actions on real file-backed guests (libvirtd + QEMU TCG): pause, suspend (managed
+save), resize and revert, rebuild, NMI, console tail."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from pathlib import Path
+
+import pytest
+
+from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
+from filemem.compute.console import console_tail
+from filemem.devtools.test_image import TestImage
+from filemem.exceptions import InsufficientBackingStore
+from filemem.virt.libvirt.driver import LibvirtDriver
+from filemem.virt.xml.domain import Domain
+from tests.functional.conftest import DriverFactory, guest_name, virsh, wait_for_console
+
+MIB = 1024 * 1024
+SAVE_DIR = Path("/var/lib/libvirt/qemu/save")
+
+
+def kernel_image(image: TestImage, touch_mb: int = 0) -> Image:
+    return Image(
+        kind="kernel",
+        kernel=image.kernel,
+        initrd=image.initrd,
+        cmdline=image.cmdline(touch_mb=touch_mb),
+    )
+
+
+def boot(driver: LibvirtDriver, image: Image, memory_mb: int = 256) -> GuestInfo:
+    return driver.spawn(guest_name(), str(uuidlib.uuid4()), Flavor("t", 1, memory_mb), image)
+
+
+def memory_file(driver: LibvirtDriver, uuid: str) -> Path:
+    guest = driver.get_guest(uuid)
+    assert guest.memory_file is not None, guest
+    return guest.memory_file.path
+
+
+def save_image(guest: GuestInfo) -> Path:
+    """libvirt's managed save image: <save dir>/<domain name>.save (qemu.conf save_image_dir)."""
+    return SAVE_DIR / f"{guest.name}.save"
+
+
+def test_pause_and_unpause_keep_the_memory_file(
+    make_driver: DriverFactory, test_image: TestImage
+) -> None:
+    driver = make_driver()
+    guest = boot(driver, kernel_image(test_image))
+    wait_for_console(driver.console_log(guest.uuid), test_image.ready_line)
+    before = memory_file(driver, guest.uuid)
+
+    paused = driver.pause(guest.uuid)
+    assert paused.power_state == PowerState.PAUSED and paused.domain_id == guest.domain_id
+    assert virsh("domstate", guest.name).strip() == "paused"
+    assert memory_file(driver, guest.uuid) == before and before.exists()
+    assert driver.pause(guest.uuid).power_state == PowerState.PAUSED  # again: no-op
+
+    running = driver.unpause(guest.uuid)
+    assert running.power_state == PowerState.RUNNING and running.domain_id == guest.domain_id
+    assert virsh("domstate", guest.name).strip() == "running"
+
+
+def test_suspend_writes_a_managed_save_image_resume_and_delete_remove_it(
+    make_driver: DriverFactory, test_image: TestImage
+) -> None:
+    driver = make_driver()
+    guest = boot(driver, kernel_image(test_image, touch_mb=96))
+    log = driver.console_log(guest.uuid)
+    wait_for_console(log, test_image.touched_line(96))
+    memory = memory_file(driver, guest.uuid)
+
+    suspended = driver.suspend(guest.uuid)
+    assert suspended.power_state == PowerState.SHUTDOWN and suspended.managed_save
+    assert suspended.memory_file is None and not memory.exists()
+    saved = save_image(guest)
+    assert saved.is_file()
+    assert virsh("dominfo", guest.name).split("Managed save:")[1].split()[0] == "yes"
+    size = saved.stat().st_size
+    # The guest wrote 96 MiB; QEMU's migration stream skips zero pages, so the image holds what
+    # the guest touched, not its 256 MiB.
+    assert 96 * MIB < size < 256 * MIB, size
+    print(f"managed save image of a 256 MiB guest that touched 96 MiB: {size / MIB:.1f} MiB")
+    assert driver.suspend(guest.uuid).managed_save  # again: no-op
+
+    resumed = driver.resume(guest.uuid)
+    assert resumed.power_state == PowerState.RUNNING and not resumed.managed_save
+    assert resumed.memory_file is not None and resumed.memory_file.path.exists()
+    assert not saved.exists(), "libvirt removes the image once the guest is restored"
+    # Restored from the image, not booted again.
+    assert virsh("domstate", "--reason", guest.name).strip() == "running (restored)"
+
+    driver.suspend(guest.uuid)
+    assert saved.is_file()
+    assert driver.destroy(guest.uuid) is True
+    assert not saved.exists(), "deleting a suspended guest leaves no save image"
+    assert not resumed.memory_file.path.exists()
+    assert guest.name not in virsh("list", "--all", "--name").split()
+
+
+def test_resize_up_and_revert_change_the_domain_and_its_memory_file(
+    make_driver: DriverFactory, test_image: TestImage
+) -> None:
+    driver = make_driver(shutdown_timeout=1)
+    image = kernel_image(test_image)
+    guest = boot(driver, image)
+    wait_for_console(driver.console_log(guest.uuid), test_image.ready_line)
+    assert memory_file(driver, guest.uuid).stat().st_size == 256 * MIB
+
+    bigger = driver.resize(guest.uuid, Flavor("big", 2, 384), image, start=True)
+    assert (bigger.memory_mb, bigger.vcpus, bigger.power_state) == (384, 2, PowerState.RUNNING)
+    assert bigger.name == guest.name and bigger.uuid == guest.uuid
+    assert memory_file(driver, guest.uuid).stat().st_size == 384 * MIB
+    domain = Domain.from_xml(virsh("dumpxml", guest.name))
+    assert (domain.memory, domain.vcpu) == (384 * 1024, 2)
+    assert domain.metadata is not None and domain.metadata.flavor_name == "big"
+    assert driver.instance_dir(guest.uuid).joinpath("console.log").exists()
+
+    reverted = driver.resize(guest.uuid, Flavor("t", 1, 256), image, start=True)
+    assert (reverted.memory_mb, reverted.vcpus) == (256, 1)
+    assert memory_file(driver, guest.uuid).stat().st_size == 256 * MIB
+
+    driver.power_off(guest.uuid, timeout=0)
+    stopped = driver.resize(guest.uuid, Flavor("big", 2, 384), image, start=False)
+    assert (stopped.memory_mb, stopped.power_state) == (384, PowerState.SHUTDOWN)
+
+
+def test_a_resize_that_does_not_fit_the_store_keeps_the_old_flavor_running(
+    make_driver: DriverFactory, test_image: TestImage
+) -> None:
+    driver = make_driver(shutdown_timeout=1)
+    image = kernel_image(test_image)
+    guest = boot(driver, image, memory_mb=128)
+    # 16 TiB: far more than any test store holds; the capacity guard refuses it at start.
+    with pytest.raises(InsufficientBackingStore):
+        driver.resize(guest.uuid, Flavor("enormous", 1, 16 * 1024 * 1024), image, start=True)
+    after = driver.get_guest(guest.uuid)
+    assert (after.memory_mb, after.power_state) == (128, PowerState.RUNNING)
+
+
+def test_rebuild_recreates_the_guest_from_the_new_image(
+    make_driver: DriverFactory, test_image: TestImage
+) -> None:
+    driver = make_driver(shutdown_timeout=1)
+    guest = boot(driver, kernel_image(test_image))
+    log = driver.console_log(guest.uuid)
+    wait_for_console(log, test_image.ready_line)
+    old_file = memory_file(driver, guest.uuid)
+
+    new_image = kernel_image(test_image, touch_mb=8)
+    rebuilt = driver.rebuild(guest.uuid, Flavor("t", 1, 256), new_image, start=True)
+    assert (rebuilt.uuid, rebuilt.name) == (guest.uuid, guest.name)
+    assert rebuilt.domain_id != guest.domain_id
+    new_file = memory_file(driver, guest.uuid)
+    assert new_file != old_file and not old_file.exists()
+    domain = Domain.from_xml(virsh("dumpxml", guest.name))
+    assert domain.os is not None and "filemem.touch_mb=8" in (domain.os.cmdline or "")
+    wait_for_console(log, test_image.touched_line(8))
+
+    stopped = driver.rebuild(guest.uuid, Flavor("t", 1, 256), kernel_image(test_image), False)
+    assert stopped.power_state == PowerState.SHUTDOWN and stopped.memory_file is None
+
+
+def test_inject_nmi_reaches_a_running_guest(
+    make_driver: DriverFactory, test_image: TestImage
+) -> None:
+    driver = make_driver()
+    guest = boot(driver, kernel_image(test_image))
+    log = driver.console_log(guest.uuid)
+    wait_for_console(log, test_image.ready_line)
+    driver.inject_nmi(guest.uuid)
+    # The guest kernel reports an NMI it has no handler for (pr_emerg: shown despite quiet).
+    wait_for_console(log, "NMI", timeout=30)
+    assert driver.get_guest(guest.uuid).power_state == PowerState.RUNNING
+
+
+def test_console_tail_reads_the_guest_log(
+    make_driver: DriverFactory, test_image: TestImage
+) -> None:
+    driver = make_driver()
+    guest = boot(driver, kernel_image(test_image))
+    log = driver.console_log(guest.uuid)
+    wait_for_console(log, test_image.ready_line)
+    tail = console_tail(log)
+    assert test_image.ready_line in tail
+    assert console_tail(log, limit=8) == log.read_bytes()[-8:].decode(errors="replace")
