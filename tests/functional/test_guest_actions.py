@@ -10,10 +10,13 @@ import pytest
 
 from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
 from filemem.compute.console import console_tail
+from filemem.db.models import utcnow
 from filemem.devtools.test_image import TestImage
 from filemem.exceptions import InsufficientBackingStore
+from filemem.placement.embedded import EmbeddedPlacement
 from filemem.virt.libvirt.driver import LibvirtDriver
 from filemem.virt.xml.domain import Domain
+from tests.agent_stack import IGNORE_TIMEOUT_WARNING, build_stack, close_stack
 from tests.functional.conftest import DriverFactory, guest_name, virsh, wait_for_console
 
 MIB = 1024 * 1024
@@ -186,3 +189,86 @@ def test_console_tail_reads_the_guest_log(
     tail = console_tail(log)
     assert test_image.ready_line in tail
     assert console_tail(log, limit=8) == log.read_bytes()[-8:].decode(errors="replace")
+
+
+@pytest.mark.filterwarnings(IGNORE_TIMEOUT_WARNING)
+def test_the_agent_carries_out_each_action_and_records_its_events(
+    make_driver: DriverFactory,
+    state_path: Path,
+    test_image: TestImage,
+    tmp_path: Path,
+    embedded_placement: EmbeddedPlacement,
+) -> None:
+    """The whole agent side on a real guest: the API app in-process, the agent's loop, libvirt."""
+    driver = make_driver(shutdown_timeout=1)
+    image = {
+        "name": "test",
+        "kind": "kernel",
+        "kernel_path": str(test_image.kernel),
+        "initrd_path": str(test_image.initrd),
+        "cmdline": test_image.cmdline(),
+    }
+    stack = build_stack(tmp_path, state_path, driver, embedded_placement.client(), image)
+    try:
+        uuid = stack.boot()
+        log = driver.console_log(uuid)
+        wait_for_console(log, test_image.ready_line)
+
+        def state() -> tuple[str, int, str | None]:
+            row = stack.instance(uuid)
+            return row.vm_state, row.power_state, row.task_state
+
+        stack.act(uuid, "pause", task_state="pausing")
+        stack.converge()
+        assert state() == ("paused", 3, None)
+        assert virsh("domstate", f"instance-{uuid}").strip() == "paused"
+        stack.act(uuid, "unpause", task_state="unpausing")
+        stack.converge()
+        assert state() == ("active", 1, None)
+
+        stack.act(uuid, "trigger_crash_dump", crash_dump_requested=True)
+        stack.converge()
+        assert stack.instance(uuid).crash_dump_requested is False
+        wait_for_console(log, "NMI", timeout=30)
+        stack.act(uuid, "update", console_requested_at=utcnow())
+        stack.converge()
+        row = stack.instance(uuid)
+        assert row.console_requested_at is None and "NMI" in (row.console_output or "")
+
+        stack.act(
+            uuid, "resize", task_state="resize_migrating", memory_mb=384, vcpus=2, flavor_name="b"
+        )
+        stack.converge()
+        assert state() == ("resized", 1, None)
+        assert memory_file(driver, uuid).stat().st_size == 384 * MIB
+        stack.act(uuid, "revertResize", task_state="resize_reverting", memory_mb=256, vcpus=1)
+        stack.converge()
+        assert state() == ("active", 1, None)
+        memory = memory_file(driver, uuid)
+        assert memory.stat().st_size == 256 * MIB
+
+        stack.act(uuid, "suspend", task_state="suspending")
+        stack.converge()
+        assert state() == ("suspended", 4, None)
+        saved = SAVE_DIR / f"instance-{uuid}.save"
+        assert saved.is_file() and not memory.exists()
+        stack.converge()  # consistent: nothing to do
+        assert state() == ("suspended", 4, None)
+
+        stack.act(uuid, "delete", task_state="deleting", deleted_requested=True)
+        stack.converge()
+        assert not saved.exists() and not memory.exists()
+        assert f"instance-{uuid}" not in virsh("list", "--all", "--name").split()
+        assert [event[1:3] for event in stack.events(uuid)] == [
+            ("compute__do_build_and_run_instance", "Success"),
+            ("compute_pause_instance", "Success"),
+            ("compute_unpause_instance", "Success"),
+            ("compute_trigger_crash_dump", "Success"),
+            ("compute_finish_resize", "Success"),
+            ("compute_finish_revert_resize", "Success"),
+            ("compute_suspend_instance", "Success"),
+            ("compute_terminate_instance", "Success"),
+        ]
+        assert {event[3] for event in stack.events(uuid)} == {stack.hostname}
+    finally:
+        close_stack(stack)

@@ -8,169 +8,44 @@ from __future__ import annotations
 import datetime as dt
 import uuid as uuidlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from filemem import conf as filemem_conf
-from filemem.api.app import create_app
-from filemem.api.context import ApiContext
 from filemem.common.guests import PowerState
 from filemem.common.resources import MEMORY_MB, VCPU
-from filemem.compute.agent_api import AgentApiClient, ApiUnavailable
+from filemem.compute.agent_api import ApiUnavailable
 from filemem.compute.console import MAX_CONSOLE_BYTES
-from filemem.compute.host import ComputeHost
-from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.db import api as db_api
-from filemem.db import instance_actions, migrate
-from filemem.db.models import Instance, InstanceAction, Migration, utcnow
-from filemem.db.session import Database
+from filemem.db import instance_actions
+from filemem.db.models import InstanceAction, Migration, utcnow
 from filemem.exceptions import HypervisorError
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.virt.fake import FakeDriver
+from tests.agent_stack import IGNORE_TIMEOUT_WARNING, Stack, build_stack, close_stack
 
-TOKEN = "unit-test-token-0123456789abcdef"
-# The agent's client sends a timeout with every call; TestClient warns that it ignores it.
-pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")
+pytestmark = pytest.mark.filterwarnings(IGNORE_TIMEOUT_WARNING)
 MIB = 2**20
 
 
-class _NoScheduler:
-    def select_and_claim(self, spec: Any) -> Any:
-        raise AssertionError("nothing is scheduled in these tests")
-
-    def invalidate_hosts(self) -> None:
-        pass
-
-
-@dataclass
-class Stack:
-    database: Database
-    http: TestClient
-    driver: FakeDriver
-    host: ComputeHost
-    loop: ReconcileLoop
-    image_id: str
-
-    @property
-    def hostname(self) -> str:
-        return self.host.tracker.name
-
-    def converge(self) -> None:
-        self.loop.run_once(None)
-
-    def boot(self) -> str:
-        uuid = str(uuidlib.uuid4())
-        with self.database.session() as session:
-            db_api.create_instance(
-                session,
-                {
-                    "uuid": uuid,
-                    "display_name": "vm",
-                    "project_id": "p1",
-                    "user_id": "u1",
-                    "flavor_id": "1",
-                    "flavor_name": "small",
-                    "vcpus": 1,
-                    "memory_mb": 256,
-                    "root_gb": 0,
-                    "extra_specs": {},
-                    "image_id": self.image_id,
-                    "metadata_": {},
-                    "host": self.hostname,
-                    "vm_state": "building",
-                    "task_state": "spawning",
-                    "power_state": 0,
-                    "deleted_requested": False,
-                },
-            )
-            instance_actions.record_action(
-                session, uuid, "create", request_id="req-create", project_id="p1", user_id="u1"
-            )
-        self.converge()
-        assert self.instance(uuid).vm_state == "active"
-        return uuid
-
-    def act(self, uuid: str, action: str, **values: Any) -> None:
-        """What an action handler does: an action record, then the columns (agent notified)."""
-        with self.database.session() as session:
-            instance_actions.record_action(
-                session, uuid, action, request_id=f"req-{action}", project_id="p1", user_id="u1"
-            )
-            assert db_api.update_instance(session, uuid, values) is not None
-
-    def instance(self, uuid: str) -> Instance:
-        with self.database.reader() as session:
-            instance = db_api.get_instance(session, uuid)
-            assert instance is not None
-            session.expunge(instance)
-            return instance
-
-    def events(self, uuid: str) -> list[tuple[str, str, str | None, str | None, bool]]:
-        """(action, event, result, host, has traceback) of every event, oldest first."""
-        with self.database.reader() as session:
-            actions = sorted(instance_actions.list_actions(session, uuid), key=lambda a: a.id)
-            return [
-                (a.action, e.event, e.result, e.host, e.traceback is not None)
-                for a in actions
-                for e in a.events
-            ]
-
-    def last_event(self, uuid: str) -> tuple[str, str, str | None, str | None, bool]:
-        return self.events(uuid)[-1]
-
-    def allocations(self) -> dict[str, dict[str, int]]:
-        return self.host.client.get_provider_allocations(self.host.tracker.provider_uuid)
-
-
 @pytest.fixture
-def stack(tmp_path: Path, embedded_placement: EmbeddedPlacement) -> Iterator[Stack]:
-    url = f"sqlite:///{tmp_path / 'api.sqlite'}"
-    migrate.upgrade(url)
-    database = Database(url)
-    placement = embedded_placement.client()
-    ctx = ApiContext(
-        database=database,
-        placement=placement,
-        scheduler=_NoScheduler(),
-        admin_token=TOKEN,
-        long_poll_interval=0.01,
-    )
-    http = TestClient(create_app(ctx), base_url="http://api", headers={"X-Auth-Token": TOKEN})
-    api = AgentApiClient("http://api", TOKEN)
-    api._http = http  # the agent's real client, through the app in-process
-
+def stack(tmp_path: Path, embedded_placement: EmbeddedPlacement) -> Iterator[Stack[FakeDriver]]:
     state = tmp_path / "state"
-    config = tmp_path / "filemem.conf"
-    config.write_text(
-        f"[DEFAULT]\nhost = fake-{uuidlib.uuid4().hex[:8]}\nstate_path = {state}\n"
-        "ram_allocation_ratio = 1.0\n[libvirt]\nvirt_type = qemu\nfile_backed_memory = 2048\n"
-    )
-    conf = filemem_conf.load(config_files=[str(config)])
     driver = FakeDriver(state_path=state, backing_dir=tmp_path / "ram", file_backed_memory_mb=2048)
-    host = ComputeHost.from_conf(conf, driver=driver, client=placement)
-    host.tracker.sync()
-    with database.session() as session:
-        image = db_api.create_image(
-            session,
-            {"id": str(uuidlib.uuid4()), "name": "img", "kind": "kernel", "kernel_path": "/k1"},
-        )
-        image_id = image.id
-    yield Stack(database, http, driver, host, ReconcileLoop(host, api, wait=0), image_id)
-    http.close()
-    database.dispose()
+    image = {"name": "img", "kind": "kernel", "kernel_path": "/k1"}
+    built = build_stack(tmp_path, state, driver, embedded_placement.client(), image)
+    yield built
+    close_stack(built)
 
 
-def memory_file_bytes(stack: Stack, uuid: str) -> int:
+def memory_file_bytes(stack: Stack[FakeDriver], uuid: str) -> int:
     guest = stack.driver.get_guest(uuid)
     assert guest.memory_file is not None
     return guest.memory_file.path.stat().st_size
 
 
-def test_pause_and_unpause_with_their_events(stack: Stack) -> None:
+def test_pause_and_unpause_with_their_events(stack: Stack[FakeDriver]) -> None:
     uuid = stack.boot()
     assert stack.last_event(uuid) == (
         "create",
@@ -201,7 +76,7 @@ def test_pause_and_unpause_with_their_events(stack: Stack) -> None:
     assert stack.last_event(uuid)[:3] == ("unpause", "compute_unpause_instance", "Success")
 
 
-def test_suspend_resume_and_delete_leave_no_save_image(stack: Stack) -> None:
+def test_suspend_resume_and_delete_leave_no_save_image(stack: Stack[FakeDriver]) -> None:
     uuid = stack.boot()
     memory = stack.driver.get_guest(uuid).memory_file
     assert memory is not None
@@ -235,7 +110,7 @@ def test_suspend_resume_and_delete_leave_no_save_image(stack: Stack) -> None:
         ]
 
 
-def test_resize_up_then_revert_follows_the_flavor_columns(stack: Stack) -> None:
+def test_resize_up_then_revert_follows_the_flavor_columns(stack: Stack[FakeDriver]) -> None:
     uuid = stack.boot()
     assert memory_file_bytes(stack, uuid) == 256 * MIB
     migration = str(uuidlib.uuid4())
@@ -303,7 +178,7 @@ def test_resize_up_then_revert_follows_the_flavor_columns(stack: Stack) -> None:
     assert migration in stack.host.manager.heal(keep=stack.loop.desired_uuids()).removed
 
 
-def test_a_resize_that_does_not_fit_keeps_the_old_flavor_and_errs(stack: Stack) -> None:
+def test_a_resize_that_does_not_fit_keeps_the_old_flavor_and_errs(stack: Stack[FakeDriver]) -> None:
     uuid = stack.boot()
     stack.driver.capacity_mb = 1024
     stack.act(uuid, "resize", task_state="resize_migrating", memory_mb=2048, flavor_name="huge")
@@ -321,7 +196,7 @@ def test_a_resize_that_does_not_fit_keeps_the_old_flavor_and_errs(stack: Stack) 
     )
 
 
-def test_rebuild_spawns_from_the_new_image_with_the_same_uuid(stack: Stack) -> None:
+def test_rebuild_spawns_from_the_new_image_with_the_same_uuid(stack: Stack[FakeDriver]) -> None:
     uuid = stack.boot()
     before = stack.driver.get_guest(uuid)
     with stack.database.session() as session:
@@ -351,7 +226,9 @@ def test_rebuild_spawns_from_the_new_image_with_the_same_uuid(stack: Stack) -> N
     assert stack.driver.image_of(uuid).kernel == Path("/k1")
 
 
-def test_rebuild_of_an_instance_whose_spawn_failed_spawns_and_claims(stack: Stack) -> None:
+def test_rebuild_of_an_instance_whose_spawn_failed_spawns_and_claims(
+    stack: Stack[FakeDriver],
+) -> None:
     uuid = stack.boot()
     stack.host.manager.destroy(uuid)  # as after a failed spawn: no guest, no allocation
     with stack.database.session() as session:
@@ -363,7 +240,7 @@ def test_rebuild_of_an_instance_whose_spawn_failed_spawns_and_claims(stack: Stac
     assert stack.allocations()[uuid] == {MEMORY_MB: 256, VCPU: 1}
 
 
-def test_trigger_crash_dump_injects_an_nmi_and_clears_the_request(stack: Stack) -> None:
+def test_trigger_crash_dump_injects_an_nmi_and_clears_the_request(stack: Stack[FakeDriver]) -> None:
     uuid = stack.boot()
     stack.act(uuid, "trigger_crash_dump", crash_dump_requested=True)
     stack.converge()
@@ -379,7 +256,7 @@ def test_trigger_crash_dump_injects_an_nmi_and_clears_the_request(stack: Stack) 
     assert stack.driver.nmis == [uuid]  # answered once
 
 
-def test_console_output_is_the_tail_and_a_newer_request_survives(stack: Stack) -> None:
+def test_console_output_is_the_tail_and_a_newer_request_survives(stack: Stack[FakeDriver]) -> None:
     uuid = stack.boot()
     log = stack.driver.console_log(uuid)
     log.write_bytes(b"old line\n" * 20000 + b"\xff\x00boot done\n")
@@ -406,7 +283,7 @@ def test_console_output_is_the_tail_and_a_newer_request_survives(stack: Stack) -
     assert row.console_output == "late" and row.console_requested_at == newer
 
 
-def test_a_failed_pause_ends_the_task_with_an_error_event(stack: Stack) -> None:
+def test_a_failed_pause_ends_the_task_with_an_error_event(stack: Stack[FakeDriver]) -> None:
     uuid = stack.boot()
     stack.driver.fail_next("pause", HypervisorError("pausing guest", "no can do"))
     stack.act(uuid, "pause", task_state="pausing")
@@ -427,7 +304,7 @@ def test_a_failed_pause_ends_the_task_with_an_error_event(stack: Stack) -> None:
 
 
 def test_an_event_that_cannot_be_recorded_never_fails_the_step(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+    stack: Stack[FakeDriver], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uuid = stack.boot()
 
@@ -441,7 +318,7 @@ def test_an_event_that_cannot_be_recorded_never_fails_the_step(
     assert stack.instance(uuid).vm_state == "paused"
 
 
-def test_events_route_stores_nothing_without_an_action(stack: Stack) -> None:
+def test_events_route_stores_nothing_without_an_action(stack: Stack[FakeDriver]) -> None:
     body = {
         "event": "compute_pause_instance",
         "result": "Success",
