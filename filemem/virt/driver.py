@@ -86,7 +86,8 @@ class HypervisorDriver(abc.ABC):
         """Start a stopped guest; a running one is left alone. Raises InsufficientBackingStore."""
 
     def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
-        """Soft: graceful stop then start; hard: destroy then start."""
+        """Soft: graceful stop then start; hard: destroy then start (a suspended guest's saved
+        state is discarded: it boots afresh)."""
         self.power_off(uuid, timeout=0 if hard else None)
         return self.power_on(uuid)
 

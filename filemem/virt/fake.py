@@ -171,6 +171,13 @@ class FakeDriver(HypervisorDriver):
             return self._observed(self._get(uuid))
         return self._start(uuid)
 
+    def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
+        guest = self._get(uuid)
+        if hard and guest.info.managed_save:
+            self.save_path(uuid).unlink(missing_ok=True)
+            guest.info = replace(guest.info, managed_save=False)
+        return super().reboot(uuid, hard)
+
     def destroy(self, uuid: str) -> bool:
         uuid = validate_uuid(uuid)
         self._enter("destroy", uuid)

@@ -95,6 +95,12 @@ def test_suspend_writes_a_managed_save_image_resume_and_delete_remove_it(
     # Restored from the image, not booted again.
     assert virsh("domstate", "--reason", guest.name).strip() == "running (restored)"
 
+    # A hard reboot of a suspended guest boots it afresh: the saved state is dropped.
+    driver.suspend(guest.uuid)
+    rebooted = driver.reboot(guest.uuid, hard=True)
+    assert rebooted.power_state == PowerState.RUNNING and not saved.exists()
+    assert virsh("domstate", "--reason", guest.name).strip() == "running (booted)"
+
     driver.suspend(guest.uuid)
     assert saved.is_file()
     assert driver.destroy(guest.uuid) is True

@@ -129,3 +129,11 @@ def test_injected_faults_and_nmis(driver: FakeDriver) -> None:
     assert driver.get_guest(guest.uuid).power_state == PowerState.RUNNING
     driver.inject_nmi(guest.uuid)
     assert driver.nmis == [guest.uuid]
+
+
+def test_a_hard_reboot_of_a_suspended_guest_boots_it_afresh(driver: FakeDriver) -> None:
+    guest = spawn(driver)
+    driver.suspend(guest.uuid)
+    rebooted = driver.reboot(guest.uuid, hard=True)
+    assert rebooted.power_state == PowerState.RUNNING and not rebooted.managed_save
+    assert not driver.save_path(guest.uuid).exists()

@@ -203,6 +203,16 @@ class LibvirtDriver(HypervisorDriver):
                     dom.create()
         return self._info(dom)
 
+    def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
+        """As the interface says; a hard reboot of a suspended guest boots it afresh (its managed
+        save image is dropped, as nova's hard reboot does)."""
+        if hard:
+            dom = self._lookup(uuid)
+            if self._has_managed_save(dom):
+                with translated(f"removing the saved state of guest {uuid}"):
+                    dom.managedSaveRemove(0)
+        return super().reboot(uuid, hard)
+
     def destroy(self, uuid: str) -> bool:
         """Destroy, undefine (managed save and snapshot metadata too), remove the instance dir."""
         uuid = validate_uuid(uuid)
