@@ -172,6 +172,16 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST", f"{F}/instances/{{server_id}}/gone", agent.instance_gone, status=204, tag="agent"
     ),
+    Route(
+        "PUT",
+        f"{F}/instances/{{server_id}}/console",
+        agent.report_console,
+        status=204,
+        tag="agent",
+    ),
+    Route(
+        "POST", f"{F}/instances/{{server_id}}/events", agent.record_event, status=204, tag="agent"
+    ),
     *(
         Route(
             method,

@@ -113,3 +113,6 @@ class GuestInfo:
     file_backed: bool
     memory_file: MemoryFileUsage | None = None
     owner: str | None = None
+    # Shut off with a libvirt managed save image (a suspended guest): starting it restores the
+    # saved memory and devices instead of booting.
+    managed_save: bool = False

@@ -1,4 +1,5 @@
-"""The agent's side of the agent API (/filemem/v1): register, watch assigned instances, report."""
+"""The agent's side of the agent API (/filemem/v1): register, watch assigned instances, report
+state, console output and instance-action events."""
 
 from __future__ import annotations
 
@@ -42,6 +43,15 @@ class AgentApi(Protocol):
     def gone(self, uuid: str) -> None:
         """The instance's guest is destroyed here: the API may drop its allocation and row."""
 
+    def console(self, uuid: str, output: str, requested_at: str) -> None:
+        """The console log's tail, answering the request the agent view showed at
+        `requested_at`; nothing happens when the instance is gone."""
+
+    def event(self, uuid: str, body: dict[str, Any]) -> None:
+        """One finished step as an instance-action event: {"event", "result" ("Success" or
+        "Error"), "start_time", "finish_time" (ISO 8601), "traceback"}; the API attaches it to
+        the instance's newest action, or drops it when there is none."""
+
 
 class AgentApiClient:
     """AgentApi over HTTP; every call raises ApiUnavailable or ApiRefused with the API's reason."""
@@ -65,6 +75,7 @@ class AgentApiClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        missing_ok: bool = False,
     ) -> Any:
         try:
             response = self._http.request(
@@ -80,7 +91,7 @@ class AgentApiClient:
             raise ApiUnavailable(
                 f"{method} {path}: API error {response.status_code}: {response.text[:500]}"
             )
-        if response.status_code == 404 and method in ("PATCH", "POST"):
+        if response.status_code == 404 and (method in ("PATCH", "POST") or missing_ok):
             return None  # the instance is gone already: nothing left to report
         if response.status_code >= 400:
             raise ApiRefused(f"{method} {path}: {response.status_code}: {response.text[:500]}")
@@ -117,3 +128,14 @@ class AgentApiClient:
 
     def gone(self, uuid: str) -> None:
         self._call("POST", f"/filemem/v1/instances/{uuid}/gone")
+
+    def console(self, uuid: str, output: str, requested_at: str) -> None:
+        self._call(
+            "PUT",
+            f"/filemem/v1/instances/{uuid}/console",
+            json={"output": output, "requested_at": requested_at},
+            missing_ok=True,
+        )
+
+    def event(self, uuid: str, body: dict[str, Any]) -> None:
+        self._call("POST", f"/filemem/v1/instances/{uuid}/events", json=body)

@@ -126,6 +126,32 @@ class ComputeManager:
         )
         return guest
 
+    def rebuild(
+        self,
+        name: str,
+        uuid: str,
+        flavor: Flavor,
+        image: Image,
+        *,
+        start: bool,
+        owner: str = "api",
+        project_id: str | None = None,
+        user_id: str | None = None,
+    ) -> GuestInfo:
+        """The guest again from `image`: the driver's rebuild keeps the uuid, the name and the
+        allocation (the flavor does not change); an instance whose guest is gone (one in ERROR
+        after a failed spawn) is spawned, claim included, and stopped when it should not run."""
+        uuid = validate_uuid(uuid)
+        if self._exists(uuid):
+            return self.driver.rebuild(uuid, flavor, image, start)
+        guest = self.spawn(
+            name, uuid, flavor, image, owner=owner, project_id=project_id, user_id=user_id
+        )
+        if not start:
+            self.driver.power_off(uuid, timeout=0)
+            guest = self.driver.get_guest(uuid)
+        return guest
+
     def _release_after_failed_spawn(self, uuid: str) -> None:
         try:
             if self._exists(uuid):

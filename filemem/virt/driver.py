@@ -86,16 +86,66 @@ class HypervisorDriver(abc.ABC):
         """Start a stopped guest; a running one is left alone. Raises InsufficientBackingStore."""
 
     def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
-        """Soft: graceful stop then start; hard: destroy then start."""
+        """Soft: graceful stop then start; hard: destroy then start (a suspended guest's saved
+        state is discarded: it boots afresh)."""
         self.power_off(uuid, timeout=0 if hard else None)
         return self.power_on(uuid)
 
     @abc.abstractmethod
     def destroy(self, uuid: str) -> bool:
-        """Stop, undefine and remove every file of the guest; False when it did not exist.
+        """Stop, undefine and remove every file of the guest (its memory file, its managed save
+        image, its instance directory); False when it did not exist.
 
         Never raises GuestNotFound: destroying twice is how a retried delete converges.
         """
+
+    # -- server actions ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def pause(self, uuid: str) -> GuestInfo:
+        """Freeze the guest's vCPUs; QEMU and its memory file stay. A paused guest is left
+        alone; one that is not running raises HypervisorError."""
+
+    @abc.abstractmethod
+    def unpause(self, uuid: str) -> GuestInfo:
+        """Let a paused guest run again; a running one is left alone. One that is not running
+        raises HypervisorError."""
+
+    @abc.abstractmethod
+    def suspend(self, uuid: str) -> GuestInfo:
+        """Save the memory and device state of a running or paused guest to the hypervisor's
+        managed save image and stop it (its memory file is then gone; the image holds the
+        guest's memory). An already suspended guest is left alone; a guest that is shut off
+        without an image raises HypervisorError."""
+
+    @abc.abstractmethod
+    def resume(self, uuid: str) -> GuestInfo:
+        """Start a suspended guest from its managed save image, which is removed once the guest
+        runs; a guest without one boots afresh, a running one is left alone. The capacity guard
+        of power_on applies: raises InsufficientBackingStore."""
+
+    @abc.abstractmethod
+    def inject_nmi(self, uuid: str) -> None:
+        """Send a non-maskable interrupt to a running guest (nova's trigger_crash_dump: a guest
+        kernel set up for it panics and dumps). Raises HypervisorError when the guest is not
+        running or the hypervisor cannot inject one."""
+
+    @abc.abstractmethod
+    def resize(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+        """Redefine the guest with `flavor` (memory, vCPUs), keeping its name, instance
+        directory, console log and disk overlay; a running guest is shut down gracefully first
+        (destroyed after the configured timeout). With `start` it is started again under the
+        capacity guard; when the new size does not fit, the previous definition is put back
+        (and started) and InsufficientBackingStore raised. Raises InvalidGuestConfig before
+        anything changes when `flavor` cannot run here (huge pages on a file-backed host)."""
+
+    @abc.abstractmethod
+    def rebuild(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+        """Stop the guest (gracefully, then destroyed), drop its managed save image and disk
+        overlay, and define it again from `image` and `flavor` with the same uuid, name and
+        owner (a new overlay from the new image); with `start` it boots under the capacity
+        guard, so its memory file is a new one. Raises InvalidGuestConfig before anything
+        changes, InsufficientBackingStore, InvalidInput (a disk image that does not exist)."""
 
     # -- observation ------------------------------------------------------------------------
 

@@ -5,11 +5,14 @@ on libvirt) and keeps guests in a dict. Memory files are sparse files under `bac
 out as libvirt lays them out, so the tracker's store inspection reads them. Tests steer it with
 `fail_next` (inject an error into the next call of a method), `unavailable` (every call raises
 HypervisorUnavailable, as when libvirtd is down) and `set_power` (a guest changing on its own).
+A suspended guest's managed save image is a sparse file at `save_path(uuid)`; `nmis` lists the
+NMIs injected.
 It replaces no real-libvirt test: those stay in tests/functional.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 from dataclasses import dataclass, field, replace
@@ -32,6 +35,7 @@ from filemem.common.versions import Version, discard_supported
 from filemem.exceptions import (
     GuestAlreadyExists,
     GuestNotFound,
+    HypervisorError,
     HypervisorUnavailable,
     InsufficientBackingStore,
 )
@@ -59,6 +63,7 @@ class FakeDriver(HypervisorDriver):
     capacity_mb: int | None = None
     unavailable: bool = False
     calls: list[tuple[str, str]] = field(default_factory=list)
+    nmis: list[str] = field(default_factory=list)  # uuids, one per NMI injected
     _guests: dict[str, _Guest] = field(default_factory=dict)
     _failures: dict[str, list[Exception]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -72,12 +77,13 @@ class FakeDriver(HypervisorDriver):
     def set_power(self, uuid: str, power: PowerState) -> None:
         """The guest changes state by itself (powers off, crashes) behind filemem's back."""
         guest = self._guests[uuid]
-        if power != PowerState.RUNNING:
+        alive = power in (PowerState.RUNNING, PowerState.PAUSED)
+        if not alive:
             self._drop_memory_file(guest.info)
         guest.info = replace(
             guest.info,
             power_state=power,
-            domain_id=guest.info.domain_id if power == PowerState.RUNNING else None,
+            domain_id=guest.info.domain_id if alive else None,
             memory_file=None,
         )
 
@@ -131,20 +137,8 @@ class FakeDriver(HypervisorDriver):
         self._enter("spawn", uuid)
         if uuid in self._guests or any(g.info.name == name for g in self._guests.values()):
             raise GuestAlreadyExists(f"a guest with uuid {uuid} or name {name} is defined")
-        host = self.host_facts()
+        host = self._build(name, uuid, flavor, image, owner)
         workdir = self.instance_dir(uuid)
-        # The real policy: refusals (huge pages on a file-backed host...) match libvirt's.
-        guest_config.build_domain(
-            GuestRequest(
-                name=name,
-                uuid=uuid,
-                flavor=flavor,
-                image=image,
-                console_log=workdir / "console.log",
-                owner=owner,
-            ),
-            host,
-        )
         info = GuestInfo(
             uuid=uuid,
             name=name,
@@ -167,15 +161,22 @@ class FakeDriver(HypervisorDriver):
     def power_off(self, uuid: str, timeout: float | None = None) -> bool:
         self._enter("power_off", uuid)
         guest = self._get(uuid)
-        if guest.info.power_state == PowerState.RUNNING:
+        if guest.info.power_state in (PowerState.RUNNING, PowerState.PAUSED):
             self.set_power(uuid, PowerState.SHUTDOWN)
         return True
 
     def power_on(self, uuid: str) -> GuestInfo:
         self._enter("power_on", uuid)
-        if self._get(uuid).info.power_state == PowerState.RUNNING:
-            return self._get(uuid).info
+        if self._get(uuid).info.power_state in (PowerState.RUNNING, PowerState.PAUSED):
+            return self._observed(self._get(uuid))
         return self._start(uuid)
+
+    def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
+        guest = self._get(uuid)
+        if hard and guest.info.managed_save:
+            self.save_path(uuid).unlink(missing_ok=True)
+            guest.info = replace(guest.info, managed_save=False)
+        return super().reboot(uuid, hard)
 
     def destroy(self, uuid: str) -> bool:
         uuid = validate_uuid(uuid)
@@ -183,8 +184,100 @@ class FakeDriver(HypervisorDriver):
         guest = self._guests.pop(uuid, None)
         if guest is not None:
             self._drop_memory_file(guest.info)
+        self.save_path(uuid).unlink(missing_ok=True)
         shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
         return guest is not None
+
+    # -- server actions ---------------------------------------------------------------------
+
+    def pause(self, uuid: str) -> GuestInfo:
+        self._enter("pause", uuid)
+        guest = self._get(uuid)
+        if guest.info.power_state == PowerState.RUNNING:
+            guest.info = replace(guest.info, power_state=PowerState.PAUSED)
+        elif guest.info.power_state != PowerState.PAUSED:
+            raise HypervisorError(f"pausing guest {uuid}", "Requested operation is not valid")
+        return self._observed(guest)
+
+    def unpause(self, uuid: str) -> GuestInfo:
+        self._enter("unpause", uuid)
+        guest = self._get(uuid)
+        if guest.info.power_state == PowerState.PAUSED:
+            guest.info = replace(guest.info, power_state=PowerState.RUNNING)
+        elif guest.info.power_state != PowerState.RUNNING:
+            raise HypervisorError(f"unpausing guest {uuid}", "the guest is not running")
+        return self._observed(guest)
+
+    def suspend(self, uuid: str) -> GuestInfo:
+        """The managed save image is `save_path(uuid)`, a sparse file of the guest's size."""
+        self._enter("suspend", uuid)
+        guest = self._get(uuid)
+        if guest.info.power_state not in (PowerState.RUNNING, PowerState.PAUSED):
+            if guest.info.managed_save:
+                return self._observed(guest)
+            raise HypervisorError(f"suspending guest {uuid}", "the guest is not running")
+        path = self.save_path(uuid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.truncate(guest.info.memory_mb * MIB)
+        self.set_power(uuid, PowerState.SHUTDOWN)
+        guest.info = replace(guest.info, managed_save=True)
+        return self._observed(guest)
+
+    def resume(self, uuid: str) -> GuestInfo:
+        self._enter("resume", uuid)
+        guest = self._get(uuid)
+        if guest.info.power_state in (PowerState.RUNNING, PowerState.PAUSED):
+            return self._observed(guest)
+        return self._start(uuid)
+
+    def inject_nmi(self, uuid: str) -> None:
+        self._enter("inject_nmi", uuid)
+        if self._get(uuid).info.power_state not in (PowerState.RUNNING, PowerState.PAUSED):
+            raise HypervisorError(f"injecting an NMI into guest {uuid}", "the guest is not running")
+        self.nmis.append(uuid)
+
+    def resize(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+        self._enter("resize", uuid)
+        guest = self._get(uuid)
+        self._build(guest.info.name, guest.info.uuid, flavor, image, guest.info.owner or "api")
+        if guest.info.power_state != PowerState.SHUTDOWN:
+            self.set_power(uuid, PowerState.SHUTDOWN)
+        old_info, old_flavor = guest.info, guest.flavor
+        guest.flavor = flavor
+        guest.info = replace(guest.info, memory_mb=flavor.memory_mb, vcpus=flavor.vcpus)
+        if not start:
+            return self._observed(guest)
+        try:
+            return self._start(uuid)
+        except InsufficientBackingStore:
+            guest.info, guest.flavor = old_info, old_flavor  # the old definition, started again
+            with contextlib.suppress(InsufficientBackingStore):
+                self._start(uuid)
+            raise
+
+    def rebuild(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+        self._enter("rebuild", uuid)
+        guest = self._get(uuid)
+        self._build(guest.info.name, guest.info.uuid, flavor, image, guest.info.owner or "api")
+        if guest.info.power_state != PowerState.SHUTDOWN:
+            self.set_power(uuid, PowerState.SHUTDOWN)
+        self.save_path(uuid).unlink(missing_ok=True)
+        guest.flavor, guest.image = flavor, image
+        guest.info = replace(
+            guest.info, memory_mb=flavor.memory_mb, vcpus=flavor.vcpus, managed_save=False
+        )
+        return self._start(uuid) if start else self._observed(guest)
+
+    def save_path(self, uuid: str) -> Path:
+        """Where the fake keeps a suspended guest's managed save image (libvirt's save dir)."""
+        return self.state_path / "save" / f"{validate_uuid(uuid)}.save"
+
+    def flavor_of(self, uuid: str) -> Flavor:
+        return self._get(uuid).flavor
+
+    def image_of(self, uuid: str) -> Image:
+        return self._get(uuid).image
 
     # -- observation ------------------------------------------------------------------------
 
@@ -198,6 +291,22 @@ class FakeDriver(HypervisorDriver):
 
     # -- internals --------------------------------------------------------------------------
 
+    def _build(self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str) -> HostFacts:
+        """The real policy: refusals (huge pages on a file-backed host...) match libvirt's."""
+        host = self.host_facts()
+        guest_config.build_domain(
+            GuestRequest(
+                name=name,
+                uuid=uuid,
+                flavor=flavor,
+                image=image,
+                console_log=self.instance_dir(uuid) / "console.log",
+                owner=owner,
+            ),
+            host,
+        )
+        return host
+
     def _get(self, uuid: str) -> _Guest:
         try:
             return self._guests[validate_uuid(uuid)]
@@ -208,8 +317,14 @@ class FakeDriver(HypervisorDriver):
         guest = self._get(uuid)
         if guest.info.file_backed:
             self._guard_capacity(guest.info.memory_mb)
-        guest.info = replace(guest.info, power_state=PowerState.RUNNING, domain_id=next(self._ids))
+        guest.info = replace(
+            guest.info,
+            power_state=PowerState.RUNNING,
+            domain_id=next(self._ids),
+            managed_save=False,
+        )
         self._make_memory_file(guest.info)
+        self.save_path(uuid).unlink(missing_ok=True)  # restored: libvirt deletes the image
         return self._observed(guest)
 
     def _guard_capacity(self, memory_mb: int) -> None:
@@ -218,7 +333,7 @@ class FakeDriver(HypervisorDriver):
         used = sum(
             g.info.memory_mb
             for g in self._guests.values()
-            if g.info.file_backed and g.info.power_state == PowerState.RUNNING
+            if g.info.file_backed and g.info.power_state in (PowerState.RUNNING, PowerState.PAUSED)
         )
         if used + memory_mb > self.capacity_mb:
             raise InsufficientBackingStore(

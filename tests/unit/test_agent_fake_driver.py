@@ -41,6 +41,8 @@ class FakeAgentApi:
     gone_uuids: list[str] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    consoles: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     down: bool = False
 
     def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
@@ -63,6 +65,14 @@ class FakeAgentApi:
         self._check()
         self.gone_uuids.append(uuid)
         self.desired.pop(uuid, None)
+
+    def console(self, uuid: str, output: str, requested_at: str) -> None:
+        self._check()
+        self.consoles.setdefault(uuid, []).append((output, requested_at))
+
+    def event(self, uuid: str, body: dict[str, Any]) -> None:
+        self._check()
+        self.events.setdefault(uuid, []).append(body)
 
     def _check(self) -> None:
         if self.down:

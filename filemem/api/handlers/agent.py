@@ -1,4 +1,5 @@
-"""Agent API (/filemem/v1): register a host, long-poll its instances, report, confirm gone."""
+"""Agent API (/filemem/v1): register a host, long-poll its instances, report, confirm gone,
+answer console requests, record instance-action events."""
 
 from __future__ import annotations
 
@@ -6,19 +7,29 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, Response
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, NotFound
 from filemem.api.handlers.server_views import agent_view
 from filemem.api.handlers.servers import ServerIdPath, find
-from filemem.api.schemas.agent import InstanceReport, MemoryUsageReport, ServiceUpdate
+from filemem.api.schemas.agent import (
+    ConsoleOutput,
+    InstanceEventReport,
+    InstanceReport,
+    MemoryUsageReport,
+    ServiceUpdate,
+    utc_naive,
+)
 from filemem.api.schemas.common import HostName, is_uuid
 from filemem.common import states
 from filemem.conductor.resize import ResizeConductor
 from filemem.db import api as db_api
+from filemem.db import instance_actions
 from filemem.db import server_migrations as migrations_db
-from filemem.db.models import Service, utcnow
+from filemem.db.models import Instance, Migration, Service, utcnow
 
 HostPath = Annotated[HostName, Path()]
 MAX_WAIT = 30
@@ -71,10 +82,30 @@ def _snapshot(ctx: ApiContext, host: str) -> dict[str, Any]:
             image.id: image
             for image in db_api.list_images(session, {i.image_id for i in instances})
         }
-        views = [agent_view(i, images.get(i.image_id)) for i in reversed(instances)]
-        # Allocations the agent's heal must not remove although no guest is their consumer.
-        held = migrations_db.consumers_held_on(session, host)
-    return {"cursor": cursor, "instances": views, "migration_consumers": held}
+        moves = _unfinished_migrations(session, [i.uuid for i in instances])
+        views = [
+            agent_view(i, images.get(i.image_id), moves.get(i.uuid, []))
+            for i in reversed(instances)
+        ]
+    return {"cursor": cursor, "instances": views}
+
+
+def _unfinished_migrations(session: Session, uuids: list[str]) -> dict[str, list[str]]:
+    """Instance uuid -> the uuids of its moves still holding an allocation (their consumers)."""
+    if not uuids:
+        return {}
+    query = (
+        select(Migration.instance_uuid, Migration.uuid)
+        .where(
+            Migration.instance_uuid.in_(uuids),
+            Migration.status.in_(migrations_db.IN_PROGRESS),
+        )
+        .order_by(Migration.id)
+    )
+    moves: dict[str, list[str]] = {}
+    for instance_uuid, migration_uuid in session.execute(query):
+        moves.setdefault(instance_uuid, []).append(migration_uuid)
+    return moves
 
 
 async def watch_instances(
@@ -148,4 +179,52 @@ def instance_gone(request: Request, server_id: ServerIdPath) -> Response:
         ctx.placement.delete_allocations(instance.uuid)
         ResizeConductor(ctx.database, ctx.placement).forget(session, instance.uuid)
         db_api.delete_instance(session, instance.uuid)
+    return Response(status_code=204)
+
+
+def report_console(request: Request, server_id: ServerIdPath, body: ConsoleOutput) -> Response:
+    """PUT /filemem/v1/instances/{uuid}/console: store the tail the agent read; the request is
+    cleared only when it is still the one answered (a newer one waits for the next answer).
+    204; 404 when the instance is gone."""
+    requested_at = utc_naive(body.requested_at)
+    with get_context(request).database.session() as session:
+        instance = find(session, server_id)
+        # One UPDATE: a newer request stored meanwhile by another API process is never cleared.
+        session.execute(
+            update(Instance)
+            .where(Instance.uuid == instance.uuid)
+            .values(
+                console_output=body.output,
+                console_output_at=utcnow(),
+                console_requested_at=case(
+                    (Instance.console_requested_at == requested_at, None),
+                    else_=Instance.console_requested_at,
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return Response(status_code=204)
+
+
+def record_event(request: Request, server_id: ServerIdPath, body: InstanceEventReport) -> Response:
+    """POST /filemem/v1/instances/{uuid}/events: one step of the agent, attached to the
+    instance's newest action with the instance's host; 204 (nothing stored without an action,
+    as for an instance the API no longer knows)."""
+    if not is_uuid(server_id):
+        raise NotFound(f"Instance {server_id} could not be found.")
+    with get_context(request).database.session() as session:
+        action = instance_actions.latest_action(session, server_id)
+        if action is None:
+            return Response(status_code=204)
+        instance = db_api.get_instance(session, server_id)
+        instance_actions.add_event(
+            session,
+            action,
+            body.event,
+            result=body.result,
+            host=instance.host if instance is not None else None,
+            start_time=utc_naive(body.start_time),
+            finish_time=utc_naive(body.finish_time),
+            traceback=body.traceback,
+        )
     return Response(status_code=204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import Request
@@ -212,8 +212,17 @@ def _image_view(image_id: str, image: Image | None) -> dict[str, Any]:
     }
 
 
-def agent_view(instance: Instance, image: Image | None) -> dict[str, Any]:
-    """What an agent needs to converge one instance (docs/control-plane.md, Agent API)."""
+def agent_view(
+    instance: Instance, image: Image | None, migration_uuids: Sequence[str] = ()
+) -> dict[str, Any]:
+    """What an agent needs to converge one instance (docs/control-plane.md, Agent API).
+
+    `console_requested_at` is the stored time in full (isoformat, naive UTC): the agent echoes
+    it when it answers, and the API clears the request only when it still is that time.
+    `migration_uuids`: the consumers of the instance's unfinished moves, which the agent's
+    allocation heal must keep.
+    """
+    requested = instance.console_requested_at
     return {
         "uuid": instance.uuid,
         "name": instance.display_name,
@@ -233,4 +242,7 @@ def agent_view(instance: Instance, image: Image | None) -> dict[str, Any]:
         "deleted_requested": instance.deleted_requested,
         "project_id": instance.project_id,
         "user_id": instance.user_id,
+        "crash_dump_requested": bool(instance.crash_dump_requested),
+        "console_requested_at": requested.isoformat() if requested is not None else None,
+        "migration_uuids": list(migration_uuids),
     }

@@ -1,10 +1,12 @@
-"""Agent API bodies (/filemem/v1): service registration and observed-state reports."""
+"""Agent API bodies (/filemem/v1): service registration, observed-state reports, console output
+and instance-action events."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from filemem.api.schemas.common import Name, Storable, StrictModel, Uuid
@@ -47,10 +49,12 @@ class InstanceReport(StrictModel):
     power_state: PowerStateInt | None = None
     fault_message: Annotated[Storable, Field(max_length=65535)] | None = None
     fault_code: Annotated[int, Field(ge=100, le=599)] | None = None
+    # false: the NMI of trigger_crash_dump was sent (or could not be: the event says which)
+    crash_dump_requested: bool | None = None
 
     @model_validator(mode="after")
     def _no_null_states(self) -> InstanceReport:
-        for name in ("vm_state", "power_state"):
+        for name in ("vm_state", "power_state", "crash_dump_requested"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise PydanticCustomError(
                     "filemem_invalid", "{name} cannot be null", {"name": name}
@@ -78,3 +82,45 @@ class MemoryUsageReport(StrictModel):
     """PUT /filemem/v1/hosts/{host}/memory-usage: every running guest of the host, by uuid."""
 
     guests: Annotated[dict[Uuid, GuestMemoryUsage], Field(max_length=10000)]
+
+
+# nova/virt/libvirt/driver.py MAX_CONSOLE_BYTES; the agent decodes at most that many bytes, and
+# each byte becomes at most one character.
+MAX_CONSOLE_CHARS = 100 * 1024
+
+
+def utc_naive(value: str) -> dt.datetime:
+    """An ISO 8601 time as stored: naive UTC (a time without an offset is taken as UTC)."""
+    parsed = dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _iso_time(value: str) -> str:
+    try:
+        utc_naive(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{value!r} is not an ISO 8601 time") from None
+    return value
+
+
+IsoTime = Annotated[str, Field(min_length=10, max_length=64), AfterValidator(_iso_time)]
+
+
+class ConsoleOutput(StrictModel):
+    """PUT /filemem/v1/instances/{uuid}/console: the console log's tail, answering the request
+    the agent saw at `requested_at` (the agent view's console_requested_at, echoed)."""
+
+    output: Annotated[Storable, Field(max_length=MAX_CONSOLE_CHARS)]
+    requested_at: IsoTime
+
+
+class InstanceEventReport(StrictModel):
+    """POST /filemem/v1/instances/{uuid}/events: one finished step of the host's agent."""
+
+    event: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")]
+    result: Literal["Success", "Error"]
+    start_time: IsoTime
+    finish_time: IsoTime
+    traceback: Annotated[Storable, Field(max_length=65535)] | None = None

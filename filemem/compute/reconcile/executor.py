@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import traceback
 from dataclasses import dataclass, field
+from typing import Any
 
 from filemem.common.guests import PowerState
 from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable
+from filemem.compute.console import console_tail
 from filemem.compute.manager import ComputeManager
-from filemem.compute.reconcile.plan import OWNER, DesiredInstance, Step, plan
-from filemem.exceptions import FilememError, HypervisorUnavailable
+from filemem.compute.reconcile.plan import (
+    OWNER,
+    DesiredInstance,
+    Step,
+    observed_state,
+    plan,
+)
+from filemem.exceptions import FilememError, GuestNotFound, HypervisorUnavailable
 from filemem.placement.client import PlacementUnavailable
 from filemem.virt.driver import HypervisorDriver
 
@@ -18,6 +28,19 @@ LOG = logging.getLogger(__name__)
 
 # Worth a retry on the next pass rather than a fault on the instance.
 _TRANSIENT = (ApiUnavailable, HypervisorUnavailable, PlacementUnavailable)
+# A failure of these leaves the instance in ERROR (nova: a failed build, power change, rebuild
+# or resize); a failed pause, suspend (...) only ends the task, the guest as it is (nova's
+# reverts_task_state).
+_ERROR_ON_FAILURE = frozenset(
+    {"spawn", "stop", "start", "reboot", "reboot_hard", "rebuild", "resize"}
+)
+_REVERT_ON_FAILURE = frozenset({"pause", "unpause", "suspend", "resume"})
+SUCCESS = "Success"
+FAILURE = "Error"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 @dataclass
@@ -52,6 +75,7 @@ class PlanExecutor:
         for step in plan(desired, observed):
             if step.uuid in skip:
                 continue
+            started = _now()
             try:
                 self._execute(step)
             except _TRANSIENT:
@@ -59,16 +83,19 @@ class PlanExecutor:
             except FilememError as exc:
                 skip.add(step.uuid)
                 result.failed[step.uuid] = str(exc)
+                trace = traceback.format_exc()
                 self._fail(step, exc)
+                self._record_event(step, started, FAILURE, trace)
                 continue
             result.done.append(step)
+            self._record_event(step, started, SUCCESS)
         return result
 
     def _execute(self, step: Step) -> None:
         driver = self.driver
+        want = step.instance
         if step.kind == "spawn":
-            assert step.instance is not None
-            want = step.instance
+            assert want is not None
             LOG.info("spawning %s (%s)", want.name, want.uuid)
             self.manager.spawn(
                 _domain_name(want),
@@ -90,32 +117,96 @@ class PlanExecutor:
             self.manager.destroy(step.uuid)
         elif step.kind == "gone":
             self.api.gone(step.uuid)
-        if step.report:
-            self.api.report(
-                step.uuid,
-                {**step.report, "fault_message": None}
-                if step.report.get("vm_state") != ERROR
-                else step.report,
+        elif step.kind == "pause":
+            driver.pause(step.uuid)
+        elif step.kind == "unpause":
+            driver.unpause(step.uuid)
+        elif step.kind == "suspend":
+            driver.suspend(step.uuid)
+        elif step.kind == "resume":
+            driver.resume(step.uuid)
+        elif step.kind == "crash_dump":
+            LOG.info("injecting an NMI into %s (trigger_crash_dump)", step.uuid)
+            driver.inject_nmi(step.uuid)
+        elif step.kind == "resize":
+            assert want is not None
+            LOG.info("resizing %s to flavor %s", want.uuid, want.flavor.name)
+            driver.resize(step.uuid, want.flavor, want.image, step.run)
+        elif step.kind == "rebuild":
+            assert want is not None
+            LOG.info("rebuilding %s (%s)", want.name, want.uuid)
+            self.manager.rebuild(
+                _domain_name(want),
+                want.uuid,
+                want.flavor,
+                want.image,
+                start=step.run,
+                owner=OWNER,
+                project_id=want.project_id or None,
+                user_id=want.user_id or None,
             )
+        elif step.kind == "console":
+            assert want is not None and want.console_requested_at is not None
+            output = console_tail(driver.console_log(step.uuid))
+            self.api.console(step.uuid, output, want.console_requested_at)
+        if step.report:
+            report = step.report
+            if "vm_state" in report and report["vm_state"] != ERROR:
+                report = {**report, "fault_message": None}
+            self.api.report(step.uuid, report)
 
     def _fail(self, step: Step, exc: FilememError) -> None:
         LOG.error("%s of %s failed: %s", step.kind, step.uuid, exc)
-        if step.kind not in ("spawn", "stop", "start", "reboot", "reboot_hard"):
+        report: dict[str, Any]
+        if step.kind in _ERROR_ON_FAILURE:
+            power = PowerState.NOSTATE if step.kind == "spawn" else self._power(step.uuid)
+            report = {
+                "vm_state": ERROR,
+                "task_state": None,
+                "power_state": int(power),
+                "fault_message": str(exc),
+                "fault_code": 500,
+            }
+        elif step.kind in _REVERT_ON_FAILURE:
+            try:
+                report = observed_state(self.driver.get_guest(step.uuid))
+            except FilememError:
+                report = {"task_state": None}
+        elif step.kind == "crash_dump":
+            report = {"crash_dump_requested": False}  # answered: the event says it failed
+        else:
             return
-        power = PowerState.NOSTATE if step.kind == "spawn" else PowerState.SHUTDOWN
         try:
-            self.api.report(
-                step.uuid,
-                {
-                    "vm_state": ERROR,
-                    "task_state": None,
-                    "power_state": int(power),
-                    "fault_message": str(exc),
-                    "fault_code": 500,
-                },
-            )
+            self.api.report(step.uuid, report)
         except FilememError as report_exc:
             LOG.error("could not report the failure of %s: %s", step.uuid, report_exc)
+
+    def _power(self, uuid: str) -> PowerState:
+        """The guest's power state after a failed step (SHUTDOWN when it cannot be read)."""
+        try:
+            return self.driver.get_guest(uuid).power_state
+        except GuestNotFound:
+            return PowerState.NOSTATE
+        except FilememError:
+            return PowerState.SHUTDOWN
+
+    def _record_event(
+        self, step: Step, started: str, result: str, trace: str | None = None
+    ) -> None:
+        """nova's instance-action event for the step; a failure to record it is only logged."""
+        if step.event is None:
+            return
+        body = {
+            "event": step.event,
+            "result": result,
+            "start_time": started,
+            "finish_time": _now(),
+            "traceback": trace,
+        }
+        try:
+            self.api.event(step.uuid, body)
+        except Exception as exc:  # an event must never fail the step it records
+            LOG.warning("could not record event %s of %s: %s", step.event, step.uuid, exc)
 
 
 def _domain_name(want: DesiredInstance) -> str:

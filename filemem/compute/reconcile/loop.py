@@ -45,9 +45,10 @@ class ReconcileLoop:
         self.passes = 0
 
     def desired_uuids(self) -> list[str]:
-        """Consumers heal must keep: instances claimed for this host, maybe not spawned yet."""
+        """Consumers heal must keep: instances claimed for this host, maybe not spawned yet,
+        and their unfinished moves (a resize's migration holds the old flavor here)."""
         with self._lock:
-            return [want.uuid for want in self._desired]
+            return [uuid for want in self._desired for uuid in (want.uuid, *want.migration_uuids)]
 
     def heartbeat(self) -> None:
         self.api.register(

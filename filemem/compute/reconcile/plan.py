@@ -18,11 +18,21 @@ from filemem.common.states import (
     BUILDING,
     DELETING,
     ERROR,
+    PAUSED,
+    PAUSING,
     POWERING_OFF,
     POWERING_ON,
     REBOOTING,
     REBOOTING_HARD,
+    REBUILDING,
+    RESIZE_MIGRATING,
+    RESIZE_REVERTING,
+    RESIZED,
+    RESUMING,
     STOPPED,
+    SUSPENDED,
+    SUSPENDING,
+    UNPAUSING,
 )
 
 OWNER = "api"  # the owner metadata of guests agents reconcile (and may reap as orphans)
@@ -41,6 +51,13 @@ class DesiredInstance:
     deleted_requested: bool = False
     project_id: str = ""
     user_id: str = ""
+    # Requests answered beside the task: an NMI (trigger_crash_dump), and the console log's tail
+    # for the request made at this time (the API's own string, echoed back when answering).
+    crash_dump_requested: bool = False
+    console_requested_at: str | None = None
+    # Placement consumers of this instance's unfinished moves (a resize holds the old flavor
+    # under its migration uuid): heal keeps their allocations.
+    migration_uuids: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> DesiredInstance:
@@ -68,6 +85,9 @@ class DesiredInstance:
             deleted_requested=bool(data.get("deleted_requested")),
             project_id=data.get("project_id") or "",
             user_id=data.get("user_id") or "",
+            crash_dump_requested=bool(data.get("crash_dump_requested")),
+            console_requested_at=data.get("console_requested_at") or None,
+            migration_uuids=tuple(data.get("migration_uuids") or ()),
         )
 
 
@@ -75,14 +95,55 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+StepKind = Literal[
+    "spawn",
+    "stop",
+    "start",
+    "reboot",
+    "reboot_hard",
+    "destroy",
+    "report",
+    "gone",
+    "pause",
+    "unpause",
+    "suspend",
+    "resume",
+    "rebuild",
+    "resize",
+    "crash_dump",
+    "console",
+]
+
+# nova's instance-action event names (the compute manager methods nova wraps), by task.
+BUILD_EVENT = "compute__do_build_and_run_instance"
+TERMINATE_EVENT = "compute_terminate_instance"
+CRASH_DUMP_EVENT = "compute_trigger_crash_dump"
+TASK_EVENTS: dict[str | None, str] = {
+    POWERING_OFF: "compute_stop_instance",
+    POWERING_ON: "compute_start_instance",
+    REBOOTING: "compute_reboot_instance",
+    REBOOTING_HARD: "compute_reboot_instance",
+    PAUSING: "compute_pause_instance",
+    UNPAUSING: "compute_unpause_instance",
+    SUSPENDING: "compute_suspend_instance",
+    RESUMING: "compute_resume_instance",
+    REBUILDING: "compute_rebuild_instance",
+    RESIZE_MIGRATING: "compute_finish_resize",
+    RESIZE_REVERTING: "compute_finish_revert_resize",
+}
+
+
 @dataclass(frozen=True)
 class Step:
-    """One thing to do. `report` is sent to the API after `kind` succeeded."""
+    """One thing to do. `report` is sent to the API after `kind` succeeded, then `event` (nova's
+    event name) is recorded on the instance's newest action, Success or Error."""
 
-    kind: Literal["spawn", "stop", "start", "reboot", "reboot_hard", "destroy", "report", "gone"]
+    kind: StepKind
     uuid: str
     instance: DesiredInstance | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    event: str | None = None
+    run: bool = True  # resize, rebuild: whether the guest runs afterwards
 
 
 def _state(vm_state: str, power: PowerState, task_state: str | None = None) -> dict[str, Any]:
@@ -90,17 +151,37 @@ def _state(vm_state: str, power: PowerState, task_state: str | None = None) -> d
 
 
 def plan_instance(want: DesiredInstance, have: GuestInfo | None) -> list[Step]:
-    """The steps that bring one instance to what the API asks."""
-    running = have is not None and have.power_state == PowerState.RUNNING
+    """The steps that bring one instance to what the API asks: the console request first (it
+    only reads), then the state, then an NMI."""
     if want.deleted_requested or want.task_state == DELETING:
         gone = Step("gone", want.uuid)
-        return [Step("destroy", want.uuid), gone] if have is not None else [gone]
+        return [Step("destroy", want.uuid, event=TERMINATE_EVENT), gone] if have else [gone]
+    steps = []
+    if want.console_requested_at:
+        steps.append(Step("console", want.uuid, want))
+    steps += _plan_state(want, have)
+    if want.crash_dump_requested:
+        answered = {"crash_dump_requested": False}
+        if have is not None and have.power_state == PowerState.RUNNING:
+            steps.append(Step("crash_dump", want.uuid, report=answered, event=CRASH_DUMP_EVENT))
+        else:  # no longer running: nothing to send it to, the request is answered all the same
+            steps.append(Step("report", want.uuid, report=answered))
+    return steps
+
+
+def _plan_state(want: DesiredInstance, have: GuestInfo | None) -> list[Step]:
+    if want.task_state == REBUILDING:
+        # Whatever the guest is now (even none, or an instance in ERROR): spawned again from the
+        # desired image, back to the state it had (ERROR -> ACTIVE, as nova does).
+        run = want.vm_state != STOPPED
+        report = _state(ACTIVE, PowerState.RUNNING) if run else _state(STOPPED, PowerState.SHUTDOWN)
+        return [Step("rebuild", want.uuid, want, report, TASK_EVENTS[REBUILDING], run)]
     if want.vm_state == ERROR:
         return []
     if want.vm_state == BUILDING:
         if have is None:
-            return [Step("spawn", want.uuid, want, _state(ACTIVE, PowerState.RUNNING))]
-        return [Step("report", want.uuid, report=_observed(have))]
+            return [Step("spawn", want.uuid, want, _state(ACTIVE, PowerState.RUNNING), BUILD_EVENT)]
+        return [Step("report", want.uuid, report=observed_state(have), event=BUILD_EVENT)]
     if have is None:
         return [
             Step(
@@ -113,40 +194,96 @@ def plan_instance(want: DesiredInstance, have: GuestInfo | None) -> list[Step]:
                 },
             )
         ]
-    return _plan_existing(want, have, running)
+    return _plan_existing(want, have)
 
 
-def _plan_existing(want: DesiredInstance, have: GuestInfo, running: bool) -> list[Step]:
+def _plan_existing(want: DesiredInstance, have: GuestInfo) -> list[Step]:
     task = want.task_state
+    power = have.power_state
+    running = power == PowerState.RUNNING
+    alive = power in (PowerState.RUNNING, PowerState.PAUSED)  # QEMU runs, memory file exists
+    event = TASK_EVENTS.get(task)
+
+    def act(kind: StepKind, report: dict[str, Any]) -> list[Step]:
+        return [Step(kind, want.uuid, want, report, event)]
+
+    def done(report: dict[str, Any]) -> list[Step]:
+        """Nothing left to do for the task (done before a restart, or impossible now)."""
+        return [Step("report", want.uuid, report=report, event=event)]
+
     if task == POWERING_OFF:
-        if running:
-            return [Step("stop", want.uuid, report=_state(STOPPED, PowerState.SHUTDOWN))]
-        return [Step("report", want.uuid, report=_state(STOPPED, PowerState.SHUTDOWN))]
+        stopped = _state(STOPPED, PowerState.SHUTDOWN)
+        return act("stop", stopped) if alive else done(stopped)
     if task == POWERING_ON:
-        if running:
-            return [Step("report", want.uuid, report=_state(ACTIVE, PowerState.RUNNING))]
-        return [Step("start", want.uuid, report=_state(ACTIVE, PowerState.RUNNING))]
+        if alive:
+            return done(observed_state(have))
+        return act("start", _state(ACTIVE, PowerState.RUNNING))
     if task in (REBOOTING, REBOOTING_HARD):
-        kind: Literal["reboot", "reboot_hard"] = (
-            "reboot_hard" if task == REBOOTING_HARD else "reboot"
+        kind: StepKind = "reboot_hard" if task == REBOOTING_HARD else "reboot"
+        return act(kind, _state(ACTIVE, PowerState.RUNNING))
+    if task == PAUSING:
+        if running:
+            return act("pause", _state(PAUSED, PowerState.PAUSED))
+        return done(observed_state(have))
+    if task == UNPAUSING:
+        if power == PowerState.PAUSED:
+            return act("unpause", _state(ACTIVE, PowerState.RUNNING))
+        return done(observed_state(have))
+    if task == SUSPENDING:
+        if alive:
+            return act("suspend", _state(SUSPENDED, PowerState.SHUTDOWN))
+        return done(observed_state(have))
+    if task == RESUMING:
+        if alive:
+            return done(observed_state(have))
+        return act("resume", _state(ACTIVE, PowerState.RUNNING))
+    if task == RESIZE_MIGRATING:
+        # nova's finish_resize: the guest runs afterwards unless it was stopped before.
+        run = want.vm_state != STOPPED
+        if not _has_flavor(have, want.flavor):
+            power_after = PowerState.RUNNING if run else PowerState.SHUTDOWN
+            return [Step("resize", want.uuid, want, _state(RESIZED, power_after), event, run)]
+        if run and not alive:  # redefined, then the agent stopped before starting it
+            return act("start", _state(RESIZED, PowerState.RUNNING))
+        return done(_state(RESIZED, power))
+    if task == RESIZE_REVERTING:
+        # The old flavor is back in the desired state; the guest keeps running if it ran.
+        after = (
+            _state(ACTIVE, PowerState.RUNNING) if alive else _state(STOPPED, PowerState.SHUTDOWN)
         )
-        return [Step(kind, want.uuid, report=_state(ACTIVE, PowerState.RUNNING))]
-    observed = _observed(have)
-    # The guest changed on its own (powered itself off, crashed): tell the API, change nothing.
-    if observed["vm_state"] != want.vm_state or task is not None:
+        if not _has_flavor(have, want.flavor):
+            return [Step("resize", want.uuid, want, after, event, alive)]
+        return done(after if alive else _state(STOPPED, power))
+    observed = observed_state(have)
+    if task is not None:
+        return [Step("report", want.uuid, report=observed)]
+    if want.vm_state == RESIZED and observed["vm_state"] in (ACTIVE, STOPPED):
+        return []  # waiting for confirm or revert, running or not
+    # The guest changed on its own (powered itself off, crashed, was resumed behind our back):
+    # tell the API, change nothing.
+    if observed["vm_state"] != want.vm_state:
         return [Step("report", want.uuid, report=observed)]
     return []
 
 
-def _observed(have: GuestInfo) -> dict[str, Any]:
+def _has_flavor(have: GuestInfo, flavor: Flavor) -> bool:
+    return have.memory_mb == flavor.memory_mb and have.vcpus == flavor.vcpus
+
+
+def observed_state(have: GuestInfo) -> dict[str, Any]:
+    """The vm_state and power_state (task_state null) a guest's libvirt state stands for."""
     if have.power_state == PowerState.RUNNING:
         return _state(ACTIVE, PowerState.RUNNING)
+    if have.power_state == PowerState.PAUSED:
+        return _state(PAUSED, PowerState.PAUSED)
     if have.power_state == PowerState.CRASHED:
         return {
             **_state(ERROR, PowerState.CRASHED),
             "fault_message": "the guest crashed",
             "fault_code": 500,
         }
+    if have.managed_save:  # shut off with its memory saved: nova's suspended, power SHUTDOWN
+        return _state(SUSPENDED, PowerState.SHUTDOWN)
     return _state(STOPPED, have.power_state)
 
 

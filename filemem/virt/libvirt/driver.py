@@ -1,4 +1,5 @@
-"""libvirt driver: guest lifecycle (spawn, stop, start, reboot, destroy, list) on one host."""
+"""libvirt driver: guest lifecycle (spawn, stop, start, reboot, destroy, list) and server actions
+(pause, suspend, resize, rebuild, NMI) on one host."""
 
 from __future__ import annotations
 
@@ -30,9 +31,11 @@ from filemem.common.resources import MIB
 from filemem.common.versions import discard_supported, parse_version
 from filemem.exceptions import (
     ConfigError,
+    FilememError,
     GuestAlreadyExists,
     GuestNotFound,
     HypervisorError,
+    InsufficientBackingStore,
     InvalidInput,
 )
 from filemem.virt import guest_config
@@ -141,15 +144,7 @@ class LibvirtDriver(HypervisorDriver):
         self._refuse_duplicates(conn, name, uuid)
         host = self.host_facts()
         workdir = self.instance_dir(uuid)
-        request = GuestRequest(
-            name=name,
-            uuid=uuid,
-            flavor=flavor,
-            image=image,
-            console_log=workdir / "console.log",
-            overlay=workdir / "disk.qcow2" if image.kind == "disk" else None,
-            owner=owner,
-        )
+        request = self._request(name, uuid, flavor, image, owner)
         domain = guest_config.build_domain(request, host)
         _make_instance_dir(workdir)
         try:
@@ -208,6 +203,16 @@ class LibvirtDriver(HypervisorDriver):
                     dom.create()
         return self._info(dom)
 
+    def reboot(self, uuid: str, hard: bool = False) -> GuestInfo:
+        """As the interface says; a hard reboot of a suspended guest boots it afresh (its managed
+        save image is dropped, as nova's hard reboot does)."""
+        if hard:
+            dom = self._lookup(uuid)
+            if self._has_managed_save(dom):
+                with translated(f"removing the saved state of guest {uuid}"):
+                    dom.managedSaveRemove(0)
+        return super().reboot(uuid, hard)
+
     def destroy(self, uuid: str) -> bool:
         """Destroy, undefine (managed save and snapshot metadata too), remove the instance dir."""
         uuid = validate_uuid(uuid)
@@ -227,6 +232,102 @@ class LibvirtDriver(HypervisorDriver):
                         raise
         shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
         return existed
+
+    # -- server actions ---------------------------------------------------------------------
+
+    def pause(self, uuid: str) -> GuestInfo:
+        """virDomainSuspend: the vCPUs stop, QEMU and the memory file stay."""
+        dom = self._lookup(uuid)
+        if self._state(dom) != libvirt.VIR_DOMAIN_PAUSED:
+            with translated(f"pausing guest {uuid}"):
+                dom.suspend()
+        return self._info(dom)
+
+    def unpause(self, uuid: str) -> GuestInfo:
+        """virDomainResume of a paused guest."""
+        dom = self._lookup(uuid)
+        if self._state(dom) == libvirt.VIR_DOMAIN_PAUSED:
+            with translated(f"unpausing guest {uuid}"):
+                dom.resume()
+        elif not _is_active(dom):
+            raise HypervisorError(f"unpausing guest {uuid}", "the guest is not running")
+        return self._info(dom)
+
+    def suspend(self, uuid: str) -> GuestInfo:
+        """virDomainManagedSave: libvirt writes the guest's memory and device state to
+        <save dir>/<name>.save (/var/lib/libvirt/qemu/save by default) and stops QEMU, which
+        removes the memory file; the next virDomainCreate restores from that image."""
+        dom = self._lookup(uuid)
+        if not _is_active(dom):
+            if self._has_managed_save(dom):
+                return self._info(dom)
+            raise HypervisorError(f"suspending guest {uuid}", "the guest is not running")
+        with translated(f"suspending guest {uuid}"):
+            dom.managedSave(0)
+        return self._info(dom)
+
+    def resume(self, uuid: str) -> GuestInfo:
+        """virDomainCreate restores from the managed save image and libvirt deletes the image
+        after the restore; the capacity guard first, as every start."""
+        return self.power_on(uuid)
+
+    def inject_nmi(self, uuid: str) -> None:
+        """virDomainInjectNMI."""
+        dom = self._lookup(uuid)
+        if not _is_active(dom):
+            raise HypervisorError(f"injecting an NMI into guest {uuid}", "the guest is not running")
+        with translated(f"injecting an NMI into guest {uuid}"):
+            dom.injectNMI(0)
+
+    def resize(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+        """Graceful stop, defineXML with the new flavor (guest config builder, the same
+        overlay), then power_on; a new size that does not fit brings the old definition back."""
+        _validate_flavor(flavor)
+        dom = self._lookup(uuid)
+        with translated(f"reading the definition of guest {uuid}"):
+            old_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        current = Domain.from_xml(old_xml)
+        request = self._request(dom.name(), dom.UUIDString(), flavor, image, _owner(current))
+        domain = guest_config.build_domain(request, self.host_facts())
+        if _is_active(dom):
+            self.power_off(uuid)
+        self._define(domain.to_xml(), f"redefining guest {uuid} with flavor {flavor.name}")
+        LOG.info("guest %s (%s) redefined with flavor %s", dom.name(), uuid, flavor.name)
+        if start:
+            try:
+                return self.power_on(uuid)
+            except InsufficientBackingStore:
+                LOG.warning("flavor %s does not fit; guest %s keeps its old one", flavor.name, uuid)
+                self._define(old_xml, f"restoring the definition of guest {uuid}")
+                try:
+                    self.power_on(uuid)
+                except FilememError as exc:
+                    LOG.error("could not start guest %s again with its old flavor: %s", uuid, exc)
+                raise
+        return self._info(dom)
+
+    def rebuild(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+        """Stop, remove the managed save image and the overlay, define from the new image
+        (same uuid, name, owner), a new overlay, then power_on."""
+        _validate_flavor(flavor)
+        dom = self._lookup(uuid)
+        with translated(f"reading the definition of guest {uuid}"):
+            current = Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        request = self._request(dom.name(), dom.UUIDString(), flavor, image, _owner(current))
+        domain = guest_config.build_domain(request, self.host_facts())
+        if _is_active(dom):
+            self.power_off(uuid)
+        if self._has_managed_save(dom):
+            with translated(f"removing the saved state of guest {uuid}"):
+                dom.managedSaveRemove(0)
+        workdir = self.instance_dir(uuid)
+        _make_instance_dir(workdir)
+        (workdir / "disk.qcow2").unlink(missing_ok=True)
+        if request.overlay is not None:
+            _create_overlay(image, request.overlay)
+        self._define(domain.to_xml(), f"redefining guest {uuid} from its new image")
+        LOG.info("guest %s (%s) rebuilt from a %s image", dom.name(), uuid, image.kind)
+        return self.power_on(uuid) if start else self._info(dom)
 
     # -- observation ------------------------------------------------------------------------
 
@@ -251,6 +352,36 @@ class LibvirtDriver(HypervisorDriver):
         return self._info(self._lookup(uuid))
 
     # -- internals --------------------------------------------------------------------------
+
+    def _request(
+        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str
+    ) -> GuestRequest:
+        workdir = self.instance_dir(uuid)
+        return GuestRequest(
+            name=name,
+            uuid=uuid,
+            flavor=flavor,
+            image=image,
+            console_log=workdir / "console.log",
+            overlay=workdir / "disk.qcow2" if image.kind == "disk" else None,
+            owner=owner,
+        )
+
+    def _define(self, xml: str, action: str) -> libvirt.virDomain:
+        conn = self.connection.get()
+        with translated(action):
+            return conn.defineXML(xml)
+
+    @staticmethod
+    def _state(dom: libvirt.virDomain) -> int:
+        with translated(f"reading the state of guest {dom.name()}"):
+            state: int = dom.state()[0]
+        return state
+
+    @staticmethod
+    def _has_managed_save(dom: libvirt.virDomain) -> bool:
+        with translated(f"looking for a saved state of guest {dom.name()}"):
+            return bool(dom.hasManagedSaveImage(0))
 
     def _lookup(self, uuid: str) -> libvirt.virDomain:
         conn = self.connection.get()
@@ -325,6 +456,7 @@ class LibvirtDriver(HypervisorDriver):
             state, _reason = dom.state()
             xml = dom.XMLDesc(0)
             domain_id = dom.ID() if state != libvirt.VIR_DOMAIN_SHUTOFF else -1
+            managed_save = state == libvirt.VIR_DOMAIN_SHUTOFF and bool(dom.hasManagedSaveImage(0))
         parsed = Domain.from_xml(xml)
         file_backed = guest_config.is_file_backed(parsed)
         memory_file = None
@@ -342,6 +474,7 @@ class LibvirtDriver(HypervisorDriver):
             file_backed=file_backed,
             memory_file=memory_file,
             owner=parsed.metadata.owner if parsed.metadata else None,
+            managed_save=managed_save,
         )
         return info, parsed.metadata is not None
 
@@ -351,6 +484,10 @@ def _validate_flavor(flavor: Flavor) -> None:
         raise InvalidInput(f"memory {flavor.memory_mb} MiB is too small: at least 16 MiB")
     if flavor.vcpus < 1:
         raise InvalidInput(f"vcpus {flavor.vcpus} must be at least 1")
+
+
+def _owner(domain: Domain) -> str:
+    return (domain.metadata.owner if domain.metadata else None) or "api"
 
 
 def _is_active(dom: libvirt.virDomain) -> bool:
