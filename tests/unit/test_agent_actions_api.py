@@ -120,7 +120,7 @@ def test_resize_up_then_revert_follows_the_flavor_columns(stack: Stack[FakeDrive
                 uuid=migration,
                 instance_uuid=uuid,
                 migration_type="resize",
-                status="post-migrating",
+                status="migrating",
                 source_compute=stack.hostname,
                 dest_compute=stack.hostname,
                 project_id="p1",
@@ -172,10 +172,14 @@ def test_resize_up_then_revert_follows_the_flavor_columns(stack: Stack[FakeDrive
         "compute_finish_revert_resize",
         "Success",
     )
-    with stack.database.session() as session:
-        session.query(Migration).filter_by(uuid=migration).update({"status": "reverted"})
-    stack.converge()
-    assert migration in stack.host.manager.heal(keep=stack.loop.desired_uuids()).removed
+    # The agent's report ends the revert: the API moved the old flavor's allocation back from
+    # the migration consumer to the instance, in one write, and closed the record.
+    allocations = stack.allocations()
+    assert migration not in allocations
+    with stack.database.reader() as session:
+        record = session.query(Migration).filter_by(uuid=migration).one()
+        assert record.status == "reverted"
+    assert stack.host.client.get_allocations(uuid)[1] == {provider: {MEMORY_MB: 256, VCPU: 1}}
 
 
 def test_a_resize_that_does_not_fit_keeps_the_old_flavor_and_errs(stack: Stack[FakeDriver]) -> None:
