@@ -42,7 +42,9 @@ def test_openstacksdk_end_to_end(cloud: Cloud, image: str) -> None:
     flavor = conn.compute.create_flavor(name="sdk.small", ram=256, vcpus=1, disk=0)
     assert "sdk.small" in [f.name for f in conn.compute.flavors()]
 
-    server = conn.compute.create_server(name="sdk-vm", flavor_id=flavor.id, image_id=image)
+    server = conn.compute.create_server(
+        name="sdk-vm", flavor_id=flavor.id, image_id=image, networks="none"
+    )
     server = conn.compute.wait_for_server(server, status="ACTIVE", wait=180)
     assert server.compute_host == FB_HOST
     placement = cloud.placement()
