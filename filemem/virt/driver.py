@@ -137,7 +137,8 @@ class HypervisorDriver(abc.ABC):
         (destroyed after the configured timeout). With `start` it is started again under the
         capacity guard; when the new size does not fit, the previous definition is put back
         (and started) and InsufficientBackingStore raised. Raises InvalidGuestConfig before
-        anything changes when `flavor` cannot run here (huge pages on a file-backed host)."""
+        anything changes when `flavor` cannot run here (huge pages on a file-backed host), and
+        HypervisorError for a suspended guest (its saved memory has the old size)."""
 
     @abc.abstractmethod
     def rebuild(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:

@@ -240,6 +240,10 @@ class FakeDriver(HypervisorDriver):
     def resize(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
         self._enter("resize", uuid)
         guest = self._get(uuid)
+        if guest.info.managed_save:
+            raise HypervisorError(
+                f"resizing guest {uuid}", "the guest is suspended; resume it first"
+            )
         self._build(guest.info.name, guest.info.uuid, flavor, image, guest.info.owner or "api")
         if guest.info.power_state != PowerState.SHUTDOWN:
             self.set_power(uuid, PowerState.SHUTDOWN)

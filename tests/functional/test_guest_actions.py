@@ -12,7 +12,7 @@ from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
 from filemem.compute.console import console_tail
 from filemem.db.models import utcnow
 from filemem.devtools.test_image import TestImage
-from filemem.exceptions import InsufficientBackingStore
+from filemem.exceptions import HypervisorError, InsufficientBackingStore
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.virt.libvirt.driver import LibvirtDriver
 from filemem.virt.xml.domain import Domain
@@ -87,6 +87,8 @@ def test_suspend_writes_a_managed_save_image_resume_and_delete_remove_it(
     assert 96 * MIB < size < 256 * MIB, size
     print(f"managed save image of a 256 MiB guest that touched 96 MiB: {size / MIB:.1f} MiB")
     assert driver.suspend(guest.uuid).managed_save  # again: no-op
+    with pytest.raises(HypervisorError, match="suspended"):
+        driver.resize(guest.uuid, Flavor("big", 1, 384), kernel_image(test_image), start=True)
 
     resumed = driver.resume(guest.uuid)
     assert resumed.power_state == PowerState.RUNNING and not resumed.managed_save

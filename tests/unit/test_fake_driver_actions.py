@@ -137,3 +137,11 @@ def test_a_hard_reboot_of_a_suspended_guest_boots_it_afresh(driver: FakeDriver) 
     rebooted = driver.reboot(guest.uuid, hard=True)
     assert rebooted.power_state == PowerState.RUNNING and not rebooted.managed_save
     assert not driver.save_path(guest.uuid).exists()
+
+
+def test_a_suspended_guest_is_not_resized(driver: FakeDriver) -> None:
+    guest = spawn(driver)
+    driver.suspend(guest.uuid)
+    with pytest.raises(HypervisorError, match="suspended"):
+        driver.resize(guest.uuid, BIG, IMAGE, start=True)
+    assert driver.get_guest(guest.uuid).managed_save

@@ -284,6 +284,11 @@ class LibvirtDriver(HypervisorDriver):
         overlay), then power_on; a new size that does not fit brings the old definition back."""
         _validate_flavor(flavor)
         dom = self._lookup(uuid)
+        if self._has_managed_save(dom):
+            # Its saved memory has the old size: restoring it into the new one would fail.
+            raise HypervisorError(
+                f"resizing guest {uuid}", "the guest is suspended; resume it first"
+            )
         with translated(f"reading the definition of guest {uuid}"):
             old_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         current = Domain.from_xml(old_xml)
