@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from filemem.exceptions import FilememError
 from filemem.placement.aggregates import providers_member_of
@@ -210,16 +210,13 @@ class Scheduler:
         self, spec: RequestSpec, request: PlacementRequest, started: float
     ) -> Selection:
         records = self.cache.records()
-        # Only a request with a zone or host says where: other callers' clients stay as they are.
-        where: dict[str, Any] = {}
-        if request.member_of or request.in_tree:
-            where = {"member_of": request.member_of, "in_tree": request.in_tree}
         candidates = self.client.allocation_candidates(
             request.resources,
             request.required_traits,
             request.forbidden_traits,
             limit=self.settings.max_placement_results,
-            **where,
+            member_of=request.member_of,
+            in_tree=request.in_tree,
         )
         hosts = [
             state_from_summary(records[uuid], summary)

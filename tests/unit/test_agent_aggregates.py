@@ -83,7 +83,10 @@ def test_the_registrations_ratio_is_what_the_sync_reports(
     loop = ReconcileLoop(host, api, wait=0)
     host.tracker.sync()
     provider = host.tracker.provider_uuid
-    ratio = lambda: host.client.get_inventories(provider)[1][MEMORY_MB]["allocation_ratio"]  # noqa: E731
+
+    def ratio() -> float:
+        return float(host.client.get_inventories(provider)[1][MEMORY_MB]["allocation_ratio"])
+
     assert ratio() == 1.0
     loop.heartbeat()
     host.tracker.sync()
