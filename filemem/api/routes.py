@@ -77,6 +77,19 @@ def _server_subresources() -> tuple[Route, ...]:
     )
 
 
+def _aggregate_routes() -> tuple[Route, ...]:
+    """os-aggregates (nova answers 200 to create, delete and actions)."""
+    one = f"{V}/os-aggregates/{{aggregate_id}}"
+    return (
+        Route("GET", f"{V}/os-aggregates", aggregates.list_aggregates),
+        Route("POST", f"{V}/os-aggregates", aggregates.create_aggregate),
+        Route("GET", one, aggregates.show_aggregate),
+        Route("PUT", one, aggregates.update_aggregate),
+        Route("DELETE", one, aggregates.delete_aggregate),
+        Route("POST", f"{one}/action", aggregates.aggregate_action),
+    )
+
+
 # Literal segments (detail, search) come before the {id} routes they would otherwise match.
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", versions.list_versions, public=True, tag="versions"),
@@ -149,7 +162,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V}/os-hypervisors/{{pattern}}/search", hypervisors.search_hypervisors),
     Route("GET", f"{V}/os-hypervisors/{{hypervisor_id}}", hypervisors.show_hypervisor),
     Route("GET", f"{V}/os-hypervisors/{{hypervisor_id}}/uptime", hypervisors.hypervisor_uptime),
-    Route("GET", f"{V}/os-aggregates", aggregates.list_aggregates),
+    *_aggregate_routes(),
     Route("GET", f"{V}/os-availability-zone", availability_zones.list_zones),
     Route("GET", f"{V}/os-availability-zone/detail", availability_zones.list_zones_detail),
     Route("GET", f"{V}/limits", limits.show_limits),

@@ -14,7 +14,12 @@ from oslo_config import cfg
 
 from filemem import __version__
 from filemem.cmd.common import add_config_args, load_conf
-from filemem.compute.agent_api import AgentApiClient
+from filemem.compute.agent_api import (
+    AgentApiClient,
+    ApiRefused,
+    ApiUnavailable,
+    RegistrationRefused,
+)
 from filemem.compute.host import ComputeHost, startup_errors
 from filemem.compute.host_check import check_host
 from filemem.compute.reconcile.loop import ReconcileLoop
@@ -70,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _install_signal_handlers(stop)
     reconcile_loop = _reconcile_loop(conf, host, stop)
+    if reconcile_loop is not None and not _first_registration(reconcile_loop):
+        return 1
     keep = reconcile_loop.desired_uuids if reconcile_loop else tuple
     resource_loop = ResourceSyncLoop.from_conf(
         host,
@@ -80,7 +87,28 @@ def run(args: argparse.Namespace) -> int:
     if reconcile_loop is not None:
         threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()
     resource_loop.run()
+    if reconcile_loop is not None and reconcile_loop.refused is not None:
+        _refuse(reconcile_loop.refused)
+        return 1
     return 0
+
+
+def _refuse(reason: str) -> None:
+    print(f"filemem-compute: error: the API refused this host: {reason}", file=sys.stderr)
+    print("filemem-compute: refusing to start", file=sys.stderr)
+
+
+def _first_registration(loop: ReconcileLoop) -> bool:
+    """Register before syncing (so the first sync reports the aggregates' ratio); False when
+    the API refuses this host. An API that is down is retried by the reconcile loop."""
+    try:
+        loop.heartbeat()
+    except RegistrationRefused as exc:
+        _refuse(exc.reason)
+        return False
+    except (ApiUnavailable, ApiRefused) as exc:
+        LOG.warning("first registration failed (%s); the reconcile loop retries", exc)
+    return True
 
 
 def _reconcile_loop(

@@ -21,6 +21,25 @@ class ApiUnavailable(FilememError):
 class ApiRefused(FilememError):
     """The API answered 4xx: a bug or a misconfiguration (token), not worth retrying blindly."""
 
+    def __init__(self, message: str, status: int = 400, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason or message
+
+
+def _reason(response: httpx.Response) -> str:
+    """The message of a nova-style error body ({"conflictingRequest": {"message"}})."""
+    try:
+        body = response.json()
+        return str(next(iter(body.values()))["message"])
+    except (ValueError, TypeError, KeyError, StopIteration, AttributeError):
+        return response.text[:500]
+
+
+class RegistrationRefused(ApiRefused):
+    """The API refused this host's registration (409): the agent must not start. The seed's
+    rule: a file-backed host in an aggregate whose ram_allocation_ratio is not 1.0."""
+
 
 class AgentApi(Protocol):
     """What the reconcile loop needs of the API; AgentApiClient is the HTTP implementation.
@@ -28,8 +47,10 @@ class AgentApi(Protocol):
     Every method raises ApiUnavailable (transient: retried with backoff) or ApiRefused.
     """
 
-    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
-        """Create or refresh this host's service record (also the heartbeat)."""
+    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> float | None:
+        """Create or refresh this host's service record (also the heartbeat); the MEMORY_MB
+        allocation ratio the host's aggregates give it (None: its own). Raises
+        RegistrationRefused when the API will not have this host run as configured."""
 
     def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
         """The full desired set for `host` once something changed after `since` (or `wait` s)."""
@@ -94,20 +115,29 @@ class AgentApiClient:
         if response.status_code == 404 and (method in ("PATCH", "POST") or missing_ok):
             return None  # the instance is gone already: nothing left to report
         if response.status_code >= 400:
-            raise ApiRefused(f"{method} {path}: {response.status_code}: {response.text[:500]}")
+            raise ApiRefused(
+                f"{method} {path}: {response.status_code}: {response.text[:500]}",
+                response.status_code,
+                _reason(response),
+            )
         return response.json() if response.content else None
 
-    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
-        self._call(
-            "PUT",
-            f"/filemem/v1/services/{host}",
-            json={
-                "binary": "filemem-compute",
-                "provider_uuid": provider_uuid,
-                "file_backed": file_backed_memory_mb > 0,
-                "file_backed_memory_mb": file_backed_memory_mb,
-            },
-        )
+    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> float | None:
+        body = {
+            "binary": "filemem-compute",
+            "provider_uuid": provider_uuid,
+            "file_backed": file_backed_memory_mb > 0,
+            "file_backed_memory_mb": file_backed_memory_mb,
+        }
+        path = f"/filemem/v1/services/{host}"
+        try:
+            answer = self._call("PUT", path, json=body)
+        except ApiRefused as exc:
+            if exc.status == 409:
+                raise RegistrationRefused(exc.reason) from exc
+            raise
+        ratio = (answer or {}).get("ram_allocation_ratio")
+        return float(ratio) if ratio is not None else None
 
     def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
         """The full desired set for `host`, once something changed after `since` (or `wait`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -168,6 +169,9 @@ class ResourceTracker:
         self._host_resources = host_resources or (lambda: local_host_resources(self.state_path))
         self.provider_uuid = provider_uuid(self.state_path)
         self._last: HostInventory | None = None
+        # The ram_allocation_ratio of the host's aggregates, as the API's registration answer
+        # gave it; it replaces [DEFAULT] ram_allocation_ratio so a sync never undoes it.
+        self.aggregate_ram_ratio: float | None = None
 
     def sample_store(self) -> StoreSample | None:
         """The backing store now; None on a host without file-backed memory."""
@@ -181,7 +185,10 @@ class ResourceTracker:
 
     def wanted(self, sample: StoreSample | None) -> HostInventory:
         usage = sample.usage() if sample is not None else None
-        return inventory.compute_inventory(self.config, self._host_resources(), usage)
+        config = self.config
+        if self.aggregate_ram_ratio is not None:
+            config = dataclasses.replace(config, ram_allocation_ratio=self.aggregate_ram_ratio)
+        return inventory.compute_inventory(config, self._host_resources(), usage)
 
     def sync(self) -> SyncResult:
         """Provider, inventory, traits; with nothing changed only reads (3 GETs)."""

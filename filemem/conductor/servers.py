@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from filemem.common import states
+from filemem.conductor.aggregates import placement_destination
 from filemem.conductor.claims import HeldClaim, held_claim
 from filemem.db import api as db_api
 from filemem.db.models import Instance
@@ -44,7 +45,7 @@ class ServerConductor:
         hand-over itself fails.
         """
         try:
-            selection = self.scheduler.select_and_claim(request_spec(instance))
+            selection = self.scheduler.select_and_claim(self._spec(instance))
         except NoValidHost as exc:
             self._fail(instance.uuid, f"{NO_VALID_HOST} {exc.reason}")
             return
@@ -90,7 +91,7 @@ class ServerConductor:
     ) -> str | None:
         """Claim for one instance of a multi-create; the fault of all when it cannot."""
         try:
-            selection = self.scheduler.select_and_claim(request_spec(instance))
+            selection = self.scheduler.select_and_claim(self._spec(instance))
         except NoValidHost:
             return f"{NO_VALID_HOST} There are not enough hosts available."
         except Exception as exc:
@@ -113,6 +114,13 @@ class ServerConductor:
             db_api.update_instance(
                 session, instance.uuid, {"deleted_requested": True, "task_state": states.DELETING}
             )
+
+    def _spec(self, instance: Instance) -> RequestSpec:
+        """request_spec with the zone's aggregates and the forced host's provider."""
+        member_of, in_tree = placement_destination(
+            self.database, instance.availability_zone, instance.requested_host
+        )
+        return request_spec(instance, member_of, in_tree)
 
     def _hand_over(self, uuid: str, selection: Selection) -> bool:
         with self.database.session() as session:
@@ -141,8 +149,11 @@ class ServerConductor:
             )
 
 
-def request_spec(instance: Instance) -> RequestSpec:
-    """What the scheduler needs of an instance: its owner (the consumer) and flavor sizes."""
+def request_spec(
+    instance: Instance, member_of: tuple[str, ...] = (), in_tree: str | None = None
+) -> RequestSpec:
+    """What the scheduler needs of an instance: its owner (the consumer), flavor sizes, and
+    where it may go (Placement member_of and in_tree)."""
     return RequestSpec(
         instance_uuid=instance.uuid,
         project_id=instance.project_id,
@@ -151,4 +162,6 @@ def request_spec(instance: Instance) -> RequestSpec:
         vcpus=instance.vcpus,
         disk_gb=instance.root_gb,
         extra_specs=dict(instance.extra_specs or {}),
+        member_of=member_of,
+        in_tree=in_tree,
     )

@@ -152,6 +152,10 @@ class Instance(Base):
     console_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     console_output: Mapped[str | None] = mapped_column(Text, nullable=True)
     console_output_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # The zone asked for at create (nova's instances.availability_zone); None: any zone.
+    availability_zone: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    # An admin's forced host ("zone:host", "zone::node"): the scheduler's only choice.
+    requested_host: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
 
 
 class Change(Base):
@@ -249,3 +253,69 @@ class Migration(Base):
     memory_remaining_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Aggregate(Base):
+    """A host aggregate (nova's API-database aggregates); its uuid is a Placement aggregate."""
+
+    __tablename__ = "aggregates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(UUID_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    hosts_: Mapped[list[AggregateHost]] = relationship(
+        back_populates="aggregate",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="AggregateHost.id",
+        lazy="selectin",
+    )
+    metadata_: Mapped[list[AggregateMetadata]] = relationship(
+        back_populates="aggregate",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="AggregateMetadata.key",
+        lazy="selectin",
+    )
+
+    @property
+    def hosts(self) -> list[str]:
+        return [row.host for row in self.hosts_]
+
+    @property
+    def metadata_dict(self) -> dict[str, str]:
+        return {row.key: row.value for row in self.metadata_}
+
+    @property
+    def availability_zone(self) -> str | None:
+        return self.metadata_dict.get("availability_zone")
+
+
+class AggregateHost(Base):
+    __tablename__ = "aggregate_hosts"
+    __table_args__ = (
+        UniqueConstraint("host", "aggregate_id", name="uniq_aggregate_hosts0host0aggregate_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    aggregate_id: Mapped[int] = mapped_column(ForeignKey("aggregates.id", ondelete="CASCADE"))
+
+    aggregate: Mapped[Aggregate] = relationship(back_populates="hosts_")
+
+
+class AggregateMetadata(Base):
+    __tablename__ = "aggregate_metadata"
+    __table_args__ = (
+        UniqueConstraint("aggregate_id", "key", name="uniq_aggregate_metadata0aggregate_id0key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aggregate_id: Mapped[int] = mapped_column(ForeignKey("aggregates.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    value: Mapped[str] = mapped_column(String(NAME_LENGTH))
+
+    aggregate: Mapped[Aggregate] = relationship(back_populates="metadata_")

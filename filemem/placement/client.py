@@ -478,14 +478,18 @@ class PlacementClient:
         required_traits: Iterable[str] = (),
         forbidden_traits: Iterable[str] = (),
         limit: int | None = None,
+        member_of: Iterable[str] = (),
+        in_tree: str | None = None,
     ) -> AllocationCandidates:
-        """Providers able to satisfy `resources`, with/without the given traits."""
-        params = {"resources": ",".join(f"{rc}:{n}" for rc, n in sorted(resources.items()))}
+        """Providers for `resources`: traits, member_of ("in:a,b", "!in:c"), in_tree."""
+        params = [("resources", ",".join(f"{rc}:{n}" for rc, n in sorted(resources.items())))]
         traits = sorted(required_traits) + [f"!{t}" for t in sorted(forbidden_traits)]
         if traits:
-            params["required"] = ",".join(traits)
+            params.append(("required", ",".join(traits)))
+        extra = [("member_of", v) for v in member_of] + [("in_tree", t) for t in [in_tree] if t]
+        params += extra
         if limit is not None:
-            params["limit"] = str(limit)
+            params.append(("limit", str(limit)))
         query = urllib.parse.urlencode(params, safe=":,!")
         body = self.request("GET", f"/allocation_candidates?{query}").body or {}
         requests = [

@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from filemem.exceptions import FilememError
+from filemem.placement.aggregates import providers_member_of
 from filemem.placement.client import (
     ConsumerGenerationConflict,
     GenerationConflict,
@@ -161,20 +162,31 @@ class Scheduler:
     # -- strategies --------------------------------------------------------------------------
 
     def _choose(
-        self, request: PlacementRequest, refused: set[str]
+        self, request: PlacementRequest, refused: set[str], allowed: Set[str] | None = None
     ) -> Callable[[Sequence[HostState]], HostState | None]:
         def choose(order: Sequence[HostState]) -> HostState | None:
+            if allowed is not None:
+                order = [host for host in order if host.provider_uuid in allowed]
             return pick(
                 order, request, self.filters, refused, self.settings.host_subset_size, self._rng
             )
 
         return choose
 
+    def _allowed(self, request: PlacementRequest) -> Set[str] | None:
+        """The providers request's member_of and in_tree leave (None: any), asked of
+        Placement as GET /allocation_candidates would."""
+        if not request.member_of and request.in_tree is None:
+            return None
+        allowed = providers_member_of(self.client, request.member_of)
+        return allowed & {request.in_tree} if request.in_tree is not None else allowed
+
     def _via_cache(self, spec: RequestSpec, request: PlacementRequest, started: float) -> Selection:
         self.cache.ensure_loaded()
         refused: set[str] = set()
+        allowed = self._allowed(request)
         while len(refused) < self.settings.max_attempts:
-            host = self.cache.reserve(self._choose(request, refused), request.resources)
+            host = self.cache.reserve(self._choose(request, refused, allowed), request.resources)
             if host is None:
                 refreshed = self.cache.refreshed_at
                 if refreshed is not None and refreshed >= started:
@@ -192,7 +204,7 @@ class Scheduler:
             self.cache.release(host, request.resources)
             refused.add(host.provider_uuid)
             self.cache.refresh_host(host.provider_uuid)
-        raise self._no_valid_host(request, refused)
+        raise self._no_valid_host(request, refused, allowed)
 
     def _via_placement(
         self, spec: RequestSpec, request: PlacementRequest, started: float
@@ -203,6 +215,8 @@ class Scheduler:
             request.required_traits,
             request.forbidden_traits,
             limit=self.settings.max_placement_results,
+            member_of=request.member_of,
+            in_tree=request.in_tree,
         )
         hosts = [
             state_from_summary(records[uuid], summary)
@@ -223,7 +237,8 @@ class Scheduler:
             refused.add(chosen.provider_uuid)
         # The candidates say nothing about hosts left out: explain from a full read.
         self.cache.ensure_fresh(started)
-        raise self._no_valid_host(request, refused)
+        allowed = self._allowed(request)
+        raise self._no_valid_host(request, refused, allowed)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -260,8 +275,18 @@ class Scheduler:
             raise
         return True
 
-    def _no_valid_host(self, request: PlacementRequest, refused: set[str]) -> NoValidHost:
-        reason = self.cache.inspect(lambda hosts: explain(hosts, request, self.filters, refused))
+    def _no_valid_host(
+        self, request: PlacementRequest, refused: set[str], allowed: Set[str] | None = None
+    ) -> NoValidHost:
+        def why(hosts: Sequence[HostState]) -> str:
+            if allowed is None:
+                return explain(hosts, request, self.filters, refused)
+            inside = [host for host in hosts if host.provider_uuid in allowed]
+            if not inside:
+                return "no enabled compute host is in the requested availability zone or host"
+            return explain(inside, request, self.filters, refused)
+
+        reason = self.cache.inspect(why)
         if len(refused) >= self.settings.max_attempts:
             reason += f"; gave up after {len(refused)} refused claims"
         LOG.info("no valid host for %s: %s", request.describe(), reason)

@@ -26,6 +26,10 @@ class RequestSpec:
     vcpus: int
     disk_gb: int = 0
     extra_specs: Mapping[str, str] = field(default_factory=dict)
+    # Placement member_of values ("in:a,b", "!in:c"): the availability zone's aggregates
+    # (nova's map_az_to_placement_aggregate); in_tree: the provider of an admin's forced host.
+    member_of: tuple[str, ...] = ()
+    in_tree: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class PlacementRequest:
     forbidden_traits: frozenset[str] = frozenset()
     # The flavor's hw:mem_page_size value (None when unset), kept so refusals can quote it.
     mem_page_size: str | None = None
+    member_of: tuple[str, ...] = ()
+    in_tree: str | None = None
 
     @property
     def wants_huge_pages(self) -> bool:
@@ -49,6 +55,10 @@ class PlacementRequest:
             text += " with " + ", ".join(sorted(self.required_traits))
         if self.forbidden_traits:
             text += " without " + ", ".join(sorted(self.forbidden_traits))
+        if self.member_of:
+            text += " member_of " + " and ".join(self.member_of)
+        if self.in_tree:
+            text += f" in_tree {self.in_tree}"
         return text
 
 
@@ -75,5 +85,9 @@ def build_request(spec: RequestSpec) -> PlacementRequest:
     page_size = spec.extra_specs.get(MEM_PAGE_SIZE)
     forbidden = frozenset({MEMORY_BACKING_FILE_TRAIT}) if page_size is not None else frozenset()
     return PlacementRequest(
-        resources=_frozen(resources), forbidden_traits=forbidden, mem_page_size=page_size
+        resources=_frozen(resources),
+        forbidden_traits=forbidden,
+        mem_page_size=page_size,
+        member_of=spec.member_of,
+        in_tree=spec.in_tree,
     )

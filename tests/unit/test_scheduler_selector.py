@@ -96,7 +96,11 @@ class FakePlacement(PlacementClient):
         required_traits: Iterable[str] = (),
         forbidden_traits: Iterable[str] = (),
         limit: int | None = None,
+        member_of: Iterable[str] = (),
+        in_tree: str | None = None,
     ) -> AllocationCandidates:
+        # Zones (member_of, in_tree) are proven against real Placement: test_api_server_zones.
+        assert not member_of and in_tree is None
         self._call("candidates")
         summaries: dict[str, dict[str, Any]] = {}
         for uuid in self.inventories:

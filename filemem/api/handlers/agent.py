@@ -25,7 +25,10 @@ from filemem.api.schemas.agent import (
 )
 from filemem.api.schemas.common import HostName, is_uuid
 from filemem.common import states
+from filemem.common.aggregates import registration_refusal
+from filemem.conductor import aggregates as aggregate_mirror
 from filemem.conductor.resize import ResizeConductor
+from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
 from filemem.db import instance_actions
 from filemem.db import server_migrations as migrations_db
@@ -51,10 +54,18 @@ def service_view(service: Service) -> dict[str, Any]:
 
 
 def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> dict[str, Any]:
-    """PUT /filemem/v1/services/{host}: register or heartbeat; 200 with the service."""
+    """PUT /filemem/v1/services/{host}: register or heartbeat; 200 with the service and the
+    MEMORY_MB allocation ratio the host's aggregates give it (null: its own). 409 when the
+    host has file-backed memory but is in an aggregate whose ram_allocation_ratio is not
+    1.0: the agent refuses to start. Placement's aggregates are repaired to match."""
     ctx = get_context(request)
     values = body.model_dump()
     with ctx.database.session() as session:
+        if body.file_backed:
+            facts = [db_aggregates.facts(a) for a in db_aggregates.for_host(session, host)]
+            refusal = registration_refusal(host, facts)
+            if refusal is not None:
+                raise Conflict(refusal)
         before = db_api.get_service_by_host(session, host)
         known = before is not None and before.provider_uuid == values["provider_uuid"]
         service = db_api.upsert_service(session, host, values)
@@ -62,7 +73,11 @@ def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> d
     if not known:
         # A new host (or a new provider) can take guests at once in this process.
         ctx.scheduler.invalidate_hosts()
-    return {"service": view}
+    want = aggregate_mirror.wanted(ctx.database, host)
+    if want is not None:
+        aggregate_mirror.mirror(ctx.placement, want)
+    ratio = want.ram_allocation_ratio if want is not None and not body.file_backed else None
+    return {"service": view, "ram_allocation_ratio": ratio}
 
 
 def _latest(ctx: ApiContext, host: str) -> int:

@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import ApiError, BadRequest
 from filemem.api.handlers import server_views as views
+from filemem.api.handlers.availability_zones import available_zones
 from filemem.api.microversion import at_least
 from filemem.api.request_id import request_id
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.api.schemas.servers import ServerCreate, ServerCreateRequest, is_true
 from filemem.common import states
+from filemem.common.aggregates import ZoneRequest, parse_zone_request
 from filemem.db import api as db_api
 from filemem.db import instance_actions
 from filemem.db import keypairs as db_keypairs
@@ -85,6 +87,20 @@ def _refs(session: Session, spec: ServerCreate) -> tuple[Flavor, Image]:
     return flavor, image
 
 
+def _zone_request(session: Session, value: str | None) -> ZoneRequest:
+    """The zone (and an admin's forced host) asked for: 400 for a zone no enabled host is
+    in, or a host that is not registered (nova's messages)."""
+    if value is None:
+        return ZoneRequest(None)
+    wanted = parse_zone_request(value)
+    host = wanted.host or wanted.node
+    if host is not None and db_api.get_service_by_host(session, host) is None:
+        raise BadRequest(f"Compute host {host} could not be found.")
+    if wanted.zone is not None and wanted.zone not in available_zones(session):
+        raise BadRequest("The requested availability zone is not available")
+    return ZoneRequest(wanted.zone, host)
+
+
 def _values(
     ctx: ApiContext, spec: ServerCreate, flavor: Flavor, image: Image, index: int, count: int
 ) -> dict[str, Any]:
@@ -126,10 +142,14 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
         ):
             raise BadRequest("Invalid key_name provided.")
         flavor, image = _refs(session, spec)
+        zone = _zone_request(session, spec.availability_zone)
+        where = {"availability_zone": zone.zone, "requested_host": zone.host}
         instances = []
         for index in range(count):
             values = _values(ctx, spec, flavor, image, index, count)
-            instance = db_api.create_instance(session, {**values, "reservation_id": reservation})
+            instance = db_api.create_instance(
+                session, {**values, **where, "reservation_id": reservation}
+            )
             instance_actions.record_action(
                 session,
                 instance.uuid,

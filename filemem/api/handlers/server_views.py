@@ -14,6 +14,8 @@ from filemem.api.context import get_context
 from filemem.api.links import bookmark, resource_links
 from filemem.api.microversion import at_least
 from filemem.common import states
+from filemem.common.aggregates import DEFAULT_ZONE
+from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
 from filemem.db.models import Image, Instance, Service
 
@@ -154,6 +156,19 @@ def host_statuses(request: Request, instances: Iterable[Instance]) -> dict[str, 
     return {host: host_status_of(services.get(host), ctx.down_after) for host in hosts}
 
 
+def availability_zone(request: Request, instance: Instance) -> str:
+    """nova's get_instance_availability_zone: the zone of the host it is on, else the zone
+    it asked for, else ""; the hosts' zones are read once per request."""
+    if not instance.host:
+        return instance.availability_zone or ""
+    zones: dict[str, str] | None = getattr(request.state, "host_zones", None)
+    if zones is None:
+        with get_context(request).database.reader() as session:
+            zones = db_aggregates.host_zones(session)
+        request.state.host_zones = zones
+    return zones.get(instance.host, DEFAULT_ZONE)
+
+
 def detail(
     request: Request, instance: Instance, statuses: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -168,7 +183,7 @@ def detail(
         "config_drive": "",
         "security_groups": [],
         "os-extended-volumes:volumes_attached": [],
-        "OS-EXT-AZ:availability_zone": "nova",
+        "OS-EXT-AZ:availability_zone": availability_zone(request, instance),
         **_extended_attributes(request, instance),
         "OS-EXT-STS:vm_state": instance.vm_state,
         "OS-EXT-STS:task_state": instance.task_state,

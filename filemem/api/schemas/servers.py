@@ -90,6 +90,8 @@ class ServerCreate(StrictModel):
     min_count: Count | None = None
     max_count: Count | None = None
     return_reservation_id: BoolLike | None = None
+    # nova's parameter_types.name: "zone", or an admin's "zone:host" / "zone::node".
+    availability_zone: Name | None = None
     # Which values are served depends on the microversion: the handler decides (2.37).
     networks: (
         Literal["auto", "none"] | Annotated[list[NetworkRequest], Field(max_length=64)] | None

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from filemem.compute.agent_api import AgentApi, ApiRefused, ApiUnavailable
+from filemem.compute.agent_api import AgentApi, ApiRefused, ApiUnavailable, RegistrationRefused
 from filemem.compute.host import ComputeHost
 from filemem.compute.reconcile.executor import PassResult, PlanExecutor
 from filemem.compute.reconcile.plan import DesiredInstance
@@ -43,6 +43,8 @@ class ReconcileLoop:
         self._lock = threading.Lock()
         self._last_heartbeat = 0.0
         self.passes = 0
+        # Why the API refused this host (RegistrationRefused): the agent then stops.
+        self.refused: str | None = None
 
     def desired_uuids(self) -> list[str]:
         """Consumers heal must keep: instances claimed for this host, maybe not spawned yet,
@@ -51,11 +53,19 @@ class ReconcileLoop:
             return [uuid for want in self._desired for uuid in (want.uuid, *want.migration_uuids)]
 
     def heartbeat(self) -> None:
-        self.api.register(
+        """Register; the answer's aggregate ratio is what the resource loop reports next."""
+        ratio = self.api.register(
             self.host.tracker.name,
             self.host.tracker.provider_uuid,
             int(self.host.conf.libvirt.file_backed_memory),
         )
+        tracker = self.host.tracker
+        if ratio != tracker.aggregate_ram_ratio:
+            LOG.info(
+                "MEMORY_MB allocation_ratio from the host's aggregates: %s",
+                ratio if ratio is not None else "none (using [DEFAULT] ram_allocation_ratio)",
+            )
+            tracker.aggregate_ram_ratio = ratio
         self._last_heartbeat = time.monotonic()
 
     def report_memory_usage(self, guests: Mapping[str, GuestWorkingSet]) -> None:
@@ -92,6 +102,12 @@ class ReconcileLoop:
         while not self.stop.is_set():
             try:
                 cursor, result = self.run_once(cursor)
+            except RegistrationRefused as exc:
+                # Not transient: an operator must change the aggregate or this host's config.
+                LOG.error("the API refused this host: %s; stopping", exc.reason)
+                self.refused = exc.reason
+                self.stop.set()
+                break
             except (ApiUnavailable, ApiRefused, FilememError) as exc:
                 failures += 1
                 cursor = None  # ask for everything again once we are back
