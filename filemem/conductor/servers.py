@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol
@@ -44,7 +44,9 @@ class ServerConductor:
         hand-over itself fails.
         """
         try:
-            selection = self.scheduler.select_and_claim(request_spec(instance))
+            selection = self.scheduler.select_and_claim(
+                request_spec(instance, self._image_properties(instance.image_id))
+            )
         except NoValidHost as exc:
             self._fail(instance.uuid, f"{NO_VALID_HOST} {exc.reason}")
             return
@@ -90,7 +92,9 @@ class ServerConductor:
     ) -> str | None:
         """Claim for one instance of a multi-create; the fault of all when it cannot."""
         try:
-            selection = self.scheduler.select_and_claim(request_spec(instance))
+            selection = self.scheduler.select_and_claim(
+                request_spec(instance, self._image_properties(instance.image_id))
+            )
         except NoValidHost:
             return f"{NO_VALID_HOST} There are not enough hosts available."
         except Exception as exc:
@@ -113,6 +117,13 @@ class ServerConductor:
             db_api.update_instance(
                 session, instance.uuid, {"deleted_requested": True, "task_state": states.DELETING}
             )
+
+    def _image_properties(self, image_id: str) -> dict[str, str]:
+        """The image's glance properties; none when it was deleted meanwhile (the agent's
+        view then has no image either, and the spawn fails there)."""
+        with self.database.reader() as session:
+            image = db_api.get_image(session, image_id)
+            return {} if image is None else dict(image.properties or {})
 
     def _hand_over(self, uuid: str, selection: Selection) -> bool:
         with self.database.session() as session:
@@ -141,8 +152,11 @@ class ServerConductor:
             )
 
 
-def request_spec(instance: Instance) -> RequestSpec:
-    """What the scheduler needs of an instance: its owner (the consumer) and flavor sizes."""
+def request_spec(
+    instance: Instance, image_properties: Mapping[str, str] | None = None
+) -> RequestSpec:
+    """What the scheduler needs of an instance: its owner (the consumer), flavor sizes and
+    specs, and its image's properties."""
     return RequestSpec(
         instance_uuid=instance.uuid,
         project_id=instance.project_id,
@@ -151,4 +165,5 @@ def request_spec(instance: Instance) -> RequestSpec:
         vcpus=instance.vcpus,
         disk_gb=instance.root_gb,
         extra_specs=dict(instance.extra_specs or {}),
+        image_properties=dict(image_properties or {}),
     )
