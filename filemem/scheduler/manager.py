@@ -17,10 +17,11 @@ Decision: "cache" is the default.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,16 @@ LOG = logging.getLogger(__name__)
 STRATEGY_CACHE = "cache"
 STRATEGY_PLACEMENT = "placement"
 STRATEGIES = (STRATEGY_CACHE, STRATEGY_PLACEMENT)
+
+# host name -> the merged metadata of the host aggregates it belongs to (a key of several
+# aggregates joins their values with commas: see merge_aggregate_metadata in
+# filters/aggregate_extra_specs.py).
+HostAggregateMetadata = Callable[[], Mapping[str, Mapping[str, str]]]
+
+
+def no_aggregates() -> Mapping[str, Mapping[str, str]]:
+    """The default metadata source: no host is in any aggregate."""
+    return {}
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,8 @@ class Scheduler:
     `host_source` returns the compute services (HostRecord) and must be thread-safe: it is
     called again every refresh_interval, possibly from a background thread. Call
     invalidate_hosts() after a service is added, disabled, enabled or removed to see that at
-    once in this process.
+    once in this process. `host_aggregate_metadata` (thread-safe too) is called once per
+    request whose flavor has aggregate requirements (AggregateInstanceExtraSpecsFilter).
     """
 
     def __init__(
@@ -113,8 +125,10 @@ class Scheduler:
         weighers: Sequence[BaseWeigher] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        host_aggregate_metadata: HostAggregateMetadata = no_aggregates,
     ) -> None:
         self.settings = settings or SchedulerSettings()
+        self.host_aggregate_metadata = host_aggregate_metadata
         self.client = placement_client
         self.filters = list(filters) if filters is not None else default_filters()
         self.weighers = (
@@ -134,9 +148,18 @@ class Scheduler:
 
     @classmethod
     def from_conf(
-        cls, conf: cfg.ConfigOpts, placement_client: PlacementClient, host_source: HostSource
+        cls,
+        conf: cfg.ConfigOpts,
+        placement_client: PlacementClient,
+        host_source: HostSource,
+        host_aggregate_metadata: HostAggregateMetadata = no_aggregates,
     ) -> Scheduler:
-        return cls(placement_client, host_source, SchedulerSettings.from_conf(conf))
+        return cls(
+            placement_client,
+            host_source,
+            SchedulerSettings.from_conf(conf),
+            host_aggregate_metadata=host_aggregate_metadata,
+        )
 
     def select_and_claim(self, spec: RequestSpec) -> Selection:
         """Claim spec's resources on the best host that can take them.
@@ -144,11 +167,19 @@ class Scheduler:
         Raises NoValidHost (nothing was claimed), InvalidInput for impossible sizes, and
         PlacementError when Placement fails otherwise (nothing was claimed either).
         """
-        request = build_request(spec)
+        request = self.build_request(spec)
         started = self._clock()
         if self.settings.strategy == STRATEGY_PLACEMENT:
             return self._via_placement(spec, request, started)
         return self._via_cache(spec, request, started)
+
+    def build_request(self, spec: RequestSpec) -> PlacementRequest:
+        """build_request(spec), with the hosts' aggregate metadata when the flavor needs it."""
+        request = build_request(spec)
+        if not request.aggregate_specs:
+            return request
+        metadata = {host: dict(m) for host, m in self.host_aggregate_metadata().items()}
+        return dataclasses.replace(request, aggregate_metadata=metadata)
 
     def invalidate_hosts(self) -> None:
         """Re-read host_source now (the cache's Placement data is kept)."""

@@ -16,6 +16,8 @@ from filemem.common.resources import (
 )
 from filemem.exceptions import InvalidInput
 
+AGGREGATE_SCOPE = "aggregate_instance_extra_specs"
+
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
@@ -46,6 +48,11 @@ class PlacementRequest:
     # refusals can quote them.
     mem_page_size: str | None = None
     image_mem_page_size: str | None = None
+    # What the host's aggregates' metadata must match: key -> requirement (nova's
+    # AggregateInstanceExtraSpecsFilter), and the metadata, host name -> merged metadata, read
+    # once per request by the scheduler when there are requirements (None: not read).
+    aggregate_specs: Mapping[str, str] = field(default_factory=dict)
+    aggregate_metadata: Mapping[str, Mapping[str, str]] | None = None
 
     @property
     def wants_huge_pages(self) -> bool:
@@ -81,6 +88,20 @@ def _check_sizes(spec: RequestSpec) -> None:
             raise InvalidInput(f"flavor {name} must be an integer >= {least}, not {value!r}")
 
 
+def aggregate_requirements(extra_specs: Mapping[str, str]) -> dict[str, str]:
+    """nova's scoping: keys scoped aggregate_instance_extra_specs:KEY, and unscoped keys,
+    must match aggregate metadata KEY; keys of any other scope (hw:..., quota:...) are not
+    about aggregates."""
+    wanted: dict[str, str] = {}
+    for key, requirement in extra_specs.items():
+        scope, sep, rest = key.partition(":")
+        if not sep:
+            wanted[key] = requirement
+        elif scope == AGGREGATE_SCOPE:
+            wanted[rest] = requirement
+    return wanted
+
+
 def build_request(spec: RequestSpec) -> PlacementRequest:
     """The Placement request for a guest of this flavor.
 
@@ -103,4 +124,5 @@ def build_request(spec: RequestSpec) -> PlacementRequest:
         forbidden_traits=forbidden,
         mem_page_size=page_size,
         image_mem_page_size=image_page_size,
+        aggregate_specs=_frozen(aggregate_requirements(spec.extra_specs)),
     )
