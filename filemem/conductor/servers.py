@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from filemem.common import states
-from filemem.conductor.claims import HeldClaim, held_claim
+from filemem.conductor.claims import held_claim
 from filemem.db import api as db_api
 from filemem.db.models import Instance
 from filemem.db.session import Database
@@ -25,6 +25,8 @@ class SchedulerProtocol(Protocol):
     """What the workflow needs of filemem.scheduler.manager.Scheduler (tests may stand in)."""
 
     def select_and_claim(self, spec: RequestSpec) -> Selection: ...
+
+    def select_and_claim_many(self, specs: Sequence[RequestSpec]) -> list[Selection]: ...
 
     def invalidate_hosts(self) -> None: ...
 
@@ -63,47 +65,35 @@ class ServerConductor:
 
     def build_many(self, instances: Sequence[Instance]) -> None:
         """Multi-create: every instance is placed, or none is (nova's
-        _ensure_sufficient_hosts): the claims made are undone and all go to ERROR."""
+        _ensure_sufficient_hosts). The scheduler claims them together (one Placement request)
+        and leaves nothing claimed when they do not all fit; then all go to ERROR."""
         if len(instances) == 1:
             self.build(instances[0])
             return
-        with ExitStack() as stack:
-            held: list[tuple[Instance, Selection, HeldClaim]] = []
-            for instance in instances:
-                failure = self._select(instance, stack, held)
-                if failure is not None:
-                    break
-            else:
-                for instance, selection, claim in held:
+        # One request boots one image: its properties are read once for all.
+        properties = self._image_properties(instances[0].image_id)
+        specs = [request_spec(instance, properties) for instance in instances]
+        try:
+            selections = self.scheduler.select_and_claim_many(specs)
+        except NoValidHost:
+            failure = f"{NO_VALID_HOST} There are not enough hosts available."
+        except Exception as exc:
+            LOG.exception("scheduling %d instances failed", len(instances))
+            failure = f"Scheduling failed: {exc}"
+        else:
+            with ExitStack() as stack:
+                claims = [
+                    stack.enter_context(held_claim(self.placement, instance.uuid))
+                    for instance in instances
+                ]
+                for instance, selection, claim in zip(instances, selections, claims, strict=True):
                     if self._hand_over(instance.uuid, selection):
                         claim.commit()
                     else:
                         LOG.info("instance %s was deleted while it was scheduled", instance.uuid)
-                return
-        # Leaving the stack released every claim; only now do the instances show ERROR.
+            return
         for instance in instances:
             self._fail(instance.uuid, failure)
-
-    def _select(
-        self,
-        instance: Instance,
-        stack: ExitStack,
-        held: list[tuple[Instance, Selection, HeldClaim]],
-    ) -> str | None:
-        """Claim for one instance of a multi-create; the fault of all when it cannot."""
-        try:
-            selection = self.scheduler.select_and_claim(
-                request_spec(instance, self._image_properties(instance.image_id))
-            )
-        except NoValidHost:
-            return f"{NO_VALID_HOST} There are not enough hosts available."
-        except Exception as exc:
-            LOG.exception("scheduling %s failed", instance.uuid)
-            return f"Scheduling failed: {exc}"
-        held.append(
-            (instance, selection, stack.enter_context(held_claim(self.placement, instance.uuid)))
-        )
-        return None
 
     def delete(self, instance: Instance) -> None:
         """An unscheduled instance goes now; a scheduled one is handed to its agent to destroy."""

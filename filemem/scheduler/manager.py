@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,8 @@ from filemem.placement.client import (
     PlacementApiError,
     PlacementClient,
 )
-from filemem.scheduler.cache import HostSource, HostStateCache
+from filemem.scheduler import batch
+from filemem.scheduler.cache import MAX_SINGLE_READS, HostSource, HostStateCache
 from filemem.scheduler.choose import explain, pick
 from filemem.scheduler.filters import BaseFilter, default_filters
 from filemem.scheduler.host_state import HostState, state_from_summary
@@ -84,6 +85,8 @@ class SchedulerSettings:
     host_subset_size: int = 1
     max_placement_results: int = 1000
     free_memory_weight_multiplier: float = 1.0
+    # Multi-create claims all its guests in one POST /allocations (strategy cache).
+    batch_claims: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -102,6 +105,7 @@ class SchedulerSettings:
             host_subset_size=group.host_subset_size,
             max_placement_results=group.max_placement_results,
             free_memory_weight_multiplier=group.free_memory_weight_multiplier,
+            batch_claims=group.batch_claims,
         )
 
 
@@ -175,11 +179,38 @@ class Scheduler:
 
     def build_request(self, spec: RequestSpec) -> PlacementRequest:
         """build_request(spec), with the hosts' aggregate metadata when the flavor needs it."""
-        request = build_request(spec)
-        if not request.aggregate_specs:
-            return request
+        return self._build_requests([spec])[0]
+
+    def _build_requests(self, specs: Sequence[RequestSpec]) -> list[PlacementRequest]:
+        requests = [build_request(spec) for spec in specs]
+        if not any(request.aggregate_specs for request in requests):
+            return requests
+        # Once for all of them: the source may be a database read.
         metadata = {host: dict(m) for host, m in self.host_aggregate_metadata().items()}
-        return dataclasses.replace(request, aggregate_metadata=metadata)
+        return [dataclasses.replace(r, aggregate_metadata=metadata) for r in requests]
+
+    def select_and_claim_many(self, specs: Sequence[RequestSpec]) -> list[Selection]:
+        """Claim every spec, or none (a multi-create: nova places all its servers or none).
+
+        With strategy cache and batch_claims, the hosts are picked together from the cache
+        (each pick sees the previous ones) and claimed in one POST /allocations; otherwise, or
+        when a consumer exists already, one claim at a time, undone if a later one fails.
+        Raises as select_and_claim does; whatever it raises, nothing stays claimed.
+        """
+        requests = self._build_requests(specs)
+        started = self._clock()
+        batched = (
+            len(specs) > 1
+            and self.settings.batch_claims
+            and self.settings.strategy == STRATEGY_CACHE
+            and batch.one_owner(specs)
+        )
+        if batched:
+            try:
+                return self._batch_via_cache(specs, requests, started)
+            except ConsumerGenerationConflict as exc:
+                LOG.info("batch claim raced or met an existing consumer, one by one: %s", exc)
+        return self._one_by_one(specs, requests, started)
 
     def invalidate_hosts(self) -> None:
         """Re-read host_source now (the cache's Placement data is kept)."""
@@ -201,7 +232,14 @@ class Scheduler:
 
         return choose
 
-    def _via_cache(self, spec: RequestSpec, request: PlacementRequest, started: float) -> Selection:
+    def _via_cache(
+        self,
+        spec: RequestSpec,
+        request: PlacementRequest,
+        started: float,
+        held: list[tuple[HostState, PlacementRequest]] | None = None,
+    ) -> Selection:
+        """`held`, when given, gets the host whose cached usage now counts the claim."""
         self.cache.ensure_loaded()
         refused: set[str] = set()
         while len(refused) < self.settings.max_attempts:
@@ -219,11 +257,92 @@ class Scheduler:
                 self.cache.release(host, request.resources)
                 raise
             if claimed:
+                if held is not None:
+                    held.append((host, request))
                 return Selection(host.host, host.provider_uuid)
             self.cache.release(host, request.resources)
             refused.add(host.provider_uuid)
             self.cache.refresh_host(host.provider_uuid)
         raise self._no_valid_host(request, refused)
+
+    def _reserve_all(
+        self, requests: Sequence[PlacementRequest], refused: set[str]
+    ) -> list[HostState] | None:
+        """A host for each request, reserved in the cache; None (all released) if one has none."""
+        hosts: list[HostState] = []
+        for request in requests:
+            host = self.cache.reserve(self._choose(request, refused), request.resources)
+            if host is None:
+                self._release_all(hosts, requests)
+                return None
+            hosts.append(host)
+        return hosts
+
+    def _release_all(
+        self, hosts: Sequence[HostState], requests: Sequence[PlacementRequest]
+    ) -> None:
+        for host, request in zip(hosts, requests, strict=False):
+            self.cache.release(host, request.resources)
+
+    def _batch_via_cache(
+        self, specs: Sequence[RequestSpec], requests: Sequence[PlacementRequest], started: float
+    ) -> list[Selection]:
+        self.cache.ensure_loaded()
+        refused: set[str] = set()  # stays empty: a named host is re-read, not excluded
+        for _attempt in range(self.settings.max_attempts):
+            hosts = self._reserve_all(requests, refused)
+            if hosts is None:
+                refreshed = self.cache.refreshed_at
+                if refreshed is not None and refreshed >= started:
+                    break
+                self.cache.ensure_fresh(started)
+                hosts = self._reserve_all(requests, refused)
+                if hosts is None:
+                    break
+            try:
+                named = batch.claim_all(self.client, specs, requests, hosts)
+            except BaseException:
+                self._release_all(hosts, requests)
+                raise
+            if named is None:
+                return [Selection(host.host, host.provider_uuid) for host in hosts]
+            self._release_all(hosts, requests)
+            self._reread(named or {host.provider_uuid for host in hosts})
+        raise self._no_valid_host(requests[0], refused, len(specs))
+
+    def _reread(self, providers: Collection[str]) -> None:
+        """After a refused batch: the hosts Placement named, or everything when they are many."""
+        if len(providers) > MAX_SINGLE_READS:
+            self.cache.refresh()
+            return
+        for provider_uuid in providers:
+            self.cache.refresh_host(provider_uuid)
+
+    def _one_by_one(
+        self, specs: Sequence[RequestSpec], requests: Sequence[PlacementRequest], started: float
+    ) -> list[Selection]:
+        selections: list[Selection] = []
+        held: list[tuple[HostState, PlacementRequest]] = []
+        try:
+            for spec, request in zip(specs, requests, strict=True):
+                if self.settings.strategy == STRATEGY_PLACEMENT:
+                    selections.append(self._via_placement(spec, request, started))
+                else:
+                    selections.append(self._via_cache(spec, request, started, held))
+        except BaseException:
+            for spec in specs[: len(selections)]:
+                self._unclaim(spec.instance_uuid)
+            for host, request in held:
+                self.cache.release(host, request.resources)
+            raise
+        return selections
+
+    def _unclaim(self, consumer: str) -> None:
+        try:
+            self.client.delete_allocations(consumer)
+        except FilememError as exc:
+            # The agents' heal removes allocations of consumers no host runs.
+            LOG.error("could not release the allocation of %s (heal will): %s", consumer, exc)
 
     def _via_placement(
         self, spec: RequestSpec, request: PlacementRequest, started: float
@@ -291,8 +410,12 @@ class Scheduler:
             raise
         return True
 
-    def _no_valid_host(self, request: PlacementRequest, refused: set[str]) -> NoValidHost:
+    def _no_valid_host(
+        self, request: PlacementRequest, refused: set[str], count: int = 1
+    ) -> NoValidHost:
         reason = self.cache.inspect(lambda hosts: explain(hosts, request, self.filters, refused))
+        if count > 1:
+            reason = f"{count} guests of {request.describe()} do not fit together: {reason}"
         if len(refused) >= self.settings.max_attempts:
             reason += f"; gave up after {len(refused)} refused claims"
         LOG.info("no valid host for %s: %s", request.describe(), reason)
