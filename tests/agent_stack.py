@@ -36,6 +36,9 @@ class _NoScheduler:
     def select_and_claim(self, spec: Any) -> Any:
         raise AssertionError("nothing is scheduled in these tests")
 
+    def select_and_claim_many(self, specs: Any) -> Any:
+        raise AssertionError("nothing is scheduled in these tests")
+
     def invalidate_hosts(self) -> None:
         pass
 

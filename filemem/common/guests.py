@@ -62,6 +62,10 @@ class Image:
     cmdline: str = ""
     disk: Path | None = None
     disk_format: Literal["qcow2", "raw"] = "qcow2"
+    name: str = ""
+    # The image property hw_mem_page_size (None when unset); filemem.common.page_size combines
+    # it with the flavor's hw:mem_page_size.
+    mem_page_size: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ MEMORY_BACKING_FILE_TRAIT: str = os_traits.COMPUTE_MEM_BACKING_FILE
 # The flavor extra spec nova uses for huge pages. Guest config refuses every value of it on a
 # file-backed host, "small" included, so any value at all keeps the guest off such hosts.
 MEM_PAGE_SIZE = "hw:mem_page_size"
+# The image property nova reads beside it (filemem.common.page_size says which one wins).
+IMAGE_MEM_PAGE_SIZE = "hw_mem_page_size"
 
 
 def guest_resources(memory_mb: int, vcpus: int, disk_gb: int = 0) -> dict[str, int]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol
 
 from filemem.common import states
 from filemem.conductor.aggregates import placement_destination
-from filemem.conductor.claims import HeldClaim, held_claim
+from filemem.conductor.claims import held_claim
 from filemem.db import api as db_api
 from filemem.db.models import Instance
 from filemem.db.session import Database
@@ -26,6 +26,8 @@ class SchedulerProtocol(Protocol):
     """What the workflow needs of filemem.scheduler.manager.Scheduler (tests may stand in)."""
 
     def select_and_claim(self, spec: RequestSpec) -> Selection: ...
+
+    def select_and_claim_many(self, specs: Sequence[RequestSpec]) -> list[Selection]: ...
 
     def invalidate_hosts(self) -> None: ...
 
@@ -45,7 +47,9 @@ class ServerConductor:
         hand-over itself fails.
         """
         try:
-            selection = self.scheduler.select_and_claim(self._spec(instance))
+            selection = self.scheduler.select_and_claim(
+                self._spec(instance, self._image_properties(instance.image_id))
+            )
         except NoValidHost as exc:
             self._fail(instance.uuid, f"{NO_VALID_HOST} {exc.reason}")
             return
@@ -62,45 +66,35 @@ class ServerConductor:
 
     def build_many(self, instances: Sequence[Instance]) -> None:
         """Multi-create: every instance is placed, or none is (nova's
-        _ensure_sufficient_hosts): the claims made are undone and all go to ERROR."""
+        _ensure_sufficient_hosts). The scheduler claims them together (one Placement request)
+        and leaves nothing claimed when they do not all fit; then all go to ERROR."""
         if len(instances) == 1:
             self.build(instances[0])
             return
-        with ExitStack() as stack:
-            held: list[tuple[Instance, Selection, HeldClaim]] = []
-            for instance in instances:
-                failure = self._select(instance, stack, held)
-                if failure is not None:
-                    break
-            else:
-                for instance, selection, claim in held:
+        # One request boots one image: its properties are read once for all.
+        properties = self._image_properties(instances[0].image_id)
+        specs = [self._spec(instance, properties) for instance in instances]
+        try:
+            selections = self.scheduler.select_and_claim_many(specs)
+        except NoValidHost:
+            failure = f"{NO_VALID_HOST} There are not enough hosts available."
+        except Exception as exc:
+            LOG.exception("scheduling %d instances failed", len(instances))
+            failure = f"Scheduling failed: {exc}"
+        else:
+            with ExitStack() as stack:
+                claims = [
+                    stack.enter_context(held_claim(self.placement, instance.uuid))
+                    for instance in instances
+                ]
+                for instance, selection, claim in zip(instances, selections, claims, strict=True):
                     if self._hand_over(instance.uuid, selection):
                         claim.commit()
                     else:
                         LOG.info("instance %s was deleted while it was scheduled", instance.uuid)
-                return
-        # Leaving the stack released every claim; only now do the instances show ERROR.
+            return
         for instance in instances:
             self._fail(instance.uuid, failure)
-
-    def _select(
-        self,
-        instance: Instance,
-        stack: ExitStack,
-        held: list[tuple[Instance, Selection, HeldClaim]],
-    ) -> str | None:
-        """Claim for one instance of a multi-create; the fault of all when it cannot."""
-        try:
-            selection = self.scheduler.select_and_claim(self._spec(instance))
-        except NoValidHost:
-            return f"{NO_VALID_HOST} There are not enough hosts available."
-        except Exception as exc:
-            LOG.exception("scheduling %s failed", instance.uuid)
-            return f"Scheduling failed: {exc}"
-        held.append(
-            (instance, selection, stack.enter_context(held_claim(self.placement, instance.uuid)))
-        )
-        return None
 
     def delete(self, instance: Instance) -> None:
         """An unscheduled instance goes now; a scheduled one is handed to its agent to destroy."""
@@ -115,12 +109,19 @@ class ServerConductor:
                 session, instance.uuid, {"deleted_requested": True, "task_state": states.DELETING}
             )
 
-    def _spec(self, instance: Instance) -> RequestSpec:
+    def _spec(self, instance: Instance, image_properties: Mapping[str, str]) -> RequestSpec:
         """request_spec with the zone's aggregates and the forced host's provider."""
         member_of, in_tree = placement_destination(
             self.database, instance.availability_zone, instance.requested_host
         )
-        return request_spec(instance, member_of, in_tree)
+        return request_spec(instance, image_properties, member_of, in_tree)
+
+    def _image_properties(self, image_id: str) -> dict[str, str]:
+        """The image's glance properties; none when it was deleted meanwhile (the agent's
+        view then has no image either, and the spawn fails there)."""
+        with self.database.reader() as session:
+            image = db_api.get_image(session, image_id)
+            return {} if image is None else dict(image.properties or {})
 
     def _hand_over(self, uuid: str, selection: Selection) -> bool:
         with self.database.session() as session:
@@ -150,10 +151,13 @@ class ServerConductor:
 
 
 def request_spec(
-    instance: Instance, member_of: tuple[str, ...] = (), in_tree: str | None = None
+    instance: Instance,
+    image_properties: Mapping[str, str] | None = None,
+    member_of: tuple[str, ...] = (),
+    in_tree: str | None = None,
 ) -> RequestSpec:
-    """What the scheduler needs of an instance: its owner (the consumer), flavor sizes, and
-    where it may go (Placement member_of and in_tree)."""
+    """What the scheduler needs of an instance: its owner (the consumer), flavor sizes and
+    specs, its image's properties, and where it may go (Placement member_of and in_tree)."""
     return RequestSpec(
         instance_uuid=instance.uuid,
         project_id=instance.project_id,
@@ -162,6 +166,7 @@ def request_spec(
         vcpus=instance.vcpus,
         disk_gb=instance.root_gb,
         extra_specs=dict(instance.extra_specs or {}),
+        image_properties=dict(image_properties or {}),
         member_of=member_of,
         in_tree=in_tree,
     )

@@ -54,6 +54,12 @@ OPTS: list[cfg.Opt] = [
         min=1,
         help="limit of GET /allocation_candidates with strategy placement.",
     ),
+    cfg.BoolOpt(
+        "batch_claims",
+        default=True,
+        help="Claim the servers of one multi-create request together in one Placement "
+        "POST /allocations (all or none; strategy cache) instead of one claim each.",
+    ),
     cfg.FloatOpt(
         "free_memory_weight_multiplier",
         default=1.0,

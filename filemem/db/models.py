@@ -103,7 +103,14 @@ class Image(Base):
     cmdline: Mapped[str] = mapped_column(Text, default="")
     disk_path: Mapped[str | None] = mapped_column(String(PATH_LENGTH), nullable=True)
     disk_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # glance image properties nova reads (hw_mem_page_size); None for images registered before.
+    properties: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    def property_value(self, key: str) -> str | None:
+        """One glance image property, None when unset."""
+        value = (self.properties or {}).get(key)
+        return None if value is None else str(value)
 
 
 class Instance(Base):

@@ -5,15 +5,18 @@ from __future__ import annotations
 from filemem.scheduler.host_state import HostRecord
 from filemem.scheduler.manager import (
     STRATEGIES,
+    HostAggregateMetadata,
     NoValidHost,
     Scheduler,
     SchedulerSettings,
     Selection,
+    no_aggregates,
 )
 from filemem.scheduler.request import PlacementRequest, RequestSpec, build_request
 
 __all__ = [
     "STRATEGIES",
+    "HostAggregateMetadata",
     "HostRecord",
     "NoValidHost",
     "PlacementRequest",
@@ -22,4 +25,5 @@ __all__ = [
     "SchedulerSettings",
     "Selection",
     "build_request",
+    "no_aggregates",
 ]

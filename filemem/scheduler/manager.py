@@ -17,10 +17,11 @@ Decision: "cache" is the default.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,8 @@ from filemem.placement.client import (
     PlacementApiError,
     PlacementClient,
 )
-from filemem.scheduler.cache import HostSource, HostStateCache
+from filemem.scheduler import batch
+from filemem.scheduler.cache import MAX_SINGLE_READS, HostSource, HostStateCache
 from filemem.scheduler.choose import explain, pick
 from filemem.scheduler.filters import BaseFilter, default_filters
 from filemem.scheduler.host_state import HostState, state_from_summary
@@ -48,6 +50,16 @@ LOG = logging.getLogger(__name__)
 STRATEGY_CACHE = "cache"
 STRATEGY_PLACEMENT = "placement"
 STRATEGIES = (STRATEGY_CACHE, STRATEGY_PLACEMENT)
+
+# host name -> the merged metadata of the host aggregates it belongs to (a key of several
+# aggregates joins their values with commas: see merge_aggregate_metadata in
+# filters/aggregate_extra_specs.py).
+HostAggregateMetadata = Callable[[], Mapping[str, Mapping[str, str]]]
+
+
+def no_aggregates() -> Mapping[str, Mapping[str, str]]:
+    """The default metadata source: no host is in any aggregate."""
+    return {}
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,8 @@ class SchedulerSettings:
     host_subset_size: int = 1
     max_placement_results: int = 1000
     free_memory_weight_multiplier: float = 1.0
+    # Multi-create claims all its guests in one POST /allocations (strategy cache).
+    batch_claims: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -92,6 +106,7 @@ class SchedulerSettings:
             host_subset_size=group.host_subset_size,
             max_placement_results=group.max_placement_results,
             free_memory_weight_multiplier=group.free_memory_weight_multiplier,
+            batch_claims=group.batch_claims,
         )
 
 
@@ -101,7 +116,8 @@ class Scheduler:
     `host_source` returns the compute services (HostRecord) and must be thread-safe: it is
     called again every refresh_interval, possibly from a background thread. Call
     invalidate_hosts() after a service is added, disabled, enabled or removed to see that at
-    once in this process.
+    once in this process. `host_aggregate_metadata` (thread-safe too) is called once per
+    request whose flavor has aggregate requirements (AggregateInstanceExtraSpecsFilter).
     """
 
     def __init__(
@@ -114,8 +130,10 @@ class Scheduler:
         weighers: Sequence[BaseWeigher] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        host_aggregate_metadata: HostAggregateMetadata = no_aggregates,
     ) -> None:
         self.settings = settings or SchedulerSettings()
+        self.host_aggregate_metadata = host_aggregate_metadata
         self.client = placement_client
         self.filters = list(filters) if filters is not None else default_filters()
         self.weighers = (
@@ -135,9 +153,18 @@ class Scheduler:
 
     @classmethod
     def from_conf(
-        cls, conf: cfg.ConfigOpts, placement_client: PlacementClient, host_source: HostSource
+        cls,
+        conf: cfg.ConfigOpts,
+        placement_client: PlacementClient,
+        host_source: HostSource,
+        host_aggregate_metadata: HostAggregateMetadata = no_aggregates,
     ) -> Scheduler:
-        return cls(placement_client, host_source, SchedulerSettings.from_conf(conf))
+        return cls(
+            placement_client,
+            host_source,
+            SchedulerSettings.from_conf(conf),
+            host_aggregate_metadata=host_aggregate_metadata,
+        )
 
     def select_and_claim(self, spec: RequestSpec) -> Selection:
         """Claim spec's resources on the best host that can take them.
@@ -145,11 +172,46 @@ class Scheduler:
         Raises NoValidHost (nothing was claimed), InvalidInput for impossible sizes, and
         PlacementError when Placement fails otherwise (nothing was claimed either).
         """
-        request = build_request(spec)
+        request = self.build_request(spec)
         started = self._clock()
         if self.settings.strategy == STRATEGY_PLACEMENT:
             return self._via_placement(spec, request, started)
         return self._via_cache(spec, request, started)
+
+    def build_request(self, spec: RequestSpec) -> PlacementRequest:
+        """build_request(spec), with the hosts' aggregate metadata when the flavor needs it."""
+        return self._build_requests([spec])[0]
+
+    def _build_requests(self, specs: Sequence[RequestSpec]) -> list[PlacementRequest]:
+        requests = [build_request(spec) for spec in specs]
+        if not any(request.aggregate_specs for request in requests):
+            return requests
+        # Once for all of them: the source may be a database read.
+        metadata = {host: dict(m) for host, m in self.host_aggregate_metadata().items()}
+        return [dataclasses.replace(r, aggregate_metadata=metadata) for r in requests]
+
+    def select_and_claim_many(self, specs: Sequence[RequestSpec]) -> list[Selection]:
+        """Claim every spec, or none (a multi-create: nova places all its servers or none).
+
+        With strategy cache and batch_claims, the hosts are picked together from the cache
+        (each pick sees the previous ones) and claimed in one POST /allocations; otherwise, or
+        when a consumer exists already, one claim at a time, undone if a later one fails.
+        Raises as select_and_claim does; whatever it raises, nothing stays claimed.
+        """
+        requests = self._build_requests(specs)
+        started = self._clock()
+        batched = (
+            len(specs) > 1
+            and self.settings.batch_claims
+            and self.settings.strategy == STRATEGY_CACHE
+            and batch.one_owner(specs)
+        )
+        if batched:
+            try:
+                return self._batch_via_cache(specs, requests, started)
+            except ConsumerGenerationConflict as exc:
+                LOG.info("batch claim raced or met an existing consumer, one by one: %s", exc)
+        return self._one_by_one(specs, requests, started)
 
     def invalidate_hosts(self) -> None:
         """Re-read host_source now (the cache's Placement data is kept)."""
@@ -181,7 +243,14 @@ class Scheduler:
         allowed = providers_member_of(self.client, request.member_of)
         return allowed & {request.in_tree} if request.in_tree is not None else allowed
 
-    def _via_cache(self, spec: RequestSpec, request: PlacementRequest, started: float) -> Selection:
+    def _via_cache(
+        self,
+        spec: RequestSpec,
+        request: PlacementRequest,
+        started: float,
+        held: list[tuple[HostState, PlacementRequest]] | None = None,
+    ) -> Selection:
+        """`held`, when given, gets the host whose cached usage now counts the claim."""
         self.cache.ensure_loaded()
         refused: set[str] = set()
         allowed = self._allowed(request)
@@ -200,11 +269,97 @@ class Scheduler:
                 self.cache.release(host, request.resources)
                 raise
             if claimed:
+                if held is not None:
+                    held.append((host, request))
                 return Selection(host.host, host.provider_uuid)
             self.cache.release(host, request.resources)
             refused.add(host.provider_uuid)
             self.cache.refresh_host(host.provider_uuid)
-        raise self._no_valid_host(request, refused, allowed)
+        raise self._no_valid_host(request, refused, allowed=allowed)
+
+    def _reserve_all(
+        self,
+        requests: Sequence[PlacementRequest],
+        refused: set[str],
+        allowed: Set[str] | None = None,
+    ) -> list[HostState] | None:
+        """A host for each request, reserved in the cache; None (all released) if one has none."""
+        hosts: list[HostState] = []
+        for request in requests:
+            host = self.cache.reserve(self._choose(request, refused, allowed), request.resources)
+            if host is None:
+                self._release_all(hosts, requests)
+                return None
+            hosts.append(host)
+        return hosts
+
+    def _release_all(
+        self, hosts: Sequence[HostState], requests: Sequence[PlacementRequest]
+    ) -> None:
+        for host, request in zip(hosts, requests, strict=False):
+            self.cache.release(host, request.resources)
+
+    def _batch_via_cache(
+        self, specs: Sequence[RequestSpec], requests: Sequence[PlacementRequest], started: float
+    ) -> list[Selection]:
+        self.cache.ensure_loaded()
+        refused: set[str] = set()  # stays empty: a named host is re-read, not excluded
+        # The servers of one request share its zone and forced host.
+        allowed = self._allowed(requests[0])
+        for _attempt in range(self.settings.max_attempts):
+            hosts = self._reserve_all(requests, refused, allowed)
+            if hosts is None:
+                refreshed = self.cache.refreshed_at
+                if refreshed is not None and refreshed >= started:
+                    break
+                self.cache.ensure_fresh(started)
+                hosts = self._reserve_all(requests, refused, allowed)
+                if hosts is None:
+                    break
+            try:
+                named = batch.claim_all(self.client, specs, requests, hosts)
+            except BaseException:
+                self._release_all(hosts, requests)
+                raise
+            if named is None:
+                return [Selection(host.host, host.provider_uuid) for host in hosts]
+            self._release_all(hosts, requests)
+            self._reread(named or {host.provider_uuid for host in hosts})
+        raise self._no_valid_host(requests[0], refused, len(specs), allowed)
+
+    def _reread(self, providers: Collection[str]) -> None:
+        """After a refused batch: the hosts Placement named, or everything when they are many."""
+        if len(providers) > MAX_SINGLE_READS:
+            self.cache.refresh()
+            return
+        for provider_uuid in providers:
+            self.cache.refresh_host(provider_uuid)
+
+    def _one_by_one(
+        self, specs: Sequence[RequestSpec], requests: Sequence[PlacementRequest], started: float
+    ) -> list[Selection]:
+        selections: list[Selection] = []
+        held: list[tuple[HostState, PlacementRequest]] = []
+        try:
+            for spec, request in zip(specs, requests, strict=True):
+                if self.settings.strategy == STRATEGY_PLACEMENT:
+                    selections.append(self._via_placement(spec, request, started))
+                else:
+                    selections.append(self._via_cache(spec, request, started, held))
+        except BaseException:
+            for spec in specs[: len(selections)]:
+                self._unclaim(spec.instance_uuid)
+            for host, request in held:
+                self.cache.release(host, request.resources)
+            raise
+        return selections
+
+    def _unclaim(self, consumer: str) -> None:
+        try:
+            self.client.delete_allocations(consumer)
+        except FilememError as exc:
+            # The agents' heal removes allocations of consumers no host runs.
+            LOG.error("could not release the allocation of %s (heal will): %s", consumer, exc)
 
     def _via_placement(
         self, spec: RequestSpec, request: PlacementRequest, started: float
@@ -237,8 +392,7 @@ class Scheduler:
             refused.add(chosen.provider_uuid)
         # The candidates say nothing about hosts left out: explain from a full read.
         self.cache.ensure_fresh(started)
-        allowed = self._allowed(request)
-        raise self._no_valid_host(request, refused, allowed)
+        raise self._no_valid_host(request, refused, allowed=self._allowed(request))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -276,7 +430,11 @@ class Scheduler:
         return True
 
     def _no_valid_host(
-        self, request: PlacementRequest, refused: set[str], allowed: Set[str] | None = None
+        self,
+        request: PlacementRequest,
+        refused: set[str],
+        count: int = 1,
+        allowed: Set[str] | None = None,
     ) -> NoValidHost:
         def why(hosts: Sequence[HostState]) -> str:
             if allowed is None:
@@ -287,6 +445,8 @@ class Scheduler:
             return explain(inside, request, self.filters, refused)
 
         reason = self.cache.inspect(why)
+        if count > 1:
+            reason = f"{count} guests of {request.describe()} do not fit together: {reason}"
         if len(refused) >= self.settings.max_attempts:
             reason += f"; gave up after {len(refused)} refused claims"
         LOG.info("no valid host for %s: %s", request.describe(), reason)

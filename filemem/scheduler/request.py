@@ -7,8 +7,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from filemem.common.resources import MEM_PAGE_SIZE, MEMORY_BACKING_FILE_TRAIT, guest_resources
+from filemem.common.page_size import avoids_file_backed_memory
+from filemem.common.resources import (
+    IMAGE_MEM_PAGE_SIZE,
+    MEM_PAGE_SIZE,
+    MEMORY_BACKING_FILE_TRAIT,
+    guest_resources,
+)
 from filemem.exceptions import InvalidInput
+
+AGGREGATE_SCOPE = "aggregate_instance_extra_specs"
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -17,7 +25,7 @@ def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class RequestSpec:
-    """One guest to place: who owns it (the Placement consumer) and its flavor's sizes."""
+    """One guest to place: who owns it (the Placement consumer), its flavor and image properties."""
 
     instance_uuid: str
     project_id: str
@@ -30,6 +38,7 @@ class RequestSpec:
     # (nova's map_az_to_placement_aggregate); in_tree: the provider of an admin's forced host.
     member_of: tuple[str, ...] = ()
     in_tree: str | None = None
+    image_properties: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,14 +48,30 @@ class PlacementRequest:
     resources: Mapping[str, int]
     required_traits: frozenset[str] = frozenset()
     forbidden_traits: frozenset[str] = frozenset()
-    # The flavor's hw:mem_page_size value (None when unset), kept so refusals can quote it.
+    # The flavor's hw:mem_page_size and the image's hw_mem_page_size (None when unset), kept so
+    # refusals can quote them.
     mem_page_size: str | None = None
     member_of: tuple[str, ...] = ()
     in_tree: str | None = None
+    image_mem_page_size: str | None = None
+    # What the host's aggregates' metadata must match: key -> requirement (nova's
+    # AggregateInstanceExtraSpecsFilter), and the metadata, host name -> merged metadata, read
+    # once per request by the scheduler when there are requirements (None: not read).
+    aggregate_specs: Mapping[str, str] = field(default_factory=dict)
+    aggregate_metadata: Mapping[str, Mapping[str, str]] | None = None
 
     @property
     def wants_huge_pages(self) -> bool:
-        return self.mem_page_size is not None
+        return avoids_file_backed_memory(self.mem_page_size, self.image_mem_page_size)
+
+    def page_size_words(self) -> str:
+        """E.g. "hw:mem_page_size=large, image hw_mem_page_size=2MB" for refusals."""
+        words = []
+        if self.mem_page_size is not None:
+            words.append(f"{MEM_PAGE_SIZE}={self.mem_page_size}")
+        if self.image_mem_page_size is not None:
+            words.append(f"image {IMAGE_MEM_PAGE_SIZE}={self.image_mem_page_size}")
+        return ", ".join(words)
 
     def describe(self) -> str:
         """E.g. "MEMORY_MB:4096, VCPU:2 without COMPUTE_MEM_BACKING_FILE" for messages."""
@@ -73,21 +98,43 @@ def _check_sizes(spec: RequestSpec) -> None:
             raise InvalidInput(f"flavor {name} must be an integer >= {least}, not {value!r}")
 
 
+def aggregate_requirements(extra_specs: Mapping[str, str]) -> dict[str, str]:
+    """nova's scoping: keys scoped aggregate_instance_extra_specs:KEY, and unscoped keys,
+    must match aggregate metadata KEY; keys of any other scope (hw:..., quota:...) are not
+    about aggregates."""
+    wanted: dict[str, str] = {}
+    for key, requirement in extra_specs.items():
+        scope, sep, rest = key.partition(":")
+        if not sep:
+            wanted[key] = requirement
+        elif scope == AGGREGATE_SCOPE:
+            wanted[rest] = requirement
+    return wanted
+
+
 def build_request(spec: RequestSpec) -> PlacementRequest:
     """The Placement request for a guest of this flavor.
 
     MEMORY_MB and VCPU always, DISK_GB only when the flavor has a root disk (Placement refuses
-    zero amounts). A flavor that sets hw:mem_page_size forbids COMPUTE_MEM_BACKING_FILE:
-    file-backed memory and huge pages exclude each other, and other hosts still qualify.
+    zero amounts). A page size from the flavor (hw:mem_page_size) or the image
+    (hw_mem_page_size) forbids COMPUTE_MEM_BACKING_FILE: file-backed memory and huge pages
+    exclude each other, and other hosts still qualify.
     """
     _check_sizes(spec)
     resources = guest_resources(spec.memory_mb, spec.vcpus, spec.disk_gb)
     page_size = spec.extra_specs.get(MEM_PAGE_SIZE)
-    forbidden = frozenset({MEMORY_BACKING_FILE_TRAIT}) if page_size is not None else frozenset()
+    image_page_size = spec.image_properties.get(IMAGE_MEM_PAGE_SIZE)
+    forbidden = (
+        frozenset({MEMORY_BACKING_FILE_TRAIT})
+        if avoids_file_backed_memory(page_size, image_page_size)
+        else frozenset()
+    )
     return PlacementRequest(
         resources=_frozen(resources),
         forbidden_traits=forbidden,
         mem_page_size=page_size,
         member_of=spec.member_of,
         in_tree=spec.in_tree,
+        image_mem_page_size=image_page_size,
+        aggregate_specs=_frozen(aggregate_requirements(spec.extra_specs)),
     )

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 
 from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image
-from filemem.common.resources import MEM_PAGE_SIZE
+from filemem.common.page_size import (
+    PageSizeForbidden,
+    avoids_file_backed_memory,
+    requested_page_size,
+)
+from filemem.common.resources import IMAGE_MEM_PAGE_SIZE, MEM_PAGE_SIZE
 from filemem.exceptions import InvalidGuestConfig
 from filemem.virt.xml.domain import (
     Boot,
@@ -84,7 +89,7 @@ def build_domain(request: GuestRequest, host: HostFacts) -> Domain:
         ),
         memory=flavor.memory_mb * 1024,
         memory_unit="KiB",
-        memory_backing=_memory_backing(flavor, host),
+        memory_backing=_memory_backing(flavor, request.image, host),
         vcpu=flavor.vcpus,
         resource=None if host.partition is None else Resource(partition=host.partition),
         # No machine type: libvirt picks the emulator's default, which it also keeps stable.
@@ -98,17 +103,17 @@ def build_domain(request: GuestRequest, host: HostFacts) -> Domain:
     )
 
 
-def _memory_backing(flavor: Flavor, host: HostFacts) -> MemoryBacking | None:
-    page_size = flavor.extra_specs.get(MEM_PAGE_SIZE)
+def _memory_backing(flavor: Flavor, image: Image, host: HostFacts) -> MemoryBacking | None:
+    flavor_value = flavor.extra_specs.get(MEM_PAGE_SIZE)
     if host.file_backed:
-        # Any value is refused, "small" included: such a flavor is meant for huge-page hosts,
-        # and the scheduler keeps it off file-backed hosts for the same reason.
-        if page_size is not None:
+        # Any value from either source is refused, "small" included: such a guest is meant for
+        # huge-page hosts, and the scheduler keeps it off file-backed hosts for the same reason.
+        if avoids_file_backed_memory(flavor_value, image.mem_page_size):
             raise InvalidGuestConfig(
-                f"flavor {flavor.name!r} sets {MEM_PAGE_SIZE}={page_size!r}, but this host backs "
-                f"guest memory with files ([libvirt] file_backed_memory = "
-                f"{host.file_backed_memory_mb} MiB) and huge pages cannot be combined with "
-                f"file-backed memory: use a flavor without {MEM_PAGE_SIZE} or a host with "
+                f"{_page_size_source(flavor, image)}, but this host backs guest memory with "
+                f"files ([libvirt] file_backed_memory = {host.file_backed_memory_mb} MiB) and "
+                "huge pages cannot be combined with file-backed memory: use a flavor without "
+                f"{MEM_PAGE_SIZE} and an image without {IMAGE_MEM_PAGE_SIZE}, or a host with "
                 "[libvirt] file_backed_memory = 0"
             )
         return MemoryBacking(
@@ -117,10 +122,27 @@ def _memory_backing(flavor: Flavor, host: HostFacts) -> MemoryBacking | None:
             allocation_mode=host.allocation_mode,
             discard=host.discard_supported,
         )
+    try:
+        page_size = requested_page_size(
+            flavor_value, image.mem_page_size, flavor_name=flavor.name, image_name=image.name
+        )
+    except PageSizeForbidden as exc:
+        raise InvalidGuestConfig(str(exc)) from None
     if page_size is None:
         return None
     hugepages = _huge_pages(page_size)
     return None if hugepages is None else MemoryBacking(hugepages=hugepages)
+
+
+def _page_size_source(flavor: Flavor, image: Image) -> str:
+    """E.g. "flavor 'm1' sets hw:mem_page_size='large'" (and/or the image's property)."""
+    parts = []
+    flavor_value = flavor.extra_specs.get(MEM_PAGE_SIZE)
+    if flavor_value is not None:
+        parts.append(f"flavor {flavor.name!r} sets {MEM_PAGE_SIZE}={flavor_value!r}")
+    if image.mem_page_size is not None:
+        parts.append(f"image {image.name!r} sets {IMAGE_MEM_PAGE_SIZE}={image.mem_page_size!r}")
+    return " and ".join(parts)
 
 
 def _huge_pages(page_size: str) -> HugePages | None:
@@ -136,7 +158,8 @@ def _huge_pages(page_size: str) -> HugePages | None:
         if size_bytes > 0 and size_bytes % 1024 == 0:
             return HugePages(pages=[HugePage(size=size_bytes // 1024, unit="KiB")])
     raise InvalidGuestConfig(
-        f"flavor extra spec {MEM_PAGE_SIZE}={page_size!r} is invalid: use small, large, any, "
+        f"page size {page_size!r} ({MEM_PAGE_SIZE} or {IMAGE_MEM_PAGE_SIZE}) is invalid: use "
+        "small, large, any, "
         "or a page size such as 2048 (KiB), 2MB or 1GB"
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,9 @@ class NoScheduler:
         self.invalidations = 0
 
     def select_and_claim(self, spec: RequestSpec) -> Selection:
+        raise AssertionError("no scheduling in these tests")
+
+    def select_and_claim_many(self, specs: Sequence[RequestSpec]) -> list[Selection]:
         raise AssertionError("no scheduling in these tests")
 
     def invalidate_hosts(self) -> None:

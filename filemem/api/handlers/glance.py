@@ -66,7 +66,8 @@ def properties(image: Image) -> dict[str, str]:
         "cmdline": image.cmdline if image.kind == "kernel" else None,
         "disk_path": image.disk_path,
     }
-    return {key: value for key, value in named.items() if value is not None}
+    stored = {key: str(value) for key, value in (image.properties or {}).items()}
+    return {**stored, **{key: value for key, value in named.items() if value is not None}}
 
 
 def disk_format(image: Image) -> str:
@@ -282,6 +283,7 @@ def create_image(request: Request, body: GlanceImageCreate) -> dict[str, Any]:
         "cmdline": body.cmdline or "",
         "disk_path": body.disk_path,
         "disk_format": body.disk_format if body.kind() == "disk" else None,
+        "properties": body.properties(),
     }
     with get_context(request).database.session() as session:
         return view(db_api.create_image(session, values))

@@ -21,6 +21,8 @@ from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.api.schemas.servers import ServerCreate, ServerCreateRequest, is_true
 from filemem.common import states
 from filemem.common.aggregates import ZoneRequest, parse_zone_request
+from filemem.common.page_size import PageSizeForbidden, requested_page_size
+from filemem.common.resources import IMAGE_MEM_PAGE_SIZE, MEM_PAGE_SIZE
 from filemem.db import api as db_api
 from filemem.db import instance_actions
 from filemem.db import keypairs as db_keypairs
@@ -84,6 +86,7 @@ def _refs(session: Session, spec: ServerCreate) -> tuple[Flavor, Image]:
     image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
     if image is None:
         raise BadRequest(f"Image {image_id} could not be found. Invalid imageRef provided.")
+    check_page_size(flavor.name, flavor.specs(), image)
     return flavor, image
 
 
@@ -99,6 +102,19 @@ def _zone_request(session: Session, value: str | None) -> ZoneRequest:
     if wanted.zone is not None and wanted.zone not in available_zones(session):
         raise BadRequest("The requested availability zone is not available")
     return ZoneRequest(wanted.zone, host)
+
+
+def check_page_size(flavor_name: str, extra_specs: dict[str, Any], image: Image) -> None:
+    """400 when the image asks for a page size the flavor does not let it choose (nova's rule)."""
+    try:
+        requested_page_size(
+            extra_specs.get(MEM_PAGE_SIZE),
+            image.property_value(IMAGE_MEM_PAGE_SIZE),
+            flavor_name=flavor_name,
+            image_name=image.name,
+        )
+    except PageSizeForbidden as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 def _values(

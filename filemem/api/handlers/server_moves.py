@@ -13,6 +13,7 @@ from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict
 from filemem.api.handlers import instance_state as actions
 from filemem.api.handlers import server_views as views
+from filemem.api.handlers.server_create import check_page_size
 from filemem.api.schemas import server_actions as schemas
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.common import states
@@ -43,6 +44,7 @@ def rebuild(request: Request, instance: Instance, value: Any) -> JSONResponse:
         image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
     if image is None:
         raise BadRequest(f"Image {image_id} could not be found.")
+    check_page_size(instance.flavor_name, dict(instance.extra_specs or {}), image)
     actions.check_lock(request, instance)
     values: dict[str, Any] = {"image_id": image.id}
     if body.name is not None:

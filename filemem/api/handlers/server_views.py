@@ -15,6 +15,7 @@ from filemem.api.links import bookmark, resource_links
 from filemem.api.microversion import at_least
 from filemem.common import states
 from filemem.common.aggregates import DEFAULT_ZONE
+from filemem.common.resources import IMAGE_MEM_PAGE_SIZE
 from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
 from filemem.db.models import Image, Instance, Service
@@ -215,6 +216,8 @@ def _image_view(image_id: str, image: Image | None) -> dict[str, Any]:
             "cmdline": "",
             "disk_path": None,
             "disk_format": None,
+            "name": None,
+            "mem_page_size": None,
         }
     return {
         "id": image.id,
@@ -224,6 +227,9 @@ def _image_view(image_id: str, image: Image | None) -> dict[str, Any]:
         "cmdline": image.cmdline,
         "disk_path": image.disk_path,
         "disk_format": image.disk_format,
+        "name": image.name,
+        # The image property hw_mem_page_size: guest config combines it with the flavor's.
+        "mem_page_size": image.property_value(IMAGE_MEM_PAGE_SIZE),
     }
 
 

@@ -22,7 +22,7 @@ SPEC_KEY_PATTERN = r"^[a-zA-Z0-9-_:. ]+$"
 SpecKey = Annotated[str, Field(min_length=1, max_length=255, pattern=SPEC_KEY_PATTERN)]
 ExtraSpecs = Annotated[dict[SpecKey, Text255], Field(max_length=256)]
 # nova's validator for hw:mem_page_size (nova/api/validation/extra_specs/hw.py).
-_PAGE_SIZE = re.compile(r"^(large|small|any|\d+([kKMGT]i?)?(b|bit|B)?)$")
+PAGE_SIZE_RE = re.compile(r"^(large|small|any|\d+([kKMGT]i?)?(b|bit|B)?)$")
 
 
 class FlavorCreate(StrictModel):
@@ -44,7 +44,7 @@ class FlavorCreateRequest(StrictModel):
 
 def check_specs(specs: dict[str, str]) -> dict[str, str]:
     page_size = specs.get("hw:mem_page_size")
-    if page_size is not None and not _PAGE_SIZE.match(page_size):
+    if page_size is not None and not PAGE_SIZE_RE.match(page_size):
         raise ValueError(f"hw:mem_page_size {page_size!r} is not small, large, any or a size")
     return specs
 

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from filemem.api.schemas.common import Name, StrictModel
+from filemem.api.schemas.flavors import PAGE_SIZE_RE
 
 
 def _absolute(value: str) -> str:
@@ -23,6 +24,16 @@ def _absolute(value: str) -> str:
 
 ImagePath = Annotated[str, Field(min_length=2, max_length=4096), AfterValidator(_absolute)]
 Cmdline = Annotated[str, Field(max_length=4096)]
+
+
+def _page_size(value: str) -> str:
+    if not PAGE_SIZE_RE.match(value):
+        raise ValueError(f"hw_mem_page_size {value!r} is not small, large, any or a size")
+    return value
+
+
+# nova reads it only under a flavor whose hw:mem_page_size is large or any (common/page_size.py).
+PageSize = Annotated[str, Field(max_length=255), AfterValidator(_page_size)]
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -40,6 +51,7 @@ class GlanceImageCreate(StrictModel):
     initrd_path: ImagePath | None = None
     cmdline: Cmdline | None = None
     disk_path: ImagePath | None = None
+    hw_mem_page_size: PageSize | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> GlanceImageCreate:
@@ -69,3 +81,8 @@ class GlanceImageCreate(StrictModel):
             "disk_path": self.disk_path,
         }
         return {field: path for field, path in named.items() if path}
+
+    def properties(self) -> dict[str, str]:
+        """The glance image properties stored as such (filemem's paths have their own columns)."""
+        named = {"hw_mem_page_size": self.hw_mem_page_size}
+        return {key: value for key, value in named.items() if value is not None}

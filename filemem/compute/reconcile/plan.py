@@ -81,6 +81,8 @@ class DesiredInstance:
                 cmdline=image.get("cmdline") or "",
                 disk=_path(image.get("disk_path")),
                 disk_format=image.get("disk_format") or "qcow2",
+                name=image.get("name") or "",
+                mem_page_size=image.get("mem_page_size"),
             ),
             deleted_requested=bool(data.get("deleted_requested")),
             project_id=data.get("project_id") or "",

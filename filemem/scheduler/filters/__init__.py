@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from filemem.scheduler.filters.aggregate_extra_specs import AggregateInstanceExtraSpecsFilter
 from filemem.scheduler.filters.base import BaseFilter, Rejection
 from filemem.scheduler.filters.compute_enabled import ComputeEnabledFilter
 from filemem.scheduler.filters.file_backed import FileBackedMemoryFilter
@@ -9,6 +10,7 @@ from filemem.scheduler.filters.ram_ratio import RamAllocationRatioFilter
 from filemem.scheduler.filters.resources import ResourcesFilter
 
 __all__ = [
+    "AggregateInstanceExtraSpecsFilter",
     "BaseFilter",
     "ComputeEnabledFilter",
     "FileBackedMemoryFilter",
@@ -25,5 +27,6 @@ def default_filters() -> list[BaseFilter]:
         ComputeEnabledFilter(),
         FileBackedMemoryFilter(),
         RamAllocationRatioFilter(),
+        AggregateInstanceExtraSpecsFilter(),
         ResourcesFilter(),
     ]
