@@ -18,7 +18,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from filemem.api.errors import error_body
+from filemem.api.errors import NotFound, error_body
 
 SERVICE_TYPE = "compute"
 HEADER = "OpenStack-API-Version"
@@ -66,6 +66,16 @@ def api_version(request: Request) -> APIVersion:
 def at_least(request: Request, version: str) -> bool:
     """Whether the request is served at `version` or later: at_least(request, "2.19")."""
     return api_version(request) >= APIVersion.parse(version)
+
+
+# nova's answer (webob's HTTPNotFound) to a method its microversion does not have yet.
+VERSION_NOT_FOUND = "The resource could not be found."
+
+
+def require(request: Request, since: str, message: str = VERSION_NOT_FOUND) -> None:
+    """404 unless the request is served at `since` or later, as nova refuses such a method."""
+    if not at_least(request, since):
+        raise NotFound(message)
 
 
 class InvalidVersion(ValueError):

@@ -13,19 +13,17 @@ from fastapi import Path, Query, Request
 from filemem.api.errors import NotFound
 from filemem.api.handlers import glance, paging
 from filemem.api.links import base_url, resource_links
-from filemem.api.microversion import at_least
+from filemem.api.microversion import VERSION_NOT_FOUND, at_least
 from filemem.db.models import Image
 
 ImageIdPath = Annotated[str, Path(max_length=255)]
 Param = Annotated[str | None, Query(max_length=255)]
 PROXY_REMOVED_IN = "2.36"
-# What webob's HTTPNotFound says when nova's method lacks the version.
-NOT_FOUND = "The resource could not be found."
 
 
 def _require_proxy(request: Request) -> None:
     if at_least(request, PROXY_REMOVED_IN):
-        raise NotFound(NOT_FOUND)
+        raise NotFound(VERSION_NOT_FOUND)
 
 
 def _links(request: Request, image: Image) -> list[dict[str, Any]]:

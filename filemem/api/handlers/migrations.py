@@ -11,7 +11,7 @@ from filemem.api.context import get_context
 from filemem.api.errors import NotFound
 from filemem.api.handlers.server_views import iso
 from filemem.api.handlers.servers import ServerIdPath, find
-from filemem.api.microversion import at_least
+from filemem.api.microversion import at_least, require
 from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Migration
 
@@ -20,12 +20,13 @@ MigrationIdPath = Annotated[str, Path(max_length=255)]
 
 
 def needs(request: Request, version: str) -> None:
-    """nova answers 404 for a method its microversion does not have yet; say which it needs."""
-    if not at_least(request, version):
-        raise NotFound(
-            f"{request.method} {request.url.path} needs microversion {version} or later "
-            "(OpenStack-API-Version: compute " + version + ")"
-        )
+    """nova's 404 for a method its microversion does not have yet, saying which it needs."""
+    require(
+        request,
+        version,
+        f"{request.method} {request.url.path} needs microversion {version} or later "
+        f"(OpenStack-API-Version: compute {version})",
+    )
 
 
 def migration_view(request: Request, row: Migration) -> dict[str, Any]:

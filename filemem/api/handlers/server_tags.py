@@ -12,7 +12,7 @@ from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
 from filemem.api.handlers.servers import ServerIdPath, find
 from filemem.api.links import base_url
-from filemem.api.microversion import at_least
+from filemem.api.microversion import require
 from filemem.api.schemas.servers import MAX_TAGS, TagsRequest
 from filemem.common import states
 from filemem.db import api as db_api
@@ -21,13 +21,7 @@ TagPath = Annotated[str, Path(min_length=1, max_length=255)]
 MAX_TAG_LENGTH = 60
 # nova's _check_instance_in_valid_state for tag changes.
 TAGGABLE_VM_STATES = (states.ACTIVE, states.PAUSED, states.SUSPENDED, states.STOPPED)
-# nova's answer to a method its microversion lacks: a bare 404, as if not implemented.
-NOT_AT_THIS_VERSION = "The resource could not be found."
-
-
-def _since_2_26(request: Request) -> None:
-    if not at_least(request, "2.26"):
-        raise NotFound(NOT_AT_THIS_VERSION)
+TAGS_SINCE = "2.26"
 
 
 def _tag_problem(tag: str) -> str | None:
@@ -65,28 +59,28 @@ def _change(
 
 def list_tags(request: Request, server_id: ServerIdPath) -> dict[str, Any]:
     """GET /servers/{id}/tags."""
-    _since_2_26(request)
+    require(request, TAGS_SINCE)
     with get_context(request).database.reader() as session:
         return {"tags": list(find(session, server_id).tags or [])}
 
 
 def replace_tags(request: Request, server_id: ServerIdPath, body: TagsRequest) -> dict[str, Any]:
     """PUT /servers/{id}/tags: the set becomes the server's tags (duplicates count once)."""
-    _since_2_26(request)
+    require(request, TAGS_SINCE)
     tags = _change(request, server_id, "update tags", lambda _old: list(dict.fromkeys(body.tags)))
     return {"tags": tags}
 
 
 def delete_tags(request: Request, server_id: ServerIdPath) -> Response:
     """DELETE /servers/{id}/tags: 204."""
-    _since_2_26(request)
+    require(request, TAGS_SINCE)
     _change(request, server_id, "delete tags", lambda _old: [])
     return Response(status_code=204)
 
 
 def show_tag(request: Request, server_id: ServerIdPath, tag: TagPath) -> Response:
     """GET /servers/{id}/tags/{tag}: 204 when the server has it, 404 when not."""
-    _since_2_26(request)
+    require(request, TAGS_SINCE)
     with get_context(request).database.reader() as session:
         tags = list(find(session, server_id).tags or [])
     if tag not in tags:
@@ -96,7 +90,7 @@ def show_tag(request: Request, server_id: ServerIdPath, tag: TagPath) -> Respons
 
 def add_tag(request: Request, server_id: ServerIdPath, tag: TagPath) -> Response:
     """PUT /servers/{id}/tags/{tag}: 201 with its Location when added, 204 when it was there."""
-    _since_2_26(request)
+    require(request, TAGS_SINCE)
     problem = _tag_problem(tag)
     if problem is not None:
         raise BadRequest(
@@ -122,7 +116,7 @@ def add_tag(request: Request, server_id: ServerIdPath, tag: TagPath) -> Response
 
 def delete_tag(request: Request, server_id: ServerIdPath, tag: TagPath) -> Response:
     """DELETE /servers/{id}/tags/{tag}: 204, or 404 for a tag the server lacks."""
-    _since_2_26(request)
+    require(request, TAGS_SINCE)
 
     def without(old: list[str]) -> list[str]:
         if tag not in old:
