@@ -1,15 +1,17 @@
-"""Static admin-token auth: X-Auth-Token must equal [api] admin_token, except on public paths."""
+"""Token auth: X-Auth-Token must prove a Caller (the static admin token, or a further
+authenticator such as a host credential or Keystone), except on public paths."""
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from fastapi.security import APIKeyHeader
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from filemem.api.errors import error_body
+from filemem.api.identity import ADMIN, Authenticator, Caller, set_caller
 
 TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name, not a secret
 # Documents the scheme in /openapi.json; the check itself is TokenAuthMiddleware, which runs
@@ -32,10 +34,29 @@ def token_matches(given: str | None, expected: str) -> bool:
 class TokenAuthMiddleware:
     """401 for a missing or wrong token; 413 for a declared body over MAX_BODY_BYTES."""
 
-    def __init__(self, app: ASGIApp, token: str, public_paths: Collection[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        public_paths: Collection[str],
+        authenticators: Sequence[Authenticator] = (),
+    ) -> None:
         self.app = app
         self._token = token
         self._public = frozenset(public_paths)
+        self._authenticators = tuple(authenticators)
+
+    def authenticate(self, given: str | None) -> Caller | None:
+        """The static admin token first, then each further authenticator in order."""
+        if given is None:
+            return None
+        if token_matches(given, self._token):
+            return ADMIN
+        for authenticator in self._authenticators:
+            caller = authenticator(given)
+            if caller is not None:
+                return caller
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,11 +65,13 @@ class TokenAuthMiddleware:
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
         if scope.get("path", "") not in self._public:
             raw = headers.get(TOKEN_HEADER.lower())
-            if not token_matches(raw.decode("latin-1") if raw else None, self._token):
+            caller = self.authenticate(raw.decode("latin-1") if raw else None)
+            if caller is None:
                 await _reply(
                     send, 401, "Authentication required", {"WWW-Authenticate": 'Keystone uri=""'}
                 )
                 return
+            set_caller(scope, caller)
         length = headers.get("content-length", b"0")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             await _reply(send, 413, "Request is too large.")

@@ -8,16 +8,13 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from filemem.api.identity import DEFAULT_PROJECT_ID, DEFAULT_USER_ID
 from filemem.conductor.servers import SchedulerProtocol, ServerConductor
 from filemem.db.session import Database
 from filemem.placement.client import PlacementClient
 
 if TYPE_CHECKING:
     from oslo_config import cfg
-
-# Without Keystone every caller is the admin; Placement still wants a project and a user.
-DEFAULT_PROJECT_ID = "filemem"
-DEFAULT_USER_ID = "filemem"
 
 
 @dataclass

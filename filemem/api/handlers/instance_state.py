@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from filemem.api.context import get_context
 from filemem.api.errors import Conflict
+from filemem.api.identity import get_caller
 from filemem.api.request_id import request_id
 from filemem.common import states
 from filemem.db import api as db_api
@@ -29,9 +30,9 @@ class Transition:
     record: str
 
 
-def caller_is_admin(_request: Request) -> bool:
-    """Every caller holds the admin token until filemem checks Keystone identities."""
-    return True
+def caller_is_admin(request: Request) -> bool:
+    """The caller's credential carries the admin role (the static admin token always does)."""
+    return get_caller(request).is_admin
 
 
 def check_lock(request: Request, instance: Instance) -> None:
