@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from filemem.api.auth import TokenAuthMiddleware
 from filemem.api.context import ApiContext
 from filemem.api.errors import install_handlers
+from filemem.api.host_auth import HostCredentialAuthenticator
 from filemem.api.microversion import MicroversionMiddleware
 from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
@@ -81,7 +82,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.
     app.add_middleware(MicroversionMiddleware)
-    app.add_middleware(TokenAuthMiddleware, token=ctx.admin_token, public_paths=PUBLIC_PATHS)
+    # After the static admin token: the credentials compute agents hold for their own host.
+    host_credentials = HostCredentialAuthenticator(ctx.database, ctx.project_id)
+    app.add_middleware(
+        TokenAuthMiddleware,
+        token=ctx.admin_token,
+        public_paths=PUBLIC_PATHS,
+        authenticators=[host_credentials],
+    )
     # Outermost: even a 401 or a 406 carries the request id.
     app.add_middleware(RequestIdMiddleware)
     return app

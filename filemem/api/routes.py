@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Security
+from fastapi import APIRouter, Depends, Security
 
+from filemem.api import agent_authz
 from filemem.api.auth import token_scheme
 from filemem.api.handlers import (
     agent,
@@ -16,6 +17,7 @@ from filemem.api.handlers import (
     extra_specs,
     flavors,
     glance,
+    host_credentials,
     hypervisors,
     images,
     instance_actions,
@@ -44,6 +46,9 @@ class Route:
     public: bool = False
     tag: str = "compute"
     in_schema: bool = True
+    # Authorization after authentication (filemem/api/agent_authz.py); None closes the route to
+    # host credentials and leaves it as it was for everyone else.
+    authz: Callable[..., None] | None = None
 
 
 V = "/v2.1"
@@ -91,6 +96,43 @@ def _aggregate_routes() -> tuple[Route, ...]:
 
 
 # Literal segments (detail, search) come before the {id} routes they would otherwise match.
+def _agent_routes() -> tuple[Route, ...]:
+    """The agent API: each route open to the admin and to the credential of its host only."""
+    by_host, by_instance = agent_authz.authorize_host, agent_authz.authorize_instance
+    instance = f"{F}/instances/{{server_id}}"
+
+    def agent_route(method: str, path: str, endpoint: Any, authz: Any, status: int = 200) -> Route:
+        return Route(method, path, endpoint, status=status, tag="agent", authz=authz)
+
+    return (
+        agent_route("PUT", f"{F}/services/{{host}}", agent.register_service, by_host),
+        agent_route("GET", f"{F}/hosts/{{host}}/instances", agent.watch_instances, by_host),
+        agent_route("PUT", f"{F}/hosts/{{host}}/memory-usage", agent.report_memory_usage, by_host),
+        agent_route("PATCH", instance, agent.report_instance, by_instance),
+        agent_route("POST", f"{instance}/gone", agent.instance_gone, by_instance, 204),
+        agent_route("PUT", f"{instance}/console", agent.report_console, by_instance, 204),
+        agent_route("POST", f"{instance}/events", agent.record_event, by_instance, 204),
+    )
+
+
+def _credential_routes() -> tuple[Route, ...]:
+    """Host credentials: the admin's (a host credential never issues or lists credentials)."""
+    path = f"{F}/hosts/{{host}}/credentials"
+    admin = agent_authz.admin_only
+    return (
+        Route("POST", path, host_credentials.create_credential, 201, tag="agent", authz=admin),
+        Route("GET", path, host_credentials.list_credentials, tag="agent", authz=admin),
+        Route(
+            "DELETE",
+            f"{path}/{{credential_id}}",
+            host_credentials.revoke_credential,
+            204,
+            tag="agent",
+            authz=admin,
+        ),
+    )
+
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", versions.list_versions, public=True, tag="versions"),
     Route("GET", V, versions.show_version, public=True, tag="versions"),
@@ -178,23 +220,8 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", f"{V}/os-services/disable", services.disable_service),
     Route("PUT", f"{V}/os-services/disable-log-reason", services.disable_log_reason),
     Route("PUT", f"{V}/os-services/force-down", services.force_down),
-    Route("PUT", f"{F}/services/{{host}}", agent.register_service, tag="agent"),
-    Route("GET", f"{F}/hosts/{{host}}/instances", agent.watch_instances, tag="agent"),
-    Route("PUT", f"{F}/hosts/{{host}}/memory-usage", agent.report_memory_usage, tag="agent"),
-    Route("PATCH", f"{F}/instances/{{server_id}}", agent.report_instance, tag="agent"),
-    Route(
-        "POST", f"{F}/instances/{{server_id}}/gone", agent.instance_gone, status=204, tag="agent"
-    ),
-    Route(
-        "PUT",
-        f"{F}/instances/{{server_id}}/console",
-        agent.report_console,
-        status=204,
-        tag="agent",
-    ),
-    Route(
-        "POST", f"{F}/instances/{{server_id}}/events", agent.record_event, status=204, tag="agent"
-    ),
+    *_agent_routes(),
+    *_credential_routes(),
     *(
         Route(
             method,
@@ -214,8 +241,10 @@ PUBLIC_PATHS = frozenset({OPENAPI_PATH} | {r.path for r in ROUTES if r.public})
 def build_router() -> APIRouter:
     router = APIRouter()
     for route in ROUTES:
-        # Documents the token in the OpenAPI schema; TokenAuthMiddleware enforces it.
-        dependencies = [] if route.public else [Security(token_scheme)]
+        # Documents the token in the OpenAPI schema; TokenAuthMiddleware enforces it. Then
+        # the route's authorization, or none for host credentials (agent_authz).
+        authz = route.authz or agent_authz.deny_host_credentials
+        dependencies = [] if route.public else [Security(token_scheme), Depends(authz)]
         router.add_api_route(
             route.path,
             route.endpoint,

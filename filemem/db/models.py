@@ -53,6 +53,24 @@ class Service(Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class HostCredential(Base):
+    """A compute agent's credential, bound to one host; only the secret's hash is stored."""
+
+    __tablename__ = "host_credentials"
+    __table_args__ = (
+        Index("host_credentials_secret_hash_idx", "secret_hash", unique=True),
+        Index("host_credentials_host_idx", "host"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    # sha256 hex of the secret: the secret is 32 random bytes, so no salt or slow hash is needed.
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class Flavor(Base):
     __tablename__ = "flavors"
 

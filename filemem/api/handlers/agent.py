@@ -15,6 +15,7 @@ from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, NotFound
 from filemem.api.handlers.server_views import agent_view
 from filemem.api.handlers.servers import ServerIdPath, find
+from filemem.api.identity import get_caller
 from filemem.api.schemas.agent import (
     ConsoleOutput,
     InstanceEventReport,
@@ -232,6 +233,9 @@ def record_event(request: Request, server_id: ServerIdPath, body: InstanceEventR
         if action is None:
             return Response(status_code=204)
         instance = db_api.get_instance(session, server_id)
+        if instance is None and get_caller(request).host is not None:
+            # A host speaks only for instances it can be shown to run (agent_authz).
+            return Response(status_code=204)
         instance_actions.add_event(
             session,
             action,
