@@ -13,6 +13,7 @@ from types import FrameType
 from oslo_config import cfg
 
 from filemem import __version__
+from filemem.cmd.agent_token import agent_token
 from filemem.cmd.common import add_config_args, load_conf
 from filemem.compute.agent_api import (
     AgentApiClient,
@@ -25,7 +26,7 @@ from filemem.compute.host_check import check_host
 from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.compute.resource_sync import ResourceSyncLoop
 from filemem.conf import compute as compute_opts
-from filemem.exceptions import ConfigError, FilememError
+from filemem.exceptions import FilememError
 
 LOG = logging.getLogger("filemem.compute")
 
@@ -106,7 +107,13 @@ def _first_registration(loop: ReconcileLoop) -> bool:
     except RegistrationRefused as exc:
         _refuse(exc.reason)
         return False
-    except (ApiUnavailable, ApiRefused) as exc:
+    except ApiRefused as exc:
+        if exc.status in (401, 403):
+            # A wrong, revoked or other host's credential does not heal by retrying.
+            _refuse(f"{exc.reason} (check [DEFAULT] api_credential_file / api_token)")
+            return False
+        LOG.warning("first registration failed (%s); the reconcile loop retries", exc)
+    except ApiUnavailable as exc:
         LOG.warning("first registration failed (%s); the reconcile loop retries", exc)
     return True
 
@@ -118,14 +125,9 @@ def _reconcile_loop(
     if not conf.api_endpoint:
         LOG.info("[DEFAULT] api_endpoint is empty: keeping Placement true, running no API guests")
         return None
-    token = conf.api_token or conf.api.admin_token
-    if not token:
-        raise ConfigError(
-            "[DEFAULT] api_token",
-            "set it (or [api] admin_token) to the token "
-            "of the filemem-api at [DEFAULT] api_endpoint",
-        )
-    client = AgentApiClient(conf.api_endpoint, token)
+    client = AgentApiClient(
+        conf.api_endpoint, agent_token(conf.api_token, conf.api_credential_file)
+    )
     return ReconcileLoop(
         host,
         client,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from filemem.cmd import host_show
+from filemem.cmd import host_credential, host_show
 from filemem.cmd.common import load_conf, mib, print_json
 from filemem.common.findings import Severity
 from filemem.compute.host_check import HostReport, check_host
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=cmd_check)
     host_show.register(host_sub)
+    host_credential.register(host_sub)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -46,10 +46,21 @@ OPTS: list[cfg.Opt] = [
         "host and makes libvirt match. Empty: the agent only keeps Placement true.",
     ),
     cfg.StrOpt(
+        "api_credential_file",
+        default="",
+        help="File holding this host's credential for filemem-api (`filemem host credential "
+        "create HOST --output FILE`): with it the agent can act only for its own host's "
+        "service and instances. The file must be readable by the agent and by nobody else "
+        "(mode 0600 or 0400). Set this or api_token, not both; this is the one for "
+        "production.",
+    ),
+    cfg.StrOpt(
         "api_token",
         default="",
         secret=True,
-        help="Token the agent sends to filemem-api. Empty means [api] admin_token.",
+        help="Token the agent sends to filemem-api: the API's [api] admin_token, which "
+        "controls the whole cloud. Kept for `filemem up` and small set-ups; a compute host "
+        "should use api_credential_file instead. Set this or api_credential_file, not both.",
     ),
     cfg.IntOpt(
         "api_watch_seconds",
