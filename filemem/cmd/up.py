@@ -28,7 +28,8 @@ from filemem.compute.host_check import check_host
 from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.compute.resource_sync import ResourceSyncLoop
 from filemem.conf.database import connection_url
-from filemem.db import migrate
+from filemem.db import host_credentials, migrate
+from filemem.db.session import Database
 from filemem.devtools.test_image import DEFAULT_DEST as TEST_IMAGE_DIR
 from filemem.devtools.test_image import TestImage
 
@@ -80,6 +81,22 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
+
+
+def _agent_credential(database: Database, state: Path, host: str) -> str:
+    """The secret of this host's credential, kept in <state>/agent_credential (0600) and
+    reused while valid; a new one when it is missing or was revoked."""
+    path = state / "agent_credential"
+    if path.exists():
+        secret = path.read_text().strip()
+        with database.reader() as session:
+            credential = host_credentials.find_valid(session, secret)
+            if credential is not None and credential.host == host:
+                return secret
+    with database.session() as session:
+        _, secret = host_credentials.create(session, host)
+    _write_private(path, secret)
+    return secret
 
 
 class _ThreadedServer(uvicorn.Server):
@@ -175,7 +192,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stopper(stop))
-    reconcile_loop = ReconcileLoop(host, AgentApiClient(endpoint, token), wait=5.0, stop=stop)
+    # The agent holds its host's credential, not the admin token: every `filemem up` runs the
+    # same authorization a compute host does.
+    agent_secret = _agent_credential(ctx.database, Path(conf.state_path), host.tracker.name)
+    agent_client = AgentApiClient(endpoint, agent_secret)
+    reconcile_loop = ReconcileLoop(host, agent_client, wait=5.0, stop=stop)
     reconcile_loop.heartbeat()
     _seed(ComputeApi(endpoint, token))
     state = Path(conf.state_path)
