@@ -68,28 +68,42 @@ class Cloud:
             f"[database]\nconnection = sqlite:///{self.base}/filemem.sqlite\n"
         )
 
+    def _agent_only_conf(self) -> str:
+        """What a compute host holds: Placement's endpoint, neither the admin token nor the
+        database."""
+        return f"[placement]\nendpoint = {self.placement_url}\ntoken = admin\n"
+
     def _start_api(self) -> str:
         conf = self.base / "api.conf"
         conf.write_text(f"[DEFAULT]\nstate_path = {self.base / 'api'}\n" + self._common_conf())
         return self._start("api", "filemem.cmd.api", "--config-file", str(conf), ready=LISTENING)
 
-    def agent_conf(self, host: str, file_backed_memory_mb: int) -> Path:
+    def agent_conf(
+        self, host: str, file_backed_memory_mb: int, credential_file: Path | None = None
+    ) -> Path:
+        """The agent's configuration: with the admin token as [DEFAULT] api_token, or with
+        only the host's credential file (and then no admin token anywhere in it)."""
         state = self.base / host
         state.mkdir(mode=0o755, exist_ok=True)
         conf = self.base / f"{host}.conf"
+        if credential_file is None:
+            auth, rest = f"api_token = {TOKEN}\n", self._common_conf()
+        else:
+            auth, rest = f"api_credential_file = {credential_file}\n", self._agent_only_conf()
         conf.write_text(
             f"[DEFAULT]\nhost = {host}\nstate_path = {state}\nram_allocation_ratio = 1.0\n"
             "shutdown_timeout = 2\nupdate_resources_interval = 5\nplacement_retry_interval = 0.5\n"
-            f"api_endpoint = {self.api_url}\napi_watch_seconds = 2\n"
-            f"[libvirt]\nvirt_type = qemu\nfile_backed_memory = {file_backed_memory_mb}\n"
-            + self._common_conf()
+            f"api_endpoint = {self.api_url}\napi_watch_seconds = 2\n{auth}"
+            f"[libvirt]\nvirt_type = qemu\nfile_backed_memory = {file_backed_memory_mb}\n" + rest
         )
         return conf
 
-    def start_agent(self, host: str, file_backed_memory_mb: int) -> None:
+    def start_agent(
+        self, host: str, file_backed_memory_mb: int, credential_file: Path | None = None
+    ) -> None:
         conf = self.base / f"{host}.conf"
         if not conf.exists():
-            self.agent_conf(host, file_backed_memory_mb)
+            self.agent_conf(host, file_backed_memory_mb, credential_file)
         self._start(host, "filemem.cmd.compute", "--config-file", str(conf))
         self.wait_for(lambda: self.hypervisor(host) is not None, f"agent {host} registered", 60)
 
