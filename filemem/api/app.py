@@ -18,7 +18,8 @@ DESCRIPTION = (
     "A subset of the OpenStack Compute API v2.1 (servers, actions, flavors, images, "
     "os-hypervisors, os-services), glance-style images, an identity v3 version document for "
     "the openstack CLI, and filemem's agent API under /filemem/v1. Every request except the "
-    "version documents carries X-Auth-Token."
+    "version documents carries X-Auth-Token: the admin token, or a host credential, which "
+    "reaches only its own host's agent routes."
 )
 
 
@@ -51,6 +52,10 @@ class _App(FastAPI):
                         responses["400"] = _error_response("Invalid request, with the reason")
                     if operation.get("security"):
                         responses["401"] = _error_response("Missing or wrong X-Auth-Token")
+                        responses["403"] = _error_response(
+                            "Not allowed to this caller (a host credential outside its own "
+                            "host's agent routes)"
+                        )
             components = schema.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 components.pop(name, None)

@@ -108,3 +108,12 @@ def test_a_guest_through_up_shows_where_its_memory_is(up: Up) -> None:
     ]
     assert resident and resident[0] > 0
     assert samples["filemem_memory_mb_used"] == 256
+
+    # The agent of `filemem up` runs with its host's credential, not the admin token.
+    secret_file = up.state / "agent_credential"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    [credential] = up.json("host", "credential", "list", view["host"])
+    assert credential["revoked_at"] is None and credential["last_used_at"] is not None
+    as_agent = {"X-Auth-Token": secret_file.read_text().strip()}
+    refused = httpx.get(f"{up.endpoint}/v2.1/servers", headers=as_agent, timeout=10)
+    assert refused.status_code == 403, refused.text
