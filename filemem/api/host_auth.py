@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 from cachetools import TTLCache
+from sqlalchemy.exc import SQLAlchemyError
 
 from filemem.api.identity import DEFAULT_PROJECT_ID, Caller
 from filemem.db import host_credentials
 from filemem.db.models import utcnow
 from filemem.db.session import Database
+
+LOG = logging.getLogger(__name__)
 
 AGENT_ROLE = "filemem-agent"
 # A revoked credential stops working within this many seconds in every API process.
@@ -75,6 +79,10 @@ class HostCredentialAuthenticator:
             host, credential_id, last_used = credential.host, credential.id, credential.last_used_at
         now = utcnow()
         if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
-            with self._database.session() as session:
-                host_credentials.touch(session, credential_id, now)
+            try:
+                with self._database.session() as session:
+                    host_credentials.touch(session, credential_id, now)
+            except SQLAlchemyError as exc:
+                # A hint for the operator: a busy database must not turn away a valid agent.
+                LOG.warning("host credential %d: last_used_at not recorded: %s", credential_id, exc)
         return host_caller(host, self._project_id)
