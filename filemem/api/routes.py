@@ -95,7 +95,6 @@ def _aggregate_routes() -> tuple[Route, ...]:
     )
 
 
-# Literal segments (detail, search) come before the {id} routes they would otherwise match.
 def _agent_routes() -> tuple[Route, ...]:
     """The agent API: each route open to the admin and to the credential of its host only."""
     by_host, by_instance = agent_authz.authorize_host, agent_authz.authorize_instance
@@ -133,6 +132,7 @@ def _credential_routes() -> tuple[Route, ...]:
     )
 
 
+# Literal segments (detail, search) come before the {id} routes they would otherwise match.
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", versions.list_versions, public=True, tag="versions"),
     Route("GET", V, versions.show_version, public=True, tag="versions"),
