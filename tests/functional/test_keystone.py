@@ -64,9 +64,9 @@ def _challenge(response: httpx.Response, keystone: KeystoneServer) -> None:
     assert response.json()["unauthorized"]["code"] == 401
 
 
-@pytest.mark.parametrize("user", ["alpha-member", "beta-member"])
+@pytest.mark.parametrize("user", ["alpha-member", "beta-member", "admin"])
 def test_openstack_cli_with_password_auth(env: KeystoneApiEnv, user: str) -> None:
-    """Each member logs in with clouds.yaml password auth; the catalog leads to filemem."""
+    """Each user logs in with clouds.yaml password auth; the catalog leads to filemem."""
     flavors = openstack_cli(env, user, "flavor", "list", "-f", "value", "-c", "Name")
     assert "ks.small" in flavors.split()
     name = f"{user}-vm"
@@ -112,6 +112,15 @@ def test_the_caller_is_the_keystone_identity(env: KeystoneApiEnv) -> None:
         owned = _create(member, "owned")
         body = _show(member, owned)
         assert (body["tenant_id"], body["user_id"]) == (alpha.project_id, alpha.user_id)
+        allocation = httpx.get(
+            f"{env.admin.placement_url}/allocations/{owned}",
+            headers={"X-Auth-Token": "admin", "OpenStack-API-Version": "placement 1.28"},
+            timeout=30,
+        ).json()
+        assert (allocation["project_id"], allocation["user_id"]) == (
+            alpha.project_id,
+            alpha.user_id,
+        )
         by_admin = _show(admin, _create(admin, "by-admin"))
         assert by_admin["user_id"] == env.keystone.users["alpha-admin"].user_id
         agent_spawned(env.admin, owned)

@@ -16,6 +16,7 @@ from filemem.api.auth import TokenAuthMiddleware
 from filemem.api.identity import Authenticator, Caller, IdentityUnavailable, get_caller
 from filemem.api.keystone import KeystoneAuthenticator, caller_from_environ
 from filemem.cmd.api import check_api_conf
+from filemem.cmd.api import main as api_main
 from filemem.exceptions import ConfigError
 
 KEYSTONE = "http://127.0.0.1:5000/v3"
@@ -55,6 +56,17 @@ def test_ambiguous_or_incomplete_auth_config_is_refused(
     with pytest.raises(ConfigError) as refused:
         check_api_conf(conf)
     assert option in str(refused.value)
+
+
+def test_filemem_api_refuses_to_start_with_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "filemem.conf"
+    path.write_text(f"[api]\nauth_strategy = keystone\nadmin_token = t\n{AUTHTOKEN}")
+    assert api_main(["--config-file", str(path)]) == 1
+    assert "[api] admin_token: must be unset with [api] auth_strategy = keystone" in (
+        capsys.readouterr().err
+    )
 
 
 def test_an_unknown_strategy_is_refused_naming_the_option(tmp_path: Path) -> None:
