@@ -25,8 +25,9 @@ from tests.functional.keystone_fixture import KeystoneServer
 pytestmark = pytest.mark.functional
 
 HOST = "keystone-host"
-# Keystone set-up (keystone-manage x4, gunicorn, users) must stay well under a minute here.
-KEYSTONE_START_BUDGET_S = 60.0
+# Keystone set-up (keystone-manage, gunicorn, users) takes ~17 s here at load 9 on 2 cores;
+# the budget only catches a set-up gone wrong on a busy machine.
+KEYSTONE_START_BUDGET_S = 120.0
 
 
 @pytest.fixture(scope="session")
@@ -35,9 +36,12 @@ def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneServe
     try:
         began = time.monotonic()
         server.start()
+        populating = time.monotonic()
         server.populate()
+        server.timings["populate"] = time.monotonic() - populating
         took = time.monotonic() - began
-        print(f"\nkeystone ready in {took:.1f} s")
+        steps = ", ".join(f"{step} {secs:.1f} s" for step, secs in server.timings.items())
+        print(f"\nkeystone ready in {took:.1f} s ({steps})")
         assert took < KEYSTONE_START_BUDGET_S, f"Keystone took {took:.1f} s to set up"
         yield server
     finally:
