@@ -41,7 +41,9 @@ def keystone_api(cloud: str | None, timeout: float = 30.0) -> ComputeApi:
 
 
 def _endpoint(session: Any, region: Any, service_type: str) -> str:
-    url = session.get_endpoint(
+    """The cloud's <service>_endpoint_override (as `filemem up`'s clouds.yaml has), else the
+    catalog's endpoint for the configured interface and region."""
+    url = region.get_endpoint(service_type) or session.get_endpoint(
         service_type=service_type,
         interface=region.get_interface(service_type),
         region_name=region.get_region_name(service_type),

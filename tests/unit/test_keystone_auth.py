@@ -17,6 +17,7 @@ from filemem.api.identity import Authenticator, Caller, IdentityUnavailable, get
 from filemem.api.keystone import KeystoneAuthenticator, caller_from_environ
 from filemem.cmd.api import check_api_conf
 from filemem.cmd.api import main as api_main
+from filemem.cmd.keystone_client import KeystoneLoginError, keystone_api, wants_keystone
 from filemem.exceptions import ConfigError
 
 KEYSTONE = "http://127.0.0.1:5000/v3"
@@ -157,3 +158,33 @@ def test_keystonemiddleware_facing_no_keystone_raises_unavailable(tmp_path: Path
     authenticator = KeystoneAuthenticator(conf)
     with pytest.raises(IdentityUnavailable):
         authenticator("gAAAAAB-some-token")
+
+
+def test_the_cli_reads_filemem_ups_admin_token_cloud(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OS_CLOUD naming `filemem up`'s admin-token cloud: its endpoint overrides, its token."""
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        "clouds:\n  filemem:\n    auth_type: admin_token\n    auth:\n"
+        "      endpoint: http://127.0.0.1:9/v2.1\n      token: tok\n"
+        "    compute_endpoint_override: http://127.0.0.1:9/v2.1\n"
+        "    image_endpoint_override: http://127.0.0.1:9/image\n"
+    )
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    monkeypatch.setenv("OS_CLOUD", "filemem")
+    monkeypatch.delenv("FILEMEM_TOKEN", raising=False)
+    assert wants_keystone(None)
+    client = keystone_api(None)
+    assert client.endpoint == "http://127.0.0.1:9/v2.1"
+    assert client._image_url == "http://127.0.0.1:9/image"
+    assert client._http.headers["X-Auth-Token"] == "tok"
+
+
+def test_a_missing_cloud_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds: {}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    with pytest.raises(KeystoneLoginError) as failed:
+        keystone_api("nosuch")
+    assert "nosuch" in str(failed.value)
