@@ -26,6 +26,8 @@ def keystone_api_conf(state: Path, placement_url: str, keystone: KeystoneServer)
     return (
         f"[DEFAULT]\nstate_path = {state}\nhost = api-keystone\n"
         "[api]\nauth_strategy = keystone\nbind_host = 127.0.0.1\nbind_port = 0\n"
+        # The host is registered once by the test acting as its agent, which sends no heartbeats.
+        "service_down_time = 3600\n"
         f"image_dirs = {state.parent / 'files'}\n"
         f"[placement]\nendpoint = {placement_url}\ntoken = admin\n"
         "[keystone_authtoken]\n"

@@ -147,6 +147,7 @@ def _create(client: httpx.Client, name: str) -> str:
     response = client.post("/v2.1/servers", json={"server": ref})
     assert response.status_code == 202, response.text
     server_id: str = response.json()["server"]["id"]
+    assert _show(client, server_id)["status"] == "BUILD", "scheduled to the host"
     return server_id
 
 
