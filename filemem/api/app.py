@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,6 +11,7 @@ from filemem.api.auth import TokenAuthMiddleware
 from filemem.api.context import ApiContext
 from filemem.api.errors import install_handlers
 from filemem.api.host_auth import HostCredentialAuthenticator
+from filemem.api.identity import Authenticator
 from filemem.api.microversion import MicroversionMiddleware
 from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
@@ -63,7 +65,7 @@ class _App(FastAPI):
         return schema
 
 
-def _routes_only() -> FastAPI:
+def _routes_only(*, identity: bool = True) -> FastAPI:
     app = _App(
         title="filemem",
         version="2.1",
@@ -75,25 +77,36 @@ def _routes_only() -> FastAPI:
         redirect_slashes=False,
     )
     install_handlers(app)
-    app.include_router(build_router())
+    app.include_router(build_router(identity=identity))
     return app
 
 
-def create_app(ctx: ApiContext) -> FastAPI:
-    """The application serving `ctx`; every request but the public ones needs its token."""
-    if not ctx.admin_token:
-        raise ValueError("the API needs an admin token ([api] admin_token)")
-    app = _routes_only()
+def create_app(
+    ctx: ApiContext,
+    authenticators: Sequence[Authenticator] = (),
+    keystone_uri: str | None = None,
+) -> FastAPI:
+    """The application serving `ctx`; every request but the public ones needs a token: the
+    admin token, or one an authenticator proves (host credentials, Keystone).
+
+    `keystone_uri` is set when users get their tokens from that Keystone: a 401 names it, and
+    filemem's stand-in identity v3 documents are not served.
+    """
+    if not ctx.admin_token and not authenticators:
+        raise ValueError("the API needs an admin token ([api] admin_token) or authenticators")
+    app = _routes_only(identity=keystone_uri is None)
     app.state.ctx = ctx
     # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.
     app.add_middleware(MicroversionMiddleware)
-    # After the static admin token: the credentials compute agents hold for their own host.
+    # After the static admin token: the credentials compute agents hold for their own host,
+    # then the given ones (Keystone).
     host_credentials = HostCredentialAuthenticator(ctx.database, ctx.project_id)
     app.add_middleware(
         TokenAuthMiddleware,
         token=ctx.admin_token,
         public_paths=PUBLIC_PATHS,
-        authenticators=[host_credentials],
+        authenticators=[host_credentials, *authenticators],
+        www_authenticate=f'Keystone uri="{keystone_uri or ""}"',
     )
     # Outermost: even a 401 or a 406 carries the request id.
     app.add_middleware(RequestIdMiddleware)

@@ -8,16 +8,19 @@ import json
 from collections.abc import Collection, Sequence
 
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from filemem.api.errors import error_body
-from filemem.api.identity import ADMIN, Authenticator, Caller, set_caller
+from filemem.api.identity import ADMIN, Authenticator, Caller, IdentityUnavailable, set_caller
 
 TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name, not a secret
 # Documents the scheme in /openapi.json; the check itself is TokenAuthMiddleware, which runs
 # before routing and body parsing, so an unauthenticated caller learns nothing about a route.
 token_scheme = APIKeyHeader(
-    name=TOKEN_HEADER, auto_error=False, description="[api] admin_token of filemem-api"
+    name=TOKEN_HEADER,
+    auto_error=False,
+    description="[api] admin_token of filemem-api, or a Keystone token ([api] auth_strategy)",
 )
 # Bodies are small JSON documents; anything bigger is refused before it is read.
 MAX_BODY_BYTES = 1024 * 1024
@@ -40,11 +43,13 @@ class TokenAuthMiddleware:
         token: str,
         public_paths: Collection[str],
         authenticators: Sequence[Authenticator] = (),
+        www_authenticate: str = 'Keystone uri=""',
     ) -> None:
         self.app = app
-        self._token = token
+        self._token = token  # empty: no static admin token (auth_strategy = keystone)
         self._public = frozenset(public_paths)
         self._authenticators = tuple(authenticators)
+        self._www_authenticate = www_authenticate
 
     def authenticate(self, given: str | None) -> Caller | None:
         """The static admin token first, then each further authenticator in order."""
@@ -58,6 +63,12 @@ class TokenAuthMiddleware:
                 return caller
         return None
 
+    async def _prove(self, given: str | None) -> Caller | None:
+        """authenticate(), with the authenticators (which may block) off the event loop."""
+        if given is None or token_matches(given, self._token) or not self._authenticators:
+            return self.authenticate(given)
+        return await run_in_threadpool(self.authenticate, given)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -65,11 +76,14 @@ class TokenAuthMiddleware:
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
         if scope.get("path", "") not in self._public:
             raw = headers.get(TOKEN_HEADER.lower())
-            caller = self.authenticate(raw.decode("latin-1") if raw else None)
+            try:
+                caller = await self._prove(raw.decode("latin-1") if raw else None)
+            except IdentityUnavailable as exc:
+                await _reply(send, 503, str(exc))
+                return
             if caller is None:
-                await _reply(
-                    send, 401, "Authentication required", {"WWW-Authenticate": 'Keystone uri=""'}
-                )
+                challenge = {"WWW-Authenticate": self._www_authenticate}
+                await _reply(send, 401, "Authentication required", challenge)
                 return
             set_caller(scope, caller)
         length = headers.get("content-length", b"0")

@@ -40,7 +40,12 @@ ADMIN = Caller(
 )
 
 # A token in, the caller it proves, or None when this authenticator does not know the token.
+# It may block (a database, Keystone over HTTP): the auth middleware runs it in a thread.
 Authenticator = Callable[[str], "Caller | None"]
+
+
+class IdentityUnavailable(Exception):
+    """An authenticator could not decide (its identity service is out of reach): 503."""
 
 
 def set_caller(scope: Scope, caller: Caller) -> None:

@@ -14,8 +14,11 @@ from oslo_config import cfg
 
 from filemem.api.app import create_app
 from filemem.api.context import ApiContext
+from filemem.api.keystone import KeystoneAuthenticator
+from filemem.api.keystone import register_opts as register_keystone_opts
 from filemem.cmd.common import add_config_args, load_conf
 from filemem.conductor.hosts import make_scheduler
+from filemem.conf.api import AUTH_KEYSTONE
 from filemem.conf.database import connection_url
 from filemem.db import migrate
 from filemem.db.session import Database
@@ -44,12 +47,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_api_conf(conf: cfg.ConfigOpts) -> None:
-    if not conf.api.admin_token:
+    """Refuse a configuration that does not say unambiguously how callers authenticate."""
+    if conf.api.auth_strategy == AUTH_KEYSTONE:
+        check_keystone_conf(conf)
+    elif not conf.api.admin_token:
         raise ConfigError(
             "[api] admin_token",
             "must be set: clients send it as X-Auth-Token "
             "(generate one, e.g. `openssl rand -hex 24`)",
         )
+
+
+def check_keystone_conf(conf: cfg.ConfigOpts) -> None:
+    """auth_strategy = keystone: users log in through Keystone only, so a static token that
+    never expires and cannot be revoked must not be configured beside it."""
+    if conf.api.admin_token:
+        raise ConfigError(
+            "[api] admin_token",
+            "must be unset with [api] auth_strategy = keystone: users get their tokens from "
+            "Keystone and compute agents use host credentials ([DEFAULT] api_token)",
+        )
+    register_keystone_opts(conf)
+    if not conf.keystone_authtoken.www_authenticate_uri:
+        raise ConfigError(
+            "[keystone_authtoken] www_authenticate_uri",
+            "must be set with [api] auth_strategy = keystone: Keystone's public endpoint, "
+            "named to clients in the WWW-Authenticate header of a 401",
+        )
+    if not conf.keystone_authtoken.auth_type:
+        raise ConfigError(
+            "[keystone_authtoken] auth_type",
+            "must be set with [api] auth_strategy = keystone, with filemem's service "
+            "credentials (e.g. auth_type = password, auth_url, username, password, "
+            "project_name, user_domain_name, project_domain_name) to validate tokens",
+        )
+
+
+def build_app(conf: cfg.ConfigOpts, ctx: ApiContext) -> FastAPI:
+    """The app with the authenticators [api] auth_strategy asks for."""
+    if conf.api.auth_strategy != AUTH_KEYSTONE:
+        return create_app(ctx)
+    return create_app(
+        ctx,
+        authenticators=[KeystoneAuthenticator(conf)],
+        keystone_uri=conf.keystone_authtoken.www_authenticate_uri,
+    )
 
 
 def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
@@ -119,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    serve(create_app(ctx), sock, _announce)
+    serve(build_app(conf, ctx), sock, _announce)
     return 0
 
 

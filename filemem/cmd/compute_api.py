@@ -13,8 +13,9 @@ import httpx
 from filemem.exceptions import FilememError
 
 CLIENT_FILE = "client.json"
-# Where filemem-api serves glance's v2 API.
-IMAGE_API = "/image/v2"
+# Where filemem-api serves the Compute API and glance's v2 API.
+COMPUTE_PATH = "/v2.1"
+IMAGE_PATH = "/image"
 
 
 class ComputeApiError(FilememError):
@@ -25,7 +26,7 @@ def client_settings(state_path: Path, endpoint: str | None, token: str | None) -
     """--os-endpoint/--os-token, else FILEMEM_ENDPOINT/FILEMEM_TOKEN, else what `filemem up`
     wrote under state_path."""
     endpoint = endpoint or os.environ.get("FILEMEM_ENDPOINT")
-    token = token or os.environ.get("FILEMEM_TOKEN")
+    token = static_token(token)
     saved = state_path / CLIENT_FILE
     if (not endpoint or not token) and saved.is_file():
         data = json.loads(saved.read_text())
@@ -33,9 +34,15 @@ def client_settings(state_path: Path, endpoint: str | None, token: str | None) -
     if not endpoint or not token:
         raise FilememError(
             "no API endpoint/token: pass --os-endpoint and --os-token, set FILEMEM_ENDPOINT and "
-            f"FILEMEM_TOKEN, or start `filemem up` (it writes {saved})"
+            f"FILEMEM_TOKEN, log in through Keystone (--os-cloud, OS_CLOUD or OS_AUTH_URL with "
+            f"OS_USERNAME...), or start `filemem up` (it writes {saved})"
         )
     return endpoint.rstrip("/"), token
+
+
+def static_token(given: str | None) -> str | None:
+    """The static token the user gave (--os-token, else FILEMEM_TOKEN), if any."""
+    return given or os.environ.get("FILEMEM_TOKEN") or None
 
 
 def _reason(response: httpx.Response) -> str:
@@ -51,10 +58,21 @@ def _reason(response: httpx.Response) -> str:
 
 
 class ComputeApi:
-    def __init__(self, endpoint: str, token: str, timeout: float = 30.0) -> None:
+    """The API at `endpoint` (its root), or at the compute and image URLs of a catalog."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        token: str,
+        timeout: float = 30.0,
+        *,
+        compute_url: str | None = None,
+        image_url: str | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self._image_url = (image_url or f"{endpoint}{IMAGE_PATH}").rstrip("/")
         self._http = httpx.Client(
-            base_url=f"{endpoint}/v2.1",
+            base_url=compute_url or f"{endpoint}{COMPUTE_PATH}",
             timeout=timeout,
             headers={
                 "X-Auth-Token": token,
@@ -74,7 +92,7 @@ class ComputeApi:
 
     def images(self, method: str, path: str = "", body: Any = None) -> Any:
         """The image catalogue through filemem's glance v2 API (nova's proxy is read-only)."""
-        return self.call(method, f"{self.endpoint}{IMAGE_API}/images{path}", body)
+        return self.call(method, f"{self._image_url}/v2/images{path}", body)
 
     def find_image(self, ident: str) -> dict[str, Any]:
         """A glance image by id, else by exact name (refusing an ambiguous name)."""

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filemem.cmd.common import load_conf, print_json, print_table, wait_until
-from filemem.cmd.compute_api import ComputeApi, ComputeApiError, client_settings
+from filemem.cmd.compute_api import ComputeApi, ComputeApiError, client_settings, static_token
+from filemem.cmd.keystone_client import keystone_api, wants_keystone
 
 if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -19,10 +20,19 @@ def add_api_args(parser: argparse.ArgumentParser) -> None:
         "--os-endpoint", help="API endpoint (default: $FILEMEM_ENDPOINT or what `filemem up` saved)"
     )
     parser.add_argument("--os-token", help="API token (default: $FILEMEM_TOKEN or saved)")
+    parser.add_argument(
+        "--os-cloud",
+        help="log in through Keystone as this clouds.yaml cloud (default: $OS_CLOUD; plain "
+        "OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME... work too)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def api(args: argparse.Namespace) -> ComputeApi:
+    """A static token (--os-token, FILEMEM_TOKEN) first, then a Keystone login, then what
+    `filemem up` saved."""
+    if not static_token(args.os_token) and wants_keystone(args.os_cloud):
+        return keystone_api(args.os_cloud)
     conf = load_conf(args)
     return ComputeApi(*client_settings(Path(conf.state_path), args.os_endpoint, args.os_token))
 

@@ -27,11 +27,13 @@ from filemem.compute.host import ComputeHost, startup_errors
 from filemem.compute.host_check import check_host
 from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.compute.resource_sync import ResourceSyncLoop
+from filemem.conf.api import AUTH_TOKEN
 from filemem.conf.database import connection_url
 from filemem.db import host_credentials, migrate
 from filemem.db.session import Database
 from filemem.devtools.test_image import DEFAULT_DEST as TEST_IMAGE_DIR
 from filemem.devtools.test_image import TestImage
+from filemem.exceptions import ConfigError
 
 LOG = logging.getLogger("filemem.up")
 
@@ -59,6 +61,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _prepare_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
     conf = load_conf(args)
+    if conf.api.auth_strategy != AUTH_TOKEN:
+        raise ConfigError(
+            "[api] auth_strategy",
+            "must be 'token' for `filemem up` (one host, its own admin token); run "
+            "filemem-api and filemem-compute to serve behind Keystone",
+        )
     # One host: a resize can only ever run in place (an explicit setting still wins).
     conf.set_default("allow_resize_to_same_host", True)
     state = Path(conf.state_path)

@@ -1,4 +1,4 @@
-"""[api] options of filemem-api: admin token, listen address, public endpoint, liveness."""
+"""[api] options of filemem-api: auth strategy, admin token, listen address, endpoint, liveness."""
 
 from __future__ import annotations
 
@@ -6,14 +6,38 @@ from oslo_config import cfg
 
 GROUP = "api"
 
+AUTH_TOKEN = "token"  # noqa: S105 - a strategy name, not a secret
+AUTH_KEYSTONE = "keystone"
+
 OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "auth_strategy",
+        default=AUTH_TOKEN,
+        choices=[
+            (
+                AUTH_TOKEN,
+                "every client proves itself with [api] admin_token (and agents with "
+                "host credentials); right for `filemem up` and small set-ups",
+            ),
+            (
+                AUTH_KEYSTONE,
+                "users log in through Keystone: keystonemiddleware's auth_token, "
+                "configured in [keystone_authtoken], validates each X-Auth-Token",
+            ),
+        ],
+        help="How filemem-api authenticates its callers (nova's [api] auth_strategy; 'token' "
+        "stands where nova has the deprecated 'noauth2', but it checks a real secret). With "
+        "'keystone', [api] admin_token must be unset and [keystone_authtoken] "
+        "www_authenticate_uri and auth_type set.",
+    ),
     cfg.StrOpt(
         "admin_token",
         default="",
         secret=True,
         help="Static token every client sends as X-Auth-Token (openstack --os-auth-type "
-        "admin_token, agents, the filemem CLI). Required to start filemem-api; use a long "
-        "random value. Only the version documents are served without it.",
+        "admin_token, agents, the filemem CLI). Required with [api] auth_strategy = token; "
+        "use a long random value. Must be unset with auth_strategy = keystone. Only the "
+        "version documents are served without a token.",
     ),
     cfg.HostAddressOpt(
         "bind_host",

@@ -47,10 +47,12 @@ def test_invalid_values_are_refused_naming_the_option(
 
 def test_sample_config_is_current(tmp_path: Path) -> None:
     out = tmp_path / "sample.conf"
-    generator.main(["--namespace", "filemem", "--output-file", str(out)])
+    generator_conf = REPO / "etc" / "filemem" / "filemem-config-generator.conf"
+    generator.main(["--config-file", str(generator_conf), "--output-file", str(out)])
     committed = (REPO / "etc" / "filemem" / "filemem.conf.sample").read_text()
+    assert "[keystone_authtoken]" in committed
     assert out.read_text() == committed, (
         "etc/filemem/filemem.conf.sample is stale: regenerate it with "
-        "`.venv/bin/oslo-config-generator --namespace filemem "
-        "--output-file etc/filemem/filemem.conf.sample`"
+        "`.venv/bin/oslo-config-generator --config-file "
+        "etc/filemem/filemem-config-generator.conf`"
     )

@@ -42,14 +42,15 @@ def check_lock(request: Request, instance: Instance) -> None:
 
 
 def record(session: Session, request: Request, instance: Instance, action: str) -> None:
-    ctx = get_context(request)
+    """An instance action done by the caller."""
+    caller = get_caller(request)
     actions_db.record_action(
         session,
         instance.uuid,
         action,
         request_id=request_id(request),
-        project_id=ctx.project_id,
-        user_id=ctx.user_id,
+        project_id=caller.project_id,
+        user_id=caller.user_id,
     )
 
 

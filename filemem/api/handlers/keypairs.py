@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
+from filemem.api.identity import get_caller
 from filemem.api.links import base_url
 from filemem.api.microversion import at_least
 from filemem.api.schemas.keypairs import KeypairCreateRequest
@@ -53,7 +54,7 @@ def _user(request: Request, user_id: str | None) -> str:
     """The key pairs' owner: the caller, or (admin, 2.10) the user named."""
     if user_id is not None and at_least(request, "2.10"):
         return user_id
-    return get_context(request).user_id
+    return get_caller(request).user_id
 
 
 def _unexpected(field: str) -> BadRequest:

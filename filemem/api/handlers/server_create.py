@@ -11,10 +11,11 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from filemem.api.context import ApiContext, get_context
+from filemem.api.context import get_context
 from filemem.api.errors import ApiError, BadRequest
 from filemem.api.handlers import server_views as views
 from filemem.api.handlers.availability_zones import available_zones
+from filemem.api.identity import Caller, get_caller
 from filemem.api.microversion import at_least
 from filemem.api.request_id import request_id
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
@@ -118,16 +119,17 @@ def check_page_size(flavor_name: str, extra_specs: dict[str, Any], image: Image)
 
 
 def _values(
-    ctx: ApiContext, spec: ServerCreate, flavor: Flavor, image: Image, index: int, count: int
+    caller: Caller, spec: ServerCreate, flavor: Flavor, image: Image, index: int, count: int
 ) -> dict[str, Any]:
-    """One row (building, scheduling) with a copy of the flavor."""
+    """One row (building, scheduling) with a copy of the flavor, owned by the caller's project
+    and user (with Keystone, the token's)."""
     name = NAME_TEMPLATE % {"name": spec.name, "count": index + 1} if count > 1 else spec.name
     return {
         "uuid": str(uuidlib.uuid4()),
         "display_name": name,
         "description": spec.description,
-        "project_id": ctx.project_id,
-        "user_id": ctx.user_id,
+        "project_id": caller.project_id,
+        "user_id": caller.user_id,
         "flavor_id": flavor.flavorid,
         "flavor_name": flavor.name,
         "vcpus": flavor.vcpus,
@@ -149,12 +151,13 @@ def _values(
 def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
     """The rows of one request, sharing a reservation id, each with its create action."""
     ctx = get_context(request)
+    caller = get_caller(request)
     _low, count = spec.counts
     reservation = reservation_id()
     with ctx.database.session() as session:
         if (
             spec.key_name is not None
-            and db_keypairs.get(session, ctx.user_id, spec.key_name) is None
+            and db_keypairs.get(session, caller.user_id, spec.key_name) is None
         ):
             raise BadRequest("Invalid key_name provided.")
         flavor, image = _refs(session, spec)
@@ -162,7 +165,7 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
         where = {"availability_zone": zone.zone, "requested_host": zone.host}
         instances = []
         for index in range(count):
-            values = _values(ctx, spec, flavor, image, index, count)
+            values = _values(caller, spec, flavor, image, index, count)
             instance = db_api.create_instance(
                 session, {**values, **where, "reservation_id": reservation}
             )
@@ -171,8 +174,8 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
                 instance.uuid,
                 instance_actions.CREATE,
                 request_id=request_id(request),
-                project_id=ctx.project_id,
-                user_id=ctx.user_id,
+                project_id=caller.project_id,
+                user_id=caller.user_id,
             )
             instances.append(instance)
     return instances

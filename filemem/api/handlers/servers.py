@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest, NotFound
 from filemem.api.handlers import server_views as views
+from filemem.api.identity import get_caller
 from filemem.api.microversion import at_least
 from filemem.api.request_id import request_id
 from filemem.api.schemas.common import is_uuid
@@ -200,6 +201,7 @@ def update_server(
 def delete_server(request: Request, server_id: ServerIdPath) -> Response:
     """DELETE /servers/{server_id}: 204; the host's agent destroys it, unscheduled ones go now."""
     ctx = get_context(request)
+    caller = get_caller(request)
     with ctx.database.session() as session:
         instance = find(session, server_id)
         instance_actions.record_action(
@@ -207,8 +209,8 @@ def delete_server(request: Request, server_id: ServerIdPath) -> Response:
             instance.uuid,
             instance_actions.DELETE,
             request_id=request_id(request),
-            project_id=ctx.project_id,
-            user_id=ctx.user_id,
+            project_id=caller.project_id,
+            user_id=caller.user_id,
         )
     ctx.conductor.delete(instance)
     return Response(status_code=204)
