@@ -10,6 +10,7 @@ from filemem.api.auth import TokenAuthMiddleware
 from filemem.api.context import ApiContext
 from filemem.api.errors import install_handlers
 from filemem.api.microversion import MicroversionMiddleware
+from filemem.api.policy import make_enforcer
 from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
 
@@ -79,9 +80,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
         raise ValueError("the API needs an admin token ([api] admin_token)")
     app = _routes_only()
     app.state.ctx = ctx
+    app.state.enforcer = make_enforcer(ctx.conf)
     # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.
     app.add_middleware(MicroversionMiddleware)
-    app.add_middleware(TokenAuthMiddleware, token=ctx.admin_token, public_paths=PUBLIC_PATHS)
+    app.add_middleware(
+        TokenAuthMiddleware,
+        token=ctx.admin_token,
+        public_paths=PUBLIC_PATHS,
+        authenticators=ctx.authenticators,
+    )
     # Outermost: even a 401 or a 406 carries the request id.
     app.add_middleware(RequestIdMiddleware)
     return app

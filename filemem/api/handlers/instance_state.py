@@ -42,14 +42,13 @@ def check_lock(request: Request, instance: Instance) -> None:
 
 
 def record(session: Session, request: Request, instance: Instance, action: str) -> None:
-    ctx = get_context(request)
     actions_db.record_action(
         session,
         instance.uuid,
         action,
         request_id=request_id(request),
-        project_id=ctx.project_id,
-        user_id=ctx.user_id,
+        project_id=instance.project_id,
+        user_id=get_caller(request).user_id,
     )
 
 
