@@ -19,6 +19,7 @@ from filemem.api.identity import Caller
 from filemem.conductor.hosts import host_source
 from filemem.db import migrate
 from filemem.db.session import Database
+from filemem.placement.client import PlacementClient
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.scheduler import Scheduler
 from tests.unit.servers_app import TOKEN, _catalogue, register_host
@@ -52,6 +53,7 @@ class Tenants:
     flavor: str
     image: str
     host: str
+    placement: PlacementClient
 
     def call(
         self, who: str, method: str, path: str, version: str | None = None, **kwargs: Any
@@ -63,6 +65,14 @@ class Tenants:
         url = path if raw else f"/v2.1{path}"
         response: httpx.Response = self.client.request(method, url, headers=headers, **kwargs)
         return response
+
+    def flavor_of(self, name: str, vcpus: int = 1, ram: int = 256, public: bool = True) -> str:
+        body = {"flavor": {"name": name, "ram": ram, "vcpus": vcpus, "disk": 0}}
+        body["flavor"]["os-flavor-access:is_public"] = public
+        response = self.call("admin", "POST", "/flavors", json=body)
+        assert response.status_code == 200, response.text
+        flavor_id: str = response.json()["flavor"]["id"]
+        return flavor_id
 
     def boot(self, who: str, name: str = "vm", flavor: str | None = None, **extra: Any) -> str:
         body = {
@@ -95,11 +105,12 @@ def tenants_app(
         conf=conf,
         image_dirs=(str(tmp_path),),
         authenticators=(authenticator,),
+        allow_resize_to_same_host=True,
     )
     with TestClient(create_app(ctx), headers={"X-Auth-Token": TOKEN}) as client:
         host, _provider = register_host(client, client_placement, memory_mb)
         flavor, image = _catalogue(client, tmp_path)
-        yield Tenants(client, ctx, flavor, image, host)
+        yield Tenants(client, ctx, flavor, image, host, client_placement)
     scheduler.close()
     database.dispose()
 

@@ -213,7 +213,7 @@ GUARDED = [r for r in ROUTES if not r.public and r.rule not in (None, BY_ACTION)
 
 @pytest.mark.parametrize("route", GUARDED, ids=lambda r: f"{r.method} {r.path}")
 def test_route_refuses_whom_its_rule_refuses(tenants_module: Tenants, route: Route) -> None:
-    """Every guarded route × every caller, over the API: a refusal is nova's 403."""
+    """Every guarded route and every caller, over the API: a refusal is nova's 403."""
     for who in WHO:
         response = tenants_module.call(who, route.method, _path(route), "latest")
         if _expected(route, who):
