@@ -3,6 +3,8 @@ small functions handlers call: authorize, allowed, is_admin, route_guard."""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,7 @@ from fastapi import Request
 from oslo_config import cfg
 from oslo_policy import policy
 
+from filemem import conf as filemem_conf
 from filemem.api.errors import ApiError
 from filemem.api.identity import Caller, get_caller
 from filemem.api.policies import list_rules
@@ -39,13 +42,14 @@ def make_enforcer(conf: cfg.ConfigOpts | None = None) -> policy.Enforcer:
 
 
 def get_enforcer() -> policy.Enforcer:
-    """`oslo.policy.enforcer` entry point for oslopolicy-policy-generator and friends: the
-    defaults plus the policy file named by the command line's --config-file."""
-    import sys
-
-    conf = cfg.ConfigOpts()
-    conf(sys.argv[1:], project="filemem")
-    return make_enforcer(conf)
+    """`oslo.policy.enforcer` entry point for oslopolicy-policy-generator and
+    oslopolicy-list-redundant: the defaults and the policy file that filemem.conf names
+    ([oslo_policy] policy_file), as filemem-api would load them. The conf is the tool's
+    --config-file (its other arguments are its own), else /etc/filemem/filemem.conf."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config-file", action="append")
+    known, _rest = parser.parse_known_args(sys.argv[1:])
+    return make_enforcer(filemem_conf.load(config_files=known.config_file))
 
 
 def credentials(caller: Caller) -> dict[str, Any]:
