@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from oslo_policy import policy
 
 from filemem.api.policy import make_enforcer
@@ -85,12 +86,13 @@ def test_scope_and_new_defaults_are_enforced(tmp_path: Path) -> None:
     conf.write_text("")
     enforcer = make_enforcer(load(config_files=[str(conf)]))
     assert enforcer.conf.oslo_policy.enforce_new_defaults is True
+    rule = "os_compute_api:os-hypervisors:list"
+    project = {"roles": ["admin"], "project_id": "p", "user_id": "u"}
+    assert enforcer.authorize(rule, {}, project) is True
     system = {"roles": ["admin"], "system": "all", "user_id": "u"}
-    try:
-        enforcer.authorize("os_compute_api:os-hypervisors:list", {}, system)
-        raise AssertionError("a system-scoped token passed a project-scoped rule")
-    except policy.InvalidScope:
-        pass
+    assert enforcer.authorize(rule, {}, system) is False
+    with pytest.raises(policy.InvalidScope):
+        enforcer.authorize(rule, {}, system, do_raise=True)
 
 
 def test_a_policy_file_overrides_a_default_in_the_api(
