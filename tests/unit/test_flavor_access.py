@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+
 from tests.unit import tenants_app
 from tests.unit.tenants_app import PROJECT_A, PROJECT_B, Tenants
 
@@ -13,7 +17,7 @@ def _ids(tenants: Tenants, who: str, query: str = "") -> set[str]:
     return {f["id"] for f in flavors}
 
 
-def _access(tenants: Tenants, flavor: str, action: str, project: str) -> object:
+def _access(tenants: Tenants, flavor: str, action: str, project: str) -> httpx.Response:
     return tenants.call(
         "admin", "POST", f"/flavors/{flavor}/action", json={action: {"tenant": project}}
     )
@@ -67,7 +71,12 @@ def test_flavor_access_refusals(tenants: Tenants) -> None:
     no_list = tenants.call("admin", "GET", f"/flavors/{tenants.flavor}/os-flavor-access")
     assert no_list.status_code == 404
     assert "Access list not available for public flavors." in no_list.text
-    for body in ({"addTenantAccess": {}}, {"addTenantAccess": {"tenant": ""}}, {"bogus": {}}):
+    bodies: list[dict[str, Any]] = [
+        {"addTenantAccess": {}},
+        {"addTenantAccess": {"tenant": ""}},
+        {"bogus": {}},
+    ]
+    for body in bodies:
         bad = tenants.call("admin", "POST", f"/flavors/{private}/action", json=body)
         assert bad.status_code == 400, (body, bad.text)
     member = tenants.call(

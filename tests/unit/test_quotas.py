@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from filemem.api import quota as api_quota
 from filemem.common import quota
 from tests.unit import tenants_app
 from tests.unit.tenants_app import PROJECT_A, PROJECT_B, Tenants
@@ -154,9 +155,7 @@ def test_the_recheck_undoes_a_create_another_api_raced_past_the_quota(
     assert _set(tenants, PROJECT_A, instances=1).status_code == 200
     assert _boot(tenants, "member_a").status_code == 202
     # This process counted before the other committed: its first check saw room.
-    from filemem.api.handlers import server_create
-
-    monkeypatch.setattr(server_create.quota, "allowed_instances", lambda *args: args[-1])
+    monkeypatch.setattr(api_quota, "allowed_instances", lambda *args: args[-1])
     refused = _boot(tenants, "member_a")
     assert refused.status_code == 403
     assert (

@@ -3,6 +3,8 @@ a 404 everywhere; all_tenants and the project filters as nova; key pairs belong 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.unit import tenants_app
@@ -29,7 +31,7 @@ def test_a_server_carries_its_creators_project_and_user(tenants: Tenants) -> Non
     assert (create["project_id"], create["user_id"]) == (PROJECT_A, "user-a")
 
 
-SERVER_CALLS = [
+SERVER_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "", None),
     ("PUT", "", {"server": {"name": "stolen"}}),
     ("DELETE", "", None),
@@ -192,10 +194,11 @@ def test_keypairs_belong_to_their_user(tenants: Tenants) -> None:
     )
     assert created.status_code == 201, created.text
     assert created.json()["keypair"]["user_id"] == "user-a"
-    names = lambda who, query="": [  # noqa: E731
-        k["keypair"]["name"]
-        for k in tenants.call(who, "GET", f"/os-keypairs{query}", "2.10").json()["keypairs"]
-    ]
+
+    def names(who: str, query: str = "") -> list[str]:
+        pairs = tenants.call(who, "GET", f"/os-keypairs{query}", "2.10").json()["keypairs"]
+        return [k["keypair"]["name"] for k in pairs]
+
     assert names("member_a") == ["k"] and names("member_a2") == [] and names("member_b") == []
     assert names("admin", "?user_id=user-a") == ["k"]
     refused = tenants.call("member_b", "GET", "/os-keypairs?user_id=user-a", "2.10")
