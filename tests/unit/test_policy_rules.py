@@ -222,3 +222,11 @@ def test_route_refuses_whom_its_rule_refuses(tenants_module: Tenants, route: Rou
             assert response.status_code == 403, (who, response.text)
             message = f"Policy doesn't allow {route.rule} to be performed."
             assert response.json() == {"forbidden": {"message": message, "code": 403}}
+
+
+def test_every_server_action_has_its_rule() -> None:
+    """POST /servers/{id}/action checks the rule of the action in the body: each has one."""
+    from filemem.api.handlers.server_actions import ACTIONS
+    from filemem.api.policies.servers import ACTION_RULES
+
+    assert set(ACTIONS) == set(ACTION_RULES)
