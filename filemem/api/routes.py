@@ -63,10 +63,9 @@ F = "/filemem/v1"
 G = glance.PREFIX
 
 
-def _server_subresources() -> tuple[Route, ...]:
-    """Metadata, tags (2.26) and os-instance-actions of one server."""
-    server = f"{V}/servers/{{server_id}}"
-    meta, tags = f"{server}/metadata", f"{server}/tags"
+def _metadata_routes() -> tuple[Route, ...]:
+    """A server's metadata."""
+    meta = f"{V}/servers/{{server_id}}/metadata"
     return (
         Route(
             "GET", meta, server_metadata.list_metadata, rule="os_compute_api:server-metadata:index"
@@ -102,6 +101,13 @@ def _server_subresources() -> tuple[Route, ...]:
             rule="os_compute_api:server-metadata:delete",
             status=204,
         ),
+    )
+
+
+def _tag_routes() -> tuple[Route, ...]:
+    """A server's tags (2.26)."""
+    tags = f"{V}/servers/{{server_id}}/tags"
+    return (
         Route("GET", tags, server_tags.list_tags, rule="os_compute_api:os-server-tags:index"),
         Route(
             "PUT", tags, server_tags.replace_tags, rule="os_compute_api:os-server-tags:update_all"
@@ -134,6 +140,15 @@ def _server_subresources() -> tuple[Route, ...]:
             rule="os_compute_api:os-server-tags:delete",
             status=204,
         ),
+    )
+
+
+def _server_subresources() -> tuple[Route, ...]:
+    """Metadata, tags (2.26) and os-instance-actions of one server."""
+    server = f"{V}/servers/{{server_id}}"
+    return (
+        *_metadata_routes(),
+        *_tag_routes(),
         Route(
             "GET",
             f"{server}/os-instance-actions",
