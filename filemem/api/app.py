@@ -13,6 +13,7 @@ from filemem.api.errors import install_handlers
 from filemem.api.host_auth import HostCredentialAuthenticator
 from filemem.api.identity import Authenticator
 from filemem.api.microversion import MicroversionMiddleware
+from filemem.api.policy import make_enforcer
 from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
 
@@ -96,16 +97,17 @@ def create_app(
         raise ValueError("the API needs an admin token ([api] admin_token) or authenticators")
     app = _routes_only(identity=keystone_uri is None)
     app.state.ctx = ctx
+    app.state.enforcer = make_enforcer(ctx.conf)
     # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.
     app.add_middleware(MicroversionMiddleware)
     # After the static admin token: the credentials compute agents hold for their own host,
-    # then the given ones (Keystone).
+    # then the given ones (Keystone), then the context's (tests' stand-in identities).
     host_credentials = HostCredentialAuthenticator(ctx.database, ctx.project_id)
     app.add_middleware(
         TokenAuthMiddleware,
         token=ctx.admin_token,
         public_paths=PUBLIC_PATHS,
-        authenticators=[host_credentials, *authenticators],
+        authenticators=[host_credentials, *authenticators, *ctx.authenticators],
         www_authenticate=f'Keystone uri="{keystone_uri or ""}"',
     )
     # Outermost: even a 401 or a 406 carries the request id.

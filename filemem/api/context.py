@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from filemem.api.identity import DEFAULT_PROJECT_ID, DEFAULT_USER_ID
+from filemem.api.identity import DEFAULT_PROJECT_ID, DEFAULT_USER_ID, Authenticator
 from filemem.conductor.servers import SchedulerProtocol, ServerConductor
 from filemem.db.session import Database
 from filemem.placement.client import PlacementClient
@@ -33,6 +33,8 @@ class ApiContext:
     allow_resize_to_same_host: bool = False
     # How often a waiting agent long-poll looks at the changes table.
     long_poll_interval: float = 0.25
+    # Further token -> Caller authenticators after the admin token (Keystone, tests).
+    authenticators: tuple[Authenticator, ...] = ()
 
     @property
     def conductor(self) -> ServerConductor:

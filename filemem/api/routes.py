@@ -8,13 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Security
 
-from filemem.api import agent_authz
+from filemem.api import agent_authz, policy
 from filemem.api.auth import token_scheme
 from filemem.api.handlers import (
     agent,
     aggregates,
     availability_zones,
     extra_specs,
+    flavor_access,
     flavors,
     glance,
     host_credentials,
@@ -35,6 +36,9 @@ from filemem.api.handlers import (
     tenant_usage,
     versions,
 )
+from filemem.api.policies import compute as C
+from filemem.api.policies import filemem as P
+from filemem.api.policies import servers as SV
 
 
 @dataclass(frozen=True)
@@ -46,53 +50,21 @@ class Route:
     public: bool = False
     tag: str = "compute"
     in_schema: bool = True
-    # Authorization after authentication (filemem/api/agent_authz.py); None closes the route to
-    # host credentials and leaves it as it was for everyone else.
+    # The policy rule checked before the handler runs (filemem/api/policies); BY_ACTION for
+    # POST .../action, whose handler checks the rule of the action in the body.
+    rule: str | None = None
+    # Authorization of host credentials after the policy (filemem/api/agent_authz.py); None
+    # closes the route to them.
     authz: Callable[..., None] | None = None
+
+
+BY_ACTION = "by-action"
+SERVICES_UPDATE = "os_compute_api:os-services:update"
 
 
 V = "/v2.1"
 F = "/filemem/v1"
 G = glance.PREFIX
-
-
-def _server_subresources() -> tuple[Route, ...]:
-    """Metadata, tags (2.26) and os-instance-actions of one server."""
-    server = f"{V}/servers/{{server_id}}"
-    meta, tags = f"{server}/metadata", f"{server}/tags"
-    return (
-        Route("GET", meta, server_metadata.list_metadata),
-        Route("POST", meta, server_metadata.create_metadata),
-        Route("PUT", meta, server_metadata.replace_metadata),
-        Route("GET", f"{meta}/{{key}}", server_metadata.show_metadata_item),
-        Route("PUT", f"{meta}/{{key}}", server_metadata.update_metadata_item),
-        Route("DELETE", f"{meta}/{{key}}", server_metadata.delete_metadata_item, status=204),
-        Route("GET", tags, server_tags.list_tags),
-        Route("PUT", tags, server_tags.replace_tags),
-        Route("DELETE", tags, server_tags.delete_tags, status=204),
-        Route("GET", f"{tags}/{{tag}}", server_tags.show_tag, status=204),
-        Route("PUT", f"{tags}/{{tag}}", server_tags.add_tag, status=201),
-        Route("DELETE", f"{tags}/{{tag}}", server_tags.delete_tag, status=204),
-        Route("GET", f"{server}/os-instance-actions", instance_actions.list_instance_actions),
-        Route(
-            "GET",
-            f"{server}/os-instance-actions/{{request_id}}",
-            instance_actions.show_instance_action,
-        ),
-    )
-
-
-def _aggregate_routes() -> tuple[Route, ...]:
-    """os-aggregates (nova answers 200 to create, delete and actions)."""
-    one = f"{V}/os-aggregates/{{aggregate_id}}"
-    return (
-        Route("GET", f"{V}/os-aggregates", aggregates.list_aggregates),
-        Route("POST", f"{V}/os-aggregates", aggregates.create_aggregate),
-        Route("GET", one, aggregates.show_aggregate),
-        Route("PUT", one, aggregates.update_aggregate),
-        Route("DELETE", one, aggregates.delete_aggregate),
-        Route("POST", f"{one}/action", aggregates.aggregate_action),
-    )
 
 
 def _agent_routes() -> tuple[Route, ...]:
@@ -101,7 +73,7 @@ def _agent_routes() -> tuple[Route, ...]:
     instance = f"{F}/instances/{{server_id}}"
 
     def agent_route(method: str, path: str, endpoint: Any, authz: Any, status: int = 200) -> Route:
-        return Route(method, path, endpoint, status=status, tag="agent", authz=authz)
+        return Route(method, path, endpoint, status, tag="agent", rule=P.AGENT, authz=authz)
 
     return (
         agent_route("PUT", f"{F}/services/{{host}}", agent.register_service, by_host),
@@ -117,18 +89,132 @@ def _agent_routes() -> tuple[Route, ...]:
 def _credential_routes() -> tuple[Route, ...]:
     """Host credentials: the admin's (a host credential never issues or lists credentials)."""
     path = f"{F}/hosts/{{host}}/credentials"
-    admin = agent_authz.admin_only
+
+    def admin_route(method: str, path: str, endpoint: Any, status: int = 200) -> Route:
+        return Route(
+            method, path, endpoint, status, tag="agent", rule=P.AGENT, authz=agent_authz.admin_only
+        )
+
     return (
-        Route("POST", path, host_credentials.create_credential, 201, tag="agent", authz=admin),
-        Route("GET", path, host_credentials.list_credentials, tag="agent", authz=admin),
+        admin_route("POST", path, host_credentials.create_credential, 201),
+        admin_route("GET", path, host_credentials.list_credentials),
+        admin_route("DELETE", f"{path}/{{credential_id}}", host_credentials.revoke_credential, 204),
+    )
+
+
+def _metadata_routes() -> tuple[Route, ...]:
+    """A server's metadata."""
+    meta = f"{V}/servers/{{server_id}}/metadata"
+    return (
+        Route(
+            "GET", meta, server_metadata.list_metadata, rule="os_compute_api:server-metadata:index"
+        ),
+        Route(
+            "POST",
+            meta,
+            server_metadata.create_metadata,
+            rule="os_compute_api:server-metadata:create",
+        ),
+        Route(
+            "PUT",
+            meta,
+            server_metadata.replace_metadata,
+            rule="os_compute_api:server-metadata:update_all",
+        ),
+        Route(
+            "GET",
+            f"{meta}/{{key}}",
+            server_metadata.show_metadata_item,
+            rule="os_compute_api:server-metadata:show",
+        ),
+        Route(
+            "PUT",
+            f"{meta}/{{key}}",
+            server_metadata.update_metadata_item,
+            rule="os_compute_api:server-metadata:update",
+        ),
         Route(
             "DELETE",
-            f"{path}/{{credential_id}}",
-            host_credentials.revoke_credential,
-            204,
-            tag="agent",
-            authz=admin,
+            f"{meta}/{{key}}",
+            server_metadata.delete_metadata_item,
+            rule="os_compute_api:server-metadata:delete",
+            status=204,
         ),
+    )
+
+
+def _tag_routes() -> tuple[Route, ...]:
+    """A server's tags (2.26)."""
+    tags = f"{V}/servers/{{server_id}}/tags"
+    return (
+        Route("GET", tags, server_tags.list_tags, rule="os_compute_api:os-server-tags:index"),
+        Route(
+            "PUT", tags, server_tags.replace_tags, rule="os_compute_api:os-server-tags:update_all"
+        ),
+        Route(
+            "DELETE",
+            tags,
+            server_tags.delete_tags,
+            rule="os_compute_api:os-server-tags:delete_all",
+            status=204,
+        ),
+        Route(
+            "GET",
+            f"{tags}/{{tag}}",
+            server_tags.show_tag,
+            rule="os_compute_api:os-server-tags:show",
+            status=204,
+        ),
+        Route(
+            "PUT",
+            f"{tags}/{{tag}}",
+            server_tags.add_tag,
+            rule="os_compute_api:os-server-tags:update",
+            status=201,
+        ),
+        Route(
+            "DELETE",
+            f"{tags}/{{tag}}",
+            server_tags.delete_tag,
+            rule="os_compute_api:os-server-tags:delete",
+            status=204,
+        ),
+    )
+
+
+def _server_subresources() -> tuple[Route, ...]:
+    """Metadata, tags (2.26) and os-instance-actions of one server."""
+    server = f"{V}/servers/{{server_id}}"
+    return (
+        *_metadata_routes(),
+        *_tag_routes(),
+        Route(
+            "GET",
+            f"{server}/os-instance-actions",
+            instance_actions.list_instance_actions,
+            rule="os_compute_api:os-instance-actions:list",
+        ),
+        Route(
+            "GET",
+            f"{server}/os-instance-actions/{{request_id}}",
+            instance_actions.show_instance_action,
+            rule="os_compute_api:os-instance-actions:show",
+        ),
+    )
+
+
+def _aggregate_routes() -> tuple[Route, ...]:
+    """os-aggregates (nova answers 200 to create, delete and actions)."""
+    one = f"{V}/os-aggregates/{{aggregate_id}}"
+    return (
+        Route("GET", f"{V}/os-aggregates", aggregates.list_aggregates, rule=C.AGGREGATE % "index"),
+        Route(
+            "POST", f"{V}/os-aggregates", aggregates.create_aggregate, rule=C.AGGREGATE % "create"
+        ),
+        Route("GET", one, aggregates.show_aggregate, rule=C.AGGREGATE % "show"),
+        Route("PUT", one, aggregates.update_aggregate, rule=C.AGGREGATE % "update"),
+        Route("DELETE", one, aggregates.delete_aggregate, rule=C.AGGREGATE % "delete"),
+        Route("POST", f"{one}/action", aggregates.aggregate_action, rule=BY_ACTION),
     )
 
 
@@ -139,87 +225,245 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V}/", versions.show_version, public=True, tag="versions", in_schema=False),
     Route("GET", "/identity", versions.identity_versions, public=True, tag="identity"),
     Route("GET", "/identity/v3", versions.identity_v3, public=True, tag="identity"),
-    Route("GET", "/identity/v3/projects", versions.list_projects, tag="identity"),
-    Route("GET", "/identity/v3/projects/{project_id}", versions.show_project, tag="identity"),
+    Route(
+        "GET",
+        "/identity/v3/projects",
+        versions.list_projects,
+        rule=P.IDENTITY_PROJECTS,
+        tag="identity",
+    ),
+    Route(
+        "GET",
+        "/identity/v3/projects/{project_id}",
+        versions.show_project,
+        rule=P.IDENTITY_PROJECTS,
+        tag="identity",
+    ),
     Route(
         "GET", "/identity/v3/", versions.identity_v3, public=True, tag="identity", in_schema=False
     ),
-    Route("GET", f"{V}/servers", servers.list_servers),
-    Route("POST", f"{V}/servers", server_create.create_server, status=202),
-    Route("GET", f"{V}/servers/detail", servers.list_servers_detail),
-    Route("GET", f"{V}/servers/{{server_id}}", servers.show_server),
-    Route("PUT", f"{V}/servers/{{server_id}}", servers.update_server),
-    Route("DELETE", f"{V}/servers/{{server_id}}", servers.delete_server, status=204),
-    Route("POST", f"{V}/servers/{{server_id}}/action", server_actions.server_action, status=202),
+    Route("GET", f"{V}/servers", servers.list_servers, rule=SV.INDEX),
+    Route("POST", f"{V}/servers", server_create.create_server, rule=SV.CREATE, status=202),
+    Route("GET", f"{V}/servers/detail", servers.list_servers_detail, rule=SV.DETAIL),
+    Route("GET", f"{V}/servers/{{server_id}}", servers.show_server, rule=SV.SHOW),
+    Route("PUT", f"{V}/servers/{{server_id}}", servers.update_server, rule=SV.UPDATE),
+    Route(
+        "DELETE", f"{V}/servers/{{server_id}}", servers.delete_server, rule=SV.DELETE, status=204
+    ),
+    Route(
+        "POST",
+        f"{V}/servers/{{server_id}}/action",
+        server_actions.server_action,
+        rule=BY_ACTION,
+        status=202,
+    ),
     *_server_subresources(),
-    Route("GET", f"{V}/os-keypairs", keypairs.list_keypairs),
-    Route("POST", f"{V}/os-keypairs", keypairs.create_keypair, status=201),
-    Route("GET", f"{V}/os-keypairs/{{keypair_name}}", keypairs.show_keypair),
-    Route("DELETE", f"{V}/os-keypairs/{{keypair_name}}", keypairs.delete_keypair, status=204),
-    Route("GET", f"{V}/servers/{{server_id}}/migrations", migrations.list_server_migrations),
+    Route("GET", f"{V}/os-keypairs", keypairs.list_keypairs, rule=C.KEYPAIR % "index"),
+    Route(
+        "POST", f"{V}/os-keypairs", keypairs.create_keypair, rule=C.KEYPAIR % "create", status=201
+    ),
+    Route(
+        "GET", f"{V}/os-keypairs/{{keypair_name}}", keypairs.show_keypair, rule=C.KEYPAIR % "show"
+    ),
+    Route(
+        "DELETE",
+        f"{V}/os-keypairs/{{keypair_name}}",
+        keypairs.delete_keypair,
+        rule=C.KEYPAIR % "delete",
+        status=204,
+    ),
+    Route(
+        "GET",
+        f"{V}/servers/{{server_id}}/migrations",
+        migrations.list_server_migrations,
+        rule="os_compute_api:servers:migrations:index",
+    ),
     Route(
         "GET",
         f"{V}/servers/{{server_id}}/migrations/{{migration_id}}",
         migrations.show_server_migration,
+        rule="os_compute_api:servers:migrations:show",
     ),
     Route(
         "POST",
         f"{V}/servers/{{server_id}}/migrations/{{migration_id}}/action",
         migrations.force_complete,
+        rule="os_compute_api:servers:migrations:force_complete",
         status=202,
     ),
     Route(
         "DELETE",
         f"{V}/servers/{{server_id}}/migrations/{{migration_id}}",
         migrations.abort,
+        rule="os_compute_api:servers:migrations:delete",
         status=202,
     ),
-    Route("GET", f"{V}/os-migrations", migrations.list_migrations),
-    Route("GET", f"{V}/flavors", flavors.list_flavors),
-    Route("POST", f"{V}/flavors", flavors.create_flavor),
-    Route("GET", f"{V}/flavors/detail", flavors.list_flavors_detail),
-    Route("GET", f"{V}/flavors/{{flavor_id}}", flavors.show_flavor),
-    Route("DELETE", f"{V}/flavors/{{flavor_id}}", flavors.delete_flavor, status=202),
-    Route("GET", f"{V}/flavors/{{flavor_id}}/os-extra_specs", extra_specs.list_extra_specs),
-    Route("POST", f"{V}/flavors/{{flavor_id}}/os-extra_specs", extra_specs.create_extra_specs),
-    Route("GET", f"{V}/flavors/{{flavor_id}}/os-extra_specs/{{key}}", extra_specs.show_extra_spec),
+    Route("GET", f"{V}/os-migrations", migrations.list_migrations, rule=C.MIGRATIONS_INDEX),
+    Route("GET", f"{V}/flavors", flavors.list_flavors, rule=P.FLAVORS_INDEX),
     Route(
-        "PUT", f"{V}/flavors/{{flavor_id}}/os-extra_specs/{{key}}", extra_specs.update_extra_spec
+        "POST", f"{V}/flavors", flavors.create_flavor, rule="os_compute_api:os-flavor-manage:create"
+    ),
+    Route("GET", f"{V}/flavors/detail", flavors.list_flavors_detail, rule=P.FLAVORS_INDEX),
+    Route("GET", f"{V}/flavors/{{flavor_id}}", flavors.show_flavor, rule=P.FLAVORS_SHOW),
+    Route(
+        "DELETE",
+        f"{V}/flavors/{{flavor_id}}",
+        flavors.delete_flavor,
+        rule="os_compute_api:os-flavor-manage:delete",
+        status=202,
     ),
     Route(
-        "DELETE", f"{V}/flavors/{{flavor_id}}/os-extra_specs/{{key}}", extra_specs.delete_extra_spec
+        "GET",
+        f"{V}/flavors/{{flavor_id}}/os-flavor-access",
+        flavor_access.list_flavor_access,
+        rule=C.FLAVOR_ACCESS,
     ),
-    Route("GET", f"{V}/images", images.list_images, tag="images"),
-    Route("GET", f"{V}/images/detail", images.list_images_detail, tag="images"),
-    Route("GET", f"{V}/images/{{image_id}}", images.show_image, tag="images"),
+    Route("POST", f"{V}/flavors/{{flavor_id}}/action", flavor_access.flavor_action, rule=BY_ACTION),
+    Route(
+        "GET",
+        f"{V}/flavors/{{flavor_id}}/os-extra_specs",
+        extra_specs.list_extra_specs,
+        rule="os_compute_api:os-flavor-extra-specs:index",
+    ),
+    Route(
+        "POST",
+        f"{V}/flavors/{{flavor_id}}/os-extra_specs",
+        extra_specs.create_extra_specs,
+        rule="os_compute_api:os-flavor-extra-specs:create",
+    ),
+    Route(
+        "GET",
+        f"{V}/flavors/{{flavor_id}}/os-extra_specs/{{key}}",
+        extra_specs.show_extra_spec,
+        rule="os_compute_api:os-flavor-extra-specs:show",
+    ),
+    Route(
+        "PUT",
+        f"{V}/flavors/{{flavor_id}}/os-extra_specs/{{key}}",
+        extra_specs.update_extra_spec,
+        rule="os_compute_api:os-flavor-extra-specs:update",
+    ),
+    Route(
+        "DELETE",
+        f"{V}/flavors/{{flavor_id}}/os-extra_specs/{{key}}",
+        extra_specs.delete_extra_spec,
+        rule="os_compute_api:os-flavor-extra-specs:delete",
+    ),
+    Route("GET", f"{V}/images", images.list_images, rule=P.IMAGES_INDEX, tag="images"),
+    Route(
+        "GET", f"{V}/images/detail", images.list_images_detail, rule=P.IMAGES_INDEX, tag="images"
+    ),
+    Route("GET", f"{V}/images/{{image_id}}", images.show_image, rule=P.IMAGES_SHOW, tag="images"),
     Route("GET", G, glance.image_versions_root, public=True, tag="image"),
     Route("GET", f"{G}/", glance.image_versions_root, public=True, tag="image", in_schema=False),
     Route("GET", f"{G}/versions", glance.image_versions, public=True, tag="image"),
-    Route("GET", f"{G}/v2/images", glance.list_images, tag="image"),
-    Route("POST", f"{G}/v2/images", glance.create_image, status=201, tag="image"),
-    Route("GET", f"{G}/v2/images/{{image_id}}", glance.show_image, tag="image"),
-    Route("GET", f"{V}/os-hypervisors", hypervisors.list_hypervisors),
-    Route("GET", f"{V}/os-hypervisors/detail", hypervisors.list_hypervisors_detail),
-    Route("GET", f"{V}/os-hypervisors/statistics", hypervisors.hypervisor_statistics),
-    Route("GET", f"{V}/os-hypervisors/{{pattern}}/search", hypervisors.search_hypervisors),
-    Route("GET", f"{V}/os-hypervisors/{{hypervisor_id}}", hypervisors.show_hypervisor),
-    Route("GET", f"{V}/os-hypervisors/{{hypervisor_id}}/uptime", hypervisors.hypervisor_uptime),
+    Route("GET", f"{G}/v2/images", glance.list_images, rule=P.IMAGES_INDEX, tag="image"),
+    Route(
+        "POST", f"{G}/v2/images", glance.create_image, rule=P.IMAGE_UPLOAD, status=201, tag="image"
+    ),
+    Route("GET", f"{G}/v2/images/{{image_id}}", glance.show_image, rule=P.IMAGES_SHOW, tag="image"),
+    Route(
+        "GET",
+        f"{V}/os-hypervisors",
+        hypervisors.list_hypervisors,
+        rule="os_compute_api:os-hypervisors:list",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-hypervisors/detail",
+        hypervisors.list_hypervisors_detail,
+        rule="os_compute_api:os-hypervisors:list-detail",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-hypervisors/statistics",
+        hypervisors.hypervisor_statistics,
+        rule="os_compute_api:os-hypervisors:statistics",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-hypervisors/{{pattern}}/search",
+        hypervisors.search_hypervisors,
+        rule="os_compute_api:os-hypervisors:search",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-hypervisors/{{hypervisor_id}}",
+        hypervisors.show_hypervisor,
+        rule="os_compute_api:os-hypervisors:show",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-hypervisors/{{hypervisor_id}}/uptime",
+        hypervisors.hypervisor_uptime,
+        rule="os_compute_api:os-hypervisors:uptime",
+    ),
     *_aggregate_routes(),
-    Route("GET", f"{V}/os-availability-zone", availability_zones.list_zones),
-    Route("GET", f"{V}/os-availability-zone/detail", availability_zones.list_zones_detail),
-    Route("GET", f"{V}/limits", limits.show_limits),
-    Route("GET", f"{V}/os-quota-sets/{{project_id}}", quota_sets.show_quota_set),
-    Route("PUT", f"{V}/os-quota-sets/{{project_id}}", quota_sets.update_quota_set),
-    Route("DELETE", f"{V}/os-quota-sets/{{project_id}}", quota_sets.delete_quota_set),
-    Route("GET", f"{V}/os-quota-sets/{{project_id}}/defaults", quota_sets.show_defaults),
-    Route("GET", f"{V}/os-quota-sets/{{project_id}}/detail", quota_sets.show_quota_set_detail),
-    Route("GET", f"{V}/os-simple-tenant-usage", tenant_usage.list_tenant_usage),
-    Route("GET", f"{V}/os-simple-tenant-usage/{{tenant_id}}", tenant_usage.show_tenant_usage),
-    Route("GET", f"{V}/os-services", services.list_services),
-    Route("PUT", f"{V}/os-services/enable", services.enable_service),
-    Route("PUT", f"{V}/os-services/disable", services.disable_service),
-    Route("PUT", f"{V}/os-services/disable-log-reason", services.disable_log_reason),
-    Route("PUT", f"{V}/os-services/force-down", services.force_down),
+    Route(
+        "GET",
+        f"{V}/os-availability-zone",
+        availability_zones.list_zones,
+        rule="os_compute_api:os-availability-zone:list",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-availability-zone/detail",
+        availability_zones.list_zones_detail,
+        rule="os_compute_api:os-availability-zone:detail",
+    ),
+    Route("GET", f"{V}/limits", limits.show_limits, rule=C.LIMITS),
+    Route(
+        "GET", f"{V}/os-quota-sets/{{project_id}}", quota_sets.show_quota_set, rule=C.QUOTA % "show"
+    ),
+    Route(
+        "PUT",
+        f"{V}/os-quota-sets/{{project_id}}",
+        quota_sets.update_quota_set,
+        rule=C.QUOTA % "update",
+    ),
+    Route(
+        "DELETE",
+        f"{V}/os-quota-sets/{{project_id}}",
+        quota_sets.delete_quota_set,
+        status=202,
+        rule=C.QUOTA % "delete",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-quota-sets/{{project_id}}/defaults",
+        quota_sets.show_defaults,
+        rule=C.QUOTA % "defaults",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-quota-sets/{{project_id}}/detail",
+        quota_sets.show_quota_set_detail,
+        rule=C.QUOTA % "detail",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-simple-tenant-usage",
+        tenant_usage.list_tenant_usage,
+        rule="os_compute_api:os-simple-tenant-usage:list",
+    ),
+    Route(
+        "GET",
+        f"{V}/os-simple-tenant-usage/{{tenant_id}}",
+        tenant_usage.show_tenant_usage,
+        rule="os_compute_api:os-simple-tenant-usage:show",
+    ),
+    Route(
+        "GET", f"{V}/os-services", services.list_services, rule="os_compute_api:os-services:list"
+    ),
+    Route("PUT", f"{V}/os-services/enable", services.enable_service, rule=SERVICES_UPDATE),
+    Route("PUT", f"{V}/os-services/disable", services.disable_service, rule=SERVICES_UPDATE),
+    Route(
+        "PUT",
+        f"{V}/os-services/disable-log-reason",
+        services.disable_log_reason,
+        rule=SERVICES_UPDATE,
+    ),
+    Route("PUT", f"{V}/os-services/force-down", services.force_down, rule=SERVICES_UPDATE),
     *_agent_routes(),
     *_credential_routes(),
     *(
@@ -227,6 +471,7 @@ ROUTES: tuple[Route, ...] = (
             method,
             f"{placement_proxy.PREFIX}/{{path:path}}",
             placement_proxy.forward,
+            rule=P.PLACEMENT_PROXY,
             tag="placement",
             in_schema=False,
         )
@@ -245,10 +490,14 @@ def build_router(*, identity: bool = True) -> APIRouter:
     for route in ROUTES:
         if not identity and route.tag == "identity":
             continue
-        # Documents the token in the OpenAPI schema; TokenAuthMiddleware enforces it. Then
-        # the route's authorization, or none for host credentials (agent_authz).
-        authz = route.authz or agent_authz.deny_host_credentials
-        dependencies = [] if route.public else [Security(token_scheme), Depends(authz)]
+        # Documents the token in the OpenAPI schema; TokenAuthMiddleware enforces it.
+        dependencies: list[Any] = [] if route.public else [Security(token_scheme)]
+        if route.rule is not None and route.rule != BY_ACTION:
+            # Agents' host credentials pass the agent API's guard: agent_authz authorizes them.
+            guard = policy.route_guard(route.rule, host_credentials=route.tag == "agent")
+            dependencies.append(Depends(guard))
+        if not route.public:
+            dependencies.append(Depends(route.authz or agent_authz.deny_host_credentials))
         router.add_api_route(
             route.path,
             route.endpoint,

@@ -6,11 +6,12 @@ import os
 from collections.abc import Sequence
 
 from oslo_config import cfg
+from oslo_policy import opts as policy_opts
 
-from filemem.conf import api, compute, database, default, libvirt, placement, scheduler
+from filemem.conf import api, compute, database, default, libvirt, placement, quota, scheduler
 from filemem.exceptions import ConfigError
 
-_GROUP_MODULES = (default, libvirt, placement, compute, api, database, scheduler)
+_GROUP_MODULES = (default, libvirt, placement, compute, api, database, scheduler, quota)
 
 DEFAULT_CONFIG_FILE = "/etc/filemem/filemem.conf"
 
@@ -21,8 +22,10 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
-    """Entry point for oslo-config-generator."""
-    return [(module.GROUP, list(module.OPTS)) for module in _GROUP_MODULES]
+    """Entry point for oslo-config-generator: filemem's groups and oslo.policy's [oslo_policy]
+    (registered by the policy Enforcer itself)."""
+    ours = [(module.GROUP, list(module.OPTS)) for module in _GROUP_MODULES]
+    return [*ours, *policy_opts.list_opts()]
 
 
 def load(args: Sequence[str] = (), config_files: Sequence[str] | None = None) -> cfg.ConfigOpts:

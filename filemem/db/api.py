@@ -7,11 +7,20 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from filemem.db.models import Change, Flavor, FlavorExtraSpec, Image, Instance, Service, utcnow
+from filemem.db.models import (
+    Change,
+    Flavor,
+    FlavorExtraSpec,
+    FlavorProject,
+    Image,
+    Instance,
+    Service,
+    utcnow,
+)
 from filemem.exceptions import FilememError
 
 
@@ -99,10 +108,15 @@ def list_flavors(
     min_ram: int = 0,
     min_disk: int = 0,
     is_public: bool | None = None,
+    project_id: str | None = None,
 ) -> list[Flavor]:
-    """Flavors with at least min_ram MiB and min_disk GiB, by flavorid."""
+    """Flavors with at least min_ram MiB and min_disk GiB, by flavorid; with is_public true
+    and a project, the private flavors that project was given access to as well (nova's)."""
     query = select(Flavor).where(Flavor.memory_mb >= min_ram, Flavor.root_gb >= min_disk)
-    if is_public is not None:
+    if is_public and project_id is not None:
+        granted = select(FlavorProject.flavor_id).where(FlavorProject.project_id == project_id)
+        query = query.where(or_(Flavor.is_public.is_(True), Flavor.id.in_(granted)))
+    elif is_public is not None:
         query = query.where(Flavor.is_public.is_(is_public))
     return list(session.scalars(query.order_by(Flavor.flavorid)))
 

@@ -344,3 +344,26 @@ class AggregateMetadata(Base):
     value: Mapped[str] = mapped_column(String(NAME_LENGTH))
 
     aggregate: Mapped[Aggregate] = relationship(back_populates="metadata_")
+
+
+class FlavorProject(Base):
+    """nova's flavor_projects: a project given access to a private flavor."""
+
+    __tablename__ = "flavor_projects"
+    __table_args__ = (UniqueConstraint("flavor_id", "project_id", name="uniq_flavor_project"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    flavor_id: Mapped[int] = mapped_column(ForeignKey("flavors.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+
+
+class Quota(Base):
+    """nova's quotas: a project's own limit of one resource (instances, cores, ram)."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (UniqueConstraint("project_id", "resource", name="uniq_quota_project"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    resource: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    hard_limit: Mapped[int] = mapped_column(Integer)

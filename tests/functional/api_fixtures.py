@@ -81,7 +81,8 @@ class ApiEnv:
     http: httpx.Client
     placement: PlacementClient
     files: Path
-    api: ApiProcess
+    # The filemem-api process; None when the API is served in the test process.
+    api: ApiProcess | None = None
 
     def compute(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.request(method, f"/v2.1{path}", **kwargs)

@@ -114,11 +114,12 @@ def test_cli_zones_limits_and_quotas(env: ApiEnv, server: dict[str, str], tmp_pa
     assert zone["Service Status"].startswith("enabled :-) ")
     rows = cli_json(env, tmp_path, "limits", "show", "--absolute")
     limits = {row["Name"]: row["Value"] for row in rows}
-    assert (limits["max_total_ram_size"], limits["max_total_instances"]) == (-1, -1)
+    assert (limits["max_total_ram_size"], limits["max_total_instances"]) == (51200, 10)
     assert (limits["total_ram_used"], limits["total_instances_used"]) == (256, 1)
     quota = cli_json(env, tmp_path, "quota", "show", "--compute", "filemem")
     limit = {row["Resource"]: row["Limit"] for row in quota}
-    assert (limit["cores"], limit["ram"], limit["instances"], limit["key-pairs"]) == (-1,) * 4
+    assert (limit["cores"], limit["ram"], limit["instances"]) == (20, 51200, 10)
+    assert limit["key-pairs"] == -1
     # The CLI negotiates 2.36 or later: the network quotas are gone from the answer.
     assert limit["floating_ips"] is None and limit["security_groups"] is None
 

@@ -71,35 +71,36 @@ def test_limits(env: ApiEnv, servers: dict[str, Any], tmp_path: Path) -> None:
     limits = get(env, "/limits")["limits"]
     assert limits["rate"] == []
     absolute = limits["absolute"]
-    assert absolute["maxTotalInstances"] == absolute["maxTotalCores"] == -1
-    assert absolute["maxTotalRAMSize"] == -1
+    # [quota] defaults, nova's: 10 instances, 20 cores, 50 GiB.
+    assert (absolute["maxTotalInstances"], absolute["maxTotalCores"]) == (10, 20)
+    assert absolute["maxTotalRAMSize"] == 51200
     used = (absolute["totalInstancesUsed"], absolute["totalCoresUsed"], absolute["totalRAMUsed"])
     assert used == (2, 3, 768)
 
     shown = cli(env, tmp_path, "limits", "show", "--absolute", "-f", "value")
     rows = dict(line.rsplit(" ", 1) for line in shown.splitlines())
     assert rows["total_instances_used"] == "2" and rows["total_cores_used"] == "3"
-    assert rows["total_ram_used"] == "768" and rows["max_total_instances"] == "-1"
+    assert rows["total_ram_used"] == "768" and rows["max_total_instances"] == "10"
 
 
 def test_quota_sets(env: ApiEnv, servers: dict[str, Any], tmp_path: Path) -> None:
     quota = get(env, f"/os-quota-sets/{PROJECT}")["quota_set"]
-    assert quota["id"] == PROJECT and quota["instances"] == quota["cores"] == quota["ram"] == -1
-    assert get(env, f"/os-quota-sets/{PROJECT}/defaults")["quota_set"]["instances"] == -1
+    assert quota["id"] == PROJECT
+    assert (quota["instances"], quota["cores"], quota["ram"]) == (10, 20, 51200)
+    assert get(env, f"/os-quota-sets/{PROJECT}/defaults")["quota_set"]["instances"] == 10
     detail = get(env, f"/os-quota-sets/{PROJECT}/detail")["quota_set"]
-    assert detail["instances"] == {"limit": -1, "in_use": 2, "reserved": 0}
-    for method in ("PUT", "DELETE"):
-        body = {"quota_set": {"instances": 5}} if method == "PUT" else None
-        refused = env.compute(method, f"/os-quota-sets/{PROJECT}", json=body)
-        assert refused.status_code == 400
-        assert "not enforced by filemem" in refused.json()["badRequest"]["message"]
+    assert detail["instances"] == {"limit": 10, "in_use": 2, "reserved": 0}
 
     sdk_quota = connect(env).compute.get_quota_set(PROJECT)
-    assert (sdk_quota.instances, sdk_quota.cores, sdk_quota.ram) == (-1, -1, -1)
-    # The CLI looks the project up in identity first: filemem answers for its one project.
+    assert (sdk_quota.instances, sdk_quota.cores, sdk_quota.ram) == (10, 20, 51200)
+    # The CLI looks the project up in identity first, then sets and shows the quota set.
+    cli(env, tmp_path, "quota", "set", "--instances", "5", "--cores", "8", PROJECT)
     shown = cli(env, tmp_path, "quota", "show", "--compute", PROJECT, "-f", "json")
     limits = {row["Resource"]: row["Limit"] for row in json.loads(shown)}
-    assert limits["instances"] == limits["cores"] == limits["ram"] == -1
+    assert (limits["instances"], limits["cores"], limits["ram"]) == (5, 8, 51200)
+    reverted = env.compute("DELETE", f"/os-quota-sets/{PROJECT}")
+    assert reverted.status_code == 202
+    assert get(env, f"/os-quota-sets/{PROJECT}")["quota_set"]["instances"] == 10
 
 
 def test_hypervisor_statistics(env: ApiEnv, servers: dict[str, Any], tmp_path: Path) -> None:

@@ -106,6 +106,9 @@ def test_two_apis_creating_at_once_never_overcommit(apis: TwoApis) -> None:
     provider = register_host(env, "pg-host-b", memory_mb=CAPACITY * FLAVOR_MB, vcpus=1024)
     # Only pg-host-b can take this flavor: pg-host-a has VCPU 16, this asks for 32.
     flavor = make_flavor(env, "pg.wide", ram=FLAVOR_MB, vcpus=32)
+    # Placement, not the project's quota ([quota] cores = 20), is what this test races.
+    unlimited = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
+    assert env.compute("PUT", "/os-quota-sets/filemem", json=unlimited).status_code == 200
     image = make_image(env, "pg-conc")
     ids: list[str] = []
     errors: list[BaseException] = []

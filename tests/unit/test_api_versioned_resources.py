@@ -46,16 +46,16 @@ def test_quota_sets_lose_network_quotas_at_2_36(api: Api, suffix: str) -> None:
     assert set(old) == QUOTAS_2_36 | NETWORK_QUOTAS | {"id"}
     assert set(new) == QUOTAS_2_36 | {"id"}
     assert new["id"] == "filemem"
-    expected = {"limit": -1, "in_use": 0, "reserved": 0} if suffix == "/detail" else -1
-    assert new["cores"] == expected
+    cores = {"limit": 20, "in_use": 0, "reserved": 0} if suffix == "/detail" else 20
+    key_pairs = {"limit": -1, "in_use": 0, "reserved": 0} if suffix == "/detail" else -1
+    assert new["cores"] == cores and new["key_pairs"] == key_pairs
 
 
-def test_quota_updates_are_refused_naming_why(api: Api) -> None:
-    for method in ("PUT", "DELETE"):
-        body = {"quota_set": {"cores": 5}} if method == "PUT" else None
-        response = api.call(method, "/v2.1/os-quota-sets/filemem", "2.37", json=body)
-        assert response.status_code == 400
-        assert "not enforced" in response.json()["badRequest"]["message"]
+def test_quota_updates_of_unenforced_quotas_are_refused_naming_why(api: Api) -> None:
+    body = {"quota_set": {"key_pairs": 5}}
+    response = api.call("PUT", "/v2.1/os-quota-sets/filemem", "2.37", json=body)
+    assert response.status_code == 400
+    assert "enforces only the instances, cores and ram" in response.json()["badRequest"]["message"]
 
 
 def test_hypervisor_cpu_info_is_an_object_from_2_28(api: Api) -> None:

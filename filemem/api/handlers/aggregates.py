@@ -11,8 +11,10 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from filemem.api import policy
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
+from filemem.api.policies import compute as policies
 from filemem.api.schemas.aggregates import (
     AggregateAction,
     AggregateCreateRequest,
@@ -151,6 +153,12 @@ def aggregate_action(request: Request, aggregate_id: str, body: AggregateAction)
     """POST /os-aggregates/{id}/action: add_host, remove_host or set_metadata; 200 with the
     aggregate."""
     ctx = get_context(request)
+    action = next(
+        name
+        for name in ("add_host", "remove_host", "set_metadata")
+        if getattr(body, name) is not None
+    )
+    policy.authorize(request, policies.AGGREGATE % action)
     if body.add_host is not None:
         result, hosts = _add_host(ctx, aggregate_id, body.add_host.host)
     elif body.remove_host is not None:

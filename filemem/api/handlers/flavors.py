@@ -6,14 +6,18 @@ import uuid as uuidlib
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, Response
+from oslo_utils import strutils
 from sqlalchemy.orm import Session
 
+from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
+from filemem.api.identity import get_caller
 from filemem.api.links import resource_links
 from filemem.api.schemas.common import MAX_NAME, is_flavor_id
 from filemem.api.schemas.flavors import FlavorCreateRequest
 from filemem.db import api as db_api
+from filemem.db import projects as db_projects
 from filemem.db.models import Flavor
 
 FlavorIdPath = Annotated[str, Path(max_length=MAX_NAME)]
@@ -42,8 +46,12 @@ def detail(request: Request, flavor: Flavor) -> dict[str, Any]:
     }
 
 
-def find(session: Session, flavor_id: str) -> Flavor:
+def find(request: Request, session: Session, flavor_id: str) -> Flavor:
+    """The flavor; a private one only for an admin or a project given access (404 else)."""
     flavor = db_api.get_flavor(session, flavor_id) if is_flavor_id(flavor_id) else None
+    if flavor is not None and not policy.is_admin(request):
+        project = get_caller(request).project_id
+        flavor = flavor if db_projects.has_access(session, flavor, project) else None
     if flavor is None:
         raise NotFound(f"Flavor {flavor_id} could not be found.")
     return flavor
@@ -63,11 +71,29 @@ Marker = Annotated[str | None, Query(max_length=MAX_NAME)]
 MinSize = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 
+def _is_public(request: Request) -> bool | None:
+    """nova's is_public filter, for admins only: absent is true (public ones, and private ones
+    of the admin's project), "none" is every flavor, else a strict boolean; others get true."""
+    value = request.query_params.get("is_public")
+    if not policy.is_admin(request) or value is None:
+        return True
+    if value.strip().lower() == "none":
+        return None
+    try:
+        return strutils.bool_from_string(value, strict=True)
+    except ValueError as exc:
+        raise BadRequest(f"Invalid is_public filter [{value}]") from exc
+
+
 def _listing(
     request: Request, limit: int | None, marker: str | None, min_ram: int, min_disk: int
 ) -> list[Flavor]:
+    is_public = _is_public(request)
+    project = get_caller(request).project_id if is_public else None
     with get_context(request).database.reader() as session:
-        flavors = db_api.list_flavors(session, min_ram=min_ram, min_disk=min_disk)
+        flavors = db_api.list_flavors(
+            session, min_ram=min_ram, min_disk=min_disk, is_public=is_public, project_id=project
+        )
     return _page(flavors, limit, marker)
 
 
@@ -98,7 +124,7 @@ def list_flavors_detail(
 def show_flavor(request: Request, flavor_id: FlavorIdPath) -> dict[str, Any]:
     """GET /flavors/{flavor_id}."""
     with get_context(request).database.reader() as session:
-        return {"flavor": detail(request, find(session, flavor_id))}
+        return {"flavor": detail(request, find(request, session, flavor_id))}
 
 
 def create_flavor(request: Request, body: FlavorCreateRequest) -> dict[str, Any]:
@@ -125,5 +151,5 @@ def create_flavor(request: Request, body: FlavorCreateRequest) -> dict[str, Any]
 def delete_flavor(request: Request, flavor_id: FlavorIdPath) -> Response:
     """DELETE /flavors/{flavor_id} (admin): 202; servers keep their copy of the flavor."""
     with get_context(request).database.session() as session:
-        db_api.delete_flavor(session, find(session, flavor_id))
+        db_api.delete_flavor(session, find(request, session, flavor_id))
     return Response(status_code=202)

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import Path, Request
 
+from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import NotFound
-from filemem.api.handlers.servers import ServerIdPath
+from filemem.api.handlers.servers import ServerIdPath, visible_project
 from filemem.api.microversion import at_least
 from filemem.api.schemas.common import is_uuid
 from filemem.db import api as db_api
@@ -47,16 +48,26 @@ def _event(row: InstanceActionEvent) -> dict[str, Any]:
     }
 
 
+EVENTS_RULE = "os_compute_api:os-instance-actions:events"
+
+
 def _check_server(request: Request, server_id: str) -> str:
     """The server's uuid; from 2.21 a deleted server's actions are still served (filemem
     deletes the row, so a server is known by the actions it left)."""
     not_found = NotFound(f"Instance {server_id} could not be found.")
     if not is_uuid(server_id):
         raise not_found
+    project = visible_project(request)
     with get_context(request).database.reader() as session:
-        if db_api.get_instance(session, server_id) is not None:
-            return server_id
-        if at_least(request, "2.21") and instance_actions.list_actions(session, server_id):
+        instance = db_api.get_instance(session, server_id)
+        if instance is not None:
+            if project is None or instance.project_id == project:
+                return server_id
+            raise not_found
+        actions = (
+            instance_actions.list_actions(session, server_id) if at_least(request, "2.21") else []
+        )
+        if actions and (project is None or actions[-1].project_id == project):
             return server_id
     raise not_found
 
@@ -78,4 +89,8 @@ def show_instance_action(
         row = instance_actions.get_action(session, uuid, request_id)
         if row is None:
             raise NotFound(f"Action {request_id} not found")
-        return {"instanceAction": {**_action(row), "events": [_event(e) for e in row.events]}}
+        action = _action(row)
+        # nova shows the events only to whom os-instance-actions:events allows.
+        if not policy.allowed(request, EVENTS_RULE):
+            return {"instanceAction": action}
+        return {"instanceAction": {**action, "events": [_event(e) for e in row.events]}}

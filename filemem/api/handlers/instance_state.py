@@ -42,15 +42,13 @@ def check_lock(request: Request, instance: Instance) -> None:
 
 
 def record(session: Session, request: Request, instance: Instance, action: str) -> None:
-    """An instance action done by the caller."""
-    caller = get_caller(request)
     actions_db.record_action(
         session,
         instance.uuid,
         action,
         request_id=request_id(request),
-        project_id=caller.project_id,
-        user_id=caller.user_id,
+        project_id=instance.project_id,
+        user_id=get_caller(request).user_id,
     )
 
 

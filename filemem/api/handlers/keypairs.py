@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
 from filemem.api.identity import get_caller
 from filemem.api.links import base_url
 from filemem.api.microversion import at_least
+from filemem.api.policies import compute as policies
 from filemem.api.schemas.keypairs import KeypairCreateRequest
 from filemem.common import keys
 from filemem.db import keypairs as db_keypairs
@@ -50,11 +52,15 @@ def _with_type(request: Request, fields: tuple[str, ...]) -> tuple[str, ...]:
     return (*fields, "type") if at_least(request, "2.2") else fields
 
 
-def _user(request: Request, user_id: str | None) -> str:
-    """The key pairs' owner: the caller, or (admin, 2.10) the user named."""
+def _user(request: Request, user_id: str | None, action: str) -> str:
+    """The key pairs' owner: the caller, or (2.10) the user named, when the caller passes
+    os-keypairs:<action> for that user (nova's: an admin, or that user)."""
+    caller = get_caller(request)
     if user_id is not None and at_least(request, "2.10"):
+        target = {"user_id": user_id, "project_id": caller.project_id}
+        policy.authorize(request, policies.KEYPAIR % action, target)
         return user_id
-    return get_caller(request).user_id
+    return caller.user_id
 
 
 def _unexpected(field: str) -> BadRequest:
@@ -71,12 +77,12 @@ def create_keypair(request: Request, body: KeypairCreateRequest) -> Response:
     key_type = spec.type or "ssh"
     private_key: str | None = None
     if spec.public_key is None:
-        private_key, public_key = _generate(key_type, _user(request, spec.user_id))
+        private_key, public_key = _generate(key_type, _user(request, spec.user_id, "create"))
     else:
         public_key = spec.public_key
     values = {
         "name": spec.name,
-        "user_id": _user(request, spec.user_id),
+        "user_id": _user(request, spec.user_id, "create"),
         "type": key_type,
         "public_key": public_key,
         "fingerprint": _fingerprint(public_key, key_type),
@@ -117,7 +123,7 @@ def list_keypairs(
     """GET /os-keypairs: by name; limit and marker (and next links) from 2.35."""
     paged = at_least(request, "2.35")
     count = min(limit if limit is not None else MAX_LIMIT, MAX_LIMIT) if paged else None
-    owner = _user(request, user_id)
+    owner = _user(request, user_id, "index")
     try:
         with get_context(request).database.reader() as session:
             rows = db_keypairs.list_for_user(
@@ -136,7 +142,7 @@ def list_keypairs(
 
 
 def _find(request: Request, name: str, user_id: str | None) -> KeyPair:
-    owner = _user(request, user_id)
+    owner = _user(request, user_id, "show")
     with get_context(request).database.reader() as session:
         row = db_keypairs.get(session, owner, name)
     if row is None:
@@ -156,7 +162,7 @@ def delete_keypair(
     request: Request, keypair_name: KeypairNamePath, user_id: UserIdQuery = None
 ) -> Response:
     """DELETE /os-keypairs/{name}: 202 at 2.1, 204 from 2.2."""
-    owner = _user(request, user_id)
+    owner = _user(request, user_id, "delete")
     with get_context(request).database.session() as session:
         row = db_keypairs.get(session, owner, keypair_name)
         if row is None:

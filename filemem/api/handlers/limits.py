@@ -1,15 +1,18 @@
-"""limits: nova's absolute limits, all -1 (filemem enforces no quotas), and the usage counted."""
+"""limits: nova's absolute limits (the project's instances, cores and ram quotas; others -1) and
+the project's usage counted from its instances."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Query, Request
 
+from filemem.api import policy, quota
 from filemem.api.context import get_context
+from filemem.api.identity import get_caller
 from filemem.api.microversion import at_least
-from filemem.db import api as db_api
+from filemem.api.policies import compute as policies
+from filemem.db import projects as db_projects
 
 TenantQuery = Annotated[str | None, Query(max_length=255)]
 UNLIMITED = -1
@@ -26,24 +29,16 @@ NETWORK_LIMITS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Usage:
-    instances: int
-    cores: int
-    ram: int
-
-
-def usage(request: Request, project_id: str) -> Usage:
-    """What the project's instance rows hold (a row being deleted still holds its resources)."""
-    with get_context(request).database.reader() as session:
-        rows = [i for i in db_api.list_instances(session) if i.project_id == project_id]
-    return Usage(len(rows), sum(i.vcpus for i in rows), sum(i.memory_mb for i in rows))
-
-
 def show_limits(request: Request, tenant_id: TenantQuery = None) -> dict[str, Any]:
     """GET /limits[?tenant_id=]: the caller's project unless an admin names another; from 2.36
     without the network limits."""
-    used = usage(request, tenant_id or get_context(request).project_id)
+    project_id = get_caller(request).project_id
+    if tenant_id is not None:
+        project_id = tenant_id
+        policy.authorize(request, policies.LIMITS_OTHER_PROJECT, {"project_id": tenant_id})
+    with get_context(request).database.reader() as session:
+        used = db_projects.usage(session, project_id)
+        limits = quota.project_limits(request, session, project_id)
     absolute = {
         "maxImageMeta": UNLIMITED,
         "maxPersonality": UNLIMITED,
@@ -53,11 +48,11 @@ def show_limits(request: Request, tenant_id: TenantQuery = None) -> dict[str, An
         "maxServerGroupMembers": UNLIMITED,
         "maxServerGroups": UNLIMITED,
         "maxServerMeta": UNLIMITED,
-        "maxTotalCores": UNLIMITED,
+        "maxTotalCores": limits.cores,
         "maxTotalFloatingIps": UNLIMITED,
-        "maxTotalInstances": UNLIMITED,
+        "maxTotalInstances": limits.instances,
         "maxTotalKeypairs": UNLIMITED,
-        "maxTotalRAMSize": UNLIMITED,
+        "maxTotalRAMSize": limits.ram,
         "totalCoresUsed": used.cores,
         "totalFloatingIpsUsed": 0,
         "totalInstancesUsed": used.instances,

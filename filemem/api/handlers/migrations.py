@@ -7,11 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
 
+from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import NotFound
 from filemem.api.handlers.server_views import iso
-from filemem.api.handlers.servers import ServerIdPath, find
+from filemem.api.handlers.servers import ServerIdPath, find_visible
+from filemem.api.identity import get_caller
 from filemem.api.microversion import at_least, require
+from filemem.api.policies import compute as policies
 from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Migration
 
@@ -65,6 +68,10 @@ def list_migrations(
             instance_uuid=instance_uuid,
             migration_type=migration_type if at_least(request, "2.23") else None,
         )
+        # A project manager sees its own project's migrations (nova's index:all_projects).
+        if not policy.allowed(request, policies.MIGRATIONS_ALL_PROJECTS):
+            project = get_caller(request).project_id
+            rows = [row for row in rows if row.project_id == project]
         return {"migrations": [migration_view(request, row) for row in rows]}
 
 
@@ -72,7 +79,7 @@ def list_server_migrations(request: Request, server_id: ServerIdPath) -> dict[st
     """GET /servers/{id}/migrations (2.23): the live migrations in progress."""
     needs(request, "2.23")
     with get_context(request).database.reader() as session:
-        instance = find(session, server_id)
+        instance = find_visible(request, session, server_id)
         rows = migrations_db.list_migrations(
             session,
             instance_uuid=instance.uuid,
@@ -92,7 +99,7 @@ def show_server_migration(
     """GET /servers/{id}/migrations/{mid} (2.23): a live migration in progress."""
     needs(request, "2.23")
     with get_context(request).database.reader() as session:
-        instance = find(session, server_id)
+        instance = find_visible(request, session, server_id)
         rows = migrations_db.list_migrations(
             session,
             instance_uuid=instance.uuid,
@@ -108,7 +115,7 @@ def show_server_migration(
 def _no_live_migration(request: Request, server_id: str, migration_id: str) -> NotFound:
     # filemem does not live-migrate yet, so no migration of a server is ever in progress.
     with get_context(request).database.reader() as session:
-        find(session, server_id)
+        find_visible(request, session, server_id)
     return _not_found(server_id, migration_id)
 
 

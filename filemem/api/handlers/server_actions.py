@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, Request, Response
 
+from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict
 from filemem.api.handlers import server_console, server_moves
@@ -19,8 +20,10 @@ from filemem.api.handlers.instance_state import (
     refusal,
     transition,
 )
-from filemem.api.handlers.servers import ServerIdPath, find
+from filemem.api.handlers.servers import ServerIdPath, find_visible
+from filemem.api.identity import get_caller
 from filemem.api.microversion import APIVersion, api_version
+from filemem.api.policies import servers as policies
 from filemem.api.schemas import server_actions as schemas
 from filemem.common import states
 from filemem.db import api as db_api
@@ -100,12 +103,18 @@ def _state_action(name: str) -> Handler:
 
 def _lock(request: Request, instance: Instance, value: Any) -> Response:
     schemas.parse(schemas.NoBody, "lock", value)
-    _set_lock(request, instance, "admin" if caller_is_admin(request) else "owner", "lock")
+    owner = get_caller(request).project_id == instance.project_id
+    _set_lock(request, instance, "owner" if owner else "admin", "lock")
     return Response(status_code=202)
 
 
 def _unlock(request: Request, instance: Instance, value: Any) -> Response:
     schemas.parse(schemas.NoBody, "unlock", value)
+    # nova's is_expected_locked_by: a lock taken by an admin of another project needs the
+    # override to be lifted.
+    owner = get_caller(request).project_id == instance.project_id
+    if instance.locked_by == "admin" and owner and not caller_is_admin(request):
+        policy.authorize(request, policies.UNLOCK_OVERRIDE)
     _set_lock(request, instance, None, "unlock")
     return Response(status_code=202)
 
@@ -197,7 +206,9 @@ def server_action(
     if entry is None or api_version(request) < entry[1]:
         raise BadRequest(f"There is no such action: {name}")
     with get_context(request).database.reader() as session:
-        instance = find(session, server_id)
+        instance = find_visible(request, session, server_id)
+    target = {"project_id": instance.project_id, "user_id": instance.user_id}
+    policy.authorize(request, policies.ACTION_RULES[name], target)
     if instance.deleted_requested:
         raise Conflict(f"Cannot '{name}' instance {instance.uuid} while it is being deleted")
     return entry[0](request, instance, value)

@@ -11,12 +11,15 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from filemem.api import policy, quota
 from filemem.api.context import get_context
-from filemem.api.errors import ApiError, BadRequest
+from filemem.api.errors import BadRequest, Forbidden
 from filemem.api.handlers import server_views as views
 from filemem.api.handlers.availability_zones import available_zones
+from filemem.api.handlers.servers import visible_project
 from filemem.api.identity import Caller, get_caller
 from filemem.api.microversion import at_least
+from filemem.api.policies import servers as policies
 from filemem.api.request_id import request_id
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.api.schemas.servers import ServerCreate, ServerCreateRequest, is_true
@@ -27,6 +30,7 @@ from filemem.common.resources import IMAGE_MEM_PAGE_SIZE, MEM_PAGE_SIZE
 from filemem.db import api as db_api
 from filemem.db import instance_actions
 from filemem.db import keypairs as db_keypairs
+from filemem.db import projects as db_projects
 from filemem.db.models import Flavor, Image, Instance
 
 # nova's default metadata_items quota; filemem enforces it as nova does, with a 403.
@@ -37,10 +41,6 @@ NO_NETWORKING = 'filemem has no networking: use networks "none"'
 # nova's multi_instance_display_name_template default.
 NAME_TEMPLATE = "%(name)s-%(count)d"
 _RESERVATION_CHARS = string.digits + string.ascii_lowercase
-
-
-class Forbidden(ApiError):
-    status = 403
 
 
 def metadata_quota(metadata: dict[str, str]) -> None:
@@ -78,9 +78,13 @@ def reservation_id() -> str:
     return "r-" + "".join(secrets.choice(_RESERVATION_CHARS) for _ in range(8))
 
 
-def _refs(session: Session, spec: ServerCreate) -> tuple[Flavor, Image]:
+def _refs(session: Session, spec: ServerCreate, project_id: str | None) -> tuple[Flavor, Image]:
+    """The flavor (a private one only for a project with access, or an admin: project_id None)
+    and the image; 400 naming the one not found."""
     flavor_id = ref_id(spec.flavorRef)
     flavor = db_api.get_flavor(session, flavor_id) if is_flavor_id(flavor_id) else None
+    if flavor is not None and project_id is not None:
+        flavor = flavor if db_projects.has_access(session, flavor, project_id) else None
     if flavor is None:
         raise BadRequest(f"Flavor {flavor_id} could not be found. Invalid flavorRef provided.")
     image_id = ref_id(spec.image_ref)
@@ -149,10 +153,10 @@ def _values(
 
 
 def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
-    """The rows of one request, sharing a reservation id, each with its create action."""
-    ctx = get_context(request)
-    caller = get_caller(request)
-    _low, count = spec.counts
+    """The rows of one request, sharing a reservation id, each with its create action; as many
+    as the project's quota lets through (at least min_count, else 403)."""
+    ctx, caller = get_context(request), get_caller(request)
+    low, high = spec.counts
     reservation = reservation_id()
     with ctx.database.session() as session:
         if (
@@ -160,8 +164,12 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
             and db_keypairs.get(session, caller.user_id, spec.key_name) is None
         ):
             raise BadRequest("Invalid key_name provided.")
-        flavor, image = _refs(session, spec)
+        flavor, image = _refs(session, spec, visible_project(request))
         zone = _zone_request(session, spec.availability_zone)
+        if zone.host is not None:
+            policy.authorize(request, policies.CREATE_FORCED_HOST)
+        # Counted in the transaction that inserts; recheck() covers other API processes.
+        count = quota.allowed_instances(request, session, caller.project_id, flavor, low, high)
         where = {"availability_zone": zone.zone, "requested_host": zone.host}
         instances = []
         for index in range(count):
@@ -178,6 +186,7 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
                 user_id=caller.user_id,
             )
             instances.append(instance)
+    quota.recheck(request, caller.project_id, instances)
     return instances
 
 

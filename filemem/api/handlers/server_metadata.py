@@ -10,7 +10,7 @@ from fastapi import Path, Request, Response
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
 from filemem.api.handlers.server_create import metadata_quota
-from filemem.api.handlers.servers import ServerIdPath, find
+from filemem.api.handlers.servers import ServerIdPath, find_visible
 from filemem.api.schemas.servers import MetadataRequest, MetaItemRequest
 from filemem.common import states
 from filemem.db import api as db_api
@@ -38,7 +38,7 @@ def _change(
 ) -> dict[str, Any]:
     """Apply `edit` to the metadata when the state allows it (compare-and-swap); the result."""
     with get_context(request).database.session() as session:
-        instance = find(session, server_id)
+        instance = find_visible(request, session, server_id)
         metadata = edit(dict(instance.metadata_ or {}))
         metadata_quota(metadata)
         # No change row: metadata is nothing a host's agent acts on.
@@ -62,7 +62,7 @@ def _change(
 def list_metadata(request: Request, server_id: ServerIdPath) -> dict[str, Any]:
     """GET /servers/{id}/metadata."""
     with get_context(request).database.reader() as session:
-        return {"metadata": dict(find(session, server_id).metadata_ or {})}
+        return {"metadata": dict(find_visible(request, session, server_id).metadata_ or {})}
 
 
 def create_metadata(
@@ -86,7 +86,7 @@ def show_metadata_item(
 ) -> dict[str, Any]:
     """GET /servers/{id}/metadata/{key}."""
     with get_context(request).database.reader() as session:
-        metadata = dict(find(session, server_id).metadata_ or {})
+        metadata = dict(find_visible(request, session, server_id).metadata_ or {})
     if key not in metadata:
         raise NotFound(NO_ITEM)
     return {"meta": {key: metadata[key]}}

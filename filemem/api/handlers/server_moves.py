@@ -8,18 +8,21 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from filemem.api import microversion
+from filemem.api import microversion, policy, quota
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict
 from filemem.api.handlers import instance_state as actions
 from filemem.api.handlers import server_views as views
 from filemem.api.handlers.server_create import check_page_size
+from filemem.api.handlers.servers import visible_project
+from filemem.api.policies import servers as policies
 from filemem.api.schemas import server_actions as schemas
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.common import states
 from filemem.conductor.resize import InstanceChanged, ResizeConductor, ResizeRefused
 from filemem.db import api as db_api
 from filemem.db import instance_actions as actions_db
+from filemem.db import projects as db_projects
 from filemem.db.models import Instance
 
 REBUILD = actions.Transition(
@@ -64,6 +67,9 @@ def _new_flavor(request: Request, instance: Instance, ref: str) -> Any:
     flavor_id = ref_id(ref)
     with get_context(request).database.reader() as session:
         flavor = db_api.get_flavor(session, flavor_id) if is_flavor_id(flavor_id) else None
+        project = visible_project(request)
+        if flavor is not None and project is not None:
+            flavor = flavor if db_projects.has_access(session, flavor, project) else None
     if flavor is None:
         raise BadRequest("Unable to locate requested flavor.")
     if flavor.flavorid == instance.flavor_id:
@@ -87,6 +93,7 @@ def resize(request: Request, instance: Instance, value: Any) -> Response:
             "by cold migration); [DEFAULT] allow_resize_to_same_host = false forbids that"
         )
     actions.check_lock(request, instance)
+    quota.check_resize(request, instance, flavor)
     allowed = (states.ACTIVE, states.STOPPED)
     if instance.vm_state not in allowed or instance.task_state is not None:
         raise Conflict(actions.refusal("resize", instance.uuid, instance, allowed))
@@ -145,6 +152,8 @@ def live_migrate(request: Request, instance: Instance, value: Any) -> Response:
         schemas.parse(schemas.LiveMigrate225, "os-migrateLive", value)
     else:
         schemas.parse(schemas.LiveMigrate21, "os-migrateLive", value)
+    if isinstance(value, dict) and value.get("host"):
+        policy.authorize(request, policies.MIGRATE_LIVE_HOST)
     allowed = (states.ACTIVE, states.PAUSED)
     if instance.vm_state not in allowed or instance.task_state is not None:
         raise Conflict(actions.refusal("os-migrateLive", instance.uuid, instance, allowed))

@@ -10,7 +10,7 @@ from fastapi import Path, Request, Response
 
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
-from filemem.api.handlers.servers import ServerIdPath, find
+from filemem.api.handlers.servers import ServerIdPath, find_visible
 from filemem.api.links import base_url
 from filemem.api.microversion import require
 from filemem.api.schemas.servers import MAX_TAGS, TagsRequest
@@ -38,7 +38,7 @@ def _change(
 ) -> list[str]:
     """Apply `edit` to the tags when the vm_state allows it (compare-and-swap); the result."""
     with get_context(request).database.session() as session:
-        instance = find(session, server_id)
+        instance = find_visible(request, session, server_id)
         if instance.vm_state not in TAGGABLE_VM_STATES:
             raise Conflict(
                 f"Cannot '{action}' instance {server_id} while it is in vm_state "
@@ -61,7 +61,7 @@ def list_tags(request: Request, server_id: ServerIdPath) -> dict[str, Any]:
     """GET /servers/{id}/tags."""
     require(request, TAGS_SINCE)
     with get_context(request).database.reader() as session:
-        return {"tags": list(find(session, server_id).tags or [])}
+        return {"tags": list(find_visible(request, session, server_id).tags or [])}
 
 
 def replace_tags(request: Request, server_id: ServerIdPath, body: TagsRequest) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def show_tag(request: Request, server_id: ServerIdPath, tag: TagPath) -> Respons
     """GET /servers/{id}/tags/{tag}: 204 when the server has it, 404 when not."""
     require(request, TAGS_SINCE)
     with get_context(request).database.reader() as session:
-        tags = list(find(session, server_id).tags or [])
+        tags = list(find_visible(request, session, server_id).tags or [])
     if tag not in tags:
         raise NotFound(f"Server {server_id} has no tag '{tag}'")
     return Response(status_code=204)

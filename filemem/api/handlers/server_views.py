@@ -10,9 +10,11 @@ from typing import Any
 
 from fastapi import Request
 
+from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.links import bookmark, resource_links
 from filemem.api.microversion import at_least
+from filemem.api.policies import servers as policies
 from filemem.common import states
 from filemem.common.aggregates import DEFAULT_ZONE
 from filemem.common.resources import IMAGE_MEM_PAGE_SIZE
@@ -170,6 +172,15 @@ def availability_zone(request: Request, instance: Instance) -> str:
     return zones.get(instance.host, DEFAULT_ZONE)
 
 
+def _target(instance: Instance) -> dict[str, str]:
+    return {"project_id": instance.project_id, "user_id": instance.user_id}
+
+
+def _admin_view(request: Request, instance: Instance) -> bool:
+    """os-extended-server-attributes (admin by default): the host and other admin fields."""
+    return policy.allowed(request, policies.EXTENDED_ATTRIBUTES, _target(instance))
+
+
 def detail(
     request: Request, instance: Instance, statuses: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -185,16 +196,18 @@ def detail(
         "security_groups": [],
         "os-extended-volumes:volumes_attached": [],
         "OS-EXT-AZ:availability_zone": availability_zone(request, instance),
-        **_extended_attributes(request, instance),
+        **(_extended_attributes(request, instance) if _admin_view(request, instance) else {}),
         "OS-EXT-STS:vm_state": instance.vm_state,
         "OS-EXT-STS:task_state": instance.task_state,
         "OS-EXT-STS:power_state": instance.power_state,
         "OS-SRV-USG:launched_at": launched,
         "OS-SRV-USG:terminated_at": None,
     }
-    host_status = (statuses or {}).get(instance.host or "", "")
+    host_status: str | None = (statuses or {}).get(instance.host or "", "")
+    if not policy.allowed(request, policies.SHOW_HOST_STATUS, _target(instance)):
+        host_status = None
     view.update(_versioned(request, instance, host_status))
-    if instance.memory_usage and instance.host:
+    if instance.memory_usage and instance.host and _admin_view(request, instance):
         # An admin attribute like OS-EXT-SRV-ATTR:*: where the guest's memory lives right now.
         view["filemem:memory_usage"] = dict(instance.memory_usage)
     return view

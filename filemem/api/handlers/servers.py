@@ -7,13 +7,16 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, Response
+from oslo_utils import strutils
 from sqlalchemy.orm import Session
 
+from filemem.api import policy
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest, NotFound
 from filemem.api.handlers import server_views as views
 from filemem.api.identity import get_caller
 from filemem.api.microversion import at_least
+from filemem.api.policies import servers as policies
 from filemem.api.request_id import request_id
 from filemem.api.schemas.common import is_uuid
 from filemem.api.schemas.servers import ServerUpdateRequest
@@ -27,11 +30,22 @@ ServerIdPath = Annotated[str, Path(max_length=255)]
 MAX_LIMIT = 1000
 
 
-def find(session: Session, server_id: str) -> Instance:
+def find(session: Session, server_id: str, project_id: str | None = None) -> Instance:
+    """The instance; 404 (nova's message) when there is none, or it is not `project_id`'s."""
     instance = db_api.get_instance(session, server_id) if is_uuid(server_id) else None
-    if instance is None:
+    if instance is None or (project_id is not None and instance.project_id != project_id):
         raise NotFound(f"Instance {server_id} could not be found.")
     return instance
+
+
+def visible_project(request: Request) -> str | None:
+    """nova's project_only lookups: an admin context finds any project's server, any other
+    caller only its own project's (another project's server is a 404, never a 403)."""
+    return None if policy.is_admin(request) else get_caller(request).project_id
+
+
+def find_visible(request: Request, session: Session, server_id: str) -> Instance:
+    return find(session, server_id, visible_project(request))
 
 
 def _name_filter(pattern: str | None) -> re.Pattern[str] | None:
@@ -46,6 +60,7 @@ def _name_filter(pattern: str | None) -> re.Pattern[str] | None:
 def _filtered(
     ctx: ApiContext,
     *,
+    project_id: str | None,
     name: str | None,
     status: str | None,
     host: str | None,
@@ -59,6 +74,8 @@ def _filtered(
         instances = db_api.list_instances(
             session, host=host, flavor_id=flavor, image_id=image, tags=tags
         )
+    if project_id is not None:
+        instances = [i for i in instances if i.project_id == project_id]
     if matcher is not None:
         instances = [i for i in instances if matcher.search(i.display_name)]
     if status is not None:
@@ -97,6 +114,35 @@ def _tag_filter(request: Request) -> db_api.TagFilter | None:
 Limit = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
 
 
+def _all_tenants(request: Request) -> bool:
+    """nova's is_all_tenants: present without a value is true, else a strict boolean."""
+    value = request.query_params.get("all_tenants")
+    if value is None:
+        return False
+    if value == "":
+        return True
+    try:
+        return strutils.bool_from_string(value, strict=True)
+    except ValueError as exc:
+        raise BadRequest(f"Invalid input for query parameters all_tenants. {exc}") from exc
+
+
+def _project_scope(request: Request, detail: bool) -> tuple[str | None, bool]:
+    """(the project to list, whether admin-only filters apply), as nova's _get_servers:
+    all_tenants needs ...:get_all_tenants (403 otherwise) and then lists every project or the
+    one named by project_id/tenant_id; without it the caller's own project, and a non-admin's
+    admin-only filters (host, project_id, tenant_id) are dropped silently."""
+    all_filters = policy.allowed(request, policies.ALLOW_ALL_FILTERS)
+    if _all_tenants(request):
+        policy.authorize(
+            request, policies.DETAIL_ALL_TENANTS if detail else policies.INDEX_ALL_TENANTS
+        )
+        params = request.query_params
+        named = params.get("project_id") or params.get("tenant_id") if all_filters else None
+        return named, all_filters
+    return get_caller(request).project_id, all_filters
+
+
 def _listing(
     request: Request,
     name: str | None,
@@ -106,12 +152,15 @@ def _listing(
     image: str | None,
     limit: int | None,
     marker: str | None,
+    detail: bool = False,
 ) -> tuple[list[Instance], list[dict[str, str]]]:
+    project_id, all_filters = _project_scope(request, detail)
     instances = _filtered(
         get_context(request),
+        project_id=project_id,
         name=name,
         status=status,
-        host=host,
+        host=host if all_filters else None,
         flavor=flavor,
         image=image,
         tags=_tag_filter(request),
@@ -150,7 +199,7 @@ def list_servers_detail(
     marker: Filter = None,
 ) -> dict[str, Any]:
     """GET /servers/detail."""
-    page, links = _listing(request, name, status, host, flavor, image, limit, marker)
+    page, links = _listing(request, name, status, host, flavor, image, limit, marker, True)
     statuses = views.host_statuses(request, page) if at_least(request, "2.16") else {}
     return _list_body([views.detail(request, i, statuses) for i in page], links)
 
@@ -165,7 +214,7 @@ def _list_body(servers: list[dict[str, Any]], links: list[dict[str, str]]) -> di
 def show_server(request: Request, server_id: ServerIdPath) -> dict[str, Any]:
     """GET /servers/{server_id}."""
     with get_context(request).database.reader() as session:
-        return {"server": views.detail(request, find(session, server_id))}
+        return {"server": views.detail(request, find_visible(request, session, server_id))}
 
 
 def update_server(
@@ -188,7 +237,7 @@ def update_server(
     if "description" in given:
         values["description"] = spec.description
     with get_context(request).database.session() as session:
-        instance = find(session, server_id)
+        instance = find_visible(request, session, server_id)
         if values:
             # No change row: a name or description is nothing a host's agent acts on.
             updated = db_api.update_instance(session, instance.uuid, values, notify=False)
@@ -201,16 +250,15 @@ def update_server(
 def delete_server(request: Request, server_id: ServerIdPath) -> Response:
     """DELETE /servers/{server_id}: 204; the host's agent destroys it, unscheduled ones go now."""
     ctx = get_context(request)
-    caller = get_caller(request)
     with ctx.database.session() as session:
-        instance = find(session, server_id)
+        instance = find_visible(request, session, server_id)
         instance_actions.record_action(
             session,
             instance.uuid,
             instance_actions.DELETE,
             request_id=request_id(request),
-            project_id=caller.project_id,
-            user_id=caller.user_id,
+            project_id=instance.project_id,
+            user_id=get_caller(request).user_id,
         )
     ctx.conductor.delete(instance)
     return Response(status_code=204)

@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from filemem.api import microversion
-from filemem.api.context import get_context
-from filemem.api.errors import NotFound
+from filemem.api.identity import get_caller
 from filemem.api.links import base_url
 
 MIN_VERSION = str(microversion.MIN_VERSION)
@@ -74,35 +73,34 @@ def identity_v3(request: Request) -> dict[str, Any]:
     return {"version": _identity_version(base_url(request))}
 
 
-def _project(request: Request) -> dict[str, Any]:
-    ctx = get_context(request)
+def _project(request: Request, project_id: str | None = None) -> dict[str, Any]:
+    """The caller's project, or the one named: filemem has no project registry (projects come
+    with the caller's credential), so any project id names a project, as nova takes them."""
+    project_id = project_id or get_caller(request).project_id
     base = base_url(request)
     return {
-        "id": ctx.project_id,
-        "name": ctx.project_id,
+        "id": project_id,
+        "name": project_id,
         "domain_id": "default",
-        "description": "filemem's one project (no Keystone: every token is its admin)",
+        "description": "a project of filemem's callers (filemem keeps no project registry)",
         "enabled": True,
         "is_domain": False,
         "parent_id": "default",
         "tags": [],
-        "links": {"self": f"{base}/identity/v3/projects/{ctx.project_id}"},
+        "links": {"self": f"{base}/identity/v3/projects/{project_id}"},
     }
 
 
 def show_project(request: Request, project_id: str) -> dict[str, Any]:
-    """GET /identity/v3/projects/{id}: the one project, so clients that look a project up
-    (`openstack quota show filemem`, `usage show --project filemem`) find it."""
-    project = _project(request)
-    if project_id not in (project["id"], project["name"]):
-        raise NotFound(f"Could not find project: {project_id}.")
-    return {"project": project}
+    """GET /identity/v3/projects/{id}: any project, so clients that look a project up
+    (`openstack quota show P`, `usage show --project P`, `flavor set --project P`) find it."""
+    return {"project": _project(request, project_id)}
 
 
 def list_projects(request: Request, name: str | None = None) -> dict[str, Any]:
-    """GET /identity/v3/projects[?name=]: the one project (or none for another name)."""
-    project = _project(request)
-    projects = [project] if name in (None, project["name"]) else []
+    """GET /identity/v3/projects[?name=]: the caller's project, or the one named."""
+    project = _project(request, name)
+    projects = [project]
     return {
         "projects": projects,
         "links": {"self": project["links"]["self"], "next": None, "previous": None},
