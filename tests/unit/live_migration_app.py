@@ -78,9 +78,10 @@ def migration_of(app: ServersApp, uuid: str) -> Any:
 
 
 def event(app: ServersApp, migration_uuid: str, name: str, **body: Any) -> httpx.Response:
-    return app.client.post(
+    response: httpx.Response = app.client.post(
         f"/filemem/v1/migrations/{migration_uuid}/events", json={"event": name, **body}
     )
+    return response
 
 
 def view_of(app: ServersApp, host: str, uuid: str) -> dict[str, Any] | None:

@@ -103,7 +103,7 @@ def test_failed_rolls_back_exactly(app: ServersApp) -> None:
 
 
 def test_cancelled_after_abort(app: ServersApp) -> None:
-    dest, dest_rp = two_hosts(app)
+    _dest, dest_rp = two_hosts(app)
     uuid = active_server(app)
     assert migrate(app, uuid).status_code == 202
     row = migration_of(app, uuid)
