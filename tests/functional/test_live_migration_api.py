@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openstack.connection
 import pytest
 from openstack.config import loader
+from openstack.connection import Connection
 
 from filemem.common.resources import MEMORY_MB, VCPU
 from filemem.devtools.test_image import TestImage
@@ -134,9 +134,9 @@ class Hosts:
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result.stdout
 
-    def sdk(self) -> openstack.connection.Connection:
+    def sdk(self) -> Connection:
         config = loader.OpenStackConfig(config_files=[self.environ["OS_CLIENT_CONFIG_FILE"]])
-        return openstack.connection.Connection(config=config.get_one("lm"))
+        return Connection(config=config.get_one("lm"))
 
     def migrate(self, uuid: str, host: str | None, version: str = "2.30") -> httpx.Response:
         body = {"os-migrateLive": {"host": host, "block_migration": "auto"}}
