@@ -26,7 +26,7 @@ from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Instance, Migration, Service, utcnow
 from filemem.db.session import Database
 from filemem.exceptions import FilememError
-from filemem.placement.client import PlacementClient
+from filemem.placement.client import ConsumerGenerationConflict, PlacementClient
 from filemem.scheduler import NoValidHost, RequestSpec
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +45,10 @@ TERMINAL = (
 
 class LiveMigrationRefused(FilememError):
     """A precheck refused the move (nova's MigrationPreCheckError / NoValidHost): 400."""
+
+
+class HostNotFound(LiveMigrationRefused):
+    """The named destination is no compute host (nova's ComputeHostNotFound: 400 at once)."""
 
 
 class InstanceBusy(FilememError):
@@ -112,17 +116,17 @@ class LiveMigrationConductor:
             raise LiveMigrationRefused(f"instance {instance.uuid} runs on no known host")
         if ask.host is not None:
             if dest is None:
-                raise LiveMigrationRefused(f"Compute host {ask.host} could not be found.")
+                raise HostNotFound(f"Compute host {ask.host} could not be found.")
             refusal = checks.destination_refusal(guest, source, dest)
             if refusal is not None:
                 raise LiveMigrationRefused(refusal)
         migration_uuid = str(uuidlib.uuid4())
-        held = self._source_allocation(instance, source.provider_uuid)
+        generation, held = self._source_allocation(instance, source.provider_uuid)
         if ask.host is not None and ask.force:
             assert dest is not None and dest.provider_uuid is not None
-            self._claim_forced(instance, migration_uuid, held, dest.provider_uuid)
+            self._claim_forced(instance, migration_uuid, (generation, held), dest.provider_uuid)
         else:
-            self._move(instance, {migration_uuid: held, instance.uuid: {}})
+            self._first_move(instance, generation, {migration_uuid: held, instance.uuid: {}})
             try:
                 dest = self._schedule(instance, guest, source, dest)
             except LiveMigrationRefused:
@@ -149,14 +153,38 @@ class LiveMigrationConductor:
                 host_facts(dst, self.down_after) if dst else None,
             )
 
-    def _source_allocation(self, instance: Instance, provider: str) -> dict[str, dict[str, int]]:
-        _, current = self.placement.get_allocations(instance.uuid)
+    def _source_allocation(
+        self, instance: Instance, provider: str
+    ) -> tuple[int | None, dict[str, dict[str, int]]]:
+        """The instance consumer's generation and its allocation on the source."""
+        generation, current = self.placement.get_allocations(instance.uuid)
         if set(current) != {provider}:
-            raise LiveMigrationRefused(
+            raise InstanceBusy(
                 f"instance {instance.uuid} holds no allocation on its host's provider "
-                f"{provider} alone ({sorted(current)}); it cannot be live-migrated"
+                f"{provider} alone ({sorted(current)}); another move may be under way"
             )
-        return {provider: dict(current[provider])}
+        return generation, {provider: dict(current[provider])}
+
+    def _first_move(
+        self,
+        instance: Instance,
+        generation: int | None,
+        consumers: dict[str, dict[str, dict[str, int]]],
+    ) -> None:
+        """The move away from the source, at the generation the source allocation was read
+        at: a concurrent request that moved it meanwhile makes this one a 409, never a
+        second copy of the source allocation."""
+        types = {c: MIGRATION_CONSUMER_TYPE for c in consumers if c != instance.uuid}
+        generations: dict[str, int | None] = {c: None for c in consumers}
+        generations[instance.uuid] = generation
+        try:
+            self.placement.move_allocations(
+                consumers, generations, instance.project_id, instance.user_id, types
+            )
+        except ConsumerGenerationConflict as exc:
+            raise InstanceBusy(
+                f"instance {instance.uuid} changed while it was being migrated: {exc}"
+            ) from exc
 
     def _move(self, instance: Instance, consumers: dict[str, dict[str, dict[str, int]]]) -> None:
         """One POST /allocations over these consumers (generations read just before)."""
@@ -167,13 +195,21 @@ class LiveMigrationConductor:
         )
 
     def _claim_forced(
-        self, instance: Instance, migration_uuid: str, held: dict[str, dict[str, int]], dest: str
+        self,
+        instance: Instance,
+        migration_uuid: str,
+        source: tuple[int | None, dict[str, dict[str, int]]],
+        dest: str,
     ) -> None:
         """A forced host: the source moves to the migration and the destination is claimed
         for the instance in one write, so neither host under-counts at any moment."""
         wanted = guest_resources(instance.memory_mb, instance.vcpus, instance.root_gb)
+        generation, held = source
+        consumers = {migration_uuid: held, instance.uuid: {dest: wanted}}
         try:
-            self._move(instance, {migration_uuid: held, instance.uuid: {dest: wanted}})
+            self._first_move(instance, generation, consumers)
+        except InstanceBusy:
+            raise
         except FilememError as exc:
             raise LiveMigrationRefused(
                 f"{checks.NO_VALID_HOST} the destination does not fit the guest in Placement: {exc}"

@@ -159,8 +159,9 @@ def test_named_host_goes_through_the_scheduler(app: ServersApp) -> None:
     uuid = active_server(app)
     same = migrate(app, uuid, "2.30", host=app.host)
     assert same.status_code == 400 and "current host" in same.text
-    unknown = migrate(app, uuid, "2.30", host="nowhere")
-    assert unknown.status_code == 400 and "could not be found" in unknown.text
+    for version in ("2.30", "2.34"):
+        unknown = migrate(app, uuid, version, host="nowhere")
+        assert unknown.status_code == 400 and "could not be found" in unknown.text
     assert migrate(app, uuid, "2.30", host=dest, force=False).status_code == 202
     assert allocations(app, uuid) == {dest_rp: 256}
 
@@ -279,3 +280,39 @@ def test_delete_service(app: ServersApp) -> None:
     assert allocations(app, uuid) == {app.provider: 256}
     with app.ctx.database.reader() as session:
         assert migrations_db.live_in_progress_on(session, app.host) == []
+
+
+def test_a_concurrent_move_of_the_allocation_is_a_409(app: ServersApp) -> None:
+    """The first write away from the source is at the generation the prechecks read: a
+    request racing another never makes a second copy of the source allocation."""
+    from filemem.conductor import live_migration as live
+
+    dest, dest_rp = two_hosts(app)
+    uuid = active_server(app)
+    conductor = live.LiveMigrationConductor(
+        app.ctx.database, app.ctx.placement, app.ctx.scheduler, app.ctx.down_after
+    )
+    real = conductor._source_allocation
+
+    def stale(instance: object, provider: str) -> tuple[int | None, dict[str, dict[str, int]]]:
+        generation, held = real(instance, provider)  # type: ignore[arg-type]
+        # Another API process moves the allocation meanwhile (same amounts, new generation).
+        for memory_mb in (128, 256):
+            resources = {"MEMORY_MB": memory_mb, "VCPU": 1}
+            app.placement.claim(uuid, app.provider, resources, owner[0], owner[1])
+        return generation, held
+
+    with app.ctx.database.reader() as session:
+        instance = db_api.get_instance(session, uuid)
+        assert instance is not None
+        session.expunge(instance)
+    owner = (instance.project_id, instance.user_id)
+    conductor._source_allocation = stale  # type: ignore[method-assign]
+    ask = live.Request(dest, False, False, True, "req-1", "p", "u")
+    try:
+        conductor.start(instance, ask)
+    except live.InstanceBusy as exc:
+        assert "changed while it was being migrated" in str(exc)
+    else:
+        raise AssertionError("a stale generation was written over")
+    assert allocations(app, uuid) == {app.provider: 256} and usage(app, dest_rp) == 0

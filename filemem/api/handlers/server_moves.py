@@ -174,6 +174,8 @@ def live_migrate(request: Request, instance: Instance, value: Any) -> Response:
         conductor.start(instance, ask)
     except live.InstanceBusy as exc:
         raise Conflict(str(exc)) from exc
+    except live.HostNotFound as exc:
+        raise BadRequest(str(exc)) from exc
     except live.LiveMigrationRefused as exc:
         if not microversion.at_least(request, ASYNC_PRECHECKS):
             raise BadRequest(str(exc)) from exc
