@@ -305,3 +305,38 @@ def play_agents(hosts: Hosts, done: threading.Event) -> None:
             hosts.event(migration_uuid, "progress", memory_processed_bytes=RAM << 20, **figures)
             hosts.event(migration_uuid, "completed")
         time.sleep(0.2)
+
+
+def test_filemem_server_migrate_waits_for_the_agents(hosts: Hosts, test_image: TestImage) -> None:
+    hosts.register("lm-c")
+    uuid = boot(hosts, test_image, "waited")
+    hosts.register("lm-d")
+    done = threading.Event()
+    agents = threading.Thread(target=play_agents, args=(hosts, done), daemon=True)
+    agents.start()
+    try:
+        result = subprocess.run(
+            [FILEMEM, "server", "migrate", "waited", "--host", "lm-d", "--wait", "--json"],
+            env=hosts.environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        done.set()
+        agents.join(10)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    outcome = json.loads(result.stdout)
+    assert (outcome["status"], outcome["source"], outcome["dest"]) == ("completed", "lm-c", "lm-d")
+    assert hosts.held(uuid) == {"lm-d": RAM} and hosts.usage("lm-c") == 0
+    # A forced move to the host it is on is refused: exit 1 with the API's reason.
+    again = subprocess.run(
+        [FILEMEM, "server", "migrate", uuid, "--host", "lm-d", "--force"],
+        env=hosts.environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 1 and "current host (lm-d)" in again.stdout, again
