@@ -183,6 +183,7 @@ def test_refusals_400_before_234_then_recorded(app: ServersApp) -> None:
     assert row.status == "error" and row.reason is not None and expected in row.reason
     listed = app.call("GET", "/os-migrations?migration_type=live-migration", "2.23").json()
     assert [m["status"] for m in listed["migrations"]] == ["error"]
+    assert expected in listed["migrations"][0]["reason"]
     assert instance_host(app, uuid) == (app.host, None)
     assert allocations(app, uuid) == {app.provider: 256} and usage(app, dest_rp) == 0
     actions = app.call("GET", f"/servers/{uuid}/os-instance-actions").json()["instanceActions"]
@@ -316,3 +317,16 @@ def test_a_concurrent_move_of_the_allocation_is_a_409(app: ServersApp) -> None:
     else:
         raise AssertionError("a stale generation was written over")
     assert allocations(app, uuid) == {app.provider: 256} and usage(app, dest_rp) == 0
+
+
+def test_agent_reports_do_not_end_a_live_migration(app: ServersApp) -> None:
+    dest, _ = two_hosts(app)
+    uuid = active_server(app)
+    assert migrate(app, uuid).status_code == 202
+    report = {"vm_state": "active", "task_state": None, "power_state": 1}
+    response = app.client.patch(f"/filemem/v1/instances/{uuid}", json=report)
+    assert response.status_code == 200, response.text
+    assert instance_host(app, uuid) == (app.host, "migrating")
+    hypervisors = app.call("GET", "/os-hypervisors/detail").json()["hypervisors"]
+    shown = {h["hypervisor_hostname"]: h["host_ip"] for h in hypervisors}
+    assert shown[dest] == f"{dest}.example"

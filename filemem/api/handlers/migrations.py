@@ -12,6 +12,7 @@ from filemem.api.errors import BadRequest, Conflict, NotFound
 from filemem.api.handlers import migration_events as events
 from filemem.api.handlers.server_views import iso
 from filemem.api.handlers.servers import ServerIdPath, find
+from filemem.api.identity import get_caller
 from filemem.api.microversion import at_least, require
 from filemem.common import states
 from filemem.conductor import live_migration as live
@@ -49,6 +50,9 @@ def migration_view(request: Request, row: Migration) -> dict[str, Any]:
     }
     if at_least(request, "2.23"):
         view["migration_type"] = row.migration_type
+    if get_caller(request).is_admin:
+        # filemem's addition (the live migration contract): why a move failed, for admins.
+        view["reason"] = row.reason
     return view
 
 
