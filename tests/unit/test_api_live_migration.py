@@ -330,3 +330,40 @@ def test_agent_reports_do_not_end_a_live_migration(app: ServersApp) -> None:
     hypervisors = app.call("GET", "/os-hypervisors/detail").json()["hypervisors"]
     shown = {h["hypervisor_hostname"]: h["host_ip"] for h in hypervisors}
     assert shown[dest] == f"{dest}.example"
+
+
+def test_events_from_a_host_that_is_neither_end_are_409(app: ServersApp) -> None:
+    """A host credential (the Caller's host) may speak only for the source or destination."""
+    from fastapi.testclient import TestClient
+
+    from filemem.api.app import _routes_only
+    from filemem.api.auth import TokenAuthMiddleware
+    from filemem.api.identity import Caller
+    from filemem.api.microversion import MicroversionMiddleware
+
+    dest, _ = two_hosts(app)
+    uuid = active_server(app)
+    assert migrate(app, uuid).status_code == 202
+    row = migration_of(app, uuid)
+
+    def host_credential(token: str) -> Caller | None:
+        host = token.removeprefix("host:")
+        return Caller("agent", "service", host=host, kind="host_credential")
+
+    agents = _routes_only()
+    agents.state.ctx = app.ctx
+    agents.add_middleware(MicroversionMiddleware)
+    agents.add_middleware(
+        TokenAuthMiddleware,
+        token=servers_app.TOKEN,
+        public_paths=(),
+        authenticators=[host_credential],
+    )
+    path = f"/filemem/v1/migrations/{row.uuid}/events"
+    with TestClient(agents) as client:
+        intruder = client.post(path, json={"event": "started"}, headers={"X-Auth-Token": "host:x"})
+        assert intruder.status_code == 409 and "neither the source nor" in intruder.text
+        ours = client.post(
+            path, json={"event": "prepared"}, headers={"X-Auth-Token": f"host:{dest}"}
+        )
+        assert ours.status_code == 200 and migration_of(app, uuid).dest_prepared is True
