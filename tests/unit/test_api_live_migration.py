@@ -367,3 +367,32 @@ def test_events_from_a_host_that_is_neither_end_are_409(app: ServersApp) -> None
             path, json={"event": "prepared"}, headers={"X-Auth-Token": f"host:{dest}"}
         )
         assert ours.status_code == 200 and migration_of(app, uuid).dest_prepared is True
+
+
+def test_lazy_check_source_down_only_before_it_started(app: ServersApp) -> None:
+    _, dest_rp = two_hosts(app)
+    uuid = active_server(app)
+    assert migrate(app, uuid).status_code == 202
+    row = migration_of(app, uuid)
+
+    def age(status: str | None = None) -> None:
+        long_ago = dt.datetime(2020, 1, 1)
+        with app.ctx.database.session() as session:
+            service = db_api.get_service_by_host(session, app.host)
+            assert service is not None
+            service.last_seen_at = long_ago
+            stored = session.get(Migration, row.id)
+            assert stored is not None
+            stored.updated_at = long_ago
+            if status is not None:
+                stored.status = status
+
+    # Running: the guest may be on the destination already; only the agents can tell.
+    age("running")
+    listed = app.call("GET", f"/servers/{uuid}/migrations", "2.23").json()["migrations"]
+    assert [m["status"] for m in listed] == ["running"]
+    age("queued")
+    assert app.call("GET", f"/servers/{uuid}/migrations", "2.23").json()["migrations"] == []
+    failed = migration_of(app, uuid)
+    assert failed.status == "failed" and failed.reason == f"source host {app.host} is down"
+    assert allocations(app, uuid) == {app.provider: 256} and usage(app, dest_rp) == 0
