@@ -157,6 +157,8 @@ def test_forced_host_claims_in_one_write_and_still_prechecks(app: ServersApp) ->
 def test_named_host_goes_through_the_scheduler(app: ServersApp) -> None:
     dest, dest_rp = two_hosts(app)
     uuid = active_server(app)
+    nowhere = migrate(app, uuid, "2.30", force=True)
+    assert nowhere.status_code == 400 and "non-provided destination" in nowhere.text
     same = migrate(app, uuid, "2.30", host=app.host)
     assert same.status_code == 400 and "current host" in same.text
     for version in ("2.30", "2.34"):

@@ -150,6 +150,8 @@ def live_migrate(request: Request, instance: Instance, value: Any) -> Response:
     if microversion.at_least(request, "2.30"):
         body = schemas.parse(schemas.LiveMigrate230, "os-migrateLive", value)
         force = body.force
+        if force and body.host is None:
+            raise BadRequest("Can't force to a non-provided destination")
     elif microversion.at_least(request, "2.25"):
         body = schemas.parse(schemas.LiveMigrate225, "os-migrateLive", value)
         force = None
