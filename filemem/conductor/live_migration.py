@@ -127,15 +127,17 @@ class LiveMigrationConductor:
             self._claim_forced(instance, migration_uuid, (generation, held), dest.provider_uuid)
         else:
             self._first_move(instance, generation, {migration_uuid: held, instance.uuid: {}})
-            try:
+        try:
+            if not ask.force or ask.host is None:
                 dest = self._schedule(instance, guest, source, dest)
-            except LiveMigrationRefused:
-                self._move(instance, {instance.uuid: held, migration_uuid: {}})
-                raise
-        migration = self._hand_over(instance, ask, migration_uuid, dest)
-        if migration is None:
+            migration = self._hand_over(instance, ask, migration_uuid, dest)
+            if migration is None:
+                raise InstanceBusy(f"instance {instance.uuid} changed state while it was migrated")
+        except BaseException:
+            # No migration row names the consumer: the source agent's heal would drop it, so
+            # the source allocation goes back to the instance now, whatever failed.
             self._move(instance, {instance.uuid: held, migration_uuid: {}})
-            raise InstanceBusy(f"instance {instance.uuid} changed state while it was migrated")
+            raise
         return migration
 
     def _facts(

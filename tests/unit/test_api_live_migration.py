@@ -398,3 +398,33 @@ def test_lazy_check_source_down_only_before_it_started(app: ServersApp) -> None:
     failed = migration_of(app, uuid)
     assert failed.status == "failed" and failed.reason == f"source host {app.host} is down"
     assert allocations(app, uuid) == {app.provider: 256} and usage(app, dest_rp) == 0
+
+
+def test_a_broken_scheduler_leaves_the_source_allocation_where_it_was(app: ServersApp) -> None:
+    from filemem.conductor import live_migration as live
+
+    class Broken:
+        def select_and_claim(self, spec: object) -> object:
+            raise RuntimeError("scheduler exploded")
+
+    _, dest_rp = two_hosts(app)
+    uuid = active_server(app)
+    conductor = live.LiveMigrationConductor(
+        app.ctx.database,
+        app.ctx.placement,
+        Broken(),  # type: ignore[arg-type]
+        app.ctx.down_after,
+    )
+    with app.ctx.database.reader() as session:
+        instance = db_api.get_instance(session, uuid)
+        assert instance is not None
+        session.expunge(instance)
+    ask = live.Request(None, False, False, True, "req-2", "p", "u")
+    try:
+        conductor.start(instance, ask)
+    except RuntimeError as exc:
+        assert "exploded" in str(exc)
+    else:
+        raise AssertionError("the scheduler's failure was swallowed")
+    assert allocations(app, uuid) == {app.provider: 256} and usage(app, dest_rp) == 0
+    assert instance_host(app, uuid) == (app.host, None)
