@@ -24,6 +24,7 @@ from filemem.api.handlers import (
     instance_actions,
     keypairs,
     limits,
+    migration_events,
     migrations,
     placement_proxy,
     quota_sets,
@@ -83,6 +84,12 @@ def _agent_routes() -> tuple[Route, ...]:
         agent_route("POST", f"{instance}/gone", agent.instance_gone, by_instance, 204),
         agent_route("PUT", f"{instance}/console", agent.report_console, by_instance, 204),
         agent_route("POST", f"{instance}/events", agent.record_event, by_instance, 204),
+        agent_route(
+            "POST",
+            f"{F}/migrations/{{migration_uuid}}/events",
+            migration_events.record_migration_event,
+            agent_authz.authorize_migration,
+        ),
     )
 
 
@@ -464,6 +471,13 @@ ROUTES: tuple[Route, ...] = (
         rule=SERVICES_UPDATE,
     ),
     Route("PUT", f"{V}/os-services/force-down", services.force_down, rule=SERVICES_UPDATE),
+    Route(
+        "DELETE",
+        f"{V}/os-services/{{service_id}}",
+        services.delete_service,
+        rule="os_compute_api:os-services:delete",
+        status=204,
+    ),
     *_agent_routes(),
     *_credential_routes(),
     *(

@@ -100,6 +100,7 @@ EXPECTED: dict[str, set[str]] = {
     "os_compute_api:os-hypervisors:search": ADMIN_ONLY,
     "os_compute_api:os-services:list": ADMIN_ONLY,
     "os_compute_api:os-services:update": ADMIN_ONLY,
+    "os_compute_api:os-services:delete": ADMIN_ONLY,
     "os_compute_api:os-aggregates:index": ADMIN_ONLY,
     "os_compute_api:os-aggregates:create": ADMIN_ONLY,
     "os_compute_api:os-aggregates:show": ADMIN_ONLY,

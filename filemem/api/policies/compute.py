@@ -149,6 +149,12 @@ _admin = [
         "Update a Compute service (enable, disable, disable-log-reason, force-down)",
         ("PUT", "/os-services/{action}"),
     ),
+    rule(
+        "os_compute_api:os-services:delete",
+        ADMIN,
+        "Delete a Compute service",
+        ("DELETE", "/os-services/{service_id}"),
+    ),
     rule(AGGREGATE % "index", ADMIN, "List all aggregates", ("GET", AGG)),
     rule(AGGREGATE % "create", ADMIN, "Create an aggregate", ("POST", AGG)),
     rule(AGGREGATE % "show", ADMIN, "Show details for an aggregate", ("GET", AGGONE)),
