@@ -155,7 +155,7 @@ class AgentApiClient:
             try:
                 answer = self._call("PUT", path, json=body)
             except ApiRefused as exc:
-                if exc.status != 422 or not details:
+                if exc.status not in (400, 422) or not details:
                     raise
                 # An API older than the live migration fields refuses them: register without.
                 LOG.warning("the API does not take %s yet: %s", sorted(details), exc.reason)
