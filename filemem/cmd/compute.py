@@ -125,7 +125,7 @@ def _reconcile_loop(
             "set it (or [api] admin_token) to the token "
             "of the filemem-api at [DEFAULT] api_endpoint",
         )
-    client = AgentApiClient(conf.api_endpoint, token)
+    client = AgentApiClient(",".join(compute_opts.api_endpoints(conf.api_endpoint)), token)
     return ReconcileLoop(
         host,
         client,

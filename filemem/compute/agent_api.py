@@ -92,15 +92,30 @@ class AgentApiClient:
     """AgentApi over HTTP; every call raises ApiUnavailable or ApiRefused with the API's reason."""
 
     def __init__(self, endpoint: str, token: str, timeout: float = 10.0) -> None:
-        self.endpoint = endpoint.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.endpoint,
-            headers={"X-Auth-Token": token},
-            timeout=timeout,
-        )
+        # `endpoint` may list several filemem-api URLs, comma-separated: when the current one
+        # is unreachable the call moves on to the next ([DEFAULT] api_endpoint's list form).
+        self.endpoints = [url.strip().rstrip("/") for url in endpoint.split(",") if url.strip()]
+        if not self.endpoints:
+            self.endpoints = [endpoint.strip()]
+        self._clients = [
+            httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=timeout)
+            for url in self.endpoints
+        ]
+        self.endpoint = self.endpoints[0]
+        self._http = self._clients[0]
 
     def close(self) -> None:
-        self._http.close()
+        for client in {id(c): c for c in (*self._clients, self._http)}.values():
+            client.close()
+
+    def _fail_over(self, failed: httpx.Client) -> None:
+        """Make the endpoint after `failed` the current one (unless another thread already
+        moved on from it)."""
+        if self._http is not failed or failed not in self._clients:
+            return
+        index = (self._clients.index(failed) + 1) % len(self._clients)
+        self.endpoint, self._http = self.endpoints[index], self._clients[index]
+        LOG.warning("filemem API: moving on to %s", self.endpoint)
 
     def _call(
         self,
@@ -112,16 +127,23 @@ class AgentApiClient:
         timeout: float | None = None,
         missing_ok: bool = False,
     ) -> Any:
-        try:
-            response = self._http.request(
-                method,
-                path,
-                json=json,
-                params=params,
-                timeout=timeout if timeout is not None else self._http.timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise ApiUnavailable(f"filemem API at {self.endpoint} unreachable: {exc}") from exc
+        for attempt in range(len(self._clients)):
+            http = self._http
+            try:
+                response = http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    timeout=timeout if timeout is not None else http.timeout,
+                )
+                break
+            except httpx.HTTPError as exc:
+                if attempt == len(self._clients) - 1:
+                    where = ", ".join(self.endpoints)
+                    raise ApiUnavailable(f"filemem API at {where} unreachable: {exc}") from exc
+                LOG.warning("filemem API at %s unreachable: %s", self.endpoint, exc)
+                self._fail_over(http)
         if response.status_code >= 500:
             raise ApiUnavailable(
                 f"{method} {path}: API error {response.status_code}: {response.text[:500]}"
