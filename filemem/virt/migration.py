@@ -25,6 +25,7 @@ __all__ = [
     "data_gb",
     "destination_uri",
     "downtime_steps",
+    "memory_source_change",
     "migrate_uri",
     "should_trigger_timeout_action",
     "update_instance_paths_xml",
@@ -125,6 +126,28 @@ def _uri_host(address: str) -> str:
     if any(c in address for c in "/@?#") or not address.strip():
         raise ValueError(f"migration address {address!r} is not a host name or IP address")
     return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
+def memory_source_change(xml: str, dest_file_backed_memory_mb: int) -> str | None:
+    """Why the guest cannot go to a destination that backs memory differently, or None.
+
+    libvirt's ABI stability check (qemuDomainABIStabilityCheck) refuses a migration whose
+    destination XML changes <memoryBacking><source type>: "Target memoryBacking source 'none'
+    doesn't match source memoryBacking source'file'" (measured with libvirt 9.0). Checked here
+    first so the refusal names the hosts' configurations rather than libvirt's internals.
+    """
+    root = ET.fromstring(xml)  # noqa: S314 (libvirt's own XML)
+    source = root.find("memoryBacking/source")
+    here = "file" if source is not None and source.get("type") == "file" else "anonymous"
+    there = "file" if dest_file_backed_memory_mb > 0 else "anonymous"
+    if here == there:
+        return None
+    return (
+        f"the guest's memory is {here}-backed here but would be {there}-backed on the "
+        "destination ([libvirt] file_backed_memory differs), and libvirt cannot change a "
+        "guest's memory backing source during a live migration: choose a destination that "
+        "backs guest memory the same way"
+    )
 
 
 def update_memory_backing_xml(

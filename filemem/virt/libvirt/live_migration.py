@@ -244,8 +244,10 @@ def start_live_migration(
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
     if _has_disks(xml):
         raise MigrationNotSupported(BLOCK_MIGRATION_UNSUPPORTED)
-    xml = migration.update_memory_backing_xml(xml, target.file_backed_memory_mb)
-    xml = migration.update_instance_paths_xml(xml, source_dir, target.instance_dir or source_dir)
+    refusal = migration.memory_source_change(xml, target.file_backed_memory_mb)
+    if refusal is not None:
+        raise MigrationNotSupported(refusal)
+    xml = destination_xml(xml, target, source_dir)
     with translated(f"reading the memory size of guest {uuid}"):
         memory_mb = dom.maxMemory() // 1024
     running = LibvirtLiveMigration(
@@ -259,6 +261,12 @@ def start_live_migration(
     )
     running.start()
     return running
+
+
+def destination_xml(xml: str, target: MigrationTarget, source_dir: Path) -> str:
+    """The migratable XML as the destination must define it."""
+    xml = migration.update_memory_backing_xml(xml, target.file_backed_memory_mb)
+    return migration.update_instance_paths_xml(xml, source_dir, target.instance_dir or source_dir)
 
 
 BLOCK_MIGRATION_UNSUPPORTED = "block migration of disk-image guests is not supported yet"
