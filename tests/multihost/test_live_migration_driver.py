@@ -180,3 +180,42 @@ def test_abort_leaves_the_guest_running_on_the_source(cloud: CloudSpec) -> None:
         assert not any(name in f for f in memory_files(cloud, cloud.hosts[1]))
     finally:
         cleanup(uuid, h1, h2)
+
+
+def test_completion_timeout_with_abort_fails_and_the_guest_stays(cloud: CloudSpec) -> None:
+    # 1 s per GiB, counted as 2 GiB: the timeout action runs after 2 s of a 1 MiB/s migration.
+    h1 = driver(cloud, 1, bandwidth_mib=1, completion_timeout_s=1, timeout_action="abort")
+    h2 = driver(cloud, 2)
+    uuid = spawn(h1, touch_mb=64)
+    try:
+        h2.prepare_incoming(uuid)
+        start = time.monotonic()
+        result = h1.live_migrate(uuid, target(cloud, 2, uuid)).wait(60)
+        assert result is not None and result.outcome is MigrationOutcome.FAILED, result
+        assert "live_migration_completion_timeout" in result.reason
+        assert 2 <= time.monotonic() - start < 30
+        assert h1.get_guest(uuid).power_state == PowerState.RUNNING
+        with pytest.raises(GuestNotFound):
+            h2.get_guest(uuid)
+    finally:
+        cleanup(uuid, h1, h2)
+
+
+def test_force_complete_pauses_and_the_guest_runs_on_the_destination(cloud: CloudSpec) -> None:
+    h1 = driver(cloud, 1, bandwidth_mib=8)
+    h2 = driver(cloud, 2)
+    uuid = spawn(h1, touch_mb=48)
+    try:
+        h2.prepare_incoming(uuid)
+        running = h1.live_migrate(uuid, target(cloud, 2, uuid))
+        deadline = time.monotonic() + 30
+        while h1.get_guest(uuid).power_state != PowerState.RUNNING or not h1.guest_job(uuid).active:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        running.force_complete()
+        assert h1.get_guest(uuid).power_state == PowerState.PAUSED  # nova's force without post-copy
+        result = running.wait(120)
+        assert result is not None and result.outcome is MigrationOutcome.COMPLETED, result
+        assert h2.get_guest(uuid).power_state == PowerState.RUNNING
+    finally:
+        cleanup(uuid, h1, h2)

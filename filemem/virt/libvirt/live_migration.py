@@ -101,6 +101,7 @@ class LibvirtLiveMigration(LiveMigration):
         self._abort_requested = False
         self._timed_out = False
         self._post_copy_running = False
+        self._paused_by_us = False
         self._last: MigrationProgress | None = None
         self._started = time.monotonic()
 
@@ -122,6 +123,8 @@ class LibvirtLiveMigration(LiveMigration):
             self._quietly("switching to post-copy", self._dom.migrateStartPostCopy, 0)
         else:
             LOG.info("migration of %s: pausing the guest so the migration completes", self._uuid)
+            with self._lock:
+                self._paused_by_us = True
             self._quietly("pausing the guest", self._dom.suspend)
 
     def abort(self) -> None:
@@ -165,6 +168,10 @@ class LibvirtLiveMigration(LiveMigration):
                 self._timed_out = True
                 self._on_timeout()
         self._result = self._outcome()
+        if self._result.outcome is not MigrationOutcome.COMPLETED and self._paused_by_us:
+            # force_complete paused it here and the migration did not finish: it runs on.
+            LOG.info("migration of %s ended; resuming the guest paused to force it", self._uuid)
+            self._quietly("resuming the guest", self._dom.resume, after_end=True)
         LOG.info(
             "migration of %s: %s %s", self._uuid, self._result.outcome.value, self._result.reason
         )
@@ -220,13 +227,13 @@ class LibvirtLiveMigration(LiveMigration):
     def _abort_job(self) -> None:
         self._quietly("aborting the migration", self._dom.abortJob)
 
-    def _quietly(self, action: str, call: Any, *args: Any) -> None:
+    def _quietly(self, action: str, call: Any, *args: Any, after_end: bool = False) -> None:
         """A control call racing the migration's end is no error worth raising."""
         try:
             with translated(f"{action} of guest {self._uuid}"):
                 call(*args)
         except HypervisorError as exc:
-            if self._op_done.is_set():
+            if self._op_done.is_set() and not after_end:
                 return
             LOG.warning("%s", exc)
 
