@@ -16,7 +16,7 @@ from typing import Any
 from filemem.backing import capacity
 from filemem.common.guests import GuestInfo
 from filemem.common.resources import MIB
-from filemem.common.versions import MIN_LIBVIRT_VERSION, MIN_QEMU_VERSION
+from filemem.common.versions import MIN_LIBVIRT_VERSION, MIN_QEMU_VERSION, Version
 from filemem.compute.agent_api import AgentApi
 from filemem.compute.reconcile.plan import (
     LIVE_MIGRATION_EVENT,
@@ -26,7 +26,12 @@ from filemem.compute.reconcile.plan import (
 )
 from filemem.exceptions import FilememError, GuestNotFound
 from filemem.virt.driver import HypervisorDriver, LiveMigration, MigrationTarget
-from filemem.virt.migration import MigrationOutcome, MigrationProgress, MigrationResult
+from filemem.virt.migration import (
+    MigrationOutcome,
+    MigrationProgress,
+    MigrationResult,
+    ProgressCallback,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -109,6 +114,13 @@ class MigrationRunner:
             prepared_marker=dest_marker(workdir, mid).exists(),
         )
 
+    def orphan_facts(self, uuid: str) -> MigrationFacts:
+        """For a guest nobody wants here: whether a migration job holds it."""
+        try:
+            return MigrationFacts(job_active=self.driver.guest_job(uuid).active)
+        except GuestNotFound:
+            return MigrationFacts()
+
     def start(self, want: DesiredInstance) -> None:
         """Report `started`, then start libvirt's migration; a refusal is reported `failed`."""
         lm = want.live_migration
@@ -162,7 +174,7 @@ class MigrationRunner:
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _reporter(self, lm: LiveMigrationSpec) -> Any:
+    def _reporter(self, lm: LiveMigrationSpec) -> ProgressCallback:
         last = [0.0]
 
         def on_progress(progress: MigrationProgress) -> None:
@@ -228,7 +240,7 @@ def _progress_body(event: str, progress: MigrationProgress | None) -> dict[str, 
 
 
 def registration_details(
-    versions: tuple[tuple[int, int, int], tuple[int, int, int]] | None,
+    versions: tuple[Version, Version] | None,
     version: str,
     migration_address: str,
     free_mb: int | None,

@@ -176,3 +176,10 @@ def test_an_incoming_guest_is_no_orphan_and_a_delete_request_does_not_destroy_it
     w = want(incoming_migration=IncomingMigration(MID, "src"), deleted_requested=True)
     steps = plan([w], [have(w.uuid, PowerState.PAUSED)], {w.uuid: MigrationFacts(job_active=True)})
     assert [s.kind for s in steps] == []
+
+
+def test_a_guest_in_a_migration_job_is_never_reaped_as_an_orphan() -> None:
+    uuid = str(uuidlib.uuid4())
+    arriving = have(uuid, PowerState.PAUSED)
+    assert plan([], [arriving], {uuid: MigrationFacts(job_active=True)}) == []
+    assert [s.kind for s in plan([], [arriving], {})] == ["destroy"]

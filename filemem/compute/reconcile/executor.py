@@ -80,6 +80,10 @@ class PlanExecutor:
             for want in desired
             if want.live_migration is not None or want.incoming_migration is not None
         }
+        wanted = {want.uuid for want in desired}
+        for guest in observed:
+            if guest.uuid not in wanted:  # an orphan, unless a migration job holds it
+                facts[guest.uuid] = self.migrations.orphan_facts(guest.uuid)
         skip: set[str] = set()
         for step in plan(desired, observed, facts):
             if step.uuid in skip:

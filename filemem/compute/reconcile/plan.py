@@ -379,8 +379,13 @@ def plan(
         for step in plan_instance(want, by_uuid.get(want.uuid), facts.get(want.uuid))
     ]
     wanted = {want.uuid for want in desired}
+    # A guest in a migration job (arriving or leaving) is never reaped as an orphan mid-way.
     steps += [
-        Step("destroy", g.uuid) for g in observed if g.owner == OWNER and g.uuid not in wanted
+        Step("destroy", g.uuid)
+        for g in observed
+        if g.owner == OWNER
+        and g.uuid not in wanted
+        and not facts.get(g.uuid, MigrationFacts()).job_active
     ]
     return steps
 
