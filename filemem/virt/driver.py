@@ -203,16 +203,18 @@ class HypervisorDriver(abc.ABC):
         file-backed memory, and undefined here when it succeeds. `on_progress` is called from
         the monitor about every 0.5 s.
 
-        Raises MigrationNotSupported (e.g. a disk-image guest), HypervisorError (the guest is
-        not running, or libvirt refused to start).
+        Raises MigrationNotSupported (a disk-image guest without block migration, or a
+        destination backing memory differently), HypervisorError (the guest is not running,
+        or libvirt refused to start).
         """
 
     @abc.abstractmethod
-    def prepare_incoming(self, uuid: str, block_migration: bool = False) -> Path:
+    def prepare_incoming(self, uuid: str, image: Image | None = None) -> Path:
         """What the destination needs before a guest migrates in: its instance directory
-        (console log path) under state_path. Idempotent; returns the directory. Raises
-        MigrationNotSupported for a block migration this driver cannot prepare, ConfigError
-        (state_path unusable by QEMU)."""
+        (console log path) under state_path and, for a guest booted from a disk `image`, an
+        empty copy-on-write overlay of that image for block migration to fill. Idempotent;
+        returns the directory. Raises ConfigError (state_path unusable by QEMU), InvalidInput
+        (the image is not on this host), HypervisorError (qemu-img failed)."""
 
     @abc.abstractmethod
     def guest_job(self, uuid: str) -> GuestJob:

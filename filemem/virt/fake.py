@@ -309,8 +309,10 @@ class FakeDriver(HypervisorDriver):
         guest = self._get(uuid)
         if guest.info.power_state not in (PowerState.RUNNING, PowerState.PAUSED):
             raise HypervisorError(f"live-migrating guest {uuid}", "the guest is not running")
-        if guest.image.kind == "disk":
-            raise MigrationNotSupported("block migration of disk-image guests is not supported yet")
+        if guest.image.kind == "disk" and not target.block_migration:
+            raise MigrationNotSupported(
+                "the guest boots from a disk image: it needs block migration"
+            )
         running = FakeLiveMigration(self, uuid, target, on_progress)
         self.migrations[uuid] = running
         self.jobs.add(uuid)
@@ -319,12 +321,13 @@ class FakeDriver(HypervisorDriver):
             running.complete()
         return running
 
-    def prepare_incoming(self, uuid: str, block_migration: bool = False) -> Path:
+    def prepare_incoming(self, uuid: str, image: Image | None = None) -> Path:
+        """The instance directory; a disk image's overlay is an empty file named as libvirt's."""
         self._enter("prepare_incoming", uuid)
-        if block_migration:
-            raise MigrationNotSupported("block migration of disk-image guests is not supported yet")
         workdir = self.instance_dir(uuid)
         workdir.mkdir(parents=True, exist_ok=True)
+        if image is not None and image.kind == "disk":
+            (workdir / "disk.qcow2").touch()
         return workdir
 
     def guest_job(self, uuid: str) -> GuestJob:

@@ -3,6 +3,7 @@ file-backed to file-backed, file-backed to a host without file-backed memory, an
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
@@ -217,5 +218,51 @@ def test_force_complete_pauses_and_the_guest_runs_on_the_destination(cloud: Clou
         result = running.wait(120)
         assert result is not None and result.outcome is MigrationOutcome.COMPLETED, result
         assert h2.get_guest(uuid).power_state == PowerState.RUNNING
+    finally:
+        cleanup(uuid, h1, h2)
+
+
+def test_block_migration_copies_the_overlay_of_a_disk_image_guest(cloud: CloudSpec) -> None:
+    images = cloud.base / "images"  # under the cloud's 0755 directory: QEMU reads it
+    images.mkdir(mode=0o755, exist_ok=True)
+    base = images / "base.raw"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(base), "64M"], check=True)
+    base.chmod(0o644)
+    image = Image(kind="disk", disk=base, disk_format="raw")
+    h1, h2 = driver(cloud, 1), driver(cloud, 2)
+    uuid = str(uuidlib.uuid4())
+    h1.spawn(f"instance-{uuid}", uuid, FLAVOR, image)
+    try:
+        # Something only the source's overlay holds: 1 MiB of 0xab, written while it is off.
+        h1.power_off(uuid, timeout=0)
+        write = ["qemu-io", "-c", "write -P 0xab 0 1M", str(h1.instance_dir(uuid) / "disk.qcow2")]
+        assert (
+            "wrote 1048576"
+            in subprocess.run(write, check=True, capture_output=True).stdout.decode()
+        )
+        h1.power_on(uuid)
+
+        with pytest.raises(MigrationNotSupported, match="needs block migration"):
+            h1.live_migrate(uuid, target(cloud, 2, uuid))
+        workdir = h2.prepare_incoming(uuid, image)
+        assert (workdir / "disk.qcow2").exists()
+        block = replace(target(cloud, 2, uuid), block_migration=True)
+        result = h1.live_migrate(uuid, block).wait(120)
+        assert result is not None and result.outcome is MigrationOutcome.COMPLETED, result
+
+        assert h2.get_guest(uuid).power_state == PowerState.RUNNING
+        with pytest.raises(GuestNotFound):
+            h1.get_guest(uuid)
+        source = ET.fromstring(h2.connection.get().lookupByUUIDString(uuid).XMLDesc(0)).find(
+            "devices/disk/source"
+        )
+        assert source is not None and source.get("file") == str(workdir / "disk.qcow2")
+        check = subprocess.run(
+            ["qemu-io", "-U", "-r", "-c", "read -P 0xab 0 1M", str(workdir / "disk.qcow2")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0 and "read 1048576" in check.stdout, check
     finally:
         cleanup(uuid, h1, h2)

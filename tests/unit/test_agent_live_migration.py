@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from filemem import conf as filemem_conf
-from filemem.common.guests import PowerState
+from filemem.common.guests import Image, PowerState
 from filemem.common.resources import MIB
 from filemem.compute.agent_api import AgentApiClient
 from filemem.compute.host import ComputeHost
@@ -310,3 +310,16 @@ def test_the_client_puts_the_fields_in_the_request_body() -> None:
     client.migration_event("m1", {"event": "started"})
     client.migration_event("unknown", {"event": "progress"})  # 404: nothing to report to
     assert sent[0] == ("/filemem/v1/migrations/m1/events", {"event": "started"})
+
+
+def test_the_destination_pre_creates_the_overlay_of_a_disk_image_guest(
+    hosts: tuple[Host, Host],
+) -> None:
+    _, dest = hosts
+    disk = Image(kind="disk", disk=Path("/images/base.qcow2"))
+    want = building(image=disk, vm_state="active", task_state="migrating")
+    mid = str(uuidlib.uuid4())
+    dest.api.desired[want.uuid] = incoming(want, mid)
+    dest.converge()
+    assert dest.events(mid) == ["prepared"]
+    assert (dest.driver.instance_dir(want.uuid) / "disk.qcow2").exists()

@@ -179,7 +179,7 @@ class PlanExecutor:
             assert want.live_migration is not None
             self.migrations.control(want.live_migration, want.uuid)
         elif step.kind == "prepare_incoming":
-            workdir = self.driver.prepare_incoming(want.uuid, _block_migration(want))
+            workdir = self.driver.prepare_incoming(want.uuid, want.image)
             LOG.info("prepared %s for its live migration %s", want.uuid, mid)
             self.api.migration_event(mid, step.migration_body)
             dest_marker(workdir, mid).touch()
@@ -253,11 +253,6 @@ class PlanExecutor:
 _MIGRATION_STEPS = frozenset(
     {"live_migrate", "migration_control", "prepare_incoming", "migration_event"}
 )
-
-
-def _block_migration(want: DesiredInstance) -> bool:
-    """The destination learns no block_migration flag: a disk-image guest needs one."""
-    return want.image.kind == "disk"
 
 
 def _domain_name(want: DesiredInstance) -> str:

@@ -37,7 +37,6 @@ from filemem.exceptions import (
     HypervisorError,
     InsufficientBackingStore,
     InvalidInput,
-    MigrationNotSupported,
 )
 from filemem.virt import guest_config
 from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, MigrationTarget
@@ -350,12 +349,14 @@ class LibvirtDriver(HypervisorDriver):
             dom, target, self.instance_dir(uuid), self.settings.migration, on_progress
         )
 
-    def prepare_incoming(self, uuid: str, block_migration: bool = False) -> Path:
-        """The instance directory (the console log's); block migration is refused for now."""
-        if block_migration:
-            raise MigrationNotSupported(live_migration.BLOCK_MIGRATION_UNSUPPORTED)
+    def prepare_incoming(self, uuid: str, image: Image | None = None) -> Path:
+        """The instance directory and, for a disk image, the overlay NON_SHARED_INC copies the
+        source's top layer into (libvirt pre-creates no plain files itself)."""
         workdir = self.instance_dir(uuid)
         _make_instance_dir(workdir)
+        overlay = workdir / "disk.qcow2"
+        if image is not None and image.kind == "disk" and not overlay.exists():
+            _create_overlay(image, overlay)
         return workdir
 
     def guest_job(self, uuid: str) -> GuestJob:

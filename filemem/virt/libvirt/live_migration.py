@@ -47,9 +47,12 @@ def migration_flags(settings: MigrationSettings, block_migration: bool) -> int:
     return flags
 
 
-def migration_params(target: MigrationTarget, xml: str, bandwidth_mib: int) -> dict[str, Any]:
+def migration_params(
+    target: MigrationTarget, xml: str, bandwidth_mib: int, disks: list[str] | None = None
+) -> dict[str, Any]:
     """virDomainMigrateToURI3 parameters: QEMU's stream to the target's address, the rewritten
-    XML for both the running and the persistent definition, the bandwidth cap (MiB/s)."""
+    XML for both the running and the persistent definition, the bandwidth cap (MiB/s), and for
+    block migration the disks to copy (as nova's migrate_disks)."""
     params: dict[str, Any] = {
         libvirt.VIR_MIGRATE_PARAM_URI: migration.migrate_uri(target.address),
         libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml,
@@ -57,6 +60,8 @@ def migration_params(target: MigrationTarget, xml: str, bandwidth_mib: int) -> d
     }
     if bandwidth_mib > 0:
         params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
+    if target.block_migration and disks:
+        params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = disks
     return params
 
 
@@ -249,8 +254,9 @@ def start_live_migration(
     uuid = dom.UUIDString()
     with translated(f"reading the definition of guest {uuid}"):
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
-    if _has_disks(xml):
-        raise MigrationNotSupported(BLOCK_MIGRATION_UNSUPPORTED)
+    disks = _local_disks(xml)
+    if disks and not target.block_migration:
+        raise MigrationNotSupported(NEEDS_BLOCK_MIGRATION)
     refusal = migration.memory_source_change(xml, target.file_backed_memory_mb)
     if refusal is not None:
         raise MigrationNotSupported(refusal)
@@ -260,7 +266,7 @@ def start_live_migration(
     running = LibvirtLiveMigration(
         dom,
         migration.destination_uri(settings.scheme, target.address),
-        migration_params(target, xml, settings.bandwidth_mib),
+        migration_params(target, xml, settings.bandwidth_mib, disks),
         migration_flags(settings, target.block_migration),
         settings,
         migration.data_gb(memory_mb),
@@ -276,9 +282,18 @@ def destination_xml(xml: str, target: MigrationTarget, source_dir: Path) -> str:
     return migration.update_instance_paths_xml(xml, source_dir, target.instance_dir or source_dir)
 
 
-BLOCK_MIGRATION_UNSUPPORTED = "block migration of disk-image guests is not supported yet"
+NEEDS_BLOCK_MIGRATION = (
+    "the guest boots from a disk image whose copy-on-write overlay is local to this host: it "
+    "needs block migration (block_migration true)"
+)
 
 
-def _has_disks(xml: str) -> bool:
+def _local_disks(xml: str) -> list[str]:
+    """Target devices of the writable disks (our overlays) that block migration copies."""
     devices = ET.fromstring(xml).find("devices")  # noqa: S314 (libvirt's own XML)
-    return devices is not None and devices.find("disk") is not None
+    disks = [] if devices is None else devices.findall("disk")
+    return [
+        target.get("dev", "")
+        for disk in disks
+        if disk.find("readonly") is None and (target := disk.find("target")) is not None
+    ]
