@@ -11,7 +11,7 @@ from typing import Any
 
 import libvirt
 
-from filemem.exceptions import HypervisorError, MigrationNotSupported
+from filemem.exceptions import FilememError, MigrationNotSupported
 from filemem.virt import migration
 from filemem.virt.driver import LiveMigration, MigrationTarget
 from filemem.virt.libvirt.errors import translated
@@ -158,6 +158,17 @@ class LibvirtLiveMigration(LiveMigration):
             self._op_done.set()
 
     def _monitor(self) -> None:
+        try:
+            self._follow()
+        except Exception:  # never leave wait() hanging: the operation decides the end
+            LOG.exception("monitor of the migration of %s failed", self._uuid)
+            self._op_done.wait()
+            if self._result is None:
+                self._result = self._outcome()
+        finally:
+            self._done.set()
+
+    def _follow(self) -> None:
         next_step = 0
         while not self._op_done.wait(POLL_SECONDS):
             elapsed = time.monotonic() - self._started
@@ -180,7 +191,6 @@ class LibvirtLiveMigration(LiveMigration):
         LOG.info(
             "migration of %s: %s %s", self._uuid, self._result.outcome.value, self._result.reason
         )
-        self._done.set()
 
     def _on_timeout(self) -> None:
         LOG.warning(
@@ -237,7 +247,7 @@ class LibvirtLiveMigration(LiveMigration):
         try:
             with translated(f"{action} of guest {self._uuid}"):
                 call(*args)
-        except HypervisorError as exc:
+        except FilememError as exc:  # e.g. GuestNotFound: the domain just left (it succeeded)
             if self._op_done.is_set() and not after_end:
                 return
             LOG.warning("%s", exc)
