@@ -27,6 +27,7 @@ from filemem.compute.reconcile.plan import (
     IncomingMigration,
     LiveMigrationSpec,
 )
+from filemem.compute.resource_sync import ResourceSyncLoop
 from filemem.exceptions import GuestNotFound, MigrationNotSupported
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.virt.fake import FakeDriver, FakeLiveMigration
@@ -323,3 +324,25 @@ def test_the_destination_pre_creates_the_overlay_of_a_disk_image_guest(
     dest.converge()
     assert dest.events(mid) == ["prepared"]
     assert (dest.driver.instance_dir(want.uuid) / "disk.qcow2").exists()
+
+
+def test_heal_on_the_source_never_claims_for_the_migrating_guest(
+    hosts: tuple[Host, Host],
+) -> None:
+    """The conductor moved the source allocation to the migration consumer and claimed the
+    destination for the instance: a heal claim here would replace the destination's."""
+    source, _ = hosts
+    want = running_guest(source)
+    mid = str(uuidlib.uuid4())
+    client, provider = source.host.client, source.host.tracker.provider_uuid
+    held = client.get_provider_allocations(provider)[want.uuid]
+    assert client.delete_allocations(want.uuid)
+    client.claim(mid, provider, held, "p1", "u1")
+    source.api.desired[want.uuid] = migrating(want, mid, dest_prepared=False)
+    source.converge()
+    sync = ResourceSyncLoop.from_conf(
+        source.host, keep=source.loop.desired_uuids, moving=source.loop.migrating_uuids
+    )
+    assert sync.run_once().error is None
+    allocations = client.get_provider_allocations(provider)
+    assert want.uuid not in allocations and allocations[mid] == held
