@@ -36,6 +36,7 @@ from filemem.virt.migration import (
 LOG = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 1.0  # the contract: a progress event about every 0.5-1 s
+MAX_REASON = 65536  # the contract's bound on `reason`
 FINAL_REPORT_ATTEMPTS = 60  # the end of a migration is retried this many times, 1 s apart
 
 
@@ -208,7 +209,7 @@ class MigrationRunner:
     ) -> None:
         body = _progress_body(result.outcome.value, result.progress)
         if result.outcome is not MigrationOutcome.COMPLETED:
-            body["reason"] = result.reason or "unknown libvirt error"
+            body["reason"] = (result.reason or "unknown libvirt error")[:MAX_REASON]
         for attempt in range(FINAL_REPORT_ATTEMPTS):
             try:
                 self.api.migration_event(lm.migration_uuid, body)

@@ -194,7 +194,7 @@ class PlanExecutor:
         if step.kind == "prepare_incoming" and step.migration_uuid is not None:
             # The destination cannot take the guest: the migration fails before it starts.
             try:
-                body = {"event": "failed", "reason": f"destination {self.host}: {exc}"}
+                body = {"event": "failed", "reason": f"destination {self.host}: {exc}"[:65536]}
                 self.api.migration_event(step.migration_uuid, body)
             except FilememError as report_exc:
                 LOG.error("could not fail migration %s: %s", step.migration_uuid, report_exc)
