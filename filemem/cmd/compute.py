@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         stop,
         keep=keep,
         report_usage=reconcile_loop.report_memory_usage if reconcile_loop else None,
+        moving=reconcile_loop.migrating_uuids if reconcile_loop else tuple,
     )
     if reconcile_loop is not None:
         threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()
@@ -126,7 +127,8 @@ def _reconcile_loop(
         LOG.info("[DEFAULT] api_endpoint is empty: keeping Placement true, running no API guests")
         return None
     client = AgentApiClient(
-        conf.api_endpoint, agent_token(conf.api_token, conf.api_credential_file)
+        ",".join(compute_opts.api_endpoints(conf.api_endpoint)),
+        agent_token(conf.api_token, conf.api_credential_file),
     )
     return ReconcileLoop(
         host,

@@ -4,6 +4,7 @@ state, console output and instance-action events."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -47,10 +48,18 @@ class AgentApi(Protocol):
     Every method raises ApiUnavailable (transient: retried with backoff) or ApiRefused.
     """
 
-    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> float | None:
+    def register(
+        self,
+        host: str,
+        provider_uuid: str,
+        file_backed_memory_mb: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> float | None:
         """Create or refresh this host's service record (also the heartbeat); the MEMORY_MB
-        allocation ratio the host's aggregates give it (None: its own). Raises
-        RegistrationRefused when the API will not have this host run as configured."""
+        allocation ratio the host's aggregates give it (None: its own). `details` are the
+        optional ServiceUpdate fields (capabilities, version, migration_address,
+        store_free_mb). Raises RegistrationRefused when the API will not have this host run as
+        configured."""
 
     def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
         """The full desired set for `host` once something changed after `since` (or `wait` s)."""
@@ -73,20 +82,40 @@ class AgentApi(Protocol):
         "Error"), "start_time", "finish_time" (ISO 8601), "traceback"}; the API attaches it to
         the instance's newest action, or drops it when there is none."""
 
+    def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
+        """One live migration event ({"event": prepared | started | progress | completed |
+        failed | cancelled, "reason", "memory_*_bytes"}); nothing happens for a migration the
+        API does not know (404)."""
+
 
 class AgentApiClient:
     """AgentApi over HTTP; every call raises ApiUnavailable or ApiRefused with the API's reason."""
 
     def __init__(self, endpoint: str, token: str, timeout: float = 10.0) -> None:
-        self.endpoint = endpoint.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.endpoint,
-            headers={"X-Auth-Token": token},
-            timeout=timeout,
-        )
+        # `endpoint` may list several filemem-api URLs, comma-separated: when the current one
+        # is unreachable the call moves on to the next ([DEFAULT] api_endpoint's list form).
+        self.endpoints = [url.strip().rstrip("/") for url in endpoint.split(",") if url.strip()]
+        if not self.endpoints:
+            self.endpoints = [endpoint.strip()]
+        self._clients = [
+            httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=timeout)
+            for url in self.endpoints
+        ]
+        self.endpoint = self.endpoints[0]
+        self._http = self._clients[0]
 
     def close(self) -> None:
-        self._http.close()
+        for client in {id(c): c for c in (*self._clients, self._http)}.values():
+            client.close()
+
+    def _fail_over(self, failed: httpx.Client) -> None:
+        """Make the endpoint after `failed` the current one (unless another thread already
+        moved on from it)."""
+        if self._http is not failed or failed not in self._clients:
+            return
+        index = (self._clients.index(failed) + 1) % len(self._clients)
+        self.endpoint, self._http = self.endpoints[index], self._clients[index]
+        LOG.warning("filemem API: moving on to %s", self.endpoint)
 
     def _call(
         self,
@@ -98,16 +127,23 @@ class AgentApiClient:
         timeout: float | None = None,
         missing_ok: bool = False,
     ) -> Any:
-        try:
-            response = self._http.request(
-                method,
-                path,
-                json=json,
-                params=params,
-                timeout=timeout if timeout is not None else self._http.timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise ApiUnavailable(f"filemem API at {self.endpoint} unreachable: {exc}") from exc
+        for attempt in range(len(self._clients)):
+            http = self._http
+            try:
+                response = http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    timeout=timeout if timeout is not None else http.timeout,
+                )
+                break
+            except httpx.HTTPError as exc:
+                if attempt == len(self._clients) - 1:
+                    where = ", ".join(self.endpoints)
+                    raise ApiUnavailable(f"filemem API at {where} unreachable: {exc}") from exc
+                LOG.warning("filemem API at %s unreachable: %s", self.endpoint, exc)
+                self._fail_over(http)
         if response.status_code >= 500:
             raise ApiUnavailable(
                 f"{method} {path}: API error {response.status_code}: {response.text[:500]}"
@@ -122,8 +158,15 @@ class AgentApiClient:
             )
         return response.json() if response.content else None
 
-    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> float | None:
+    def register(
+        self,
+        host: str,
+        provider_uuid: str,
+        file_backed_memory_mb: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> float | None:
         body = {
+            **(details or {}),
             "binary": "filemem-compute",
             "provider_uuid": provider_uuid,
             "file_backed": file_backed_memory_mb > 0,
@@ -131,7 +174,16 @@ class AgentApiClient:
         }
         path = f"/filemem/v1/services/{host}"
         try:
-            answer = self._call("PUT", path, json=body)
+            try:
+                answer = self._call("PUT", path, json=body)
+            except ApiRefused as exc:
+                if exc.status not in (400, 422) or not details:
+                    raise
+                # An API older than the live migration fields refuses them: register without.
+                LOG.warning("the API does not take %s yet: %s", sorted(details), exc.reason)
+                for key in details:
+                    body.pop(key, None)
+                answer = self._call("PUT", path, json=body)
         except ApiRefused as exc:
             if exc.status == 409:
                 raise RegistrationRefused(exc.reason) from exc
@@ -169,3 +221,6 @@ class AgentApiClient:
 
     def event(self, uuid: str, body: dict[str, Any]) -> None:
         self._call("POST", f"/filemem/v1/instances/{uuid}/events", json=body)
+
+    def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
+        self._call("POST", f"/filemem/v1/migrations/{migration_uuid}/events", json=body)

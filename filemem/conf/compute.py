@@ -43,7 +43,9 @@ OPTS: list[cfg.Opt] = [
         default="",
         help="URL of filemem-api (e.g. http://127.0.0.1:8774) whose instances this host's "
         "agent runs: it registers the service there, watches the instances assigned to this "
-        "host and makes libvirt match. Empty: the agent only keeps Placement true.",
+        "host and makes libvirt match. Several filemem-api processes on one database may be "
+        "listed, comma-separated: when one is unreachable the agent moves on to the next. "
+        "Empty: the agent only keeps Placement true.",
     ),
     cfg.StrOpt(
         "api_credential_file",
@@ -83,3 +85,16 @@ def metrics_listen(value: str) -> tuple[str, int] | None:
             "[DEFAULT] metrics_listen", f"{value!r} is not ADDRESS:PORT (e.g. 127.0.0.1:9478)"
         )
     return address.strip("[]"), int(port)
+
+
+def api_endpoints(value: str) -> list[str]:
+    """[DEFAULT] api_endpoint as its list of http(s) URLs (empty when unset). Raises
+    ConfigError naming the option when an entry is not an http:// or https:// URL."""
+    urls = [url.strip() for url in value.split(",") if url.strip()]
+    for url in urls:
+        if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+            raise ConfigError(
+                "[DEFAULT] api_endpoint",
+                f"{url!r} is not an http:// or https:// URL (several: comma-separated)",
+            )
+    return urls

@@ -1,0 +1,1 @@
+"""Several simulated hosts on one machine: namespaces, private libvirtds, a control plane."""
