@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Lifespan
 
 from filemem.api.auth import TokenAuthMiddleware
 from filemem.api.context import ApiContext
@@ -12,6 +16,7 @@ from filemem.api.errors import install_handlers
 from filemem.api.microversion import MicroversionMiddleware
 from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
+from filemem.db.change_listener import ChangeListener
 
 DESCRIPTION = (
     "A subset of the OpenStack Compute API v2.1 (servers, actions, flavors, images, "
@@ -57,7 +62,24 @@ class _App(FastAPI):
         return schema
 
 
-def _routes_only() -> FastAPI:
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On PostgreSQL, listen for the changes other API processes commit (one listener a
+    process), so this process's waiting long-polls wake for them too."""
+    ctx: ApiContext = app.state.ctx
+    listener = None
+    if ctx.change_notifications and ctx.database.backend == "postgresql":
+        listener = ChangeListener(ctx.database.engine, ctx.changes.wake, ctx.changes.wake_all)
+        listener.start()
+    app.state.change_listener = listener
+    try:
+        yield
+    finally:
+        if listener is not None:
+            await run_in_threadpool(listener.stop)
+
+
+def _routes_only(lifespan: Lifespan[FastAPI] | None = None) -> FastAPI:
     app = _App(
         title="filemem",
         version="2.1",
@@ -67,6 +89,7 @@ def _routes_only() -> FastAPI:
         redoc_url=None,
         # /v2.1 and /v2.1/ are both served; no redirects between them.
         redirect_slashes=False,
+        lifespan=lifespan,
     )
     install_handlers(app)
     app.include_router(build_router())
@@ -77,7 +100,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     """The application serving `ctx`; every request but the public ones needs its token."""
     if not ctx.admin_token:
         raise ValueError("the API needs an admin token ([api] admin_token)")
-    app = _routes_only()
+    app = _routes_only(_lifespan)
     app.state.ctx = ctx
     # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.
     app.add_middleware(MicroversionMiddleware)

@@ -66,6 +66,8 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         service_down_time=float(conf.api.service_down_time),
         image_dirs=tuple(conf.api.image_dirs),
         allow_resize_to_same_host=bool(conf.allow_resize_to_same_host),
+        long_poll_interval=float(conf.api.long_poll_recheck_interval),
+        change_notifications=bool(conf.api.change_notifications),
     )
 
 
@@ -92,7 +94,7 @@ def serve(app: FastAPI, sock: socket.socket, on_ready: Callable[[str], None]) ->
                 on_ready(url_of(sock))
 
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
     )
     _Server(config).run(sockets=[sock])
 
