@@ -19,6 +19,7 @@ from filemem.conductor.hosts import make_scheduler
 from filemem.conf.database import connection_url
 from filemem.db import migrate
 from filemem.db.session import Database
+from filemem.devtools import query_count
 from filemem.exceptions import ConfigError, FilememError
 from filemem.placement import client_from_conf
 
@@ -55,6 +56,8 @@ def check_api_conf(conf: cfg.ConfigOpts) -> None:
 def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
     """The ApiContext: database, configured Placement and the scheduler over live services."""
     database = Database(url)
+    # Benchmarks count the API's queries (bench/control_plane.py); nothing otherwise.
+    query_count.install_from_env(database.engine)
     placement = client_from_conf(conf)
     return ApiContext(
         database=database,
@@ -72,8 +75,11 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn. Its protocol is named (IPPROTO_TCP, not 0): asyncio
+    sets TCP_NODELAY only on connections of such sockets, and without it every answer on a
+    kept-alive connection waited ~40 ms for the client's delayed ACK (Nagle)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
