@@ -45,6 +45,7 @@ WATCH_S = 20.0  # [DEFAULT] api_watch_seconds
 SETTLE_S = 3.0
 WAKE_TIMEOUT_S = 60.0
 REGISTER_CONCURRENCY = 32
+RETRIES = 5
 MODES = {
     "notify": "change_notifications = true\nlong_poll_recheck_interval = 5\n",
     "poll": "change_notifications = false\nlong_poll_recheck_interval = 0.25\n",
@@ -199,19 +200,8 @@ class Agents:
 
     async def _agent(self, host: str) -> None:
         async with self._register:
-            response = await self.http.put(
-                f"/filemem/v1/services/{host}",
-                json={
-                    # The same provider every run: a known host is not a new one.
-                    "provider_uuid": str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, host)),
-                    "file_backed": True,
-                    "file_backed_memory_mb": 4096,
-                },
-            )
-            response.raise_for_status()
-            response = await self.http.get(f"/filemem/v1/hosts/{host}/instances")
-            response.raise_for_status()
-        cursor = response.json()["cursor"]
+            await self._register_once(host)
+        cursor = await self._first_cursor(host)
         self.ready += 1
         params = {"wait": WATCH_S}
         while True:
@@ -233,6 +223,37 @@ class Agents:
                 event = self.expect.pop(host, None)
                 if event is not None:
                     event.set()
+
+    async def _register_once(self, host: str) -> None:
+        body = {
+            # The same provider every run: a known host is not a new one.
+            "provider_uuid": str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, host)),
+            "file_backed": True,
+            "file_backed_memory_mb": 4096,
+        }
+        for attempt in range(RETRIES):
+            try:
+                response = await self.http.put(f"/filemem/v1/services/{host}", json=body)
+                response.raise_for_status()
+                return
+            except httpx.TransportError:
+                # A kept-alive connection the server closed meanwhile: as an agent, retry.
+                if attempt == RETRIES - 1:
+                    raise
+                self.errors += 1
+
+    async def _first_cursor(self, host: str) -> int:
+        for attempt in range(RETRIES):
+            try:
+                response = await self.http.get(f"/filemem/v1/hosts/{host}/instances")
+                response.raise_for_status()
+                cursor: int = response.json()["cursor"]
+                return cursor
+            except httpx.TransportError:
+                if attempt == RETRIES - 1:
+                    raise
+                self.errors += 1
+        raise AssertionError("unreachable")
 
     async def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
