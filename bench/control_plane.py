@@ -187,6 +187,7 @@ class Agents:
         self.expect: dict[str, asyncio.Event] = {}
         self.woke: dict[str, float] = {}
         self._register = asyncio.Semaphore(REGISTER_CONCURRENCY)
+        self.go = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -203,6 +204,8 @@ class Agents:
             await self._register_once(host)
         cursor = await self._first_cursor(host)
         self.ready += 1
+        # Everyone registers first: polling agents would slow the others' registration.
+        await self.go.wait()
         params = {"wait": WATCH_S}
         while True:
             try:
@@ -325,7 +328,8 @@ async def run_agents(
     agents.start()
     try:
         started = time.monotonic()
-        await agents.wait_ready(timeout=600)
+        await agents.wait_ready(timeout=1200)
+        agents.go.set()
         print(
             f"#   {len(hosts)} agents registered and watching in "
             f"{time.monotonic() - started:.1f} s",
