@@ -293,31 +293,37 @@ async def measure_idle(api: ServiceProcess, counts: Path, agents: Agents, idle_s
 
 
 async def measure_changes(
-    url: str, agents: Agents, servers: dict[str, str], changes: int, result: Result
+    url: str, agents: Agents, servers: dict[str, str], args: Namespace, result: Result
 ) -> None:
-    """POST os-resetState to one pinned server after another, each time waiting for its
-    host's agent to return with the new cursor."""
-    rng = random.Random(1)
+    """--parallel operators, each POSTing os-resetState to its own hosts' pinned servers one
+    after another and waiting each time for that host's agent to return with the new
+    cursor; --changes in all."""
     hosts = list(servers)
     async with httpx.AsyncClient(
         base_url=url, headers={"X-Auth-Token": TOKEN}, timeout=WAKE_TIMEOUT_S
     ) as operator:
-        for i in range(changes):
-            host = hosts[i % len(hosts)]
-            # Off the 0.25 s polling grid, as changes come in real life.
-            await asyncio.sleep(rng.uniform(0.02, 0.12))
-            event = asyncio.Event()
-            agents.expect[host] = event
-            started = time.monotonic()
-            response = await operator.post(
-                f"/v2.1/servers/{servers[host]}/action",
-                json={"os-resetState": {"state": "active"}},
-            )
-            answered = time.monotonic()
-            assert response.status_code == 202, response.text
-            await asyncio.wait_for(event.wait(), WAKE_TIMEOUT_S)
-            result.wakes.append(agents.woke[host] - started)
-            result.posts.append(answered - started)
+
+        async def stream(k: int) -> None:
+            rng = random.Random(k)
+            own = hosts[k :: args.parallel]  # no host is changed by two streams at once
+            for n, _ in enumerate(range(k, args.changes, args.parallel)):
+                host = own[n % len(own)]
+                # Off the 0.25 s polling grid, as changes come in real life.
+                await asyncio.sleep(rng.uniform(0.02, 0.12))
+                event = asyncio.Event()
+                agents.expect[host] = event
+                started = time.monotonic()
+                response = await operator.post(
+                    f"/v2.1/servers/{servers[host]}/action",
+                    json={"os-resetState": {"state": "active"}},
+                )
+                answered = time.monotonic()
+                assert response.status_code == 202, response.text
+                await asyncio.wait_for(event.wait(), WAKE_TIMEOUT_S)
+                result.wakes.append(agents.woke[host] - started)
+                result.posts.append(answered - started)
+
+        await asyncio.gather(*(stream(k) for k in range(args.parallel)))
 
 
 async def run_agents(
@@ -336,7 +342,7 @@ async def run_agents(
             flush=True,
         )
         result = await measure_idle(api, counts, agents, args.idle)
-        await measure_changes(url, agents, servers, args.changes, result)
+        await measure_changes(url, agents, servers, args, result)
         if agents.errors:
             print(f"#   {agents.errors} long-poll errors (retried)", flush=True)
         return result
@@ -432,9 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--changes",
         type=at_least(1),
-        default=200,
+        default=120,
         metavar="N",
-        help="changes whose wake-up delay is measured (default 200)",
+        help="changes whose wake-up delay is measured (default 120)",
     )
     parser.add_argument(
         "--hosts-changed",
@@ -446,9 +452,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--idle",
         type=float,
-        default=30.0,
+        default=20.0,
         metavar="S",
-        help="seconds of idle measurement (default 30)",
+        help="seconds of idle measurement (default 20)",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=at_least(1),
+        default=4,
+        metavar="N",
+        help="changes in flight at once, on different hosts (default 4)",
     )
     parser.add_argument(
         "--postgres",
@@ -464,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     args.hosts_changed = min(args.hosts_changed, args.agents)
+    if args.parallel > args.hosts_changed:
+        parser.error("--parallel: at most --hosts-changed (one change in flight per host)")
     args.modes = [mode.strip() for mode in args.modes.split(",")]
     unknown = set(args.modes) - set(MODES)
     if unknown or not args.modes:
