@@ -3,7 +3,7 @@
 Each simulated agent (an asyncio task with httpx, no libvirt) registers its host with
 PUT /filemem/v1/services/{host}, then long-polls GET /filemem/v1/hosts/{host}/instances
 (since=cursor, wait=20 s, the agent's default) in a loop, as filemem-compute does. One
-filemem-api process (SQLite, and with --postgres also PostgreSQL) serves them, run twice:
+filemem-api process (SQLite, or with --database PostgreSQL) serves them, run twice:
 
   notify  [api] change_notifications on, long_poll_recheck_interval 5 s (the defaults)
   poll    change_notifications off, long_poll_recheck_interval 0.25 s (filemem before)
@@ -464,9 +464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="changes in flight at once, on different hosts (default 4)",
     )
     parser.add_argument(
-        "--postgres",
-        action="store_true",
-        help="also run on PostgreSQL (a throwaway cluster)",
+        "--database",
+        choices=["sqlite", "postgresql", "both"],
+        default="sqlite",
+        help="where the API keeps its data (default sqlite; postgresql: a throwaway cluster)",
     )
     parser.add_argument(
         "--modes",
@@ -483,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(args.modes) - set(MODES)
     if unknown or not args.modes:
         parser.error(f"--modes: unknown {sorted(unknown)}; choose from {', '.join(MODES)}")
-    kinds = ["sqlite", "postgresql"] if args.postgres else ["sqlite"]
+    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     results = [result for kind in kinds for result in run_database(kind, args)]
     print(f"# load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(table(HEADERS, rows(results)))
