@@ -112,7 +112,7 @@ def pinned_server(http: httpx.Client, host: str, flavor: str, image: str) -> str
 
 
 def test_a_watch_wakes_at_once_when_a_post_changes_its_host(tmp_path: Path) -> None:
-    with api_env(tmp_path, api=SAFETY_NET) as env:
+    with api_env(tmp_path, api_options=SAFETY_NET) as env:
         flavor, image = _setup(env, "wake-a")
         register_host(env, "wake-quiet")
         quiet = Watch(env.url, "wake-quiet", agent_watch(env, "wake-quiet")["cursor"], 3).start()
@@ -132,7 +132,7 @@ def test_without_notifications_only_the_safety_net_or_the_deadline_answers(
 ) -> None:
     """The same POST with [api] change_notifications off: the watch (4 s) waits to its end,
     which shows the fast answers above come from the notification."""
-    with api_env(tmp_path, api=SAFETY_NET + "change_notifications = false\n") as env:
+    with api_env(tmp_path, api_options=SAFETY_NET + "change_notifications = false\n") as env:
         flavor, image = _setup(env, "poll-a")
         cursor = agent_watch(env, "poll-a")["cursor"]
         watch = Watch(env.url, "poll-a", cursor, 4.0).start()
@@ -162,12 +162,14 @@ def two_apis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoApis]:
     try:
         with StandalonePlacement(state / "placement") as placement_url:
             first = ApiProcess(
-                state / "api-a", api_conf(state / "api-a", placement_url, url, api=SAFETY_NET)
+                state / "api-a",
+                api_conf(state / "api-a", placement_url, url, api_options=SAFETY_NET),
             )
             synced = first.run("--db-sync-only")
             assert synced.returncode == 0, synced.stderr
             second = ApiProcess(
-                state / "api-b", api_conf(state / "api-b", placement_url, url, api=SAFETY_NET)
+                state / "api-b",
+                api_conf(state / "api-b", placement_url, url, api_options=SAFETY_NET),
             )
             try:
                 first.start()
