@@ -42,7 +42,7 @@ from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-control-plane-" + "0123456789abcdef"
 WATCH_S = 20.0  # [DEFAULT] api_watch_seconds
-SETTLE_S = 3.0
+SETTLE_S = WATCH_S + 3.0  # every agent has started watching, at its own time
 WAKE_TIMEOUT_S = 60.0
 REGISTER_CONCURRENCY = 32
 RETRIES = 5
@@ -206,6 +206,9 @@ class Agents:
         self.ready += 1
         # Everyone registers first: polling agents would slow the others' registration.
         await self.go.wait()
+        # Agents start at different times in real life: spread the long-polls' ends (all
+        # at once they make a burst of snapshots every WATCH_S that the changes wait behind).
+        await asyncio.sleep(random.uniform(0, WATCH_S))
         params = {"wait": WATCH_S}
         while True:
             try:

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 
 from starlette.requests import Request
+
+
+def recheck_delay(interval: float) -> float:
+    """When a waiter re-reads the database without a notice: somewhere in [interval / 2,
+    interval], so waiters that began together (every agent reconnecting after an API restart)
+    spread their re-reads instead of all reading at once."""
+    return interval * random.uniform(0.5, 1.0)  # noqa: S311 - spreading load, not a secret
 
 
 class Waiter:

@@ -61,7 +61,8 @@ OPTS: list[cfg.Opt] = [
         default=5.0,
         min=0.01,
         max=30.0,
-        help="Seconds between database re-reads of a waiting agent long-poll. With "
+        help="Longest time between database re-reads of a waiting agent long-poll (each wait "
+        "is jittered between half and all of it, so waiters that began together spread). With "
         "change_notifications this is only the safety net (a lost notice delays a change by "
         "up to this much, never loses it); without, it is the polling interval and bounds "
         "how late an agent hears of a change (filemem polled every 0.25 s before "

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from filemem.api.change_feed import ChangeFeed, Waiter, closed_on_disconnect
+from filemem.api.change_feed import ChangeFeed, Waiter, closed_on_disconnect, recheck_delay
 from filemem.db import api as db_api
 from filemem.db import migrate
 from filemem.db.change_listener import BACKOFF_FIRST_S, BACKOFF_MAX_S, next_backoff
@@ -279,3 +279,9 @@ def test_the_listener_backs_off_exponentially_up_to_a_cap() -> None:
     assert delays[2] == 2 * BACKOFF_FIRST_S
     assert max(delays) == BACKOFF_MAX_S
     assert delays == sorted(delays)
+
+
+def test_safety_net_rereads_are_spread_within_the_interval() -> None:
+    delays = [recheck_delay(5.0) for _ in range(200)]
+    assert all(2.5 <= delay <= 5.0 for delay in delays)
+    assert max(delays) - min(delays) > 1.0  # not all at once

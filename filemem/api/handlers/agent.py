@@ -11,7 +11,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from filemem.api.change_feed import closed_on_disconnect
+from filemem.api.change_feed import closed_on_disconnect, recheck_delay
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, NotFound
 from filemem.api.handlers.server_views import agent_view
@@ -133,7 +133,7 @@ async def watch_instances(
     """GET /filemem/v1/hosts/{host}/instances: at once when changed since `since`, else after
     up to `wait` seconds; always the full desired set of the host. A commit that changes the
     host wakes the wait (ctx.changes); the database is re-read on waking and, as a safety
-    net, every ctx.long_poll_interval seconds."""
+    net, at most every ctx.long_poll_interval seconds (jittered)."""
     ctx = get_context(request)
     if since is None or wait <= 0:
         return await run_in_threadpool(_snapshot, ctx, host)
@@ -151,7 +151,7 @@ async def watch_instances(
                 remaining = deadline - loop.time()
                 if remaining <= 0 or waiter.closed:
                     break
-                await waiter.wait(min(ctx.long_poll_interval, remaining))
+                await waiter.wait(min(recheck_delay(ctx.long_poll_interval), remaining))
     return await run_in_threadpool(_snapshot, ctx, host)
 
 
