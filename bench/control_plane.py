@@ -302,8 +302,13 @@ async def measure_changes(
     after another and waiting each time for that host's agent to return with the new
     cursor; --changes in all."""
     hosts = list(servers)
+    # A fresh connection per POST: a kept-alive one may have been closed by the server while
+    # its stream waited (uvicorn keeps idle connections 5 s), and a retry would be timed.
     async with httpx.AsyncClient(
-        base_url=url, headers={"X-Auth-Token": TOKEN}, timeout=WAKE_TIMEOUT_S
+        base_url=url,
+        headers={"X-Auth-Token": TOKEN},
+        timeout=WAKE_TIMEOUT_S,
+        limits=httpx.Limits(max_keepalive_connections=0),
     ) as operator:
 
         async def stream(k: int) -> None:
