@@ -398,6 +398,8 @@ def rows(results: Sequence[Result]) -> list[list[str]]:
             f"{pct(r.wakes, 99) * 1000:.1f}",
             f"{max(r.wakes) * 1000:.1f}",
             f"{statistics.median(r.posts) * 1000:.1f}",
+            f"{pct(r.posts, 99) * 1000:.1f}",
+            f"{pct([w - p for w, p in zip(r.wakes, r.posts, strict=True)], 99) * 1000:.1f}",
         ]
         for r in results
     ]
@@ -415,6 +417,8 @@ HEADERS = [
     "wake p99 ms",
     "wake max ms",
     "POST p50 ms",
+    "POST p99 ms",
+    "after POST p99 ms",
 ]
 
 
@@ -502,7 +506,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "# idle: API process CPU (% of one core) and SQL statements per second over "
         f"{args.idle:g} s with every agent waiting; polls/s = long-polls answered"
     )
-    print("# wake = POST os-resetState sent -> that host's agent got the new cursor")
+    print(
+        "# wake = POST os-resetState sent -> that host's agent got the new cursor; after POST ="
+        " POST answered -> the agent got it"
+    )
     return 0
 
 
