@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Lifespan
 
 from filemem.api.auth import TokenAuthMiddleware
 from filemem.api.context import ApiContext
@@ -16,6 +19,7 @@ from filemem.api.microversion import MicroversionMiddleware
 from filemem.api.policy import make_enforcer
 from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
+from filemem.db.change_listener import ChangeListener
 
 DESCRIPTION = (
     "A subset of the OpenStack Compute API v2.1 (servers, actions, flavors, images, "
@@ -66,7 +70,24 @@ class _App(FastAPI):
         return schema
 
 
-def _routes_only(*, identity: bool = True) -> FastAPI:
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On PostgreSQL, listen for the changes other API processes commit (one listener a
+    process), so this process's waiting long-polls wake for them too."""
+    ctx: ApiContext = app.state.ctx
+    listener = None
+    if ctx.change_notifications and ctx.database.backend == "postgresql":
+        listener = ChangeListener(ctx.database.engine, ctx.changes.wake, ctx.changes.wake_all)
+        listener.start()
+    app.state.change_listener = listener
+    try:
+        yield
+    finally:
+        if listener is not None:
+            await run_in_threadpool(listener.stop)
+
+
+def _routes_only(lifespan: Lifespan[FastAPI] | None = None, *, identity: bool = True) -> FastAPI:
     app = _App(
         title="filemem",
         version="2.1",
@@ -76,6 +97,7 @@ def _routes_only(*, identity: bool = True) -> FastAPI:
         redoc_url=None,
         # /v2.1 and /v2.1/ are both served; no redirects between them.
         redirect_slashes=False,
+        lifespan=lifespan,
     )
     install_handlers(app)
     app.include_router(build_router(identity=identity))
@@ -95,7 +117,7 @@ def create_app(
     """
     if not ctx.admin_token and not authenticators:
         raise ValueError("the API needs an admin token ([api] admin_token) or authenticators")
-    app = _routes_only(identity=keystone_uri is None)
+    app = _routes_only(_lifespan, identity=keystone_uri is None)
     app.state.ctx = ctx
     app.state.enforcer = make_enforcer(ctx.conf)
     # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.

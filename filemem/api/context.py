@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from filemem.api.change_feed import ChangeFeed
 from filemem.api.identity import DEFAULT_PROJECT_ID, DEFAULT_USER_ID, Authenticator
 from filemem.conductor.servers import SchedulerProtocol, ServerConductor
 from filemem.db.session import Database
@@ -31,10 +32,19 @@ class ApiContext:
     user_id: str = DEFAULT_USER_ID
     # nova's [DEFAULT] allow_resize_to_same_host: filemem only resizes in place.
     allow_resize_to_same_host: bool = False
-    # How often a waiting agent long-poll looks at the changes table.
-    long_poll_interval: float = 0.25
+    # How often a waiting agent long-poll re-reads the changes table ([api]
+    # long_poll_recheck_interval): the safety net when notifications are on.
+    long_poll_interval: float = 5.0
+    # [api] change_notifications: commits wake this process's long-polls of the changed hosts
+    # (and, on PostgreSQL, the app's lifespan listens for other processes' commits).
+    change_notifications: bool = True
+    changes: ChangeFeed = field(default_factory=ChangeFeed)
     # Further token -> Caller authenticators after the admin token (Keystone, tests).
     authenticators: tuple[Authenticator, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.change_notifications:
+            self.database.on_changes(self.changes.wake)
 
     @property
     def conductor(self) -> ServerConductor:

@@ -22,6 +22,7 @@ from filemem.conf.api import AUTH_KEYSTONE
 from filemem.conf.database import connection_url
 from filemem.db import migrate
 from filemem.db.session import Database
+from filemem.devtools import query_count
 from filemem.exceptions import ConfigError, FilememError
 from filemem.placement import client_from_conf
 
@@ -97,6 +98,8 @@ def build_app(conf: cfg.ConfigOpts, ctx: ApiContext) -> FastAPI:
 def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
     """The ApiContext: database, configured Placement and the scheduler over live services."""
     database = Database(url)
+    # Benchmarks count the API's queries (bench/control_plane.py); nothing otherwise.
+    query_count.install_from_env(database.engine)
     placement = client_from_conf(conf)
     return ApiContext(
         database=database,
@@ -108,12 +111,17 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         service_down_time=float(conf.api.service_down_time),
         image_dirs=tuple(conf.api.image_dirs),
         allow_resize_to_same_host=bool(conf.allow_resize_to_same_host),
+        long_poll_interval=float(conf.api.long_poll_recheck_interval),
+        change_notifications=bool(conf.api.change_notifications),
     )
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn. Its protocol is named (IPPROTO_TCP, not 0): asyncio
+    sets TCP_NODELAY only on connections of such sockets, and without it every answer on a
+    kept-alive connection waited ~40 ms for the client's delayed ACK (Nagle)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
@@ -134,7 +142,7 @@ def serve(app: FastAPI, sock: socket.socket, on_ready: Callable[[str], None]) ->
                 on_ready(url_of(sock))
 
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
     )
     _Server(config).run(sockets=[sock])
 

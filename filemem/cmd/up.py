@@ -118,7 +118,7 @@ def _start_api(conf: cfg.ConfigOpts) -> tuple[str, Any, Any]:
     ctx = build_context(conf, url)
     sock = listening_socket(conf.api.bind_host, conf.api.bind_port)
     server = _ThreadedServer(
-        uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off")
+        uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="on")
     )
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True

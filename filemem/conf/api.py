@@ -1,4 +1,5 @@
-"""[api] options of filemem-api: auth strategy, admin token, listen address, endpoint, liveness."""
+"""[api] options of filemem-api: auth strategy, admin token, listen address, public endpoint,
+liveness, the agents' long-poll."""
 
 from __future__ import annotations
 
@@ -69,5 +70,26 @@ OPTS: list[cfg.Opt] = [
         help="Directories images may be registered from (POST /image/v2/images). A kernel, initrd "
         "or disk must resolve (symlinks followed) to a file below one of them, so the API can "
         "never be used to hand an arbitrary host file to a guest.",
+    ),
+    cfg.BoolOpt(
+        "change_notifications",
+        default=True,
+        help="Wake a waiting agent long-poll (GET /filemem/v1/hosts/{host}/instances) as soon "
+        "as a change of its host commits: at once in this process, and through PostgreSQL "
+        "LISTEN/NOTIFY (channel filemem_changes) from other filemem-api processes on the same "
+        "database. Off: waiting long-polls only re-read the database every "
+        "long_poll_recheck_interval seconds.",
+    ),
+    cfg.FloatOpt(
+        "long_poll_recheck_interval",
+        default=5.0,
+        min=0.01,
+        max=30.0,
+        help="Longest time between database re-reads of a waiting agent long-poll (each wait "
+        "is jittered between half and all of it, so waiters that began together spread). With "
+        "change_notifications this is only the safety net (a lost notice delays a change by "
+        "up to this much, never loses it); without, it is the polling interval and bounds "
+        "how late an agent hears of a change (filemem polled every 0.25 s before "
+        "notifications).",
     ),
 ]

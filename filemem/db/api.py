@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from filemem.db import change_events
 from filemem.db.models import (
     Change,
     Flavor,
@@ -336,10 +337,12 @@ def count_instances_by_host(session: Session) -> dict[str, int]:
 
 
 def append_change(session: Session, host: str, instance_uuid: str) -> int:
-    """Bump the host's change cursor so its agent's long-poll returns; the new id."""
+    """Bump the host's change cursor so its agent's long-poll returns; the new id. Waiting
+    long-polls are woken when the transaction commits (change_events)."""
     change = Change(host=host, instance_uuid=instance_uuid, created_at=utcnow())
     session.add(change)
     session.flush()
+    change_events.record(session, host)
     # Only the newest id per host is ever compared against, so older rows can go.
     session.execute(
         delete(Change)

@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from filemem.db import change_events
+
 # Long enough that a burst of concurrent API writers waits its turn instead of failing.
 SQLITE_BUSY_TIMEOUT_MS = 30000
 _IMMEDIATE = "filemem_sqlite_immediate"
@@ -61,6 +63,8 @@ class Database:
 
     `session()` is a unit of work committed on success and rolled back on error;
     `reader()` is for read-only work (on SQLite it does not take the write lock).
+    `on_changes(hook)`: after each commit that moved hosts' change cursors, `hook` gets those
+    hosts (in the committing thread).
     """
 
     def __init__(self, url: str) -> None:
@@ -68,6 +72,8 @@ class Database:
         self.engine = make_engine(url)
         self.backend = self.engine.dialect.name
         self._writer = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._change_hooks: list[change_events.ChangeHook] = []
+        change_events.install(self._writer, self._change_hooks)
         reader_bind = self.engine.execution_options(**{_IMMEDIATE: False})
         self._reader = sessionmaker(bind=reader_bind, expire_on_commit=False)
 
@@ -82,6 +88,9 @@ class Database:
         # expiring them, so what was read stays readable afterwards.
         with self._reader() as session:
             yield session
+
+    def on_changes(self, hook: change_events.ChangeHook) -> None:
+        self._change_hooks.append(hook)
 
     def dispose(self) -> None:
         self.engine.dispose()

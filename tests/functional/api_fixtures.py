@@ -22,12 +22,19 @@ MEMORY_BACKING_FILE_TRAIT = "COMPUTE_MEM_BACKING_FILE"
 
 
 def api_conf(
-    state: Path, placement_url: str, database_url: str = "", token: str = TOKEN, default: str = ""
+    state: Path,
+    placement_url: str,
+    database_url: str = "",
+    token: str = TOKEN,
+    default: str = "",
+    api_options: str = "",
 ) -> str:
+    """filemem-api's configuration; `default` and `api_options` are extra option lines of
+    [DEFAULT] and [api]."""
     return (
         f"[DEFAULT]\nstate_path = {state}\nhost = api-test\n{default}"
         f"[api]\nadmin_token = {token}\nbind_host = 127.0.0.1\nbind_port = 0\n"
-        f"image_dirs = {state.parent / 'files'}\n"
+        f"image_dirs = {state.parent / 'files'}\n{api_options}"
         f"[database]\nconnection = {database_url}\n"
         f"[placement]\nendpoint = {placement_url}\ntoken = admin\n"
     )
@@ -97,12 +104,17 @@ def http_client(url: str, token: str = TOKEN) -> httpx.Client:
 
 
 @contextmanager
-def api_env(state: Path, database_url: str = "", default: str = "") -> Iterator[ApiEnv]:
+def api_env(
+    state: Path, database_url: str = "", default: str = "", api_options: str = ""
+) -> Iterator[ApiEnv]:
     """Standalone Placement + one filemem-api, both on loopback, stopped at the end.
 
-    `default` is extra [DEFAULT] option lines for the API's configuration."""
+    `default` and `api_options` are extra [DEFAULT] and [api] option lines for the API's
+    configuration."""
     with StandalonePlacement(state / "placement") as placement_url:
-        conf = api_conf(state / "api", placement_url, database_url, default=default)
+        conf = api_conf(
+            state / "api", placement_url, database_url, default=default, api_options=api_options
+        )
         api = ApiProcess(state / "api", conf)
         api.start()
         try:

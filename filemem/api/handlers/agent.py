@@ -11,6 +11,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from filemem.api.change_feed import closed_on_disconnect, recheck_delay
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, NotFound
 from filemem.api.handlers import migration_events
@@ -142,18 +143,27 @@ async def watch_instances(
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
 ) -> dict[str, Any]:
     """GET /filemem/v1/hosts/{host}/instances: at once when changed since `since`, else after
-    up to `wait` seconds; always the full desired set of the host."""
+    up to `wait` seconds; always the full desired set of the host. A commit that changes the
+    host wakes the wait (ctx.changes); the database is re-read on waking and, as a safety
+    net, at most every ctx.long_poll_interval seconds (jittered)."""
     ctx = get_context(request)
+    if since is None or wait <= 0:
+        return await run_in_threadpool(_snapshot, ctx, host)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    while since is not None:
-        # Any difference counts: a cursor from the future means the database was replaced.
-        if await run_in_threadpool(_latest, ctx, host) != since:
-            break
-        remaining = deadline - loop.time()
-        if remaining <= 0 or await request.is_disconnected():
-            break
-        await asyncio.sleep(min(ctx.long_poll_interval, remaining))
+    with ctx.changes.subscribe(host) as waiter:
+        async with closed_on_disconnect(request, waiter):
+            while True:
+                # Armed before the read: a commit landing during it still wakes the wait.
+                waiter.arm()
+                # Any difference counts: a cursor from the future means the database was
+                # replaced.
+                if await run_in_threadpool(_latest, ctx, host) != since:
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0 or waiter.closed:
+                    break
+                await waiter.wait(min(recheck_delay(ctx.long_poll_interval), remaining))
     return await run_in_threadpool(_snapshot, ctx, host)
 
 
