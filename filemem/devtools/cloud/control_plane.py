@@ -264,14 +264,33 @@ def registered_hosts(plane: ControlPlane, api_token: str) -> set[str]:
     return set()
 
 
+def hosts_with_inventory(plane: ControlPlane) -> set[str]:
+    """Providers in Placement that have their MEMORY_MB inventory already."""
+    headers = {"X-Auth-Token": "admin", "OpenStack-API-Version": "placement 1.37"}
+    found = set()
+    try:
+        with httpx.Client(base_url=plane.placement_url, headers=headers, timeout=5) as http:
+            providers = http.get("/resource_providers").json()["resource_providers"]
+            for provider in providers:
+                answer = http.get(f"/resource_providers/{provider['uuid']}/inventories")
+                if "MEMORY_MB" in answer.json().get("inventories", {}):
+                    found.add(str(provider["name"]))
+    except (httpx.HTTPError, ValueError, KeyError):
+        return set()
+    return found
+
+
 def wait_for_agents(spec: CloudSpec, plane: ControlPlane, progress: Progress) -> None:
+    """Every agent registered with the API and its inventory in Placement: guests can be
+    scheduled to every host."""
     wanted = {host.name for host in spec.hosts}
     seen = -1
     api_token = token(spec)
 
     def all_registered() -> bool:
         nonlocal seen
-        count = len(wanted & registered_hosts(plane, api_token))
+        ready = registered_hosts(plane, api_token) & hosts_with_inventory(plane)
+        count = len(wanted & ready)
         if count != seen:
             progress(f"waiting for {len(wanted)} agents to register ({count}/{len(wanted)})")
             seen = count
