@@ -103,6 +103,12 @@ def down(name: str, *, root: Path = DEFAULT_ROOT, progress: Progress = print) ->
     return True
 
 
+def restart_agent(cloud: Cloud, host: HostSpec) -> None:
+    """Stop the host's filemem-compute (SIGTERM) and start it again (re-reading extra.conf)."""
+    procs.stop_recorded(control_plane.agent_pid_file(cloud.spec, host))
+    control_plane.start_agent(cloud.spec, host, cloud.plane)
+
+
 def names(root: Path = DEFAULT_ROOT) -> list[str]:
     return sorted(p.parent.name for p in root.glob(f"*/{hosts.RECORD}"))
 

@@ -233,6 +233,16 @@ def agent_conf(spec: CloudSpec, host: HostSpec, plane: ControlPlane) -> str:
     )
 
 
+def agent_pid_file(spec: CloudSpec, host: HostSpec) -> Path:
+    return spec.base / "pids" / f"{host.name}-compute.pid"
+
+
+def extra_conf_path(spec: CloudSpec, host: HostSpec) -> Path:
+    """An optional second config file for the host's agent (read after filemem.conf, so its
+    options win): tests put e.g. [libvirt] live_migration_bandwidth there, then restart it."""
+    return spec.host_dir(host) / "extra.conf"
+
+
 def start_agent(spec: CloudSpec, host: HostSpec, plane: ControlPlane) -> None:
     """filemem-compute inside the host's namespaces."""
     holder = namespaces.holder_pid(spec, host)
@@ -240,11 +250,13 @@ def start_agent(spec: CloudSpec, host: HostSpec, plane: ControlPlane) -> None:
         raise procs.CloudError(f"{host.name}: its namespace holder is gone")
     conf = spec.host_dir(host) / "filemem.conf"
     write_private(conf, agent_conf(spec, host, plane))
-    argv = namespaces.enter(holder, _python("filemem.cmd.compute", "--config-file", str(conf)))
+    args = ["--config-file", str(conf)]
+    if extra_conf_path(spec, host).exists():
+        args += ["--config-file", str(extra_conf_path(spec, host))]
     procs.spawn(
-        argv,
+        namespaces.enter(holder, _python("filemem.cmd.compute", *args)),
         log_path=spec.base / "logs" / f"{host.name}-compute.log",
-        pid_file=spec.base / "pids" / f"{host.name}-compute.pid",
+        pid_file=agent_pid_file(spec, host),
         env=_env(),
         cwd=REPO,
     )
@@ -327,7 +339,7 @@ def write_clouds_yaml(spec: CloudSpec, plane: ControlPlane) -> Path:
 def stop_services(spec: CloudSpec) -> None:
     """Agents, APIs, Placement (pid files), then PostgreSQL."""
     pids = spec.base / "pids"
-    for pid_file in sorted(pids.glob("*-compute.pid")):
+    for pid_file in sorted(pids.glob("*-compute.pid")):  # agent_pid_file()
         procs.stop_recorded(pid_file)
     for pid_file in sorted(pids.glob("api*.pid")):
         procs.stop_recorded(pid_file)
