@@ -1,4 +1,4 @@
-"""Live migration through filemem (os-migrateLive, 2.30) vs raw `virsh migrate --live --p2p` of
+"""Live migration through the API (os-migrateLive, 2.30) vs raw `virsh migrate --live --p2p` of
 the same guest between the same two simulated hosts: wall time and downtime, interleaved."""
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def report(pairs: list[Pair]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser: argparse.ArgumentParser = bench_parser(
-        "live_migration", DESCRIPTION, runs=4, warmup=1, runs_help="measured pairs per workload"
+        "live_migration_api", DESCRIPTION, runs=4, warmup=1, runs_help="measured pairs per workload"
     )
     args = parser.parse_args(argv)
     pairs: list[Pair] = []
@@ -306,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     text = report(pairs)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "live_migration.txt").write_text(text + "\n")
-    (RESULTS / "live_migration.json").write_text(
+    (RESULTS / "live_migration_api.txt").write_text(text + "\n")
+    (RESULTS / "live_migration_api.json").write_text(
         json.dumps([{**asdict(p), "ratio": p.ratio} for p in pairs], indent=2) + "\n"
     )
     return 0
