@@ -37,6 +37,10 @@ class HypervisorUnavailable(HypervisorError):
     """The libvirt daemon cannot be reached."""
 
 
+class MigrationNotSupported(FilememError):
+    """This guest cannot be live-migrated by this driver (the reason says why)."""
+
+
 class GuestNotFound(FilememError):
     """No guest with that uuid/name is defined on this host."""
 

@@ -21,6 +21,7 @@ from filemem.api.handlers import (
     instance_actions,
     keypairs,
     limits,
+    migration_events,
     migrations,
     placement_proxy,
     quota_sets,
@@ -178,8 +179,15 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", f"{V}/os-services/disable", services.disable_service),
     Route("PUT", f"{V}/os-services/disable-log-reason", services.disable_log_reason),
     Route("PUT", f"{V}/os-services/force-down", services.force_down),
+    Route("DELETE", f"{V}/os-services/{{service_id}}", services.delete_service, status=204),
     Route("PUT", f"{F}/services/{{host}}", agent.register_service, tag="agent"),
     Route("GET", f"{F}/hosts/{{host}}/instances", agent.watch_instances, tag="agent"),
+    Route(
+        "POST",
+        f"{F}/migrations/{{migration_uuid}}/events",
+        migration_events.record_migration_event,
+        tag="agent",
+    ),
     Route("PUT", f"{F}/hosts/{{host}}/memory-usage", agent.report_memory_usage, tag="agent"),
     Route("PATCH", f"{F}/instances/{{server_id}}", agent.report_instance, tag="agent"),
     Route(

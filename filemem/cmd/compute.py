@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         stop,
         keep=keep,
         report_usage=reconcile_loop.report_memory_usage if reconcile_loop else None,
+        moving=reconcile_loop.migrating_uuids if reconcile_loop else tuple,
     )
     if reconcile_loop is not None:
         threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()

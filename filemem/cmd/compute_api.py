@@ -62,9 +62,11 @@ class ComputeApi:
             },
         )
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None, version: str | None = None) -> Any:
+        """One request at microversion 2.1, or `version` (e.g. "2.30")."""
+        headers = {"OpenStack-API-Version": f"compute {version}"} if version else None
         try:
-            response = self._http.request(method, path, json=body)
+            response = self._http.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             reason = f"cannot reach the filemem API at {self.endpoint}: {exc}"
             raise ComputeApiError(reason) from exc

@@ -12,7 +12,9 @@ from filemem.compute.host_check import HostReport, check_host
 _MARK = {Severity.OK: "ok", Severity.WARNING: "WARNING", Severity.ERROR: "ERROR"}
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     host = sub.add_parser("host", help="this compute host")
     host_sub = host.add_subparsers(dest="host_command", required=True)
     check = host_sub.add_parser(
@@ -26,6 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=cmd_check)
     host_show.register(host_sub)
+    return host_sub
 
 
 def cmd_check(args: argparse.Namespace) -> int:

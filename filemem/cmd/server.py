@@ -27,7 +27,7 @@ def api(args: argparse.Namespace) -> ComputeApi:
     return ComputeApi(*client_settings(Path(conf.state_path), args.os_endpoint, args.os_token))
 
 
-def register(sub: Sub) -> None:
+def register(sub: Sub) -> Sub:
     server = sub.add_parser("server", help="servers (through the API)")
     ssub = server.add_subparsers(dest="server_command", required=True)
     create = ssub.add_parser("create", help="boot a server")
@@ -60,6 +60,7 @@ def register(sub: Sub) -> None:
         *[p for n, p in ssub.choices.items() if n not in ("create", "list")],
     ):
         add_api_args(parser)
+    return ssub
 
 
 def cmd_create(args: argparse.Namespace) -> int:

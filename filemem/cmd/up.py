@@ -186,6 +186,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stop,
         keep=reconcile_loop.desired_uuids,
         report_usage=reconcile_loop.report_memory_usage,
+        moving=reconcile_loop.migrating_uuids,
     )
     resource_loop.run_once()
     _announce(endpoint, token, state)

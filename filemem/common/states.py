@@ -29,6 +29,8 @@ REBUILDING: Final = "rebuilding"
 # The agent redefines the guest with the flavor the API now wants (resize and revert alike).
 RESIZE_MIGRATING: Final = "resize_migrating"
 RESIZE_REVERTING: Final = "resize_reverting"
+# A live migration runs (nova's task_states.MIGRATING): the API sets and clears it.
+MIGRATING: Final = "migrating"
 TASK_STATES: Final = (
     SCHEDULING,
     SPAWNING,
@@ -44,6 +46,7 @@ TASK_STATES: Final = (
     REBUILDING,
     RESIZE_MIGRATING,
     RESIZE_REVERTING,
+    MIGRATING,
 )
 
 POWER_STATES: Final = {
@@ -63,10 +66,11 @@ _STATUS: Final[dict[str, dict[str | None, str]]] = {
         REBOOTING_HARD: "HARD_REBOOT",
         REBUILDING: "REBUILD",
         RESIZE_MIGRATING: "RESIZE",
+        MIGRATING: "MIGRATING",
     },
     BUILDING: {None: "BUILD"},
     STOPPED: {None: "SHUTOFF", REBUILDING: "REBUILD", RESIZE_MIGRATING: "RESIZE"},
-    PAUSED: {None: "PAUSED"},
+    PAUSED: {None: "PAUSED", MIGRATING: "MIGRATING"},
     SUSPENDED: {None: "SUSPENDED"},
     RESIZED: {None: "VERIFY_RESIZE", RESIZE_REVERTING: "REVERT_RESIZE"},
     ERROR: {None: "ERROR", REBUILDING: "REBUILD"},

@@ -4,6 +4,7 @@ state, console output and instance-action events."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -47,10 +48,18 @@ class AgentApi(Protocol):
     Every method raises ApiUnavailable (transient: retried with backoff) or ApiRefused.
     """
 
-    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> float | None:
+    def register(
+        self,
+        host: str,
+        provider_uuid: str,
+        file_backed_memory_mb: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> float | None:
         """Create or refresh this host's service record (also the heartbeat); the MEMORY_MB
-        allocation ratio the host's aggregates give it (None: its own). Raises
-        RegistrationRefused when the API will not have this host run as configured."""
+        allocation ratio the host's aggregates give it (None: its own). `details` are the
+        optional ServiceUpdate fields (capabilities, version, migration_address,
+        store_free_mb). Raises RegistrationRefused when the API will not have this host run as
+        configured."""
 
     def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
         """The full desired set for `host` once something changed after `since` (or `wait` s)."""
@@ -72,6 +81,11 @@ class AgentApi(Protocol):
         """One finished step as an instance-action event: {"event", "result" ("Success" or
         "Error"), "start_time", "finish_time" (ISO 8601), "traceback"}; the API attaches it to
         the instance's newest action, or drops it when there is none."""
+
+    def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
+        """One live migration event ({"event": prepared | started | progress | completed |
+        failed | cancelled, "reason", "memory_*_bytes"}); nothing happens for a migration the
+        API does not know (404)."""
 
 
 class AgentApiClient:
@@ -144,8 +158,15 @@ class AgentApiClient:
             )
         return response.json() if response.content else None
 
-    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> float | None:
+    def register(
+        self,
+        host: str,
+        provider_uuid: str,
+        file_backed_memory_mb: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> float | None:
         body = {
+            **(details or {}),
             "binary": "filemem-compute",
             "provider_uuid": provider_uuid,
             "file_backed": file_backed_memory_mb > 0,
@@ -153,7 +174,16 @@ class AgentApiClient:
         }
         path = f"/filemem/v1/services/{host}"
         try:
-            answer = self._call("PUT", path, json=body)
+            try:
+                answer = self._call("PUT", path, json=body)
+            except ApiRefused as exc:
+                if exc.status not in (400, 422) or not details:
+                    raise
+                # An API older than the live migration fields refuses them: register without.
+                LOG.warning("the API does not take %s yet: %s", sorted(details), exc.reason)
+                for key in details:
+                    body.pop(key, None)
+                answer = self._call("PUT", path, json=body)
         except ApiRefused as exc:
             if exc.status == 409:
                 raise RegistrationRefused(exc.reason) from exc
@@ -191,3 +221,6 @@ class AgentApiClient:
 
     def event(self, uuid: str, body: dict[str, Any]) -> None:
         self._call("POST", f"/filemem/v1/instances/{uuid}/events", json=body)
+
+    def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
+        self._call("POST", f"/filemem/v1/migrations/{migration_uuid}/events", json=body)

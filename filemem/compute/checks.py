@@ -151,6 +151,52 @@ def check_kvm_device(device: KvmDevice) -> Finding:
     )
 
 
+@dataclass(frozen=True)
+class LiveMigrationInputs:
+    """[libvirt] live_migration_* values oslo.config's types and ranges cannot judge alone."""
+
+    inbound_addr: str | None
+    host: str
+    permit_post_copy: bool
+    permit_auto_converge: bool
+
+
+# Addresses that name no host in particular: another host cannot migrate to them.
+_UNREACHABLE_ADDRESSES = frozenset({"0.0.0.0", "::", "[::]"})  # noqa: S104
+
+
+def check_live_migration(inputs: LiveMigrationInputs) -> list[Finding]:
+    """The migration address other hosts are given must name this host; post-copy and
+    auto-converge are exclusive (nova: post-copy wins, with a warning)."""
+    option = "[libvirt] live_migration_inbound_addr"
+    address = inputs.inbound_addr or inputs.host
+    where = option if inputs.inbound_addr else "[DEFAULT] host"
+    if not address or address in _UNREACHABLE_ADDRESSES:
+        result = [
+            findings.error(
+                "live_migration_address",
+                f"{where} = {address!r} is no address other hosts can reach this host on for "
+                f"live migration; set {option} to this host's address on the migration network",
+                option,
+            )
+        ]
+    else:
+        result = [
+            findings.ok("live_migration_address", f"live migration address {address}", option)
+        ]
+    if inputs.permit_post_copy and inputs.permit_auto_converge:
+        result.append(
+            findings.warning(
+                "live_migration_post_copy",
+                "[libvirt] live_migration_permit_post_copy and "
+                "live_migration_permit_auto_converge are both set: post-copy is used and "
+                "auto-converge ignored",
+                "[libvirt] live_migration_permit_auto_converge",
+            )
+        )
+    return result
+
+
 def run_startup_checks(inputs: CheckInputs) -> list[Finding]:
     """Every rule, in the order an operator would fix them."""
     return [

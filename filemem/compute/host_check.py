@@ -19,6 +19,7 @@ from filemem.exceptions import FilememError
 from filemem.virt.driver import HypervisorDriver
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
+from filemem.virt.migration import MigrationSettings
 
 
 @dataclass
@@ -59,6 +60,23 @@ def driver_settings(conf: cfg.ConfigOpts) -> DriverSettings:
         shutdown_timeout=float(conf.shutdown_timeout),
         guest_partition=conf.libvirt.guest_partition,
         guest_memory_limit_mb=conf.libvirt.guest_memory_limit_mb,
+        migration=migration_settings(conf),
+    )
+
+
+def migration_settings(conf: cfg.ConfigOpts) -> MigrationSettings:
+    """[libvirt] live_migration_* as the driver's settings."""
+    lm = conf.libvirt
+    return MigrationSettings(
+        scheme=lm.live_migration_scheme,
+        bandwidth_mib=lm.live_migration_bandwidth,
+        downtime_ms=lm.live_migration_downtime,
+        downtime_steps=lm.live_migration_downtime_steps,
+        downtime_delay_s=lm.live_migration_downtime_delay,
+        completion_timeout_s=lm.live_migration_completion_timeout,
+        timeout_action=lm.live_migration_timeout_action,
+        permit_post_copy=lm.live_migration_permit_post_copy,
+        permit_auto_converge=lm.live_migration_permit_auto_converge,
     )
 
 
@@ -91,6 +109,7 @@ def check_host(conf: cfg.ConfigOpts, driver: HypervisorDriver | None = None) -> 
             )
         )
     )
+    report.findings.extend(checks.check_live_migration(live_migration_inputs(conf)))
     report.findings.append(
         checks.check_kvm_device(kvm_device(store.qemu_user(driver.qemu_conf_text())))
     )
@@ -108,6 +127,15 @@ def check_host(conf: cfg.ConfigOpts, driver: HypervisorDriver | None = None) -> 
             )
         )
     return report
+
+
+def live_migration_inputs(conf: cfg.ConfigOpts) -> checks.LiveMigrationInputs:
+    return checks.LiveMigrationInputs(
+        inbound_addr=conf.libvirt.live_migration_inbound_addr,
+        host=conf.host,
+        permit_post_copy=conf.libvirt.live_migration_permit_post_copy,
+        permit_auto_converge=conf.libvirt.live_migration_permit_auto_converge,
+    )
 
 
 def kvm_device(qemu_user: str, path: Path = Path("/dev/kvm")) -> checks.KvmDevice:

@@ -175,7 +175,7 @@ class ComputeManager:
             return False
         return True
 
-    def heal(self, keep: Iterable[str] = ()) -> HealResult:
+    def heal(self, keep: Iterable[str] = (), moving: Iterable[str] = ()) -> HealResult:
         """Make the allocations on our provider exactly the guests that exist on this host.
 
         Allocations of consumers that are no guest here are removed, except those in `keep`:
@@ -183,7 +183,9 @@ class ComputeManager:
         passes the API's desired set). Guests without an allocation get one from libvirt's
         view of them (memory, vcpus; disk size is not known there), or are reported in
         `failed` when it does not fit. Guests of either owner (api, cli) count: both use the
-        store.
+        store. Guests in `moving` (being live-migrated) get no claim: the migration consumer
+        holds their memory here and the instance's own allocation is on the destination, which
+        a claim here would replace.
         """
         result = HealResult()
         with self._locked():
@@ -197,8 +199,9 @@ class ComputeManager:
                         consumer,
                     )
                 result.removed.append(consumer)
+            moving = set(moving)
             for uuid, guest in sorted(guests.items()):
-                if uuid in allocations:
+                if uuid in allocations or uuid in moving:
                     result.kept += 1
                     continue
                 self._heal_guest(guest, result)

@@ -46,11 +46,14 @@ class ResourceSyncLoop:
         clock: Callable[[], float] = time.time,
         keep: Callable[[], Iterable[str]] = tuple,
         report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
+        moving: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         """`keep` names consumers heal must not drop though no guest exists yet: instances
-        the scheduler claimed for this host (the API's desired set, once an agent has one)."""
+        the scheduler claimed for this host (the API's desired set, once an agent has one);
+        `moving` names guests being live-migrated, which heal must not claim for."""
         self.host = host
         self._keep = keep
+        self._moving = moving
         self.interval = interval
         self.retry_interval = min(retry_interval, interval)
         self.stop = stop or threading.Event()
@@ -71,6 +74,7 @@ class ResourceSyncLoop:
         stop: threading.Event | None = None,
         keep: Callable[[], Iterable[str]] = tuple,
         report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
+        moving: Callable[[], Iterable[str]] = tuple,
     ) -> ResourceSyncLoop:
         return cls(
             host,
@@ -79,6 +83,7 @@ class ResourceSyncLoop:
             stop=stop,
             keep=keep,
             report_usage=report_usage,
+            moving=moving,
         )
 
     def next_delay(self) -> float:
@@ -91,7 +96,7 @@ class ResourceSyncLoop:
         """Sync, heal, write metrics; a failure is logged and counted, never raised."""
         try:
             sync = self.host.tracker.sync()
-            heal = self.host.manager.heal(keep=self._keep())
+            heal = self.host.manager.heal(keep=self._keep(), moving=self._moving())
             used = self.host.client.get_usages(sync.provider_uuid).get(MEMORY_MB, 0)
         except Exception as exc:
             self.failures += 1

@@ -83,3 +83,88 @@ OPTS: list[cfg.Opt] = [
         "guest_partition and the cgroup v1 memory controller.",
     ),
 ]
+
+# Live migration: nova's [libvirt] live_migration_* options, same names, defaults and meaning.
+LIVE_MIGRATION_DOWNTIME_MIN = 100
+LIVE_MIGRATION_DOWNTIME_STEPS_MIN = 3
+LIVE_MIGRATION_DOWNTIME_DELAY_MIN = 3
+
+LIVE_MIGRATION_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "live_migration_scheme",
+        default="tcp",
+        choices=["tcp", "ssh", "tls"],
+        help="URI scheme for live migration: the source's libvirtd connects to "
+        "qemu+<scheme>://<destination address>/system (peer to peer). tcp needs the "
+        "destination libvirtd to listen on TCP; ssh and tls need their keys or certificates.",
+    ),
+    cfg.HostAddressOpt(
+        "live_migration_inbound_addr",
+        help="IP address or host name other hosts reach this host's libvirtd and QEMU on for "
+        "live migration (the migration network). Unset: [DEFAULT] host. Sent to the API at "
+        "every registration as migration_address.",
+    ),
+    cfg.IntOpt(
+        "live_migration_bandwidth",
+        default=0,
+        min=0,
+        help="Maximum bandwidth (MiB/s) of a live migration; 0 lets libvirt choose (unlimited).",
+    ),
+    cfg.IntOpt(
+        "live_migration_downtime",
+        default=500,
+        min=LIVE_MIGRATION_DOWNTIME_MIN,
+        help="Target maximum period of time (ms) the guest may be paused to complete the "
+        f"migration. Minimum {LIVE_MIGRATION_DOWNTIME_MIN}.",
+    ),
+    cfg.IntOpt(
+        "live_migration_downtime_steps",
+        default=10,
+        min=LIVE_MIGRATION_DOWNTIME_STEPS_MIN,
+        help="Number of incremental steps to reach the max downtime value. Minimum "
+        f"{LIVE_MIGRATION_DOWNTIME_STEPS_MIN}.",
+    ),
+    cfg.IntOpt(
+        "live_migration_downtime_delay",
+        default=75,
+        min=LIVE_MIGRATION_DOWNTIME_DELAY_MIN,
+        help="Time to wait, in seconds, between each step increase of the migration downtime, "
+        "per GiB of guest memory (at least 2 GiB counted, as nova does). Minimum "
+        f"{LIVE_MIGRATION_DOWNTIME_DELAY_MIN}.",
+    ),
+    cfg.IntOpt(
+        "live_migration_completion_timeout",
+        default=800,
+        min=0,
+        mutable=True,
+        help="Time to wait, in seconds, for a migration to complete transferring data, per GiB "
+        "of guest memory (at least 2 GiB counted). When it runs out, "
+        "live_migration_timeout_action is taken. 0 means no timeout.",
+    ),
+    cfg.StrOpt(
+        "live_migration_timeout_action",
+        default="abort",
+        choices=("abort", "force_complete"),
+        mutable=True,
+        help="What to do when live_migration_completion_timeout runs out: abort cancels the "
+        "migration (the guest keeps running on the source); force_complete switches to "
+        "post-copy when live_migration_permit_post_copy is set, else pauses the guest so the "
+        "migration can finish.",
+    ),
+    cfg.BoolOpt(
+        "live_migration_permit_post_copy",
+        default=False,
+        help="Allow switching a live migration to post-copy (the guest runs on the destination "
+        "and fetches the memory it still lacks from the source) when it is forced to complete "
+        "or times out with force_complete; also adds VIR_MIGRATE_POSTCOPY. Takes precedence "
+        "over live_migration_permit_auto_converge.",
+    ),
+    cfg.BoolOpt(
+        "live_migration_permit_auto_converge",
+        default=False,
+        help="Allow auto-converge: QEMU throttles the guest's vCPUs while a live migration does "
+        "not converge (VIR_MIGRATE_AUTO_CONVERGE). Ignored when post-copy is permitted.",
+    ),
+]
+
+OPTS += LIVE_MIGRATION_OPTS

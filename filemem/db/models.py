@@ -48,6 +48,13 @@ class Service(Base):
     provider_uuid: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True)
     file_backed: Mapped[bool] = mapped_column(Boolean, default=False)
     file_backed_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    # What the agent reports at each registration (live migration contract): its libvirt/QEMU
+    # capabilities (None: an old agent that reports none), filemem's version, the address
+    # other hosts migrate to, and the backing store's free room now (MiB, after headroom).
+    capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    version: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    migration_address: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    store_free_mb: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
@@ -258,6 +265,13 @@ class Migration(Base):
     memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     memory_processed_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     memory_remaining_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Live migration: why it failed or was cancelled, whether the destination agent is ready,
+    # and the requests the source agent carries out (2.22 force_complete, 2.24 abort).
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    block_migration: Mapped[bool] = mapped_column(Boolean, default=False)
+    dest_prepared: Mapped[bool] = mapped_column(Boolean, default=False)
+    force_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    abort_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 

@@ -20,8 +20,16 @@ CONFIRMED = "confirmed"
 REVERTING = "reverting"
 REVERTED = "reverted"
 ERROR = "error"
+# nova's statuses for a live migration: queued -> running -> completed | failed | cancelled
+# (error: refused by the prechecks, recorded from 2.34).
+QUEUED = "queued"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+LIVE_IN_PROGRESS = (QUEUED, RUNNING)
 # A migration in these holds the source allocation under its own consumer.
-IN_PROGRESS = (MIGRATING, FINISHED, REVERTING)
+IN_PROGRESS = (MIGRATING, FINISHED, REVERTING, *LIVE_IN_PROGRESS)
 
 
 def create_migration(session: Session, values: Mapping[str, Any]) -> Migration:
@@ -40,6 +48,24 @@ def in_progress(session: Session, instance_uuid: str) -> Migration | None:
         .order_by(Migration.id.desc())
     )
     return session.scalars(query).first()
+
+
+def get_by_uuid(session: Session, migration_uuid: str) -> Migration | None:
+    return session.scalars(select(Migration).where(Migration.uuid == migration_uuid)).first()
+
+
+def live_in_progress_on(session: Session, host: str) -> list[Migration]:
+    """Queued or running live migrations from or to `host`, oldest first."""
+    query = (
+        select(Migration)
+        .where(
+            Migration.migration_type == LIVE_MIGRATION,
+            Migration.status.in_(LIVE_IN_PROGRESS),
+            (Migration.source_compute == host) | (Migration.dest_compute == host),
+        )
+        .order_by(Migration.id)
+    )
+    return list(session.scalars(query))
 
 
 def set_status(session: Session, migration: Migration, status: str) -> None:

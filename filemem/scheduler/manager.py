@@ -229,6 +229,8 @@ class Scheduler:
         def choose(order: Sequence[HostState]) -> HostState | None:
             if allowed is not None:
                 order = [host for host in order if host.provider_uuid in allowed]
+            if request.excluded_providers:
+                order = [h for h in order if h.provider_uuid not in request.excluded_providers]
             return pick(
                 order, request, self.filters, refused, self.settings.host_subset_size, self._rng
             )

@@ -39,6 +39,8 @@ class RequestSpec:
     member_of: tuple[str, ...] = ()
     in_tree: str | None = None
     image_properties: Mapping[str, str] = field(default_factory=dict)
+    # Providers the guest must not go to (a live migration's source: nova's ignore_hosts).
+    excluded_providers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class PlacementRequest:
     # once per request by the scheduler when there are requirements (None: not read).
     aggregate_specs: Mapping[str, str] = field(default_factory=dict)
     aggregate_metadata: Mapping[str, Mapping[str, str]] | None = None
+    excluded_providers: frozenset[str] = frozenset()
 
     @property
     def wants_huge_pages(self) -> bool:
@@ -137,4 +140,5 @@ def build_request(spec: RequestSpec) -> PlacementRequest:
         in_tree=spec.in_tree,
         image_mem_page_size=image_page_size,
         aggregate_specs=_frozen(aggregate_requirements(spec.extra_specs)),
+        excluded_providers=spec.excluded_providers,
     )

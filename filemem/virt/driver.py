@@ -13,10 +13,54 @@ memory for fast tests. Errors every method may raise, besides those it names:
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from pathlib import Path
 
 from filemem.common.guests import Flavor, GuestInfo, HostFacts, Image
 from filemem.common.versions import Version
+from filemem.virt.migration import MigrationResult, ProgressCallback
+
+
+@dataclass(frozen=True)
+class MigrationTarget:
+    """Where a live migration goes: the destination's migration address (its libvirtd and
+    QEMU), its file-backed memory (0 = none), whether disks are copied (block migration), and
+    the guest's instance directory there (None: the same path as here, as nova assumes one
+    instances_path on every host)."""
+
+    address: str
+    file_backed_memory_mb: int
+    block_migration: bool = False
+    instance_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class GuestJob:
+    """A guest's hypervisor job (a migration in or out) and whether its definition persists
+    (an incoming guest is transient until the migration finished)."""
+
+    active: bool
+    persistent: bool
+
+
+class LiveMigration(abc.ABC):
+    """One outgoing live migration running in the background (started by
+    HypervisorDriver.live_migrate). Its methods never raise for a migration that already
+    ended: forcing or aborting then does nothing."""
+
+    @abc.abstractmethod
+    def force_complete(self) -> None:
+        """nova's force_complete: switch to post-copy when it is permitted, else pause the
+        guest so the remaining memory converges."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Cancel the migration (virDomainAbortJob); the guest keeps running here and the
+        result is CANCELLED."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float | None = None) -> MigrationResult | None:
+        """The result once the migration ended; None when `timeout` s passed first."""
 
 
 class HypervisorDriver(abc.ABC):
@@ -147,6 +191,34 @@ class HypervisorDriver(abc.ABC):
         owner (a new overlay from the new image); with `start` it boots under the capacity
         guard, so its memory file is a new one. Raises InvalidGuestConfig before anything
         changes, InsufficientBackingStore, InvalidInput (a disk image that does not exist)."""
+
+    # -- live migration -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def live_migrate(
+        self, uuid: str, target: MigrationTarget, on_progress: ProgressCallback | None = None
+    ) -> LiveMigration:
+        """Start a peer-to-peer live migration of a running guest to `target` and return at
+        once; the domain is defined there with its memory backing rewritten for the target's
+        file-backed memory, and undefined here when it succeeds. `on_progress` is called from
+        the monitor about every 0.5 s.
+
+        Raises MigrationNotSupported (a disk-image guest without block migration, or a
+        destination backing memory differently), HypervisorError (the guest is not running,
+        or libvirt refused to start).
+        """
+
+    @abc.abstractmethod
+    def prepare_incoming(self, uuid: str, image: Image | None = None) -> Path:
+        """What the destination needs before a guest migrates in: its instance directory
+        (console log path) under state_path and, for a guest booted from a disk `image`, an
+        empty copy-on-write overlay of that image for block migration to fill. Idempotent;
+        returns the directory. Raises ConfigError (state_path unusable by QEMU), InvalidInput
+        (the image is not on this host), HypervisorError (qemu-img failed)."""
+
+    @abc.abstractmethod
+    def guest_job(self, uuid: str) -> GuestJob:
+        """The guest's job and persistence, read now."""
 
     # -- observation ------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import shutil
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -38,9 +39,16 @@ from filemem.exceptions import (
     HypervisorError,
     HypervisorUnavailable,
     InsufficientBackingStore,
+    MigrationNotSupported,
 )
 from filemem.virt import guest_config
-from filemem.virt.driver import HypervisorDriver
+from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, MigrationTarget
+from filemem.virt.migration import (
+    MigrationOutcome,
+    MigrationProgress,
+    MigrationResult,
+    ProgressCallback,
+)
 
 
 @dataclass
@@ -67,6 +75,13 @@ class FakeDriver(HypervisorDriver):
     _guests: dict[str, _Guest] = field(default_factory=dict)
     _failures: dict[str, list[Exception]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Live migration: other fakes by migration address; migrations started, by guest uuid;
+    # uuids with a job (incoming ones too, set by tests); whether migrations end on their own.
+    peers: dict[str, FakeDriver] = field(default_factory=dict)
+    migrations: dict[str, FakeLiveMigration] = field(default_factory=dict)
+    jobs: set[str] = field(default_factory=set)
+    transient: set[str] = field(default_factory=set)
+    complete_migrations: bool = False
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -283,6 +298,60 @@ class FakeDriver(HypervisorDriver):
     def image_of(self, uuid: str) -> Image:
         return self._get(uuid).image
 
+    # -- live migration -------------------------------------------------------------------
+
+    def live_migrate(
+        self, uuid: str, target: MigrationTarget, on_progress: ProgressCallback | None = None
+    ) -> LiveMigration:
+        """Steered by the test through the returned FakeLiveMigration (or ended at once with
+        `complete_migrations`); the guest moves to `peers[target.address]` on completion."""
+        self._enter("live_migrate", uuid)
+        guest = self._get(uuid)
+        if guest.info.power_state not in (PowerState.RUNNING, PowerState.PAUSED):
+            raise HypervisorError(f"live-migrating guest {uuid}", "the guest is not running")
+        if guest.image.kind == "disk" and not target.block_migration:
+            raise MigrationNotSupported(
+                "the guest boots from a disk image: it needs block migration"
+            )
+        running = FakeLiveMigration(self, uuid, target, on_progress)
+        self.migrations[uuid] = running
+        self.jobs.add(uuid)
+        if self.complete_migrations:
+            running.report(guest.info.memory_mb * MIB)
+            running.complete()
+        return running
+
+    def prepare_incoming(self, uuid: str, image: Image | None = None) -> Path:
+        """The instance directory; a disk image's overlay is an empty file named as libvirt's."""
+        self._enter("prepare_incoming", uuid)
+        workdir = self.instance_dir(uuid)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if image is not None and image.kind == "disk":
+            (workdir / "disk.qcow2").touch()
+        return workdir
+
+    def guest_job(self, uuid: str) -> GuestJob:
+        self._enter("guest_job", uuid)
+        self._get(uuid)
+        return GuestJob(active=uuid in self.jobs, persistent=uuid not in self.transient)
+
+    def _migrate_out(self, uuid: str, target: MigrationTarget) -> None:
+        """The guest leaves (UNDEFINE_SOURCE) and runs on the peer, file-backed or not."""
+        guest = self._guests.pop(uuid)
+        self._drop_memory_file(guest.info)
+        self.jobs.discard(uuid)
+        peer = self.peers.get(target.address)
+        if peer is None:
+            return
+        info = replace(
+            guest.info,
+            file_backed=target.file_backed_memory_mb > 0,
+            domain_id=next(peer._ids),
+            memory_file=None,
+        )
+        peer._guests[uuid] = _Guest(info, guest.flavor, guest.image)
+        peer._make_memory_file(info)
+
     # -- observation ------------------------------------------------------------------------
 
     def list_guests(self) -> list[GuestInfo]:
@@ -369,3 +438,56 @@ class FakeDriver(HypervisorDriver):
         return replace(
             info, memory_file=store.guest_memory_file(self.memory_backing_dir(), info.domain_id)
         )
+
+
+class FakeLiveMigration(LiveMigration):
+    """A fake migration the test ends: `report` (progress), `complete`, `fail`."""
+
+    def __init__(
+        self,
+        driver: FakeDriver,
+        uuid: str,
+        target: MigrationTarget,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.driver, self.uuid, self.target = driver, uuid, target
+        self.on_progress = on_progress
+        self.forced = False
+        self.aborted = False
+        self.result: MigrationResult | None = None
+        self._done = threading.Event()
+
+    def report(self, processed_bytes: int) -> None:
+        total = self.driver._get(self.uuid).info.memory_mb * MIB
+        if self.on_progress is not None:
+            self.on_progress(
+                MigrationProgress(1.0, total, processed_bytes, max(0, total - processed_bytes))
+            )
+
+    def complete(self) -> None:
+        self.driver._migrate_out(self.uuid, self.target)
+        self._end(MigrationResult(MigrationOutcome.COMPLETED))
+
+    def fail(self, reason: str) -> None:
+        self._end(MigrationResult(MigrationOutcome.FAILED, reason))
+
+    def _end(self, result: MigrationResult) -> None:
+        if self.result is None:
+            self.driver.jobs.discard(self.uuid)
+            self.result = result
+            self._done.set()
+
+    def force_complete(self) -> None:
+        self.forced = True
+
+    def abort(self) -> None:
+        self.aborted = True
+        self._end(
+            MigrationResult(
+                MigrationOutcome.CANCELLED,
+                "operation aborted: migration out job: canceled by client",
+            )
+        )
+
+    def wait(self, timeout: float | None = None) -> MigrationResult | None:
+        return self.result if self._done.wait(timeout) else None

@@ -32,6 +32,7 @@ from filemem.virt.xml.domain import (
 
 __all__ = [
     "build_domain",
+    "file_memory_backing",
     "is_file_backed",
     "memory_mb",
 ]
@@ -116,12 +117,7 @@ def _memory_backing(flavor: Flavor, image: Image, host: HostFacts) -> MemoryBack
                 f"{MEM_PAGE_SIZE} and an image without {IMAGE_MEM_PAGE_SIZE}, or a host with "
                 "[libvirt] file_backed_memory = 0"
             )
-        return MemoryBacking(
-            source_type="file",
-            access_mode="shared",
-            allocation_mode=host.allocation_mode,
-            discard=host.discard_supported,
-        )
+        return file_memory_backing(host.allocation_mode, host.discard_supported)
     try:
         page_size = requested_page_size(
             flavor_value, image.mem_page_size, flavor_name=flavor.name, image_name=image.name
@@ -132,6 +128,17 @@ def _memory_backing(flavor: Flavor, image: Image, host: HostFacts) -> MemoryBack
         return None
     hugepages = _huge_pages(page_size)
     return None if hugepages is None else MemoryBacking(hugepages=hugepages)
+
+
+def file_memory_backing(allocation_mode: str, discard: bool) -> MemoryBacking:
+    """The guide's file-backed memory: <source type="file"/><access mode="shared"/>
+    <allocation mode=.../> and <discard/> where libvirt and QEMU support it."""
+    return MemoryBacking(
+        source_type="file",
+        access_mode="shared",
+        allocation_mode=allocation_mode,
+        discard=discard,
+    )
 
 
 def _page_size_source(flavor: Flavor, image: Image) -> str:

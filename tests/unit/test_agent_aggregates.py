@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import uuid as uuidlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,13 @@ REASON = "host h has file-backed memory but is in aggregate over (id 3): ..."
 
 
 class RefusingApi(FakeAgentApi):
-    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
+    def register(
+        self,
+        host: str,
+        provider_uuid: str,
+        file_backed_memory_mb: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         raise RegistrationRefused(f"PUT: 409: {REASON}", 409, REASON)
 
 
@@ -31,7 +39,11 @@ class RatioApi(FakeAgentApi):
     ratio: float | None = 1.5
 
     def register(  # type: ignore[override]
-        self, host: str, provider_uuid: str, file_backed_memory_mb: int
+        self,
+        host: str,
+        provider_uuid: str,
+        file_backed_memory_mb: int,
+        details: Mapping[str, Any] | None = None,
     ) -> float | None:
         self.registered.append(host)
         return self.ratio

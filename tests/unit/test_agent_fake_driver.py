@@ -7,7 +7,7 @@ The same behaviours are proven on real libvirt + QEMU in tests/functional.
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,20 @@ class FakeAgentApi:
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     consoles: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    migration_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    details: list[Mapping[str, Any] | None] = field(default_factory=list)
     down: bool = False
 
-    def register(self, host: str, provider_uuid: str, file_backed_memory_mb: int) -> None:
+    def register(
+        self,
+        host: str,
+        provider_uuid: str,
+        file_backed_memory_mb: int,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         self._check()
         self.registered.append(host)
+        self.details.append(details)
 
     def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
         self._check()
@@ -73,6 +82,10 @@ class FakeAgentApi:
     def event(self, uuid: str, body: dict[str, Any]) -> None:
         self._check()
         self.events.setdefault(uuid, []).append(body)
+
+    def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
+        self._check()
+        self.migration_events.setdefault(migration_uuid, []).append(body)
 
     def _check(self) -> None:
         if self.down:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, NotFound
+from filemem.api.handlers import migration_events
 from filemem.api.handlers.server_views import agent_view
 from filemem.api.handlers.servers import ServerIdPath, find
 from filemem.api.schemas.agent import (
@@ -49,6 +50,10 @@ def service_view(service: Service) -> dict[str, Any]:
         "provider_uuid": service.provider_uuid,
         "file_backed": service.file_backed,
         "file_backed_memory_mb": service.file_backed_memory_mb,
+        "capabilities": service.capabilities,
+        "version": service.version,
+        "migration_address": service.migration_address,
+        "store_free_mb": service.store_free_mb,
         "last_seen_at": seen,
     }
 
@@ -86,21 +91,27 @@ def _latest(ctx: ApiContext, host: str) -> int:
 
 
 def _snapshot(ctx: ApiContext, host: str) -> dict[str, Any]:
-    """The cursor first, then the set: the set is never older than the cursor says."""
+    """The cursor first, then the set: the set is never older than the cursor says. The set
+    includes the instances live-migrating to the host (their host is still the source)."""
     with ctx.database.session() as session:
         # A watching agent is alive: this is its heartbeat as much as the PUT.
         db_api.touch_service(session, host)
+    migration_events.expire_stale(ctx, host)
     with ctx.database.reader() as session:
         cursor = db_api.latest_change(session, host)
-        instances = db_api.list_instances(session, host=host)
+        instances = [
+            *reversed(db_api.list_instances(session, host=host)),
+            *migration_events.incoming_instances(session, host),
+        ]
         images = {
             image.id: image
             for image in db_api.list_images(session, {i.image_id for i in instances})
         }
         moves = _unfinished_migrations(session, [i.uuid for i in instances])
+        live = migration_events.live_fields(session, host, instances)
         views = [
-            agent_view(i, images.get(i.image_id), moves.get(i.uuid, []))
-            for i in reversed(instances)
+            {**agent_view(i, images.get(i.image_id), moves.get(i.uuid, [])), **live[i.uuid]}
+            for i in instances
         ]
     return {"cursor": cursor, "instances": views}
 
@@ -165,8 +176,9 @@ def report_instance(
     with ctx.database.session() as session:
         instance = find(session, server_id)
         task_before = instance.task_state
-        if instance.deleted_requested:
-            # A late report must not un-delete: the deletion keeps its task_state.
+        if instance.deleted_requested or instance.task_state == states.MIGRATING:
+            # A late report must not un-delete: the deletion keeps its task_state. A live
+            # migration's task_state is the API's, ended by the migration's events.
             values.pop("task_state", None)
         if values.get("vm_state") == states.ACTIVE and instance.launched_at is None:
             values["launched_at"] = utcnow()

@@ -64,7 +64,7 @@ def detail(request: Request, service: Service, running_vms: int) -> dict[str, An
         **summary(ctx, service),
         "hypervisor_type": "QEMU",
         "hypervisor_version": 0,
-        "host_ip": None,
+        "host_ip": service.migration_address,
         "cpu_info": cpu_info,
         "memory_mb": memory,
         "memory_mb_used": memory_used,

@@ -1,5 +1,5 @@
-"""Server actions that change what a server runs: rebuild, resize + confirm/revert, and
-os-migrateLive's bodies (validated per microversion; filemem does not live-migrate yet)."""
+"""Server actions that change what or where a server runs: rebuild, resize + confirm/revert,
+and os-migrateLive (bodies validated per microversion, the move run by the conductor)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,20 @@ from filemem.api.errors import BadRequest, Conflict
 from filemem.api.handlers import instance_state as actions
 from filemem.api.handlers import server_views as views
 from filemem.api.handlers.server_create import check_page_size
+from filemem.api.identity import get_caller
+from filemem.api.request_id import request_id
 from filemem.api.schemas import server_actions as schemas
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.common import states
+from filemem.conductor import live_migration as live
+from filemem.conductor import live_migration_checks as checks
 from filemem.conductor.resize import InstanceChanged, ResizeConductor, ResizeRefused
 from filemem.db import api as db_api
 from filemem.db import instance_actions as actions_db
 from filemem.db.models import Instance
+
+# From 2.34 nova runs the live migration prechecks after answering 202.
+ASYNC_PRECHECKS = "2.34"
 
 REBUILD = actions.Transition(
     "rebuild",
@@ -138,17 +145,41 @@ def _record(request: Request, instance: Instance, action: str) -> None:
 
 
 def live_migrate(request: Request, instance: Instance, value: Any) -> Response:
-    """The body is checked as nova checks it at this microversion; then a clear refusal."""
+    """202: the destination is claimed and the agents move the guest. A precheck refusal is a
+    400 below 2.34; from 2.34 (nova's async prechecks) a 202 whose action records the Error."""
     if microversion.at_least(request, "2.30"):
-        schemas.parse(schemas.LiveMigrate230, "os-migrateLive", value)
+        body = schemas.parse(schemas.LiveMigrate230, "os-migrateLive", value)
+        force = body.force
+        if force and body.host is None:
+            raise BadRequest("Can't force to a non-provided destination")
     elif microversion.at_least(request, "2.25"):
-        schemas.parse(schemas.LiveMigrate225, "os-migrateLive", value)
+        body = schemas.parse(schemas.LiveMigrate225, "os-migrateLive", value)
+        force = None
     else:
-        schemas.parse(schemas.LiveMigrate21, "os-migrateLive", value)
-    allowed = (states.ACTIVE, states.PAUSED)
-    if instance.vm_state not in allowed or instance.task_state is not None:
-        raise Conflict(actions.refusal("os-migrateLive", instance.uuid, instance, allowed))
-    raise BadRequest(
-        "filemem does not live-migrate servers yet (os-migrateLive): each guest stays on the "
-        "host it was built on"
+        body = schemas.parse(schemas.LiveMigrate21, "os-migrateLive", value)
+        force = None
+    ctx = get_context(request)
+    caller = get_caller(request)
+    ask = live.Request(
+        host=body.host,
+        force=checks.requested_force(microversion.at_least(request, "2.30"), body.host, force),
+        block_migration=checks.block_migration_wanted(body.block_migration),
+        caller_is_admin=caller.is_admin,
+        request_id=request_id(request),
+        project_id=ctx.project_id,
+        user_id=ctx.user_id,
     )
+    conductor = live.LiveMigrationConductor(
+        ctx.database, ctx.placement, ctx.scheduler, ctx.down_after
+    )
+    try:
+        conductor.start(instance, ask)
+    except live.InstanceBusy as exc:
+        raise Conflict(str(exc)) from exc
+    except live.HostNotFound as exc:
+        raise BadRequest(str(exc)) from exc
+    except live.LiveMigrationRefused as exc:
+        if not microversion.at_least(request, ASYNC_PRECHECKS):
+            raise BadRequest(str(exc)) from exc
+        conductor.record_refusal(instance, ask, str(exc))
+    return Response(status_code=202)

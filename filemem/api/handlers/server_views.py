@@ -266,4 +266,7 @@ def agent_view(
         "crash_dump_requested": bool(instance.crash_dump_requested),
         "console_requested_at": requested.isoformat() if requested is not None else None,
         "migration_uuids": list(migration_uuids),
+        # The live migration contract's objects; the host's watch fills them in.
+        "live_migration": None,
+        "incoming_migration": None,
     }

@@ -1,17 +1,20 @@
-"""os-services: list compute services; enable, disable and (2.11) force down a host."""
+"""os-services: list compute services; enable, disable, (2.11) force down and delete a host."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 
 from filemem.api.context import ApiContext, get_context
-from filemem.api.errors import BadRequest, NotFound
+from filemem.api.errors import BadRequest, Conflict, NotFound
 from filemem.api.microversion import at_least
 from filemem.api.schemas.services import ServiceDisableWithReason, ServiceForceDown, ServiceToggle
+from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
+from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Service, utcnow
+from filemem.placement.client import PlacementConflict
 
 FORCED_DOWN_SINCE = "2.11"
 # filemem's agents register as filemem-compute; clients name nova's compute binary, and both
@@ -127,3 +130,42 @@ def force_down(request: Request, body: ServiceForceDown) -> dict[str, Any]:
         raise BadRequest("Missing forced_down field")
     _update(request, body, {"forced_down": forced})
     return {"service": {"host": body.host, "binary": body.binary, "forced_down": forced}}
+
+
+ServiceIdPath = Annotated[str, Path(max_length=255)]
+
+
+def delete_service(request: Request, service_id: ServiceIdPath) -> None:
+    """DELETE /os-services/{id}: the service, its aggregate memberships and its resource
+    provider go; 409 while the host still has instances or live migrations (nova's rule)."""
+    ctx = get_context(request)
+    if not service_id.isdigit():
+        raise BadRequest(f"Invalid uuid {service_id}")
+    with ctx.database.session() as session:
+        service = db_api.get_service(session, int(service_id))
+        if service is None:
+            raise NotFound(f"Service {service_id} not found.")
+        hosting = db_api.count_instances_by_host(session).get(service.host, 0)
+        if hosting:
+            raise Conflict(
+                "Unable to delete compute service that is hosting instances. Migrate or "
+                f"delete the instances first ({service.host} hosts {hosting})."
+            )
+        if migrations_db.live_in_progress_on(session, service.host):
+            raise Conflict(
+                "Unable to delete compute service that has in-progress migrations. Complete "
+                "the migrations or delete the instances first."
+            )
+        for aggregate in db_aggregates.for_host(session, service.host):
+            db_aggregates.remove_host(session, aggregate, service.host)
+        if service.provider_uuid:
+            # In the transaction: if Placement refuses (allocations left), the row stays.
+            try:
+                ctx.placement.delete_resource_provider(service.provider_uuid)
+            except PlacementConflict as exc:
+                raise Conflict(
+                    f"Unable to delete the resource provider {service.provider_uuid} of "
+                    f"{service.host}: Placement still has allocations on it ({exc.detail})"
+                ) from exc
+        session.delete(service)
+    ctx.scheduler.invalidate_hosts()

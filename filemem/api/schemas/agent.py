@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from filemem.api.schemas.common import Name, Storable, StrictModel, Uuid
@@ -32,6 +32,17 @@ TaskState = Literal[
     "resize_reverting",
 ]
 PowerStateInt = Literal[0, 1, 3, 4, 6, 7]
+Bytes = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class HostCapabilities(StrictModel):
+    """What the host's libvirt/QEMU can do (not whether it is enabled there); capabilities a
+    newer agent adds are ignored, not refused."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    file_backed_memory: bool
+    live_migration: bool
 
 
 class ServiceUpdate(StrictModel):
@@ -39,6 +50,32 @@ class ServiceUpdate(StrictModel):
     provider_uuid: Uuid
     file_backed: bool = False
     file_backed_memory_mb: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    # Live migration contract: null/absent = an old agent that reports none of these.
+    capabilities: HostCapabilities | None = None
+    version: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    migration_address: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    store_free_mb: Annotated[int, Field(ge=0, le=2**53)] | None = None
+
+
+MigrationEventName = Literal["prepared", "started", "progress", "completed", "failed", "cancelled"]
+
+
+class MigrationEvent(StrictModel):
+    """POST /filemem/v1/migrations/{uuid}/events: one step of a live migration."""
+
+    event: MigrationEventName
+    reason: Annotated[Storable, Field(min_length=1, max_length=65536)] | None = None
+    memory_total_bytes: Bytes | None = None
+    memory_processed_bytes: Bytes | None = None
+    memory_remaining_bytes: Bytes | None = None
+
+    @model_validator(mode="after")
+    def _reason_for_failures(self) -> MigrationEvent:
+        if self.event in ("failed", "cancelled") and self.reason is None:
+            raise PydanticCustomError(
+                "filemem_invalid", "reason is required for a {event} event", {"event": self.event}
+            )
+        return self
 
 
 class InstanceReport(StrictModel):
@@ -63,9 +100,6 @@ class InstanceReport(StrictModel):
 
     def values(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.model_fields_set}
-
-
-Bytes = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class GuestMemoryUsage(StrictModel):

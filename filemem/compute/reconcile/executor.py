@@ -12,10 +12,12 @@ from filemem.common.guests import PowerState
 from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable
 from filemem.compute.console import console_tail
+from filemem.compute.live_migration import MigrationRunner, dest_marker, source_marker
 from filemem.compute.manager import ComputeManager
 from filemem.compute.reconcile.plan import (
     OWNER,
     DesiredInstance,
+    MigrationFacts,
     Step,
     observed_state,
     plan,
@@ -65,14 +67,25 @@ class PlanExecutor:
         self.driver = driver
         self.api = api
         self.shutdown_timeout = shutdown_timeout
+        self.migrations = MigrationRunner(driver, api)
 
     def run_pass(self, desired: list[DesiredInstance]) -> PassResult:
         result = PassResult()
         # Several agents may share one libvirtd (tests, multi-host on one machine): only guests
         # with an instance directory under our state_path are ours to reconcile or reap.
         observed = [g for g in self.driver.list_guests() if self.manager.owns(g)]
+        by_uuid = {g.uuid: g for g in observed}
+        facts: dict[str, MigrationFacts] = {
+            want.uuid: self.migrations.facts(want, by_uuid.get(want.uuid))
+            for want in desired
+            if want.live_migration is not None or want.incoming_migration is not None
+        }
+        wanted = {want.uuid for want in desired}
+        for guest in observed:
+            if guest.uuid not in wanted:  # an orphan, unless a migration job holds it
+                facts[guest.uuid] = self.migrations.orphan_facts(guest.uuid)
         skip: set[str] = set()
-        for step in plan(desired, observed):
+        for step in plan(desired, observed, facts):
             if step.uuid in skip:
                 continue
             started = _now()
@@ -145,6 +158,8 @@ class PlanExecutor:
                 project_id=want.project_id or None,
                 user_id=want.user_id or None,
             )
+        elif step.kind in _MIGRATION_STEPS:
+            self._execute_migration(step)
         elif step.kind == "console":
             assert want is not None and want.console_requested_at is not None
             output = console_tail(driver.console_log(step.uuid))
@@ -155,9 +170,35 @@ class PlanExecutor:
                 report = {**report, "fault_message": None}
             self.api.report(step.uuid, report)
 
+    def _execute_migration(self, step: Step) -> None:
+        want, mid = step.instance, step.migration_uuid
+        assert want is not None and mid is not None
+        if step.kind == "live_migrate":
+            self.migrations.start(want)
+        elif step.kind == "migration_control":
+            assert want.live_migration is not None
+            self.migrations.control(want.live_migration, want.uuid)
+        elif step.kind == "prepare_incoming":
+            workdir = self.driver.prepare_incoming(want.uuid, want.image)
+            LOG.info("prepared %s for its live migration %s", want.uuid, mid)
+            self.api.migration_event(mid, step.migration_body)
+            dest_marker(workdir, mid).touch()
+        elif step.kind == "migration_event":
+            LOG.info("live migration %s of %s: %s", mid, want.uuid, step.migration_body)
+            self.api.migration_event(mid, step.migration_body)
+            source_marker(self.driver.instance_dir(want.uuid), mid).unlink(missing_ok=True)
+
     def _fail(self, step: Step, exc: FilememError) -> None:
         LOG.error("%s of %s failed: %s", step.kind, step.uuid, exc)
         report: dict[str, Any]
+        if step.kind == "prepare_incoming" and step.migration_uuid is not None:
+            # The destination cannot take the guest: the migration fails before it starts.
+            try:
+                body = {"event": "failed", "reason": f"destination {self.host}: {exc}"[:65536]}
+                self.api.migration_event(step.migration_uuid, body)
+            except FilememError as report_exc:
+                LOG.error("could not fail migration %s: %s", step.migration_uuid, report_exc)
+            return
         if step.kind in _ERROR_ON_FAILURE:
             power = PowerState.NOSTATE if step.kind == "spawn" else self._power(step.uuid)
             report = {
@@ -207,6 +248,11 @@ class PlanExecutor:
             self.api.event(step.uuid, body)
         except Exception as exc:  # an event must never fail the step it records
             LOG.warning("could not record event %s of %s: %s", step.event, step.uuid, exc)
+
+
+_MIGRATION_STEPS = frozenset(
+    {"live_migrate", "migration_control", "prepare_incoming", "migration_event"}
+)
 
 
 def _domain_name(want: DesiredInstance) -> str:

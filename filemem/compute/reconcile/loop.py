@@ -7,9 +7,12 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 
+import filemem
 from filemem.compute.agent_api import AgentApi, ApiRefused, ApiUnavailable, RegistrationRefused
 from filemem.compute.host import ComputeHost
+from filemem.compute.live_migration import registration_details, store_free_mb
 from filemem.compute.reconcile.executor import PassResult, PlanExecutor
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.compute.working_set import GuestWorkingSet
@@ -50,7 +53,20 @@ class ReconcileLoop:
         """Consumers heal must keep: instances claimed for this host, maybe not spawned yet,
         and their unfinished moves (a resize's migration holds the old flavor here)."""
         with self._lock:
-            return [uuid for want in self._desired for uuid in (want.uuid, *want.migration_uuids)]
+            return [
+                uuid
+                for want in self._desired
+                for uuid in (want.uuid, *want.migration_uuids, *_live_migration_uuid(want))
+            ]
+
+    def migrating_uuids(self) -> list[str]:
+        """Instances being live-migrated to or from this host: heal claims nothing for them."""
+        with self._lock:
+            return [
+                want.uuid
+                for want in self._desired
+                if want.live_migration is not None or want.incoming_migration is not None
+            ]
 
     def heartbeat(self) -> None:
         """Register; the answer's aggregate ratio is what the resource loop reports next."""
@@ -58,6 +74,7 @@ class ReconcileLoop:
             self.host.tracker.name,
             self.host.tracker.provider_uuid,
             int(self.host.conf.libvirt.file_backed_memory),
+            self.registration_details(),
         )
         tracker = self.host.tracker
         if ratio != tracker.aggregate_ram_ratio:
@@ -67,6 +84,29 @@ class ReconcileLoop:
             )
             tracker.aggregate_ram_ratio = ratio
         self._last_heartbeat = time.monotonic()
+
+    def registration_details(self) -> Mapping[str, Any]:
+        """capabilities, version, migration_address and store_free_mb (the contract's)."""
+        conf, driver = self.host.conf, self.host.driver
+        try:
+            versions = driver.versions()
+        except FilememError as exc:
+            LOG.warning("libvirt/QEMU versions unknown, no capabilities reported: %s", exc)
+            versions = None
+        free_mb = None
+        if conf.libvirt.file_backed_memory:
+            sample = self.host.tracker.sample_store()
+            if sample is not None:
+                running = [(f.nominal_bytes, f.allocated_bytes) for f in sample.files.values()]
+                free_mb = store_free_mb(
+                    sample.facts.free_bytes, running, conf.libvirt.backing_store_headroom_mb
+                )
+        return registration_details(
+            versions,
+            filemem.__version__,
+            conf.libvirt.live_migration_inbound_addr or conf.host,
+            free_mb,
+        )
 
     def report_memory_usage(self, guests: Mapping[str, GuestWorkingSet]) -> None:
         """Send the resource loop's working sets to the API (the admin view of servers)."""
@@ -123,3 +163,9 @@ class ReconcileLoop:
             failures = 0
             if result.done:
                 LOG.info("reconcile pass: %s", ", ".join(f"{s.kind} {s.uuid}" for s in result.done))
+
+
+def _live_migration_uuid(want: DesiredInstance) -> tuple[str, ...]:
+    """The live migration's consumer holds the source allocation (also in migration_uuids by
+    the contract; kept here even from an API that leaves it out)."""
+    return (want.live_migration.migration_uuid,) if want.live_migration is not None else ()

@@ -39,6 +39,63 @@ OWNER = "api"  # the owner metadata of guests agents reconcile (and may reap as 
 
 
 @dataclass(frozen=True)
+class LiveMigrationSpec:
+    """The source's view of an outgoing live migration (the contract's `live_migration`)."""
+
+    migration_uuid: str
+    dest_host: str
+    dest_address: str
+    dest_file_backed_memory_mb: int = 0
+    block_migration: bool = False
+    dest_prepared: bool = False
+    force_complete: bool = False
+    abort: bool = False
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any] | None) -> LiveMigrationSpec | None:
+        if not data:
+            return None
+        return cls(
+            migration_uuid=data["migration_uuid"],
+            dest_host=data["dest_host"],
+            dest_address=data.get("dest_address") or data["dest_host"],
+            dest_file_backed_memory_mb=int(data.get("dest_file_backed_memory_mb") or 0),
+            block_migration=bool(data.get("block_migration")),
+            dest_prepared=bool(data.get("dest_prepared")),
+            force_complete=bool(data.get("force_complete")),
+            abort=bool(data.get("abort")),
+        )
+
+
+@dataclass(frozen=True)
+class IncomingMigration:
+    """The destination's view of a live migration coming in (`incoming_migration`)."""
+
+    migration_uuid: str
+    source_host: str
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any] | None) -> IncomingMigration | None:
+        if not data:
+            return None
+        return cls(migration_uuid=data["migration_uuid"], source_host=data["source_host"])
+
+
+@dataclass(frozen=True)
+class MigrationFacts:
+    """What this host knows of an instance's live migration besides libvirt's guest list:
+    whether this agent runs it or ran it to its end, libvirt's job, and the markers left in
+    the instance directory (source: started; destination: prepared reported)."""
+
+    running_here: bool = False
+    finished_here: bool = False
+    job_active: bool = False
+    persistent: bool = True
+    started_marker: bool = False
+    prepared_marker: bool = False
+
+
+@dataclass(frozen=True)
 class DesiredInstance:
     """One instance the API assigned to this host (the agent view of docs/control-plane.md)."""
 
@@ -58,6 +115,8 @@ class DesiredInstance:
     # Placement consumers of this instance's unfinished moves (a resize holds the old flavor
     # under its migration uuid): heal keeps their allocations.
     migration_uuids: tuple[str, ...] = ()
+    live_migration: LiveMigrationSpec | None = None
+    incoming_migration: IncomingMigration | None = None
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> DesiredInstance:
@@ -90,6 +149,8 @@ class DesiredInstance:
             crash_dump_requested=bool(data.get("crash_dump_requested")),
             console_requested_at=data.get("console_requested_at") or None,
             migration_uuids=tuple(data.get("migration_uuids") or ()),
+            live_migration=LiveMigrationSpec.from_api(data.get("live_migration")),
+            incoming_migration=IncomingMigration.from_api(data.get("incoming_migration")),
         )
 
 
@@ -114,6 +175,10 @@ StepKind = Literal[
     "resize",
     "crash_dump",
     "console",
+    "live_migrate",
+    "migration_control",
+    "migration_event",
+    "prepare_incoming",
 ]
 
 # nova's instance-action event names (the compute manager methods nova wraps), by task.
@@ -146,21 +211,31 @@ class Step:
     report: dict[str, Any] = field(default_factory=dict)
     event: str | None = None
     run: bool = True  # resize, rebuild: whether the guest runs afterwards
+    # live migration steps: the migration, and the event posted to it (migration_event)
+    migration_uuid: str | None = None
+    migration_body: dict[str, Any] = field(default_factory=dict)
 
 
 def _state(vm_state: str, power: PowerState, task_state: str | None = None) -> dict[str, Any]:
     return {"vm_state": vm_state, "power_state": int(power), "task_state": task_state}
 
 
-def plan_instance(want: DesiredInstance, have: GuestInfo | None) -> list[Step]:
+def plan_instance(
+    want: DesiredInstance, have: GuestInfo | None, facts: MigrationFacts | None = None
+) -> list[Step]:
     """The steps that bring one instance to what the API asks: the console request first (it
     only reads), then the state, then an NMI."""
+    if want.incoming_migration is not None:
+        # Never spawned nor destroyed here: the guest arrives through libvirt.
+        return plan_incoming(want, want.incoming_migration, have, facts or MigrationFacts())
     if want.deleted_requested or want.task_state == DELETING:
         gone = Step("gone", want.uuid)
         return [Step("destroy", want.uuid, event=TERMINATE_EVENT), gone] if have else [gone]
     steps = []
     if want.console_requested_at:
         steps.append(Step("console", want.uuid, want))
+    if want.live_migration is not None:
+        return steps + plan_outgoing(want, want.live_migration, have, facts or MigrationFacts())
     steps += _plan_state(want, have)
     if want.crash_dump_requested:
         answered = {"crash_dump_requested": False}
@@ -289,12 +364,99 @@ def observed_state(have: GuestInfo) -> dict[str, Any]:
     return _state(STOPPED, have.power_state)
 
 
-def plan(desired: list[DesiredInstance], observed: list[GuestInfo]) -> list[Step]:
-    """Every step for this host: desired instances first, then guests nobody wants (orphans)."""
+def plan(
+    desired: list[DesiredInstance],
+    observed: list[GuestInfo],
+    migrations: Mapping[str, MigrationFacts] | None = None,
+) -> list[Step]:
+    """Every step for this host: desired instances first, then guests nobody wants (orphans).
+    `migrations` holds the facts of instances being live-migrated, by uuid."""
     by_uuid = {g.uuid: g for g in observed}
-    steps = [step for want in desired for step in plan_instance(want, by_uuid.get(want.uuid))]
+    facts = migrations or {}
+    steps = [
+        step
+        for want in desired
+        for step in plan_instance(want, by_uuid.get(want.uuid), facts.get(want.uuid))
+    ]
     wanted = {want.uuid for want in desired}
+    # A guest in a migration job (arriving or leaving) is never reaped as an orphan mid-way.
     steps += [
-        Step("destroy", g.uuid) for g in observed if g.owner == OWNER and g.uuid not in wanted
+        Step("destroy", g.uuid)
+        for g in observed
+        if g.owner == OWNER
+        and g.uuid not in wanted
+        and not facts.get(g.uuid, MigrationFacts()).job_active
     ]
     return steps
+
+
+# -- live migration (docs: the live migration contract) -----------------------------------
+
+LIVE_MIGRATION_EVENT = "compute_live_migration"
+PRE_LIVE_MIGRATION_EVENT = "compute_pre_live_migration"
+POST_LIVE_MIGRATION_EVENT = "compute_post_live_migration_at_destination"
+INTERRUPTED = "migration interrupted: the source agent restarted"
+
+
+def _migration_event(
+    want: DesiredInstance, migration_uuid: str, body: dict[str, Any], event: str | None
+) -> Step:
+    return Step(
+        "migration_event",
+        want.uuid,
+        want,
+        event=event,
+        migration_uuid=migration_uuid,
+        migration_body=body,
+    )
+
+
+def plan_outgoing(
+    want: DesiredInstance, lm: LiveMigrationSpec, have: GuestInfo | None, facts: MigrationFacts
+) -> list[Step]:
+    """The source: start once the destination is prepared, pass force/abort requests to the
+    running migration, and after a restart fail the one that was interrupted."""
+    if have is None or facts.finished_here:
+        return []  # it left (UNDEFINE_SOURCE): the destination or the API decides
+    if facts.running_here:
+        if lm.force_complete or lm.abort:
+            return [Step("migration_control", want.uuid, want, migration_uuid=lm.migration_uuid)]
+        return []
+    if facts.job_active:
+        return []  # a job from before a restart still runs in libvirtd: its end decides
+    if facts.started_marker:
+        body = {"event": "failed", "reason": INTERRUPTED}
+        return [_migration_event(want, lm.migration_uuid, body, LIVE_MIGRATION_EVENT)]
+    if lm.abort:
+        body = {"event": "cancelled", "reason": "aborted before the migration started"}
+        return [_migration_event(want, lm.migration_uuid, body, None)]
+    if not lm.dest_prepared:
+        return []
+    return [Step("live_migrate", want.uuid, want, migration_uuid=lm.migration_uuid)]
+
+
+def plan_incoming(
+    want: DesiredInstance,
+    incoming: IncomingMigration,
+    have: GuestInfo | None,
+    facts: MigrationFacts,
+) -> list[Step]:
+    """The destination: prepare (once reported, the marker says so), then report `completed`
+    when the guest runs here persistently with no job (its source agent may be gone)."""
+    mid = incoming.migration_uuid
+    if have is None:
+        if facts.prepared_marker:
+            return []
+        return [
+            Step(
+                "prepare_incoming",
+                want.uuid,
+                want,
+                event=PRE_LIVE_MIGRATION_EVENT,
+                migration_uuid=mid,
+                migration_body={"event": "prepared"},
+            )
+        ]
+    if facts.job_active or not facts.persistent or have.power_state != PowerState.RUNNING:
+        return []
+    return [_migration_event(want, mid, {"event": "completed"}, POST_LIVE_MIGRATION_EVENT)]

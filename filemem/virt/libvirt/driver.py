@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -39,10 +39,11 @@ from filemem.exceptions import (
     InvalidInput,
 )
 from filemem.virt import guest_config
-from filemem.virt.driver import HypervisorDriver
-from filemem.virt.libvirt import partition
+from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, MigrationTarget
+from filemem.virt.libvirt import live_migration, partition
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
+from filemem.virt.migration import MigrationSettings, ProgressCallback
 from filemem.virt.xml.domain import Domain
 
 LOG = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class DriverSettings:
     shutdown_timeout: float
     guest_partition: str = ""  # "" = libvirt's default partition, /machine
     guest_memory_limit_mb: int = 0  # the partition's memory limit; 0 = none
+    migration: MigrationSettings = field(default_factory=MigrationSettings)
 
 
 class LibvirtDriver(HypervisorDriver):
@@ -333,6 +335,38 @@ class LibvirtDriver(HypervisorDriver):
         self._define(domain.to_xml(), f"redefining guest {uuid} from its new image")
         LOG.info("guest %s (%s) rebuilt from a %s image", dom.name(), uuid, image.kind)
         return self.power_on(uuid) if start else self._info(dom)
+
+    # -- live migration -------------------------------------------------------------------
+
+    def live_migrate(
+        self, uuid: str, target: MigrationTarget, on_progress: ProgressCallback | None = None
+    ) -> LiveMigration:
+        """nova's p2p live migration (filemem.virt.libvirt.live_migration)."""
+        dom = self._lookup(uuid)
+        if not _is_active(dom):
+            raise HypervisorError(f"live-migrating guest {uuid}", "the guest is not running")
+        return live_migration.start_live_migration(
+            dom, target, self.instance_dir(uuid), self.settings.migration, on_progress
+        )
+
+    def prepare_incoming(self, uuid: str, image: Image | None = None) -> Path:
+        """The instance directory and, for a disk image, the overlay NON_SHARED_INC copies the
+        source's top layer into (libvirt pre-creates no plain files itself)."""
+        workdir = self.instance_dir(uuid)
+        _make_instance_dir(workdir)
+        overlay = workdir / "disk.qcow2"
+        if image is not None and image.kind == "disk" and not overlay.exists():
+            _create_overlay(image, overlay)
+        return workdir
+
+    def guest_job(self, uuid: str) -> GuestJob:
+        """virDomainGetJobInfo (bounded or unbounded = active) and virDomainIsPersistent."""
+        dom = self._lookup(uuid)
+        with translated(f"reading the job of guest {uuid}"):
+            job = dom.jobInfo()[0]
+            persistent = bool(dom.isPersistent())
+        active = job in (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
+        return GuestJob(active=active, persistent=persistent)
 
     # -- observation ------------------------------------------------------------------------
 

@@ -1,0 +1,163 @@
+"""Live migration on the agent API: what the source and destination agents see of a move in
+their instance views, and POST /filemem/v1/migrations/{uuid}/events, the steps they report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import Path, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from filemem.api.context import ApiContext, get_context
+from filemem.api.errors import Conflict, NotFound
+from filemem.api.identity import get_caller
+from filemem.api.schemas.agent import MigrationEvent
+from filemem.conductor import live_migration as live
+from filemem.db import api as db_api
+from filemem.db import server_migrations as migrations_db
+from filemem.db.models import Instance, Migration, Service, utcnow
+
+MigrationUuidPath = Annotated[str, Path(max_length=36)]
+
+
+def conductor(ctx: ApiContext) -> live.LiveMigrationConductor:
+    return live.LiveMigrationConductor(ctx.database, ctx.placement, ctx.scheduler, ctx.down_after)
+
+
+def live_migrations(session: Session, instance_uuids: Sequence[str]) -> dict[str, Migration]:
+    """Instance uuid -> its queued or running live migration."""
+    if not instance_uuids:
+        return {}
+    query = select(Migration).where(
+        Migration.instance_uuid.in_(list(instance_uuids)),
+        Migration.migration_type == migrations_db.LIVE_MIGRATION,
+        Migration.status.in_(migrations_db.LIVE_IN_PROGRESS),
+    )
+    return {row.instance_uuid: row for row in session.scalars(query)}
+
+
+def incoming_instances(session: Session, host: str) -> list[Instance]:
+    """Instances being live-migrated to `host` (their host in the database is the source)."""
+    query = select(Instance).where(
+        Instance.uuid.in_(
+            select(Migration.instance_uuid).where(
+                Migration.migration_type == migrations_db.LIVE_MIGRATION,
+                Migration.status.in_(migrations_db.LIVE_IN_PROGRESS),
+                Migration.dest_compute == host,
+            )
+        ),
+        Instance.host != host,
+    )
+    return list(session.scalars(query.order_by(Instance.created_at, Instance.uuid)))
+
+
+def source_view(migration: Migration, dest: Service | None) -> dict[str, Any]:
+    """The contract's `live_migration` object of the source host's instance view."""
+    file_backed_mb = dest.file_backed_memory_mb if dest is not None and dest.file_backed else 0
+    address = (dest.migration_address if dest is not None else None) or migration.dest_compute
+    return {
+        "migration_uuid": migration.uuid,
+        "dest_host": migration.dest_compute,
+        "dest_address": address,
+        "dest_file_backed_memory_mb": file_backed_mb,
+        "block_migration": bool(migration.block_migration),
+        "dest_prepared": bool(migration.dest_prepared),
+        "force_complete": bool(migration.force_complete),
+        "abort": bool(migration.abort_requested),
+    }
+
+
+def incoming_view(migration: Migration) -> dict[str, Any]:
+    """The contract's `incoming_migration` object of the destination host's instance view."""
+    return {"migration_uuid": migration.uuid, "source_host": migration.source_compute}
+
+
+def live_fields(
+    session: Session, host: str, instances: Sequence[Instance]
+) -> dict[str, dict[str, Any]]:
+    """Instance uuid -> {"live_migration": ..., "incoming_migration": ...} for `host`'s view."""
+    moves = live_migrations(session, [instance.uuid for instance in instances])
+    services = {s.host: s for s in db_api.list_services(session)}
+    fields: dict[str, dict[str, Any]] = {}
+    for instance in instances:
+        migration = moves.get(instance.uuid)
+        outgoing = migration is not None and migration.source_compute == host
+        incoming = migration is not None and migration.dest_compute == host
+        fields[instance.uuid] = {
+            "live_migration": (
+                source_view(migration, services.get(migration.dest_compute or ""))
+                if migration is not None and outgoing
+                else None
+            ),
+            "incoming_migration": (
+                incoming_view(migration) if migration is not None and incoming else None
+            ),
+        }
+    return fields
+
+
+def expire_stale(ctx: ApiContext, host: str) -> None:
+    """The lazy check at a host's watch: its moves whose other host is down fail."""
+    with ctx.database.reader() as session:
+        uuids = [row.uuid for row in migrations_db.live_in_progress_on(session, host)]
+    if uuids:
+        conductor(ctx).expire_if_host_down(uuids)
+
+
+def record_migration_event(
+    request: Request, migration_uuid: MigrationUuidPath, body: MigrationEvent
+) -> dict[str, Any]:
+    """POST /filemem/v1/migrations/{uuid}/events: 200 with the migration's status after it.
+    Terminal migrations ignore later events; 404 unknown; 409 from an unrelated host."""
+    ctx = get_context(request)
+    with ctx.database.reader() as session:
+        migration = migrations_db.get_by_uuid(session, migration_uuid)
+        if migration is None or migration.migration_type != migrations_db.LIVE_MIGRATION:
+            raise NotFound(f"Migration {migration_uuid} could not be found.")
+        status = migration.status
+        hosts = (migration.source_compute, migration.dest_compute)
+    caller_host = get_caller(request).host
+    if caller_host is not None and caller_host not in hosts:
+        raise Conflict(
+            f"host {caller_host} is neither the source nor the destination of migration "
+            f"{migration_uuid}"
+        )
+    if status in live.TERMINAL:
+        return {"migration_uuid": migration_uuid, "status": status}
+    if body.event == "completed":
+        _store_progress(ctx, migration_uuid, body, {})
+        conductor(ctx).complete(migration_uuid)
+    elif body.event in ("failed", "cancelled"):
+        status = migrations_db.FAILED if body.event == "failed" else migrations_db.CANCELLED
+        conductor(ctx).roll_back(migration_uuid, status, body.reason or body.event)
+    elif body.event == "prepared":
+        _store_progress(ctx, migration_uuid, body, {"dest_prepared": True})
+    elif body.event == "started":
+        _store_progress(ctx, migration_uuid, body, {"status": migrations_db.RUNNING})
+    else:
+        _store_progress(ctx, migration_uuid, body, {})
+    with ctx.database.reader() as session:
+        final = migrations_db.get_by_uuid(session, migration_uuid)
+        return {"migration_uuid": migration_uuid, "status": final.status if final else status}
+
+
+def _store_progress(
+    ctx: ApiContext, migration_uuid: str, body: MigrationEvent, values: dict[str, Any]
+) -> None:
+    """The event's memory figures and `values`; a change the agents see wakes both."""
+    with ctx.database.session() as session:
+        migration = migrations_db.get_by_uuid(session, migration_uuid)
+        if migration is None or migration.status in live.TERMINAL:
+            return
+        for name in ("memory_total_bytes", "memory_processed_bytes", "memory_remaining_bytes"):
+            value = getattr(body, name)
+            if value is not None:
+                setattr(migration, name, value)
+        for key, value in values.items():
+            setattr(migration, key, value)
+        migration.updated_at = utcnow()
+        if values:
+            # Progress alone changes nothing an agent acts on: no wake-up for it.
+            live.wake(session, migration)
