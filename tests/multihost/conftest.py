@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from filemem.devtools.cloud import cloud as cloudlib
 from filemem.devtools.cloud import hosts
 from filemem.devtools.cloud.spec import CloudSpec, HostSpec, build_spec
 
@@ -57,6 +58,20 @@ def two_hosts() -> Iterator[CloudSpec]:
     spec = hosts_up(2)
     yield spec
     hosts_down(spec)
+
+
+def require_postgres() -> None:
+    from filemem.devtools.postgres import PG_BIN
+
+    assert (PG_BIN / "initdb").is_file(), f"PostgreSQL is missing ({PG_BIN}/initdb)"
+
+
+def cloud_up(count: int, overrides: dict[int, HostSpec] | None = None) -> cloudlib.Cloud:
+    """A whole cloud (hosts, PostgreSQL, Placement, two APIs, agents) under a fresh name."""
+    require_namespaces()
+    require_postgres()
+    subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True, capture_output=True)
+    return cloudlib.up(cloud_name(), count, overrides, root=ROOT)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

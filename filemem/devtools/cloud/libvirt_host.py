@@ -86,6 +86,11 @@ def start_daemons(spec: CloudSpec, host: HostSpec, holder: int, progress: Progre
     """virtlogd and libvirtd (TCP on the host's address), daemonized, pid files in the host's
     private /run/libvirt; waits until libvirtd answers on TCP."""
     namespaces.run_in(holder, ["virtlogd", "-d", "-p", "/run/libvirt/virtlogd.pid"])
+    start_libvirtd(spec, host, holder, progress)
+
+
+def start_libvirtd(spec: CloudSpec, host: HostSpec, holder: int, progress: Progress) -> None:
+    """libvirtd alone (also to bring it back after stop_libvirtd); waits until it answers."""
     namespaces.run_in(holder, ["libvirtd", "-d", "--listen", "-p", "/run/libvirt/libvirtd.pid"])
     address = spec.address_of(host)
     procs.wait_for(
@@ -118,10 +123,17 @@ def destroy_guests(spec: CloudSpec, host: HostSpec) -> None:
         procs.run(["virsh", "-c", uri, "destroy", name], check=False)
 
 
-def stop_daemons(spec: CloudSpec, host: HostSpec) -> None:
+def stop_libvirtd(spec: CloudSpec, host: HostSpec) -> None:
+    """libvirtd alone (a fault: guests keep running, the host's libvirt is unreachable)."""
+    stop_daemons(spec, host, ("libvirtd",))
+
+
+def stop_daemons(
+    spec: CloudSpec, host: HostSpec, daemons: tuple[str, ...] = ("libvirtd", "virtlogd")
+) -> None:
     """libvirtd, then virtlogd (it writes the guests' console logs until they are gone)."""
     holder = namespaces.holder_pid(spec, host)
-    for daemon in ("libvirtd", "virtlogd"):
+    for daemon in daemons:
         pid = daemon_pid(spec, host, daemon)
         if pid is None or holder is None or pid not in namespaces.pids_in_namespace(holder):
             continue  # not ours any more: never signal a pid outside the host's namespace

@@ -168,6 +168,7 @@ def libvirtd_conf(system_text: str, address: str, host_uuid: str) -> str:
         f"{system_text.rstrip()}\n\n# filemem cloud host: listen on the namespace's address\n"
         'listen_tls = 0\nlisten_tcp = 1\nauth_tcp = "none"\n'
         f'listen_addr = "{address}"\nhost_uuid = "{host_uuid}"\n'
+        'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n'
     )
 
 
