@@ -32,7 +32,9 @@ from filemem.scheduler import NoValidHost, RequestSpec
 LOG = logging.getLogger(__name__)
 
 EVENT_PRECHECKS = "conductor_live_migrate_instance"
-EVENT_COMPUTE = "compute_live_migration"
+# The agents post compute_live_migration (source) and compute_post_live_migration_at_destination
+# themselves, with their real times; the API records only a rollback, which it carries out.
+EVENT_ROLLBACK = "compute_rollback_live_migration"
 # How many scheduler picks may fail the prechecks before the request is refused.
 MAX_PICKS = 3
 TERMINAL = (
@@ -383,15 +385,15 @@ class LiveMigrationConductor:
     def _event(session: Session, migration: Migration, result: str, reason: str | None) -> None:
         action = actions_db.latest_action(session, migration.instance_uuid)
         if action is not None and action.action == actions_db.LIVE_MIGRATION:
-            host = migration.dest_compute if result == actions_db.SUCCESS else None
-            actions_db.add_event(
-                session,
-                action,
-                EVENT_COMPUTE,
-                result=result,
-                host=host or migration.source_compute,
-                traceback=reason,
-            )
+            if result != actions_db.SUCCESS:
+                actions_db.add_event(
+                    session,
+                    action,
+                    EVENT_ROLLBACK,
+                    result=result,
+                    host=migration.source_compute,
+                    traceback=reason,
+                )
             action.finish_time = utcnow()
 
     def expire_if_host_down(self, migration_uuids: list[str]) -> int:

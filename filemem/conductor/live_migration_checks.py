@@ -89,6 +89,14 @@ def destination_refusal(guest: GuestFacts, source: HostFacts, dest: HostFacts) -
                 f"cannot live-migrate {guest.uuid} from {source.host} (no file-backed memory "
                 f"support) to file-backed host {dest.host}"
             )
+    if dest.file_backed != source.file_backed:
+        # Measured with libvirt 9: "Target memoryBacking source 'none' doesn't match source
+        # memoryBacking source 'file'" -- QEMU's memory backend is part of the migrated machine.
+        return (
+            f"cannot live-migrate {guest.uuid} from {_backing(source)} host {source.host} to "
+            f"{_backing(dest)} host {dest.host}: libvirt cannot change a running guest's memory "
+            "backing; move it to a host that backs memory the same way"
+        )
     if dest.store_free_mb is None:
         return (
             f"cannot live-migrate {guest.uuid} to {dest.host}: its agent reports no free room "
@@ -100,6 +108,10 @@ def destination_refusal(guest: GuestFacts, source: HostFacts, dest: HostFacts) -
             f"{dest.store_free_mb} MiB free, the guest needs {guest.memory_mb} MiB"
         )
     return None
+
+
+def _backing(host: HostFacts) -> str:
+    return "file-backed" if host.file_backed else "RAM-backed"
 
 
 def destination_address(dest: HostFacts) -> str:

@@ -74,16 +74,29 @@ def test_file_backed_destination_needs_capable_source() -> None:
         assert reason == (
             "cannot live-migrate u1 from a (no file-backed memory support) to file-backed host b"
         )
-    # A destination without file-backed memory takes it from anyone.
+    # Between hosts without file-backed memory the capability does not matter.
+    old = host("a", file_backed_memory_mb=0, capabilities=None)
     plain = host("b", file_backed_memory_mb=0)
-    assert checks.destination_refusal(guest(), host("a", capabilities=None), plain) is None
+    assert checks.destination_refusal(guest(), old, plain) is None
+
+
+def test_memory_backing_never_changes_during_a_move() -> None:
+    plain = host("b", file_backed_memory_mb=0)
+    to_ram = checks.destination_refusal(guest(), host("a"), plain)
+    assert to_ram == (
+        "cannot live-migrate u1 from file-backed host a to RAM-backed host b: libvirt cannot "
+        "change a running guest's memory backing; move it to a host that backs memory the "
+        "same way"
+    )
+    to_file = checks.destination_refusal(guest(), host("c", file_backed_memory_mb=0), host("d"))
+    assert to_file is not None and "from RAM-backed host c to file-backed host d" in to_file
 
 
 def test_huge_pages_never_to_file_backed() -> None:
     reason = checks.destination_refusal(guest(wants_huge_pages=True), host("a"), host("b"))
     assert reason is not None and "huge pages" in reason
-    plain = host("b", file_backed_memory_mb=0)
-    assert checks.destination_refusal(guest(wants_huge_pages=True), host("a"), plain) is None
+    ram_a, ram_b = host("a", file_backed_memory_mb=0), host("b", file_backed_memory_mb=0)
+    assert checks.destination_refusal(guest(wants_huge_pages=True), ram_a, ram_b) is None
 
 
 def test_force_by_version() -> None:
