@@ -225,12 +225,35 @@ def agent_conf(spec: CloudSpec, host: HostSpec, plane: ControlPlane) -> str:
         "ram_allocation_ratio = 1.0\nshutdown_timeout = 2\nupdate_resources_interval = 10\n"
         "placement_retry_interval = 0.5\napi_watch_seconds = 5\n"
         f"api_endpoint = {','.join(plane.api_urls)}\n"
+        f"api_credential_file = {credential_path(spec, host)}\n"
         f"[libvirt]\nconnection_uri = qemu:///system\nvirt_type = qemu\n"
         f"file_backed_memory = {host.file_backed_memory_mb}\n"
         f"live_migration_inbound_addr = {address}\n"
         f"[placement]\nendpoint = {plane.placement_url}\ntoken = admin\n"
-        f"[api]\nadmin_token = {token(spec)}\n"
     )
+
+
+def credential_path(spec: CloudSpec, host: HostSpec) -> Path:
+    return spec.host_dir(host) / "agent.credential"
+
+
+def issue_credential(spec: CloudSpec, host: HostSpec, plane: ControlPlane) -> None:
+    """The host's agent holds a credential bound to its host, never the admin token (kept
+    across agent restarts; issued once by the admin through the first API)."""
+    path = credential_path(spec, host)
+    if path.exists():
+        return
+    answer = httpx.post(
+        f"{plane.api_urls[0]}/filemem/v1/hosts/{host.name}/credentials",
+        headers={"X-Auth-Token": token(spec)},
+        timeout=30,
+    )
+    if answer.status_code != 201:
+        raise procs.CloudError(
+            f"{host.name}: issuing its agent credential failed: {answer.status_code} "
+            f"{answer.text[:300]}"
+        )
+    write_private(path, answer.json()["credential"]["secret"] + "\n")
 
 
 def agent_pid_file(spec: CloudSpec, host: HostSpec) -> Path:
@@ -248,6 +271,7 @@ def start_agent(spec: CloudSpec, host: HostSpec, plane: ControlPlane) -> None:
     holder = namespaces.holder_pid(spec, host)
     if holder is None:
         raise procs.CloudError(f"{host.name}: its namespace holder is gone")
+    issue_credential(spec, host, plane)
     conf = spec.host_dir(host) / "filemem.conf"
     write_private(conf, agent_conf(spec, host, plane))
     args = ["--config-file", str(conf)]
