@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 
 from filemem.devtools.cloud import cloud as cloudlib
-from filemem.devtools.cloud import libvirt_host, namespaces
+from filemem.devtools.cloud import libvirt_host, namespaces, procs
 from filemem.devtools.cloud.spec import HostSpec
 from tests.multihost import test_migration_faults as faults
 
@@ -87,23 +88,38 @@ def assert_failed_on_source(api: faults.Api, uuid: str, timeout: float = faults.
     assert done["status"] in ("failed", "error"), done
     assert done.get("reason"), f"no reason recorded: {done}"
     # The destination's leftover QEMU (if any) is its libvirtd's to reap: within a bound.
-    settles(f"{uuid}'s hosts", lambda: faults.running_on(api.cloud, uuid), ["host1"])
+    settles(api.cloud, f"{uuid}'s hosts", lambda: faults.running_on(api.cloud, uuid), ["host1"])
     faults.assert_settled(api, uuid, "host1", "host2")
     api.wait(
         f"only {uuid} allocated on host1 (no migration consumer)",
         lambda: api.consumers_on("host1") == {uuid},
         timeout=30,
     )
-    settles(f"{uuid}'s memory file", lambda: faults.memory_file_hosts(api.cloud, uuid), ["host1"])
+    settles(
+        api.cloud,
+        f"{uuid}'s memory file",
+        lambda: faults.memory_file_hosts(api.cloud, uuid),
+        ["host1"],
+    )
 
 
-def settles(what: str, read: Callable[[], object], wanted: object, timeout: float = 30) -> None:
+def settles(
+    cloud: cloudlib.Cloud,
+    what: str,
+    read: Callable[[], object],
+    wanted: object,
+    timeout: float = 30,
+) -> None:
     """`read()` reaches `wanted` within `timeout` (the destination's libvirtd reaps what the
-    failed migration left there); else fail naming what it is instead."""
+    failed migration left there); else fail naming what it is, with the hosts' libvirtd logs."""
     deadline = time.monotonic() + timeout
     while (found := read()) != wanted and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert found == wanted, f"{what}: {found}, expected {wanted} (after {timeout} s)"
+    assert found == wanted, f"{what}: {found}, expected {wanted} (after {timeout} s)" + "".join(
+        f"\n--- {h.name} libvirtd.log ---\n"
+        + procs.log_tail(cloud.spec.host_dir(h) / "log" / "libvirtd.log", 3000)
+        for h in cloud.spec.hosts[:2]
+    )
 
 
 def restart_libvirtd(cloud: cloudlib.Cloud, host: HostSpec) -> None:
@@ -131,5 +147,45 @@ def test_destination_libvirtd_killed_mid_migration(cloud: cloudlib.Cloud) -> Non
             restart_libvirtd(cloud, host2)
         assert_failed_on_source(api, uuid)
         api.wait("host2's service up", lambda: service_up(api, "host2"))
+    finally:
+        api.delete(uuid)
+
+
+def test_destination_qemu_killed_mid_migration(cloud: cloudlib.Cloud) -> None:
+    api = faults.Api(cloud)
+    host2 = cloud.spec.hosts[1]
+    uuid = api.boot("host1")
+    try:
+        api.migrate(uuid, "host2")
+        wait_transferring(api, uuid)
+        incoming = incoming_qemu(cloud, host2, uuid)
+        assert len(incoming) == 1, f"host2's incoming QEMU for {uuid}: {incoming}"
+        os.kill(incoming[0], signal.SIGKILL)
+        assert_failed_on_source(api, uuid)
+        assert not incoming_qemu(cloud, host2, uuid)
+    finally:
+        api.delete(uuid)
+
+
+def set_link(cloud: cloudlib.Cloud, host: HostSpec, state: str) -> None:
+    """The root namespace's end of the host's veth (on the bridge): down cuts the host off."""
+    subprocess.run(["ip", "link", "set", cloud.spec.veth(host), state], check=True)
+
+
+def test_destination_link_cut_mid_migration(cloud: cloudlib.Cloud) -> None:
+    api = faults.Api(cloud)
+    host2 = cloud.spec.hosts[1]
+    uuid = api.boot("host1")
+    try:
+        api.migrate(uuid, "host2")
+        wait_transferring(api, uuid)
+        set_link(cloud, host2, "down")
+        try:
+            wait_ended(api, uuid, LINK_CUT_TIMEOUT_S)
+        finally:
+            set_link(cloud, host2, "up")
+        assert_failed_on_source(api, uuid)
+        api.wait("host2's service up again", lambda: service_up(api, "host2"))
+        assert not incoming_qemu(cloud, host2, uuid)
     finally:
         api.delete(uuid)
