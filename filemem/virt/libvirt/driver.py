@@ -363,8 +363,15 @@ class LibvirtDriver(HypervisorDriver):
         """virDomainGetJobInfo (bounded or unbounded = active) and virDomainIsPersistent."""
         dom = self._lookup(uuid)
         with translated(f"reading the job of guest {uuid}"):
-            job = dom.jobInfo()[0]
             persistent = bool(dom.isPersistent())
+            try:
+                job = dom.jobInfo()[0]
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                    raise
+                # Not running: stopped, or it left by live migration a moment ago. Seen in a
+                # reconcile pass racing the end of a migration; it has no job either way.
+                job = libvirt.VIR_DOMAIN_JOB_NONE
         active = job in (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
         return GuestJob(active=active, persistent=persistent)
 
