@@ -506,13 +506,12 @@ def build_router(*, identity: bool = True) -> APIRouter:
             continue
         # Documents the token in the OpenAPI schema; TokenAuthMiddleware enforces it.
         dependencies: list[Any] = [] if route.public else [Security(token_scheme)]
-        if not route.public:
-            # Host credentials first, so their refusal names the host they are bound to.
-            dependencies.append(Depends(route.authz or agent_authz.deny_host_credentials))
         if route.rule is not None and route.rule != BY_ACTION:
             # Agents' host credentials pass the agent API's guard: agent_authz authorizes them.
             guard = policy.route_guard(route.rule, host_credentials=route.tag == "agent")
             dependencies.append(Depends(guard))
+        if not route.public:
+            dependencies.append(Depends(route.authz or agent_authz.deny_host_credentials))
         router.add_api_route(
             route.path,
             route.endpoint,
