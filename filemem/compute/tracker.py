@@ -197,8 +197,11 @@ class ResourceTracker:
         sample = self.sample_store()
         wanted = self.wanted(sample)
         provider = self.client.ensure_resource_provider(self.provider_uuid, self.name)
-        inventory_written = self.client.set_inventories(self.provider_uuid, wanted.inventories)
+        # Traits before inventory: a provider that has capacity always carries its traits, so
+        # the scheduler never sees a new file-backed host without COMPUTE_... trait and sends
+        # it a guest that forbids the trait (a huge-page flavor).
         traits_written, traits = self._sync_traits(wanted.traits)
+        inventory_written = self.client.set_inventories(self.provider_uuid, wanted.inventories)
         notes = self._log_capacity(wanted, inventory_written)
         return SyncResult(
             provider_uuid=self.provider_uuid,

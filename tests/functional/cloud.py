@@ -105,7 +105,13 @@ class Cloud:
         if not conf.exists():
             self.agent_conf(host, file_backed_memory_mb, credential_file)
         self._start(host, "filemem.cmd.compute", "--config-file", str(conf))
-        self.wait_for(lambda: self.hypervisor(host) is not None, f"agent {host} registered", 60)
+        # Registered is not enough: until its first sync the host has no inventory in
+        # Placement and a boot would find no valid host.
+        self.wait_for(lambda: self._reported(host), f"agent {host} registered and reported", 60)
+
+    def _reported(self, host: str) -> bool:
+        hypervisor = self.hypervisor(host)
+        return hypervisor is not None and int(hypervisor["memory_mb"]) > 0
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         self.procs[name].stop(60, sig=sig)

@@ -272,3 +272,31 @@ def test_resource_sync_reports_each_guests_working_set_to_the_api(agent: Agent) 
     assert usage["store_bytes"] == 0 and usage["resident_bytes"] == 0
     assert loop.last_working_set is not None
     assert loop.last_working_set.store_only_bytes == 0
+
+
+def test_a_new_host_gets_its_traits_before_its_inventory(
+    tmp_path: Path, embedded_placement: EmbeddedPlacement, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider with capacity but not yet its trait would be chosen for a huge-page guest."""
+    state = tmp_path / "state"
+    config = tmp_path / "filemem.conf"
+    config.write_text(
+        f"[DEFAULT]\nhost = fresh-{uuidlib.uuid4().hex[:8]}\nstate_path = {state}\n"
+        f"[libvirt]\nvirt_type = qemu\nfile_backed_memory = {FILE_BACKED_MB}\n"
+    )
+    conf = filemem_conf.load(config_files=[str(config)])
+    driver = FakeDriver(
+        state_path=state, backing_dir=tmp_path / "ram", file_backed_memory_mb=FILE_BACKED_MB
+    )
+    client = embedded_placement.client()
+    writes: list[str] = []
+    real_request = client.request
+
+    def recording(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "PUT":
+            writes.append(path.rsplit("/", 1)[-1])
+        return real_request(method, path, *args, **kwargs)
+
+    monkeypatch.setattr(client, "request", recording)
+    ComputeHost.from_conf(conf, driver=driver, client=client).tracker.sync()
+    assert writes == ["traits", "inventories"]
