@@ -10,6 +10,8 @@ Every route of the route table (filemem/api/routes.py) names its authorization i
   /filemem/v1/instances/{uuid}, .../gone, .../console, .../events): the instance's host must be
   the caller's host, or the caller's host must be the source or destination of a move of the
   instance still in progress (migrations.status in IN_PROGRESS).
+- `authorize_instance_event` (POST .../events, records only): as `authorize_instance`, and
+  also the source or destination of the instance's latest move after it ended.
 - `authorize_migration`: routes with a `{migration_uuid}` path parameter (POST
   /filemem/v1/migrations/{migration_uuid}/events): the caller's host must be the migration's
   source or destination.
@@ -84,12 +86,32 @@ def moving_hosts(session: Session, instance_uuid: str) -> list[str]:
     return [host for row in session.execute(query) for host in row if host is not None]
 
 
-def require_instance_host(request: Request, session: Session, instance: Instance) -> None:
-    """403 unless the caller may act for the instance's host (or one it is moving between)."""
+def last_move_hosts(session: Session, instance_uuid: str) -> list[str]:
+    """Source and destination of the instance's latest move, finished or not."""
+    query = (
+        select(Migration.source_compute, Migration.dest_compute)
+        .where(Migration.instance_uuid == instance_uuid)
+        .order_by(Migration.id.desc())
+        .limit(1)
+    )
+    return [host for row in session.execute(query) for host in row if host is not None]
+
+
+def require_instance_host(
+    request: Request, session: Session, instance: Instance, *, records_only: bool = False
+) -> None:
+    """403 unless the caller may act for the instance's host (or one it is moving between).
+
+    `records_only` (action events, which change no state): also the hosts of its latest move
+    once it ended, since the source's own event of a live migration comes after the
+    destination may already have reported it completed."""
     caller = get_caller(request)
     if caller.is_admin:
         return
-    if not may_act_for_instance(caller, instance.host, moving_hosts(session, instance.uuid)):
+    hosts = moving_hosts(session, instance.uuid)
+    if records_only:
+        hosts += last_move_hosts(session, instance.uuid)
+    if not may_act_for_instance(caller, instance.host, hosts):
         raise Forbidden(refusal(caller, f"filemem:agent on instance {instance.uuid}"))
 
 
@@ -109,12 +131,20 @@ def authorize_host(request: Request, host: Annotated[HostName, Path()]) -> None:
 
 
 def authorize_instance(request: Request, server_id: Annotated[str, Path()]) -> None:
+    _authorize_instance(request, server_id, records_only=False)
+
+
+def authorize_instance_event(request: Request, server_id: Annotated[str, Path()]) -> None:
+    _authorize_instance(request, server_id, records_only=True)
+
+
+def _authorize_instance(request: Request, server_id: str, *, records_only: bool) -> None:
     if get_caller(request).is_admin or not is_uuid(server_id):
         return
     with get_context(request).database.reader() as session:
         instance = db_api.get_instance(session, server_id)
         if instance is not None:
-            require_instance_host(request, session, instance)
+            require_instance_host(request, session, instance, records_only=records_only)
 
 
 def authorize_migration(request: Request, migration_uuid: Annotated[str, Path()]) -> None:

@@ -83,7 +83,13 @@ def _agent_routes() -> tuple[Route, ...]:
         agent_route("PATCH", instance, agent.report_instance, by_instance),
         agent_route("POST", f"{instance}/gone", agent.instance_gone, by_instance, 204),
         agent_route("PUT", f"{instance}/console", agent.report_console, by_instance, 204),
-        agent_route("POST", f"{instance}/events", agent.record_event, by_instance, 204),
+        agent_route(
+            "POST",
+            f"{instance}/events",
+            agent.record_event,
+            agent_authz.authorize_instance_event,
+            204,
+        ),
         agent_route(
             "POST",
             f"{F}/migrations/{{migration_uuid}}/events",

@@ -207,6 +207,8 @@ class MigrationRunner:
     def _report_end(
         self, uuid: str, lm: LiveMigrationSpec, result: MigrationResult, started_at: str
     ) -> None:
+        # The action event first: it is ours to record while the move is still ours.
+        self._record_action_event(uuid, result, started_at)
         body = _progress_body(result.outcome.value, result.progress)
         if result.outcome is not MigrationOutcome.COMPLETED:
             body["reason"] = (result.reason or "unknown libvirt error")[:MAX_REASON]
@@ -217,6 +219,8 @@ class MigrationRunner:
             except FilememError as exc:
                 LOG.warning("migration %s: %s not reported (%s)", lm.migration_uuid, body, exc)
                 time.sleep(min(1.0, 0.1 * (attempt + 1)))
+
+    def _record_action_event(self, uuid: str, result: MigrationResult, started_at: str) -> None:
         success = result.outcome is MigrationOutcome.COMPLETED
         event = {
             "event": LIVE_MIGRATION_EVENT,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from fastapi.testclient import TestClient
+
 from filemem.db import api as db_api
 from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Migration, Service
@@ -334,19 +336,12 @@ def test_agent_reports_do_not_end_a_live_migration(app: ServersApp) -> None:
     assert shown[dest] == f"{dest}.example"
 
 
-def test_events_from_a_host_that_is_neither_end_are_409(app: ServersApp) -> None:
-    """A host credential (the Caller's host) may speak only for the source or destination."""
-    from fastapi.testclient import TestClient
-
+def _agent_client(app: ServersApp) -> TestClient:
+    """The agent routes, where token `host:NAME` is the credential of host NAME."""
     from filemem.api.app import _routes_only
     from filemem.api.auth import TokenAuthMiddleware
     from filemem.api.identity import Caller
     from filemem.api.microversion import MicroversionMiddleware
-
-    dest, _ = two_hosts(app)
-    uuid = active_server(app)
-    assert migrate(app, uuid).status_code == 202
-    row = migration_of(app, uuid)
 
     def host_credential(token: str) -> Caller | None:
         host = token.removeprefix("host:")
@@ -361,8 +356,17 @@ def test_events_from_a_host_that_is_neither_end_are_409(app: ServersApp) -> None
         public_paths=(),
         authenticators=[host_credential],
     )
+    return TestClient(agents)
+
+
+def test_events_from_a_host_that_is_neither_end_are_409(app: ServersApp) -> None:
+    """A host credential (the Caller's host) may speak only for the source or destination."""
+    dest, _ = two_hosts(app)
+    uuid = active_server(app)
+    assert migrate(app, uuid).status_code == 202
+    row = migration_of(app, uuid)
     path = f"/filemem/v1/migrations/{row.uuid}/events"
-    with TestClient(agents) as client:
+    with _agent_client(app) as client:
         intruder = client.post(path, json={"event": "started"}, headers={"X-Auth-Token": "host:x"})
         # agent_authz refuses a host that is neither end before the handler sees the event.
         assert intruder.status_code == 403 and "host x" in intruder.text
@@ -370,6 +374,38 @@ def test_events_from_a_host_that_is_neither_end_are_409(app: ServersApp) -> None
             path, json={"event": "prepared"}, headers={"X-Auth-Token": f"host:{dest}"}
         )
         assert ours.status_code == 200 and migration_of(app, uuid).dest_prepared is True
+
+
+def test_the_source_records_its_event_after_the_destination_completed(app: ServersApp) -> None:
+    """The destination may report completion first; the source's own action event still
+    lands, but the source may no longer report the instance's state."""
+    two_hosts(app)
+    uuid = active_server(app)
+    assert migrate(app, uuid).status_code == 202
+    row = migration_of(app, uuid)
+    assert event(app, row.uuid, "completed").json()["status"] == "completed"
+    source = {"X-Auth-Token": f"host:{app.host}"}
+    step = {
+        "event": "compute_live_migration",
+        "result": "Success",
+        "start_time": "2026-01-01T00:00:00Z",
+        "finish_time": "2026-01-01T00:00:01Z",
+    }
+    with _agent_client(app) as client:
+        recorded = client.post(f"/filemem/v1/instances/{uuid}/events", json=step, headers=source)
+        assert recorded.status_code == 204, recorded.text
+        report = client.patch(
+            f"/filemem/v1/instances/{uuid}", json={"vm_state": "active"}, headers=source
+        )
+        assert report.status_code == 403, report.text
+        stranger = client.post(
+            f"/filemem/v1/instances/{uuid}/events", json=step, headers={"X-Auth-Token": "host:x"}
+        )
+        assert stranger.status_code == 403
+    actions = app.call("GET", f"/servers/{uuid}/os-instance-actions").json()["instanceActions"]
+    shown = app.call("GET", f"/servers/{uuid}/os-instance-actions/{actions[0]['request_id']}")
+    names = [e["event"] for e in shown.json()["instanceAction"]["events"]]
+    assert "compute_live_migration" in names, names
 
 
 def test_lazy_check_source_down_only_before_it_started(app: ServersApp) -> None:

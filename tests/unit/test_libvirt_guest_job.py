@@ -1,4 +1,4 @@
-"""LibvirtDriver.guest_job when the domain stops under it (the end of a live migration)."""
+"""LibvirtDriver.guest_job when libvirt refuses jobInfo: a stopped domain, an incoming one."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from filemem.exceptions import HypervisorError
 from filemem.virt.libvirt.driver import LibvirtDriver
 
 
-class _StoppedDomain:
-    """A domain libvirt still knows but that no longer runs: jobInfo is refused."""
+class _RefusingDomain:
+    """A domain whose jobInfo libvirt refuses with `code`."""
 
     def __init__(self, code: int) -> None:
         self.code = code
@@ -26,13 +26,20 @@ class _StoppedDomain:
 
 def _driver(monkeypatch: pytest.MonkeyPatch, code: int) -> LibvirtDriver:
     driver = object.__new__(LibvirtDriver)
-    monkeypatch.setattr(driver, "_lookup", lambda uuid: _StoppedDomain(code), raising=False)
+    monkeypatch.setattr(driver, "_lookup", lambda uuid: _RefusingDomain(code), raising=False)
     return driver
 
 
 def test_a_guest_that_stopped_has_no_job(monkeypatch: pytest.MonkeyPatch) -> None:
     job = _driver(monkeypatch, libvirt.VIR_ERR_OPERATION_INVALID).guest_job("u1")
     assert job.active is False and job.persistent is True
+
+
+def test_an_incoming_guest_has_a_running_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libvirt gives migration statistics only on the source: on the destination the refusal
+    means the incoming migration is still running, not an agent failure."""
+    job = _driver(monkeypatch, libvirt.VIR_ERR_OPERATION_UNSUPPORTED).guest_job("u1")
+    assert job.active is True
 
 
 def test_other_errors_still_leave_as_ours(monkeypatch: pytest.MonkeyPatch) -> None:

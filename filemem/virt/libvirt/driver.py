@@ -367,11 +367,7 @@ class LibvirtDriver(HypervisorDriver):
             try:
                 job = dom.jobInfo()[0]
             except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
-                    raise
-                # Not running: stopped, or it left by live migration a moment ago. Seen in a
-                # reconcile pass racing the end of a migration; it has no job either way.
-                job = libvirt.VIR_DOMAIN_JOB_NONE
+                job = _job_refused(exc)
         active = job in (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
         return GuestJob(active=active, persistent=persistent)
 
@@ -588,3 +584,17 @@ def _create_overlay(image: Image, overlay: Path) -> None:
     )
     if result.returncode != 0:
         raise HypervisorError("creating the copy-on-write overlay", result.stderr.strip())
+
+
+def _job_refused(exc: libvirt.libvirtError) -> int:
+    """The job a refused virDomainGetJobInfo implies, or the error when it implies none."""
+    code = exc.get_error_code()
+    if code == libvirt.VIR_ERR_OPERATION_INVALID:
+        # Not running: stopped, or it left by live migration a moment ago. Seen in a
+        # reconcile pass racing the end of a migration; it has no job either way.
+        return int(libvirt.VIR_DOMAIN_JOB_NONE)
+    if code == libvirt.VIR_ERR_OPERATION_UNSUPPORTED:
+        # "migration statistics are available only on the source host": the destination of
+        # an incoming migration, whose job runs (failing here stalled the agent's passes).
+        return int(libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
+    raise exc
