@@ -9,7 +9,7 @@ import shutil
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class _Running:
     migration_uuid: str
     handle: LiveMigration
     started_at: str
+    started_mono: float = field(default_factory=time.monotonic)
     forced: bool = False
     aborted: bool = False
 
@@ -90,6 +91,11 @@ class MigrationRunner:
         self._finished: set[str] = set()  # migration uuids this process ran to their end
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        # Held while an incoming migration prepares its instance directory, and while a
+        # finished outgoing one removes it: the same guest can come back before the thread
+        # of its departure cleaned up (seen: the new prepare's directory removed under it).
+        self._workdir_lock = threading.Lock()
+        self._prepared_at: dict[str, float] = {}  # uuid -> when an incoming move prepared it
 
     def facts(self, want: DesiredInstance, have: GuestInfo | None) -> MigrationFacts:
         """What the plan needs to know of `want`'s migration on this host, read now."""
@@ -189,17 +195,31 @@ class MigrationRunner:
 
         return on_progress
 
+    def prepare_incoming(
+        self, want: DesiredInstance, migration_uuid: str, body: dict[str, Any]
+    ) -> None:
+        """Make the instance directory and disk ready, report `prepared`, leave the marker."""
+        with self._workdir_lock:
+            workdir = self.driver.prepare_incoming(want.uuid, want.image)
+            self._prepared_at[want.uuid] = time.monotonic()
+            LOG.info("prepared %s for its live migration %s", want.uuid, migration_uuid)
+            self.api.migration_event(migration_uuid, body)
+            dest_marker(workdir, migration_uuid).touch()
+
     def _finish(self, running: _Running, lm: LiveMigrationSpec) -> None:
         result = running.handle.wait()
         assert result is not None
         workdir = self.driver.instance_dir(running.uuid)
         self._report_end(running.uuid, lm, result, running.started_at)
-        if (
-            result.outcome is MigrationOutcome.COMPLETED
-            and not dest_marker(workdir, lm.migration_uuid).exists()
-        ):
-            shutil.rmtree(workdir, ignore_errors=True)  # the guest's files live there now
-        source_marker(workdir, lm.migration_uuid).unlink(missing_ok=True)
+        with self._workdir_lock:
+            came_back = self._prepared_at.get(running.uuid, -1.0) > running.started_mono
+            if (
+                result.outcome is MigrationOutcome.COMPLETED
+                and not came_back
+                and not dest_marker(workdir, lm.migration_uuid).exists()  # a shared path
+            ):
+                shutil.rmtree(workdir, ignore_errors=True)  # the guest's files live there now
+            source_marker(workdir, lm.migration_uuid).unlink(missing_ok=True)
         with self._lock:
             self._finished.add(lm.migration_uuid)
             self._running.pop(running.uuid, None)

@@ -346,3 +346,24 @@ def test_heal_on_the_source_never_claims_for_the_migrating_guest(
     assert sync.run_once().error is None
     allocations = client.get_provider_allocations(provider)
     assert want.uuid not in allocations and allocations[mid] == held
+
+
+def test_a_guest_that_comes_back_keeps_its_new_directory(hosts: tuple[Host, Host]) -> None:
+    """The destination may report completion and the guest be sent back before the source's
+    migration thread cleans up: that late cleanup must not remove the new incoming directory
+    (seen on the 3-host cloud: the next prepare's marker and console log vanished)."""
+    source, _ = hosts
+    want = running_guest(source)
+    mid, back = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+    source.api.desired[want.uuid] = migrating(want, mid)
+    source.converge()
+    handle = source.driver.migrations[want.uuid]
+    assert isinstance(handle, FakeLiveMigration)
+    runner = source.loop.executor.migrations
+    runner.prepare_incoming(want, back, {"event": "prepared"})
+    handle.complete()
+    runner.wait_all(5)
+    assert "completed" in source.events(mid) and source.events(back) == ["prepared"]
+    workdir = source.driver.instance_dir(want.uuid)
+    assert dest_marker(workdir, back).exists()
+    assert not source_marker(workdir, mid).exists()

@@ -12,7 +12,7 @@ from filemem.common.guests import PowerState
 from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable
 from filemem.compute.console import console_tail
-from filemem.compute.live_migration import MigrationRunner, dest_marker, source_marker
+from filemem.compute.live_migration import MigrationRunner, source_marker
 from filemem.compute.manager import ComputeManager
 from filemem.compute.reconcile.plan import (
     OWNER,
@@ -179,10 +179,7 @@ class PlanExecutor:
             assert want.live_migration is not None
             self.migrations.control(want.live_migration, want.uuid)
         elif step.kind == "prepare_incoming":
-            workdir = self.driver.prepare_incoming(want.uuid, want.image)
-            LOG.info("prepared %s for its live migration %s", want.uuid, mid)
-            self.api.migration_event(mid, step.migration_body)
-            dest_marker(workdir, mid).touch()
+            self.migrations.prepare_incoming(want, mid, step.migration_body)
         elif step.kind == "migration_event":
             LOG.info("live migration %s of %s: %s", mid, want.uuid, step.migration_body)
             self.api.migration_event(mid, step.migration_body)

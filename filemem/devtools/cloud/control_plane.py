@@ -217,6 +217,14 @@ def api_process(spec: CloudSpec, index: int, *, start: bool = False) -> Path:
     return pid_file
 
 
+# Simulated hosts run TCG guests. With QEMU 7.2's TCG a live migration allowed only nova's
+# first downtime step (live_migration_downtime / steps = 50 ms) intermittently left the guest
+# hung on the destination (its vCPU spinning with interrupts off, a timer interrupt pending):
+# 2 of 6 slow migrations by filemem's driver alone, none of 12 with 300 ms (QEMU's own default,
+# which `virsh migrate` uses: none of 31). So these hosts start at 300 ms (900 / 3 steps).
+TCG_MIGRATION_OPTIONS = "live_migration_downtime = 900\nlive_migration_downtime_steps = 3\n"
+
+
 def agent_conf(spec: CloudSpec, host: HostSpec, plane: ControlPlane) -> str:
     """The host's filemem.conf: its own libvirtd (qemu:///system inside its namespaces)."""
     address = spec.address_of(host)
@@ -228,7 +236,7 @@ def agent_conf(spec: CloudSpec, host: HostSpec, plane: ControlPlane) -> str:
         f"api_credential_file = {credential_path(spec, host)}\n"
         f"[libvirt]\nconnection_uri = qemu:///system\nvirt_type = qemu\n"
         f"file_backed_memory = {host.file_backed_memory_mb}\n"
-        f"live_migration_inbound_addr = {address}\n"
+        f"live_migration_inbound_addr = {address}\n{TCG_MIGRATION_OPTIONS}"
         f"[placement]\nendpoint = {plane.placement_url}\ntoken = admin\n"
     )
 
