@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,14 +22,12 @@ from filemem.common.guests import (
     GuestRequest,
     HostFacts,
     Image,
-    PowerState,
     validate_name,
     validate_uuid,
 )
 from filemem.common.resources import MIB
 from filemem.common.versions import discard_supported, parse_version
 from filemem.exceptions import (
-    ConfigError,
     FilememError,
     GuestAlreadyExists,
     GuestNotFound,
@@ -40,24 +37,13 @@ from filemem.exceptions import (
 )
 from filemem.virt import guest_config
 from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, MigrationTarget
-from filemem.virt.libvirt import live_migration, partition
+from filemem.virt.libvirt import guest_state, instance_files, live_migration, partition
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
 from filemem.virt.migration import MigrationSettings, ProgressCallback
 from filemem.virt.xml.domain import Domain
 
 LOG = logging.getLogger(__name__)
-
-_POWER_STATES = {
-    libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
-    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
-    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTDOWN,
-    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
-    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.SUSPENDED,
-}
 
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -148,10 +134,10 @@ class LibvirtDriver(HypervisorDriver):
         workdir = self.instance_dir(uuid)
         request = self._request(name, uuid, flavor, image, owner)
         domain = guest_config.build_domain(request, host)
-        _make_instance_dir(workdir)
+        instance_files.make_instance_dir(workdir)
         try:
             if request.overlay is not None:
-                _create_overlay(image, request.overlay)
+                instance_files.create_overlay(image, request.overlay)
             with self._spawn_lock():
                 if host.file_backed:
                     self._guard_capacity(flavor.memory_mb)
@@ -328,10 +314,10 @@ class LibvirtDriver(HypervisorDriver):
             with translated(f"removing the saved state of guest {uuid}"):
                 dom.managedSaveRemove(0)
         workdir = self.instance_dir(uuid)
-        _make_instance_dir(workdir)
+        instance_files.make_instance_dir(workdir)
         (workdir / "disk.qcow2").unlink(missing_ok=True)
         if request.overlay is not None:
-            _create_overlay(image, request.overlay)
+            instance_files.create_overlay(image, request.overlay)
         self._define(domain.to_xml(), f"redefining guest {uuid} from its new image")
         LOG.info("guest %s (%s) rebuilt from a %s image", dom.name(), uuid, image.kind)
         return self.power_on(uuid) if start else self._info(dom)
@@ -353,23 +339,15 @@ class LibvirtDriver(HypervisorDriver):
         """The instance directory and, for a disk image, the overlay NON_SHARED_INC copies the
         source's top layer into (libvirt pre-creates no plain files itself)."""
         workdir = self.instance_dir(uuid)
-        _make_instance_dir(workdir)
+        instance_files.make_instance_dir(workdir)
         overlay = workdir / "disk.qcow2"
         if image is not None and image.kind == "disk" and not overlay.exists():
-            _create_overlay(image, overlay)
+            instance_files.create_overlay(image, overlay)
         return workdir
 
     def guest_job(self, uuid: str) -> GuestJob:
         """virDomainGetJobInfo (bounded or unbounded = active) and virDomainIsPersistent."""
-        dom = self._lookup(uuid)
-        with translated(f"reading the job of guest {uuid}"):
-            persistent = bool(dom.isPersistent())
-            try:
-                job = dom.jobInfo()[0]
-            except libvirt.libvirtError as exc:
-                job = _job_refused(exc)
-        active = job in (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
-        return GuestJob(active=active, persistent=persistent)
+        return live_migration.guest_job(self._lookup(uuid), uuid)
 
     # -- observation ------------------------------------------------------------------------
 
@@ -489,36 +467,10 @@ class LibvirtDriver(HypervisorDriver):
         return self._describe(dom)[0]
 
     def _describe(
-        self,
-        dom: libvirt.virDomain,
-        backing_dir: Path | None = None,
+        self, dom: libvirt.virDomain, backing_dir: Path | None = None
     ) -> tuple[GuestInfo, bool]:
         """The guest's state, and whether filemem defined it (it carries our metadata)."""
-        with translated("reading guest state"):
-            state, _reason = dom.state()
-            xml = dom.XMLDesc(0)
-            domain_id = dom.ID() if state != libvirt.VIR_DOMAIN_SHUTOFF else -1
-            managed_save = state == libvirt.VIR_DOMAIN_SHUTOFF and bool(dom.hasManagedSaveImage(0))
-        parsed = Domain.from_xml(xml)
-        file_backed = guest_config.is_file_backed(parsed)
-        memory_file = None
-        if file_backed and domain_id > 0:
-            memory_file = store.guest_memory_file(
-                backing_dir or self.memory_backing_dir(), domain_id
-            )
-        info = GuestInfo(
-            uuid=dom.UUIDString(),
-            name=dom.name(),
-            domain_id=domain_id if domain_id > 0 else None,
-            power_state=_POWER_STATES.get(state, PowerState.NOSTATE),
-            memory_mb=guest_config.memory_mb(parsed),
-            vcpus=parsed.vcpu or 0,
-            file_backed=file_backed,
-            memory_file=memory_file,
-            owner=parsed.metadata.owner if parsed.metadata else None,
-            managed_save=managed_save,
-        )
-        return info, parsed.metadata is not None
+        return guest_state.describe(dom, lambda: backing_dir or self.memory_backing_dir())
 
 
 def _validate_flavor(flavor: Flavor) -> None:
@@ -546,55 +498,3 @@ def _undefine_quietly(dom: libvirt.virDomain) -> None:
         dom.undefineFlags(_UNDEFINE_FLAGS)
     except libvirt.libvirtError as exc:
         LOG.warning("could not undefine failed guest %s: %s", dom.name(), exc)
-
-
-def _make_instance_dir(path: Path) -> None:
-    """Create it, and refuse a state_path QEMU's user cannot traverse to the console log and
-    overlay below it (we check rather than chmod the operator's parent directories)."""
-    path.mkdir(mode=0o755, parents=True, exist_ok=True)
-    for part in (path, *path.parents):
-        if not part.stat().st_mode & 0o001:
-            raise ConfigError(
-                "[DEFAULT] state_path",
-                f"{part} is not searchable by other users (mode "
-                f"{oct(part.stat().st_mode & 0o777)}), so QEMU cannot reach the guest's console "
-                "log and disk below it; use a state_path whose parents have o+x",
-            )
-
-
-def _create_overlay(image: Image, overlay: Path) -> None:
-    if image.disk is None or not image.disk.is_file():
-        raise InvalidInput(f"disk image {image.disk} does not exist")
-    result = subprocess.run(
-        [
-            "qemu-img",
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            image.disk_format,
-            "-b",
-            str(image.disk.resolve()),
-            str(overlay),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise HypervisorError("creating the copy-on-write overlay", result.stderr.strip())
-
-
-def _job_refused(exc: libvirt.libvirtError) -> int:
-    """The job a refused virDomainGetJobInfo implies, or the error when it implies none."""
-    code = exc.get_error_code()
-    if code == libvirt.VIR_ERR_OPERATION_INVALID:
-        # Not running: stopped, or it left by live migration a moment ago. Seen in a
-        # reconcile pass racing the end of a migration; it has no job either way.
-        return int(libvirt.VIR_DOMAIN_JOB_NONE)
-    if code == libvirt.VIR_ERR_OPERATION_UNSUPPORTED:
-        # "migration statistics are available only on the source host": the destination of
-        # an incoming migration, whose job runs (failing here stalled the agent's passes).
-        return int(libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
-    raise exc

@@ -13,7 +13,7 @@ import libvirt
 
 from filemem.exceptions import FilememError, MigrationNotSupported
 from filemem.virt import migration
-from filemem.virt.driver import LiveMigration, MigrationTarget
+from filemem.virt.driver import GuestJob, LiveMigration, MigrationTarget
 from filemem.virt.libvirt.errors import translated
 from filemem.virt.migration import (
     MigrationOutcome,
@@ -307,3 +307,29 @@ def _local_disks(xml: str) -> list[str]:
         for disk in disks
         if disk.find("readonly") is None and (target := disk.find("target")) is not None
     ]
+
+
+def guest_job(dom: libvirt.virDomain, uuid: str) -> GuestJob:
+    """virDomainGetJobInfo (bounded or unbounded = active) and virDomainIsPersistent."""
+    with translated(f"reading the job of guest {uuid}"):
+        persistent = bool(dom.isPersistent())
+        try:
+            job = dom.jobInfo()[0]
+        except libvirt.libvirtError as exc:
+            job = _job_refused(exc)
+    active = job in (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
+    return GuestJob(active=active, persistent=persistent)
+
+
+def _job_refused(exc: libvirt.libvirtError) -> int:
+    """The job a refused virDomainGetJobInfo implies, or the error when it implies none."""
+    code = exc.get_error_code()
+    if code == libvirt.VIR_ERR_OPERATION_INVALID:
+        # Not running: stopped, or it left by live migration a moment ago. Seen in a
+        # reconcile pass racing the end of a migration; it has no job either way.
+        return int(libvirt.VIR_DOMAIN_JOB_NONE)
+    if code == libvirt.VIR_ERR_OPERATION_UNSUPPORTED:
+        # "migration statistics are available only on the source host": the destination of
+        # an incoming migration, whose job runs (failing here stalled the agent's passes).
+        return int(libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
+    raise exc

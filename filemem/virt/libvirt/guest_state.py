@@ -1,0 +1,53 @@
+"""What a libvirt domain says of a guest: its power state, memory, and memory file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import libvirt
+
+from filemem.backing import store
+from filemem.common.guests import GuestInfo, PowerState
+from filemem.virt import guest_config
+from filemem.virt.libvirt.errors import translated
+from filemem.virt.xml.domain import Domain
+
+POWER_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
+    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTDOWN,
+    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.SUSPENDED,
+}
+
+
+def describe(dom: libvirt.virDomain, backing_dir: Callable[[], Path]) -> tuple[GuestInfo, bool]:
+    """The guest's state, and whether filemem defined it (it carries our metadata).
+    `backing_dir` is read only for a running file-backed guest (it parses qemu.conf)."""
+    with translated("reading guest state"):
+        state, _reason = dom.state()
+        xml = dom.XMLDesc(0)
+        domain_id = dom.ID() if state != libvirt.VIR_DOMAIN_SHUTOFF else -1
+        managed_save = state == libvirt.VIR_DOMAIN_SHUTOFF and bool(dom.hasManagedSaveImage(0))
+    parsed = Domain.from_xml(xml)
+    file_backed = guest_config.is_file_backed(parsed)
+    memory_file = None
+    if file_backed and domain_id > 0:
+        memory_file = store.guest_memory_file(backing_dir(), domain_id)
+    info = GuestInfo(
+        uuid=dom.UUIDString(),
+        name=dom.name(),
+        domain_id=domain_id if domain_id > 0 else None,
+        power_state=POWER_STATES.get(state, PowerState.NOSTATE),
+        memory_mb=guest_config.memory_mb(parsed),
+        vcpus=parsed.vcpu or 0,
+        file_backed=file_backed,
+        memory_file=memory_file,
+        owner=parsed.metadata.owner if parsed.metadata else None,
+        managed_save=managed_save,
+    )
+    return info, parsed.metadata is not None
