@@ -118,80 +118,36 @@ def _credential_routes() -> tuple[Route, ...]:
 def _metadata_routes() -> tuple[Route, ...]:
     """A server's metadata."""
     meta = f"{V}/servers/{{server_id}}/metadata"
+
+    def route(method: str, path: str, endpoint: Any, action: str, status: int = 200) -> Route:
+        rule = f"os_compute_api:server-metadata:{action}"
+        return Route(method, path, endpoint, status, rule=rule)
+
     return (
-        Route(
-            "GET", meta, server_metadata.list_metadata, rule="os_compute_api:server-metadata:index"
-        ),
-        Route(
-            "POST",
-            meta,
-            server_metadata.create_metadata,
-            rule="os_compute_api:server-metadata:create",
-        ),
-        Route(
-            "PUT",
-            meta,
-            server_metadata.replace_metadata,
-            rule="os_compute_api:server-metadata:update_all",
-        ),
-        Route(
-            "GET",
-            f"{meta}/{{key}}",
-            server_metadata.show_metadata_item,
-            rule="os_compute_api:server-metadata:show",
-        ),
-        Route(
-            "PUT",
-            f"{meta}/{{key}}",
-            server_metadata.update_metadata_item,
-            rule="os_compute_api:server-metadata:update",
-        ),
-        Route(
-            "DELETE",
-            f"{meta}/{{key}}",
-            server_metadata.delete_metadata_item,
-            rule="os_compute_api:server-metadata:delete",
-            status=204,
-        ),
+        route("GET", meta, server_metadata.list_metadata, "index"),
+        route("POST", meta, server_metadata.create_metadata, "create"),
+        route("PUT", meta, server_metadata.replace_metadata, "update_all"),
+        route("GET", f"{meta}/{{key}}", server_metadata.show_metadata_item, "show"),
+        route("PUT", f"{meta}/{{key}}", server_metadata.update_metadata_item, "update"),
+        route("DELETE", f"{meta}/{{key}}", server_metadata.delete_metadata_item, "delete", 204),
     )
 
 
 def _tag_routes() -> tuple[Route, ...]:
     """A server's tags (2.26)."""
     tags = f"{V}/servers/{{server_id}}/tags"
+
+    def route(method: str, path: str, endpoint: Any, action: str, status: int = 200) -> Route:
+        rule = f"os_compute_api:os-server-tags:{action}"
+        return Route(method, path, endpoint, status, rule=rule)
+
     return (
-        Route("GET", tags, server_tags.list_tags, rule="os_compute_api:os-server-tags:index"),
-        Route(
-            "PUT", tags, server_tags.replace_tags, rule="os_compute_api:os-server-tags:update_all"
-        ),
-        Route(
-            "DELETE",
-            tags,
-            server_tags.delete_tags,
-            rule="os_compute_api:os-server-tags:delete_all",
-            status=204,
-        ),
-        Route(
-            "GET",
-            f"{tags}/{{tag}}",
-            server_tags.show_tag,
-            rule="os_compute_api:os-server-tags:show",
-            status=204,
-        ),
-        Route(
-            "PUT",
-            f"{tags}/{{tag}}",
-            server_tags.add_tag,
-            rule="os_compute_api:os-server-tags:update",
-            status=201,
-        ),
-        Route(
-            "DELETE",
-            f"{tags}/{{tag}}",
-            server_tags.delete_tag,
-            rule="os_compute_api:os-server-tags:delete",
-            status=204,
-        ),
+        route("GET", tags, server_tags.list_tags, "index"),
+        route("PUT", tags, server_tags.replace_tags, "update_all"),
+        route("DELETE", tags, server_tags.delete_tags, "delete_all", 204),
+        route("GET", f"{tags}/{{tag}}", server_tags.show_tag, "show", 204),
+        route("PUT", f"{tags}/{{tag}}", server_tags.add_tag, "update", 201),
+        route("DELETE", f"{tags}/{{tag}}", server_tags.delete_tag, "delete", 204),
     )
 
 
