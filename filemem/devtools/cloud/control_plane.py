@@ -220,8 +220,9 @@ def api_process(spec: CloudSpec, index: int, *, start: bool = False) -> Path:
 # Simulated hosts run TCG guests. With QEMU 7.2's TCG a live migration allowed only nova's
 # first downtime step (live_migration_downtime / steps = 50 ms) intermittently left the guest
 # hung on the destination (its vCPU spinning with interrupts off, a timer interrupt pending):
-# 2 of 6 slow migrations by filemem's driver alone, none of 12 with 300 ms (QEMU's own default,
-# which `virsh migrate` uses: none of 31). So these hosts start at 300 ms (900 / 3 steps).
+# 1 of 4 slow migrations by filemem's driver alone (1 of 2 through the API), none of 12 at
+# 300 ms, QEMU's own default, which `virsh migrate` keeps (none of 31). So these hosts start at
+# 300 ms (900 / 3 steps); the product's defaults stay nova's.
 TCG_MIGRATION_OPTIONS = "live_migration_downtime = 900\nlive_migration_downtime_steps = 3\n"
 
 
