@@ -31,6 +31,10 @@ def api_conf(
 ) -> str:
     """filemem-api's configuration; `default` and `api_options` are extra option lines of
     [DEFAULT] and [api]."""
+    if "service_down_time" not in api_options:
+        # The hosts these tests register never heartbeat: with the default 60 s, a module
+        # slowed by a loaded machine saw its host 'down' (and the CLI tests failed on it).
+        api_options += "service_down_time = 3600\n"
     return (
         f"[DEFAULT]\nstate_path = {state}\nhost = api-test\n{default}"
         f"[api]\nadmin_token = {token}\nbind_host = 127.0.0.1\nbind_port = 0\n"
