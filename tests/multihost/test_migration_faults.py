@@ -237,9 +237,44 @@ def assert_settled(api: Api, uuid: str, host: str, other: str) -> None:
         timeout=30,
     )
     before = len(api.passes(uuid, host))
-    api.wait(f"{uuid} memcheck going on {host}", lambda: len(api.passes(uuid, host)) > before + 2)
+    try:
+        api.wait(
+            f"{uuid} memcheck going on {host}",
+            lambda: len(api.passes(uuid, host)) > before + 2,
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\n--- the guest's vCPU ---\n{guest_cpu_state(api.cloud, uuid, host)}"
+        ) from None
     bad = [p for p in api.passes(uuid, host) if not p.ok]
     assert not bad, f"memory corrupted: {bad[:3]}"
+
+
+def unthrottle(cloud: cloudlib.Cloud, uuid: str, source: str = "host1") -> None:
+    """Lift the source's bandwidth cap once the fault has landed. The cap only makes room for
+    the fault; a TCG guest that converges slowly at 12 MiB/s was sometimes left hung on the
+    destination (QEMU 7.2: seen with filemem's driver alone; README, several hosts)."""
+    spec = cloud.spec
+    uri = spec.libvirt_uri(host_spec(spec.hosts, source))
+    argv = ["virsh", "-c", uri, "migrate-setspeed", f"instance-{uuid}", "--bandwidth", "8192"]
+    # The migration may have ended already: then there is nothing to speed up.
+    subprocess.run(argv, capture_output=True, check=False)
+
+
+def guest_cpu_state(cloud: cloudlib.Cloud, uuid: str, host: str) -> str:
+    """What QEMU says of a guest that stopped printing: hung (RIP fixed, IF clear) or idle."""
+    uri = cloud.spec.libvirt_uri(host_spec(cloud.spec.hosts, host))
+    lines = []
+    for command in ("info status", "info registers", "info lapic"):
+        argv = ["virsh", "-c", uri, "qemu-monitor-command", f"instance-{uuid}", "--hmp", command]
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
+        keep = [
+            line
+            for line in (out.stdout + out.stderr).splitlines()
+            if line.startswith(("VM status", "RIP", "IRR", "ISR", "Timer", "error"))
+        ]
+        lines += keep
+    return "\n".join(lines)
 
 
 def answers(url: str) -> bool:
@@ -264,6 +299,7 @@ def test_api_process_dies_mid_migration(cloud: cloudlib.Cloud) -> None:
         api1.migrate(uuid, "host2")
         api2.wait_status(uuid, {"running"})
         kill_api(cloud, 1)
+        unthrottle(cloud, uuid)
         done = api2.wait_status(uuid, TERMINAL, api2.claims_held(uuid, "host1", "host2"))
         assert done["status"] == "completed", done
         assert_settled(api2, uuid, "host2", "host1")
@@ -322,6 +358,7 @@ def test_source_agent_dies_mid_migration(cloud: cloudlib.Cloud) -> None:
         pid = procs.recorded_pid(control_plane.agent_pid_file(cloud.spec, host1))
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
+        unthrottle(cloud, uuid)
         time.sleep(2)
         control_plane.start_agent(cloud.spec, host1, cloud.plane)
         done = api.wait_status(uuid, TERMINAL)
