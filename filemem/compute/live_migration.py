@@ -213,6 +213,8 @@ class MigrationRunner:
         self._report_end(running.uuid, lm, result, running.started_at)
         with self._workdir_lock:
             came_back = self._prepared_at.get(running.uuid, -1.0) > running.started_mono
+            if not came_back:
+                self._prepared_at.pop(running.uuid, None)  # its arrival here is history
             if (
                 result.outcome is MigrationOutcome.COMPLETED
                 and not came_back
