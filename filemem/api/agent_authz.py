@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Path, Request
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from filemem.api.context import get_context
@@ -77,24 +77,25 @@ def require_host(request: Request, host: str) -> None:
         raise Forbidden(refusal(caller, f"filemem:agent on host {host}"))
 
 
+def _move_ends(instance_uuid: str) -> Select[str | None, str | None]:
+    return select(Migration.source_compute, Migration.dest_compute).where(
+        Migration.instance_uuid == instance_uuid
+    )
+
+
+def _hosts(session: Session, query: Select[str | None, str | None]) -> list[str]:
+    return [host for row in session.execute(query) for host in row if host is not None]
+
+
 def moving_hosts(session: Session, instance_uuid: str) -> list[str]:
     """Sources and destinations of the instance's moves still in progress."""
-    query = select(Migration.source_compute, Migration.dest_compute).where(
-        Migration.instance_uuid == instance_uuid,
-        Migration.status.in_(migrations_db.IN_PROGRESS),
-    )
-    return [host for row in session.execute(query) for host in row if host is not None]
+    query = _move_ends(instance_uuid).where(Migration.status.in_(migrations_db.IN_PROGRESS))
+    return _hosts(session, query)
 
 
 def last_move_hosts(session: Session, instance_uuid: str) -> list[str]:
     """Source and destination of the instance's latest move, finished or not."""
-    query = (
-        select(Migration.source_compute, Migration.dest_compute)
-        .where(Migration.instance_uuid == instance_uuid)
-        .order_by(Migration.id.desc())
-        .limit(1)
-    )
-    return [host for row in session.execute(query) for host in row if host is not None]
+    return _hosts(session, _move_ends(instance_uuid).order_by(Migration.id.desc()).limit(1))
 
 
 def require_instance_host(

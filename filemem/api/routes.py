@@ -71,6 +71,7 @@ G = glance.PREFIX
 def _agent_routes() -> tuple[Route, ...]:
     """The agent API: each route open to the admin and to the credential of its host only."""
     by_host, by_instance = agent_authz.authorize_host, agent_authz.authorize_instance
+    by_event = agent_authz.authorize_instance_event  # records: also the ends of a past move
     instance = f"{F}/instances/{{server_id}}"
 
     def agent_route(method: str, path: str, endpoint: Any, authz: Any, status: int = 200) -> Route:
@@ -83,13 +84,7 @@ def _agent_routes() -> tuple[Route, ...]:
         agent_route("PATCH", instance, agent.report_instance, by_instance),
         agent_route("POST", f"{instance}/gone", agent.instance_gone, by_instance, 204),
         agent_route("PUT", f"{instance}/console", agent.report_console, by_instance, 204),
-        agent_route(
-            "POST",
-            f"{instance}/events",
-            agent.record_event,
-            agent_authz.authorize_instance_event,
-            204,
-        ),
+        agent_route("POST", f"{instance}/events", agent.record_event, by_event, 204),
         agent_route(
             "POST",
             f"{F}/migrations/{{migration_uuid}}/events",

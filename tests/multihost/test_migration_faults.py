@@ -196,19 +196,19 @@ def host_spec(hosts: tuple[HostSpec, ...], name: str) -> HostSpec:
     return next(h for h in hosts if h.name == name)
 
 
+def virsh(cloud: cloudlib.Cloud, host: HostSpec, *args: str) -> subprocess.CompletedProcess[str]:
+    """`virsh` against the host's libvirtd; the caller reads the outcome (never raises)."""
+    argv = ["virsh", "-c", cloud.spec.libvirt_uri(host), *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
 def running_on(cloud: cloudlib.Cloud, uuid: str) -> list[str]:
     """The hosts whose libvirtd runs the guest."""
-    found = []
-    for host in cloud.spec.hosts:
-        state = subprocess.run(
-            ["virsh", "-c", cloud.spec.libvirt_uri(host), "domstate", f"instance-{uuid}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if state == "running":
-            found.append(host.name)
-    return found
+    return [
+        host.name
+        for host in cloud.spec.hosts
+        if virsh(cloud, host, "domstate", f"instance-{uuid}").stdout.strip() == "running"
+    ]
 
 
 def memory_file_hosts(cloud: cloudlib.Cloud, uuid: str) -> list[str]:
@@ -254,26 +254,22 @@ def unthrottle(cloud: cloudlib.Cloud, uuid: str, source: str = "host1") -> None:
     """Lift the source's bandwidth cap once the fault has landed. The cap only makes room for
     the fault; a TCG guest that converges slowly at 12 MiB/s was sometimes left hung on the
     destination (QEMU 7.2: seen with filemem's driver alone; README, several hosts)."""
-    spec = cloud.spec
-    uri = spec.libvirt_uri(host_spec(spec.hosts, source))
-    argv = ["virsh", "-c", uri, "migrate-setspeed", f"instance-{uuid}", "--bandwidth", "8192"]
     # The migration may have ended already: then there is nothing to speed up.
-    subprocess.run(argv, capture_output=True, check=False)
+    host = host_spec(cloud.spec.hosts, source)
+    virsh(cloud, host, "migrate-setspeed", f"instance-{uuid}", "--bandwidth", "8192")
 
 
 def guest_cpu_state(cloud: cloudlib.Cloud, uuid: str, host: str) -> str:
     """What QEMU says of a guest that stopped printing: hung (RIP fixed, IF clear) or idle."""
-    uri = cloud.spec.libvirt_uri(host_spec(cloud.spec.hosts, host))
+    spec = host_spec(cloud.spec.hosts, host)
     lines = []
     for command in ("info status", "info registers", "info lapic"):
-        argv = ["virsh", "-c", uri, "qemu-monitor-command", f"instance-{uuid}", "--hmp", command]
-        out = subprocess.run(argv, capture_output=True, text=True, check=False)
-        keep = [
+        out = virsh(cloud, spec, "qemu-monitor-command", f"instance-{uuid}", "--hmp", command)
+        lines += [
             line
             for line in (out.stdout + out.stderr).splitlines()
             if line.startswith(("VM status", "RIP", "IRR", "ISR", "Timer", "error"))
         ]
-        lines += keep
     return "\n".join(lines)
 
 
