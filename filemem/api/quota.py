@@ -1,5 +1,5 @@
 """Quotas at the API: a project's limits ([quota] defaults, its own quota set), counted from the
-database, checked at create (with nova's recheck) and resize."""
+database, checked at create (under the project's lock, with nova's recheck) and resize."""
 
 from __future__ import annotations
 
@@ -80,8 +80,9 @@ def recheck(request: Request, project_id: str, instances: Sequence[Instance]) ->
     raise Forbidden("Quota exceeded for instances: a concurrent request used the quota")
 
 
-def check_resize(request: Request, instance: Instance, flavor: Flavor) -> None:
-    """403 when growing to `flavor` passes the project's cores or ram quota (nova's upsize)."""
+def check_resize(request: Request, instance: Instance, flavor: Flavor) -> rules.Limits:
+    """403 when growing to `flavor` passes the project's cores or ram quota (nova's upsize);
+    the limits, for the conductor's second count under the project's lock."""
     deltas = {"cores": flavor.vcpus - instance.vcpus, "ram": flavor.memory_mb - instance.memory_mb}
     with get_context(request).database.reader() as session:
         limits = project_limits(request, session, instance.project_id)
@@ -90,3 +91,4 @@ def check_resize(request: Request, instance: Instance, flavor: Flavor) -> None:
         rules.check_deltas(limits, used, deltas)
     except rules.OverQuota as exc:
         raise Forbidden(str(exc)) from exc
+    return limits

@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from filemem.common import quota as quota_rules
 from filemem.common import states
 from filemem.common.resources import guest_resources
 from filemem.db import api as db_api
+from filemem.db import projects as db_projects
 from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Flavor, Instance
 from filemem.db.session import Database
@@ -32,6 +34,10 @@ class ResizeRefused(FilememError):
 
 class InstanceChanged(ResizeRefused):
     """The instance left the state the request was checked against (a race): 409."""
+
+
+class ResizeOverQuota(ResizeRefused):
+    """Counted again under the project's lock, the new flavor passes a quota: 403."""
 
 
 def flavor_of(instance: Instance) -> dict[str, Any]:
@@ -57,16 +63,32 @@ def flavor_columns(flavor: Flavor) -> dict[str, Any]:
     }
 
 
+def _check_quota(
+    session: Session, instance: Instance, flavor: Flavor, limits: quota_rules.Limits
+) -> None:
+    db_projects.lock_usage(session, instance.project_id)
+    used = db_projects.usage(session, instance.project_id).as_dict()
+    deltas = {"cores": flavor.vcpus - instance.vcpus, "ram": flavor.memory_mb - instance.memory_mb}
+    try:
+        quota_rules.check_deltas(limits, used, deltas)
+    except quota_rules.OverQuota as exc:
+        raise ResizeOverQuota(str(exc)) from exc
+
+
 @dataclass
 class ResizeConductor:
     database: Database
     placement: PlacementClient
 
-    def start(self, instance: Instance, flavor: Flavor) -> str:
+    def start(
+        self, instance: Instance, flavor: Flavor, limits: quota_rules.Limits | None = None
+    ) -> str:
         """Swap the allocations, then hand the new flavor to the agent; the migration's uuid.
 
         Placement first: if the API dies after it, the agent's heal drops the migration
         consumer (no migration row names it) and the instance keeps running its old flavor.
+        With `limits`, the project's cores and ram are counted again in the hand-over's
+        transaction, under the project's lock, so two resizes cannot pass the quota together.
         """
         generation, current = self.placement.get_allocations(instance.uuid)
         if len(current) != 1:
@@ -93,13 +115,26 @@ class ResizeConductor:
                 f"No valid host was found. Flavor {flavor.name} does not fit on host "
                 f"{instance.host} next to what runs there: {exc}"
             ) from exc
-        if not self._hand_over(instance, flavor, migration_uuid):
+        try:
+            handed = self._hand_over(instance, flavor, migration_uuid, limits)
+        except ResizeOverQuota:
+            self._move_back(instance, migration_uuid, provider, old_resources)
+            raise
+        if not handed:
             self._move_back(instance, migration_uuid, provider, old_resources)
             raise InstanceChanged(f"instance {instance.uuid} changed state while it was resized")
         return migration_uuid
 
-    def _hand_over(self, instance: Instance, flavor: Flavor, migration_uuid: str) -> bool:
+    def _hand_over(
+        self,
+        instance: Instance,
+        flavor: Flavor,
+        migration_uuid: str,
+        limits: quota_rules.Limits | None,
+    ) -> bool:
         with self.database.session() as session:
+            if limits is not None:
+                _check_quota(session, instance, flavor, limits)
             updated = db_api.update_instance(
                 session,
                 instance.uuid,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from filemem.db.models import Flavor, FlavorProject, Instance, Quota
@@ -89,3 +90,16 @@ def usage(session: Session, project_id: str) -> Usage:
         ).where(Instance.project_id == project_id)
     ).one()
     return Usage(int(row[0]), int(row[1]), int(row[2]))
+
+
+def lock_usage(session: Session, project_id: str) -> None:
+    """Serialize the transactions that count a project's usage and then grow it, until the
+    caller's transaction ends. SQLite writers are already serial (BEGIN IMMEDIATE); on
+    PostgreSQL, READ COMMITTED lets two counts miss each other's uncommitted rows, so two
+    resizes (or a resize and a create) could both pass the quota: a transaction-scoped
+    advisory lock per project closes that."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"filemem-quota:{project_id}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -1,4 +1,5 @@
-"""filemem-api on a real PostgreSQL: migrations, and two API processes serving creates at once."""
+"""filemem-api on a real PostgreSQL: migrations, and two API processes serving creates and
+resizes at once (Placement and the project's quota are never passed)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from filemem.db import migrate
+from filemem.db import projects as db_projects
 from filemem.db.models import Base
 from filemem.db.session import make_engine
 from tests.functional.api_fixtures import (
     ApiEnv,
     ApiProcess,
     agent_converge_deletes,
+    agent_spawned,
     api_conf,
     create_server,
     http_client,
@@ -48,14 +54,19 @@ def postgres() -> Iterator[str]:
         yield url
 
 
+RESIZABLE = "allow_resize_to_same_host = true\n"
+
+
 @pytest.fixture(scope="module")
 def apis(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoApis]:
     state = tmp_path_factory.mktemp("api-postgres")
     with StandalonePlacement(state / "placement") as placement_url:
-        first = ApiProcess(state / "api-1", api_conf(state / "api-1", placement_url, postgres))
+        first_conf = api_conf(state / "api-1", placement_url, postgres, default=RESIZABLE)
+        first = ApiProcess(state / "api-1", first_conf)
         synced = first.run("--db-sync-only")
         assert synced.returncode == 0, synced.stderr
-        second = ApiProcess(state / "api-2", api_conf(state / "api-2", placement_url, postgres))
+        second_conf = api_conf(state / "api-2", placement_url, postgres, default=RESIZABLE)
+        second = ApiProcess(state / "api-2", second_conf)
         try:
             first.start()
             second.start()
@@ -135,3 +146,60 @@ def test_two_apis_creating_at_once_never_overcommit(apis: TwoApis) -> None:
     assert sum(s["status"] == "ERROR" for s in servers) == CREATES - CAPACITY
     assert env.placement.get_usages(provider)["MEMORY_MB"] == CAPACITY * FLAVOR_MB
     assert set(env.placement.get_provider_allocations(provider)) == {s["id"] for s in scheduled}
+
+
+def test_the_quota_lock_holds_a_project_until_its_transaction_ends(postgres: str) -> None:
+    engine = make_engine(postgres)
+    try:
+        with Session(engine) as holder, holder.begin():
+            db_projects.lock_usage(holder, "project-x")
+            with Session(engine) as waiter, waiter.begin():
+                waiter.execute(text("SET LOCAL lock_timeout = '300ms'"))
+                db_projects.lock_usage(waiter, "project-y")  # another project: no wait
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    db_projects.lock_usage(waiter, "project-x")
+        with Session(engine) as waiter, waiter.begin():
+            waiter.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            db_projects.lock_usage(waiter, "project-x")  # the holder committed
+    finally:
+        engine.dispose()
+
+
+def test_two_apis_resizing_at_once_never_pass_the_cores_quota(apis: TwoApis) -> None:
+    """Each resize alone fits the project's cores quota, both together do not: one API
+    process resizes, the other answers nova's 403."""
+    env = apis.first
+    register_host(env, "pg-host-r", memory_mb=4096, vcpus=64)
+    small = make_flavor(env, "pg.r1", ram=64, vcpus=1)
+    wide = make_flavor(env, "pg.r3", ram=64, vcpus=3)
+    image = make_image(env, "pg-resize")
+    servers = [create_server(env, f"pg-resize-{i}", small, image) for i in range(2)]
+    for server_id in servers:
+        agent_spawned(env, server_id)
+    used = env.compute("GET", "/limits").json()["limits"]["absolute"]["totalCoresUsed"]
+    quota = {"quota_set": {"instances": -1, "cores": used + 2, "ram": -1}}
+    assert env.compute("PUT", "/os-quota-sets/filemem", json=quota).status_code == 200
+    codes: list[int] = []
+    barrier = threading.Barrier(len(servers))
+
+    def resize(i: int) -> None:
+        url = env.url if i % 2 else str(apis.second.base_url)
+        with http_client(url) as http:
+            barrier.wait()
+            body = {"resize": {"flavorRef": wide}}
+            codes.append(http.post(f"/v2.1/servers/{servers[i]}/action", json=body).status_code)
+
+    threads = [threading.Thread(target=resize, args=(i,)) for i in range(len(servers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert sorted(codes) == [202, 403]
+        limits = env.compute("GET", "/limits").json()["limits"]["absolute"]
+        assert limits["totalCoresUsed"] == used + 2 <= limits["maxTotalCores"]
+        held = [env.placement.get_allocations(s)[1] for s in servers]
+        assert sorted(sum(r["VCPU"] for r in h.values()) for h in held) == [1, 3]
+    finally:
+        unlimited = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
+        assert env.compute("PUT", "/os-quota-sets/filemem", json=unlimited).status_code == 200

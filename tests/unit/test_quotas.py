@@ -9,6 +9,8 @@ import pytest
 
 from filemem.api import quota as api_quota
 from filemem.common import quota
+from filemem.db import api as db_api
+from filemem.db import server_migrations as migrations_db
 from tests.unit import tenants_app
 from tests.unit.tenants_app import PROJECT_A, PROJECT_B, Tenants
 
@@ -145,6 +147,40 @@ def test_cores_and_resize_over_the_cores_quota(tenants: Tenants) -> None:
     )
     assert resize.status_code == 403
     assert "Quota exceeded for cores: Requested 3, but already used 2 of 4 cores" in resize.text
+
+
+def test_a_resize_that_raced_past_the_first_count_is_refused_at_the_hand_over(
+    tenants: Tenants, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another API process grew the project between this resize's first count and its
+    hand-over: the count under the project's lock refuses it with nova's 403, the allocation
+    moves back to the old flavor and no migration is left behind."""
+    assert _set(tenants, PROJECT_A, cores=4).status_code == 200
+    one = tenants.boot("member_a", "one")
+    tenants.boot("member_a", "two")
+    with tenants.ctx.database.session() as session:
+        values = {"vm_state": "active", "task_state": None}
+        assert db_api.update_instance(session, one, values) is not None
+    wide = tenants.flavor_of("wide", vcpus=4)
+    before = tenants.placement.get_allocations(one)[1]
+
+    # This process counted before the other committed: its first check saw room.
+    def first_count_saw_room(request: Any, instance: Any, flavor: Any) -> quota.Limits:
+        with tenants.ctx.database.reader() as session:
+            return api_quota.project_limits(request, session, instance.project_id)
+
+    monkeypatch.setattr(api_quota, "check_resize", first_count_saw_room)
+    resize = tenants.call(
+        "member_a", "POST", f"/servers/{one}/action", json={"resize": {"flavorRef": wide}}
+    )
+    assert resize.status_code == 403, resize.text
+    assert "Quota exceeded for cores: Requested 3, but already used 2 of 4 cores" in resize.text
+    assert tenants.placement.get_allocations(one)[1] == before
+    with tenants.ctx.database.reader() as session:
+        instance = db_api.get_instance(session, one)
+        assert instance is not None
+        assert (instance.vcpus, instance.task_state, instance.old_flavor) == (1, None, None)
+        assert migrations_db.list_migrations(session, instance_uuid=one) == []
 
 
 def test_the_recheck_undoes_a_create_another_api_raced_past_the_quota(

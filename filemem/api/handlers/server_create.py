@@ -168,7 +168,9 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
         zone = _zone_request(session, spec.availability_zone)
         if zone.host is not None:
             policy.authorize(request, policies.CREATE_FORCED_HOST)
-        # Counted in the transaction that inserts; recheck() covers other API processes.
+        # Counted in the transaction that inserts, under the project's lock (another API
+        # process's create or resize waits for this commit); recheck() is nova's second count.
+        db_projects.lock_usage(session, caller.project_id)
         count = quota.allowed_instances(request, session, caller.project_id, flavor, low, high)
         where = {"availability_zone": zone.zone, "requested_host": zone.host}
         instances = []

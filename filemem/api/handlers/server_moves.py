@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from filemem.api import microversion, policy, quota
 from filemem.api.context import get_context
-from filemem.api.errors import BadRequest, Conflict
+from filemem.api.errors import BadRequest, Conflict, Forbidden
 from filemem.api.handlers import instance_state as actions
 from filemem.api.handlers import server_views as views
 from filemem.api.handlers.server_create import check_page_size
@@ -23,7 +23,12 @@ from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.common import states
 from filemem.conductor import live_migration as live
 from filemem.conductor import live_migration_checks as checks
-from filemem.conductor.resize import InstanceChanged, ResizeConductor, ResizeRefused
+from filemem.conductor.resize import (
+    InstanceChanged,
+    ResizeConductor,
+    ResizeOverQuota,
+    ResizeRefused,
+)
 from filemem.db import api as db_api
 from filemem.db import instance_actions as actions_db
 from filemem.db import projects as db_projects
@@ -100,14 +105,16 @@ def resize(request: Request, instance: Instance, value: Any) -> Response:
             "by cold migration); [DEFAULT] allow_resize_to_same_host = false forbids that"
         )
     actions.check_lock(request, instance)
-    quota.check_resize(request, instance, flavor)
+    limits = quota.check_resize(request, instance, flavor)
     allowed = (states.ACTIVE, states.STOPPED)
     if instance.vm_state not in allowed or instance.task_state is not None:
         raise Conflict(actions.refusal("resize", instance.uuid, instance, allowed))
     try:
-        ResizeConductor(ctx.database, ctx.placement).start(instance, flavor)
+        ResizeConductor(ctx.database, ctx.placement).start(instance, flavor, limits)
     except InstanceChanged as exc:
         raise Conflict(str(exc)) from exc
+    except ResizeOverQuota as exc:
+        raise Forbidden(str(exc)) from exc
     except ResizeRefused as exc:
         raise BadRequest(str(exc)) from exc
     _record(request, instance, actions_db.RESIZE)
