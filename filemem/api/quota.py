@@ -3,7 +3,7 @@ database, checked at create (under the project's lock, with nova's recheck) and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -18,19 +18,29 @@ from filemem.db.models import Flavor, Instance
 
 
 def default_limits(request: Request) -> rules.Limits:
-    """[quota] instances, cores and ram (nova's names and defaults)."""
+    """[quota] instances, cores, ram and metadata_items (nova's names and defaults)."""
     conf = get_context(request).conf
     if conf is None:
         return rules.Limits(
-            **{o.name: o.default for o in quota_conf.OPTS if o.name in rules.RESOURCES}
+            **{o.name: o.default for o in quota_conf.OPTS if o.name in rules.SETTABLE}
         )
     group = conf.quota
-    return rules.Limits(group.instances, group.cores, group.ram)
+    return rules.Limits(group.instances, group.cores, group.ram, group.metadata_items)
 
 
 def project_limits(request: Request, session: Session, project_id: str) -> rules.Limits:
     overrides = db_projects.get_quotas(session, project_id)
     return rules.effective_limits(default_limits(request), overrides)
+
+
+def check_metadata_items(
+    request: Request, session: Session, project_id: str, metadata: Mapping[str, str]
+) -> None:
+    """403 when one server of the project would hold more metadata items than its quota."""
+    try:
+        rules.check_metadata_items(project_limits(request, session, project_id), len(metadata))
+    except rules.OverQuota as exc:
+        raise Forbidden(str(exc)) from exc
 
 
 def allowed_instances(

@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 RESOURCES = ("instances", "cores", "ram")
+# A limit on each server, not counted over the project (nova's metadata_items).
+PER_SERVER = ("metadata_items",)
+SETTABLE = RESOURCES + PER_SERVER
 UNLIMITED = -1
+DEFAULT_METADATA_ITEMS = 128
 
 
 class OverQuota(Exception):
@@ -18,6 +22,7 @@ class Limits:
     instances: int
     cores: int
     ram: int
+    metadata_items: int = DEFAULT_METADATA_ITEMS
 
     def get(self, resource: str) -> int:
         value: int = getattr(self, resource)
@@ -26,7 +31,15 @@ class Limits:
 
 def effective_limits(defaults: Limits, overrides: Mapping[str, int]) -> Limits:
     """A project's own limits where set, the [quota] defaults elsewhere."""
-    return Limits(**{r: overrides.get(r, defaults.get(r)) for r in RESOURCES})
+    return Limits(**{r: overrides.get(r, defaults.get(r)) for r in SETTABLE})
+
+
+def check_metadata_items(limits: Limits, count: int) -> None:
+    """OverQuota (nova's MetadataLimitExceeded) when one server would hold more metadata
+    items than the project's metadata_items quota."""
+    allowed = limits.metadata_items
+    if allowed != UNLIMITED and count > allowed:
+        raise OverQuota(f"Maximum number of metadata items exceeds {allowed}")
 
 
 def _headroom(limits: Limits, used: Mapping[str, int], resource: str) -> float:

@@ -25,6 +25,13 @@ OPTS: list[cfg.Opt] = [
         min=-1,
         help="The MiB of memory a project's servers may have by default; -1 is unlimited.",
     ),
+    cfg.IntOpt(
+        "metadata_items",
+        default=128,
+        min=-1,
+        help="The number of metadata items one server may hold by default (nova's "
+        "metadata_items); -1 is unlimited.",
+    ),
     cfg.BoolOpt(
         "recheck_quota",
         default=True,

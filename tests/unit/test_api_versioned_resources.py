@@ -55,7 +55,8 @@ def test_quota_updates_of_unenforced_quotas_are_refused_naming_why(api: Api) -> 
     body = {"quota_set": {"key_pairs": 5}}
     response = api.call("PUT", "/v2.1/os-quota-sets/filemem", "2.37", json=body)
     assert response.status_code == 400
-    assert "enforces only the instances, cores and ram" in response.json()["badRequest"]["message"]
+    message = response.json()["badRequest"]["message"]
+    assert "enforces only the instances, cores, ram and metadata_items quotas" in message
 
 
 def test_hypervisor_cpu_info_is_an_object_from_2_28(api: Api) -> None:

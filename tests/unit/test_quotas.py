@@ -249,10 +249,45 @@ def test_limits_of_another_project_need_an_admin(tenants: Tenants) -> None:
 
 
 def test_quota_defaults_come_from_the_quota_group(embedded_placement: Any, tmp_path: Any) -> None:
-    conf = "[quota]\ninstances = 2\ncores = -1\nram = -1\n"
+    conf = "[quota]\ninstances = 2\ncores = -1\nram = -1\nmetadata_items = 1\n"
     for app in tenants_app.tenants_app(tmp_path, embedded_placement, conf):
         assert _boot(app, "member_a", min_count=2, max_count=2).status_code == 202
         refused = _boot(app, "member_a")
         assert "Requested 1, but already used 2 of 2 instances" in refused.text
         limits = app.call("member_a", "GET", "/limits").json()["limits"]["absolute"]
         assert (limits["maxTotalInstances"], limits["maxTotalCores"]) == (2, -1)
+        assert limits["maxServerMeta"] == 1
+        too_many = _boot(app, "member_b", metadata={"a": "1", "b": "2"})
+        assert too_many.status_code == 403
+        assert too_many.json()["forbidden"]["message"] == (
+            "Maximum number of metadata items exceeds 1"
+        )
+
+
+def test_a_projects_metadata_items_quota_holds_at_create_metadata_and_rebuild(
+    tenants: Tenants,
+) -> None:
+    """nova's metadata_items: a limit on each server, set per project like the others."""
+    assert _set(tenants, PROJECT_A, metadata_items=2).json()["quota_set"]["metadata_items"] == 2
+    three = {"a": "1", "b": "2", "c": "3"}
+    refused = _boot(tenants, "member_a", metadata=three)
+    assert refused.status_code == 403
+    assert refused.json()["forbidden"]["message"] == "Maximum number of metadata items exceeds 2"
+    assert _boot(tenants, "member_b", metadata=three).status_code == 202  # B keeps 128
+    server = tenants.boot("member_a", "meta", metadata={"a": "1", "b": "2"})
+    with tenants.ctx.database.session() as session:
+        values = {"vm_state": "active", "task_state": None}
+        assert db_api.update_instance(session, server, values) is not None
+    more = tenants.call(
+        "member_a", "POST", f"/servers/{server}/metadata", json={"metadata": {"c": "3"}}
+    )
+    assert more.status_code == 403 and "exceeds 2" in more.text
+    rebuild = {"rebuild": {"imageRef": tenants.image, "metadata": three}}
+    rebuilt = tenants.call("member_a", "POST", f"/servers/{server}/action", json=rebuild)
+    assert rebuilt.status_code == 403 and "exceeds 2" in rebuilt.text
+    limits = tenants.call("member_a", "GET", "/limits").json()["limits"]["absolute"]
+    assert limits["maxServerMeta"] == 2
+    detail = tenants.call("member_a", "GET", f"/os-quota-sets/{PROJECT_A}/detail").json()
+    assert detail["quota_set"]["metadata_items"] == {"limit": 2, "in_use": 0, "reserved": 0}
+    defaults = tenants.call("member_a", "GET", f"/os-quota-sets/{PROJECT_A}/defaults").json()
+    assert defaults["quota_set"]["metadata_items"] == 128

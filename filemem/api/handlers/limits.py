@@ -1,4 +1,5 @@
-"""limits: nova's absolute limits (the project's instances, cores and ram quotas; others -1) and
+"""limits: nova's absolute limits (the project's instances, cores, ram and metadata_items quotas;
+others -1) and
 the project's usage counted from its instances."""
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def show_limits(request: Request, tenant_id: TenantQuery = None) -> dict[str, An
         "maxSecurityGroups": UNLIMITED,
         "maxServerGroupMembers": UNLIMITED,
         "maxServerGroups": UNLIMITED,
-        "maxServerMeta": UNLIMITED,
+        "maxServerMeta": limits.metadata_items,
         "maxTotalCores": limits.cores,
         "maxTotalFloatingIps": UNLIMITED,
         "maxTotalInstances": limits.instances,

@@ -1,4 +1,5 @@
-"""os-quota-sets: per-project instances, cores and ram quotas (the others show -1).
+"""os-quota-sets: per-project instances, cores, ram and metadata_items quotas (the others
+show -1).
 
 From 2.36 the network proxies' quotas (fixed_ips, floating_ips, security_groups,
 security_group_rules) leave every answer, as nova's FILTERED_QUOTAS_v236.
@@ -38,8 +39,9 @@ QUOTA_KEYS = (
 )
 NETWORK_QUOTAS_REMOVED_IN = "2.36"
 NETWORK_QUOTAS = frozenset({"fixed_ips", "floating_ips", "security_group_rules", "security_groups"})
-# The quotas filemem enforces (nova counts them from the instance rows); the others show -1.
-ENFORCED = ("instances", "cores", "ram")
+# The quotas filemem enforces (the first three counted from the instance rows, as nova does);
+# the others show -1.
+ENFORCED = ("instances", "cores", "ram", "metadata_items")
 MAX_LIMIT = 0x7FFFFFFF
 
 
@@ -116,7 +118,7 @@ def _requested(body: Any) -> tuple[dict[str, int], bool]:
     unenforced = sorted(set(spec) - set(ENFORCED) - {"force"})
     if unenforced:
         raise BadRequest(
-            f"filemem enforces only the instances, cores and ram quotas: "
+            f"filemem enforces only the instances, cores, ram and metadata_items quotas: "
             f"{', '.join(unenforced)} cannot be set"
         )
     return {key: _limit(key, spec[key]) for key in ENFORCED if key in spec}, force
@@ -136,10 +138,11 @@ def update_quota_set(
     with get_context(request).database.session() as session:
         in_use = db_projects.usage(session, project_id).as_dict()
         for key, limit in wanted.items():
-            if not force and limit != -1 and limit < in_use[key]:
+            used = in_use.get(key, 0)
+            if not force and limit != -1 and limit < used:
                 raise BadRequest(
                     f"Quota limit {limit} for {key} must be greater than or equal to already "
-                    f"used and reserved {in_use[key]}."
+                    f"used and reserved {used}."
                 )
         db_projects.set_quotas(session, project_id, wanted)
     return {"quota_set": _limits(request, project_id)}

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from filemem.api import policy, quota
 from filemem.api.context import get_context
-from filemem.api.errors import BadRequest, Forbidden
+from filemem.api.errors import BadRequest
 from filemem.api.handlers import server_views as views
 from filemem.api.handlers.availability_zones import available_zones
 from filemem.api.handlers.servers import visible_project
@@ -33,23 +33,12 @@ from filemem.db import keypairs as db_keypairs
 from filemem.db import projects as db_projects
 from filemem.db.models import Flavor, Image, Instance
 
-# nova's default metadata_items quota; filemem enforces it as nova does, with a 403.
-MAX_METADATA_ITEMS = 128
 # Each server of a request is scheduled within the request, so their number is bounded.
 MAX_COUNT = 100
 NO_NETWORKING = 'filemem has no networking: use networks "none"'
 # nova's multi_instance_display_name_template default.
 NAME_TEMPLATE = "%(name)s-%(count)d"
 _RESERVATION_CHARS = string.digits + string.ascii_lowercase
-
-
-def metadata_quota(metadata: dict[str, str]) -> None:
-    """403 when a server would hold more metadata items than nova's default quota."""
-    if len(metadata) > MAX_METADATA_ITEMS:
-        raise Forbidden(
-            "Quota exceeded in metadata items: Maximum number of metadata items exceeds "
-            f"{MAX_METADATA_ITEMS}"
-        )
 
 
 def unexpected(field: str) -> BadRequest:
@@ -171,6 +160,7 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
         # Counted in the transaction that inserts, under the project's lock (another API
         # process's create or resize waits for this commit); recheck() is nova's second count.
         db_projects.lock_usage(session, caller.project_id)
+        quota.check_metadata_items(request, session, caller.project_id, spec.metadata or {})
         count = quota.allowed_instances(request, session, caller.project_id, flavor, low, high)
         where = {"availability_zone": zone.zone, "requested_host": zone.host}
         instances = []
@@ -199,7 +189,6 @@ def create_server(request: Request, body: ServerCreateRequest) -> Response:
     check_version(request, spec)
     if spec.counts[1] > MAX_COUNT:
         raise BadRequest(f"Invalid input for field/attribute max_count: at most {MAX_COUNT}")
-    metadata_quota(dict(spec.metadata or {}))
     instances = new_instances(request, spec)
     get_context(request).conductor.build_many(instances)
     if spec.return_reservation_id is not None and is_true(spec.return_reservation_id):

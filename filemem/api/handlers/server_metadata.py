@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import Path, Request, Response
 
+from filemem.api import quota
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
-from filemem.api.handlers.server_create import metadata_quota
 from filemem.api.handlers.servers import ServerIdPath, find_visible
 from filemem.api.schemas.servers import MetadataRequest, MetaItemRequest
 from filemem.common import states
@@ -40,7 +40,7 @@ def _change(
     with get_context(request).database.session() as session:
         instance = find_visible(request, session, server_id)
         metadata = edit(dict(instance.metadata_ or {}))
-        metadata_quota(metadata)
+        quota.check_metadata_items(request, session, instance.project_id, metadata)
         # No change row: metadata is nothing a host's agent acts on.
         updated = db_api.update_instance(
             session,

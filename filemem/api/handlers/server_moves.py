@@ -65,6 +65,8 @@ def rebuild(request: Request, instance: Instance, value: Any) -> JSONResponse:
     if body.name is not None:
         values["display_name"] = body.name
     if body.metadata is not None:
+        with ctx.database.reader() as session:
+            quota.check_metadata_items(request, session, instance.project_id, body.metadata)
         values["metadata_"] = dict(body.metadata)
     if body.description is not None:
         values["description"] = body.description
