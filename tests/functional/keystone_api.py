@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -94,9 +95,8 @@ def client_environ(clouds: Path, cloud: str) -> dict[str, str]:
     return environ
 
 
-def openstack_cli(env: KeystoneApiEnv, cloud: str, *args: str) -> str:
-    """The real `openstack` CLI with password auth as `cloud` (a user of clouds.yaml)."""
-    result = subprocess.run(
+def _run_openstack(env: KeystoneApiEnv, cloud: str, args: tuple[str, ...]) -> Any:
+    return subprocess.run(
         [str(OPENSTACK), *args],
         env=client_environ(env.clouds, cloud),
         capture_output=True,
@@ -104,5 +104,19 @@ def openstack_cli(env: KeystoneApiEnv, cloud: str, *args: str) -> str:
         timeout=120,
         check=False,
     )
+
+
+def openstack_cli(env: KeystoneApiEnv, cloud: str, *args: str) -> str:
+    """The real `openstack` CLI with password auth as `cloud` (a user of clouds.yaml)."""
+    result = _run_openstack(env, cloud, args)
     assert result.returncode == 0, (cloud, args, result.stdout, result.stderr)
-    return result.stdout
+    stdout: str = result.stdout
+    return stdout
+
+
+def openstack_cli_refused(env: KeystoneApiEnv, cloud: str, *args: str) -> str:
+    """The same, for a command that must fail: what the CLI printed on stderr."""
+    result = _run_openstack(env, cloud, args)
+    assert result.returncode != 0, (cloud, args, result.stdout)
+    stderr: str = result.stderr
+    return stderr

@@ -19,6 +19,7 @@ from tests.functional.keystone_api import (
     client_environ,
     keystone_api_env,
     openstack_cli,
+    openstack_cli_refused,
 )
 from tests.functional.keystone_fixture import KeystoneServer
 
@@ -228,3 +229,65 @@ def _filemem(environ: dict[str, str], *args: str) -> str:
     )
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result.stdout
+
+
+def test_with_keystone_tokens_a_member_never_reaches_another_projects_servers_or_flavors(
+    env: KeystoneApiEnv,
+) -> None:
+    """beta's member, with their real Keystone token (CLI and raw HTTP), finds alpha's server
+    nowhere, does not see alpha's private flavor nor change its access, and reads no usage but
+    beta's own."""
+    alpha = env.keystone.users["alpha-member"]
+    with env.client("alpha-member") as member_a, env.client("beta-member") as member_b:
+        owned = _create(member_a, "alpha-owned")
+        agent_spawned(env.admin, owned)
+        refused = openstack_cli_refused(env, "beta-member", "server", "show", owned)
+        assert f"No Server found for {owned}" in refused
+        refused = openstack_cli_refused(env, "beta-member", "server", "delete", owned)
+        assert f"No Server found for {owned}" in refused
+        for method, suffix, body in [
+            ("GET", "", None),
+            ("PUT", "", {"server": {"name": "beta-now"}}),
+            ("POST", "/action", {"os-stop": None}),
+            ("PUT", "/metadata/k", {"meta": {"k": "v"}}),
+            ("DELETE", "", None),
+        ]:
+            response = member_b.request(method, f"/v2.1/servers/{owned}{suffix}", json=body)
+            assert response.status_code == 404, (method, suffix, response.text)
+
+        spec = {"name": "ks.alpha-only", "ram": 128, "vcpus": 1, "disk": 0}
+        made = env.admin.compute(
+            "POST", "/flavors", json={"flavor": {**spec, "os-flavor-access:is_public": False}}
+        )
+        assert made.status_code == 200, made.text
+        private = made.json()["flavor"]["id"]
+        grant = {"addTenantAccess": {"tenant": alpha.project_id}}
+        granted = env.admin.compute("POST", f"/flavors/{private}/action", json=grant)
+        assert granted.status_code == 200, granted.text
+        names = openstack_cli(env, "beta-member", "flavor", "list", "-f", "value", "-c", "Name")
+        assert "ks.alpha-only" not in names.split()
+        names = openstack_cli(env, "alpha-member", "flavor", "list", "-f", "value", "-c", "Name")
+        assert "ks.alpha-only" in names.split()
+        assert member_b.get(f"/v2.1/flavors/{private}").status_code == 404
+        beta = env.keystone.users["beta-member"]
+        take = {"addTenantAccess": {"tenant": beta.project_id}}
+        taken = member_b.post(f"/v2.1/flavors/{private}/action", json=take)
+        assert taken.status_code == 403, taken.text
+        refused = openstack_cli_refused(
+            env, "beta-member", "flavor", "set", "--project", beta.project_id, private
+        )
+        assert "No Flavor found" in refused or "403" in refused
+
+        refused = openstack_cli_refused(
+            env, "beta-member", "usage", "show", "--project", alpha.project_id
+        )
+        assert "os_compute_api:os-simple-tenant-usage:show" in refused
+        usage = member_b.get(f"/v2.1/os-simple-tenant-usage/{alpha.project_id}")
+        assert usage.status_code == 403, usage.text
+        limits = member_b.get(f"/v2.1/limits?tenant_id={alpha.project_id}")
+        assert limits.status_code == 403, limits.text
+        agent_spawned(env.admin, _create(member_b, "beta-owned"))
+        own = as_json(openstack_cli(env, "beta-member", "usage", "show", "-f", "json"))
+        assert own["Project"] == beta.project_id
+        still = _show(member_a, owned)
+        assert (still["name"], still["status"], still["metadata"]) == ("alpha-owned", "ACTIVE", {})
