@@ -42,6 +42,9 @@ class _NoScheduler:
     def invalidate_hosts(self) -> None:
         pass
 
+    def refusal_in_place(self, spec: Any, provider_uuid: str) -> str | None:
+        return None  # the agent's resize is under test here, not the scheduler's filters
+
 
 D = TypeVar("D", bound=HypervisorDriver)
 

@@ -4,6 +4,7 @@ revert moves the old allocation back in one write."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid as uuidlib
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from filemem.common import quota as quota_rules
 from filemem.common import states
 from filemem.common.resources import guest_resources
+from filemem.conductor.servers import SchedulerProtocol, request_spec
 from filemem.db import api as db_api
 from filemem.db import projects as db_projects
 from filemem.db import server_migrations as migrations_db
@@ -21,6 +23,7 @@ from filemem.db.models import Flavor, Instance
 from filemem.db.session import Database
 from filemem.exceptions import FilememError
 from filemem.placement.client import PlacementClient
+from filemem.scheduler.request import RequestSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -75,10 +78,26 @@ def _check_quota(
         raise ResizeOverQuota(str(exc)) from exc
 
 
+def resized_spec(
+    instance: Instance, flavor: Flavor, image_properties: dict[str, str]
+) -> RequestSpec:
+    """The instance's request spec with the new flavor's sizes and extra specs."""
+    return dataclasses.replace(
+        request_spec(instance, image_properties),
+        memory_mb=flavor.memory_mb,
+        vcpus=flavor.vcpus,
+        disk_gb=flavor.root_gb,
+        extra_specs=flavor.specs(),
+    )
+
+
 @dataclass
 class ResizeConductor:
     database: Database
     placement: PlacementClient
+    # The scheduler's filters for the new flavor on the instance's own host (nova runs the
+    # scheduler for a resize too); None skips them (callers that only confirm or revert).
+    scheduler: SchedulerProtocol | None = None
 
     def start(
         self, instance: Instance, flavor: Flavor, limits: quota_rules.Limits | None = None
@@ -97,6 +116,7 @@ class ResizeConductor:
                 "providers); it cannot be resized"
             )
         ((provider, old_resources),) = current.items()
+        self._check_filters(instance, flavor, provider)
         migration_uuid = str(uuidlib.uuid4())
         new_resources = guest_resources(flavor.memory_mb, flavor.vcpus, flavor.root_gb)
         try:
@@ -124,6 +144,21 @@ class ResizeConductor:
             self._move_back(instance, migration_uuid, provider, old_resources)
             raise InstanceChanged(f"instance {instance.uuid} changed state while it was resized")
         return migration_uuid
+
+    def _check_filters(self, instance: Instance, flavor: Flavor, provider: str) -> None:
+        if self.scheduler is None:
+            return
+        with self.database.reader() as session:
+            image = db_api.get_image(session, instance.image_id)
+            properties = dict(image.properties or {}) if image is not None else {}
+        refusal = self.scheduler.refusal_in_place(
+            resized_spec(instance, flavor, properties), provider
+        )
+        if refusal is not None:
+            raise ResizeRefused(
+                f"No valid host was found. Host {instance.host} {refusal}: flavor "
+                f"{flavor.name} cannot run there (filemem resizes on the server's own host)"
+            )
 
     def _hand_over(
         self,

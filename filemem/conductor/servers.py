@@ -31,6 +31,8 @@ class SchedulerProtocol(Protocol):
 
     def invalidate_hosts(self) -> None: ...
 
+    def refusal_in_place(self, spec: RequestSpec, provider_uuid: str) -> str | None: ...
+
 
 @dataclass
 class ServerConductor:

@@ -36,8 +36,8 @@ from filemem.placement.client import (
 )
 from filemem.scheduler import batch
 from filemem.scheduler.cache import MAX_SINGLE_READS, HostSource, HostStateCache
-from filemem.scheduler.choose import explain, pick
-from filemem.scheduler.filters import BaseFilter, default_filters
+from filemem.scheduler.choose import explain, first_rejection, pick
+from filemem.scheduler.filters import BaseFilter, ResourcesFilter, default_filters
 from filemem.scheduler.host_state import HostState, state_from_summary
 from filemem.scheduler.request import PlacementRequest, RequestSpec, build_request
 from filemem.scheduler.weights import BaseWeigher, Scorer, default_weighers
@@ -212,6 +212,21 @@ class Scheduler:
             except ConsumerGenerationConflict as exc:
                 LOG.info("batch claim raced or met an existing consumer, one by one: %s", exc)
         return self._one_by_one(specs, requests, started)
+
+    def refusal_in_place(self, spec: RequestSpec, provider_uuid: str) -> str | None:
+        """Why the host may not run `spec` instead of what it runs now (a resize on its own
+        host), in the words of the first filter that refuses; None when it may. The free-room
+        filter is left out: Placement's move of the allocation counts only the growth."""
+        request = self.build_request(spec)
+        self.cache.ensure_loaded()
+        host = self.cache.inspect(
+            lambda order: next((h for h in order if h.provider_uuid == provider_uuid), None)
+        )
+        if host is None:
+            return "is disabled or down (new guests go only to enabled hosts that are up)"
+        filters = [f for f in self.filters if not isinstance(f, ResourcesFilter)]
+        rejection = first_rejection(host, request, filters)
+        return None if rejection is None else rejection.singular
 
     def invalidate_hosts(self) -> None:
         """Re-read host_source now (the cache's Placement data is kept)."""

@@ -41,6 +41,9 @@ class NoScheduler:
     def invalidate_hosts(self) -> None:
         self.invalidations += 1
 
+    def refusal_in_place(self, spec: RequestSpec, provider_uuid: str) -> str | None:
+        raise AssertionError("no resizes in these tests")
+
 
 @dataclass
 class Api:

@@ -112,7 +112,7 @@ def resize(request: Request, instance: Instance, value: Any) -> Response:
     if instance.vm_state not in allowed or instance.task_state is not None:
         raise Conflict(actions.refusal("resize", instance.uuid, instance, allowed))
     try:
-        ResizeConductor(ctx.database, ctx.placement).start(instance, flavor, limits)
+        ResizeConductor(ctx.database, ctx.placement, ctx.scheduler).start(instance, flavor, limits)
     except InstanceChanged as exc:
         raise Conflict(str(exc)) from exc
     except ResizeOverQuota as exc:
