@@ -30,7 +30,7 @@ from filemem.backing.residency import (
     sectors_written,
 )
 from filemem.common.guests import Flavor, Image
-from filemem.devtools.test_image import (
+from filemem.devtools.memcheck import (
     MEMCHECK_FILLED_PREFIX,
     MemcheckExit,
     MemcheckLine,

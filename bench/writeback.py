@@ -34,7 +34,7 @@ from bench.density import (
 )
 from filemem.backing.residency import block_device_of
 from filemem.common.guests import Flavor, Image
-from filemem.devtools.test_image import MemcheckPass
+from filemem.devtools.memcheck import MemcheckPass
 from filemem.exceptions import FilememError
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import LibvirtDriver

@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import gzip
 import hashlib
 import json
 import os
-import re
 import shutil
-import stat
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from filemem.exceptions import FilememError
+from filemem.devtools.cpio import (
+    CpioEntry,
+    char_device,
+    directory,
+    regular_file,
+    symlink,
+    write_newc,
+)
+from filemem.devtools.image_inputs import (
+    BUSYBOX_PACKAGE,
+    KERNEL_METAPACKAGE,
+    MEMCHECK_CFLAGS,
+    MEMCHECK_PACKAGE,
+    MEMCHECK_SOURCE,
+    TestImageError,
+    compile_memcheck,
+    deb_field,
+    download_kernel_deb,
+    extract_kernel,
+    gcc_version,
+    memcheck_source,
+    memcheck_source_sha256,
+    obtain_busybox,
+)
+from filemem.devtools.memcheck import MEMCHECK_EXIT_PREFIX, MEMCHECK_MAX_MEM_MB
 
 DEFAULT_DEST = Path("/var/lib/filemem/images/test")
-KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
-BUSYBOX_PACKAGE = "busybox-static"
 READY_LINE = "FILEMEM-READY"
 TOUCHED_PREFIX = "FILEMEM-TOUCHED"
 # Bump when the initramfs layout changes, so cached images are rebuilt (/init and memcheck.c edits
@@ -34,20 +51,9 @@ IMAGE_FORMAT = 2
 KERNEL_NAME = "vmlinuz"
 INITRD_NAME = "initrd.img"
 MANIFEST_NAME = "manifest.json"
-# Without this, apt-get download as root warns that the _apt user cannot write the cwd.
-APT_OPTS = ("-q", "-o", "APT::Sandbox::User=root")
 
-# The memcheck workload: a static C program (memcheck.c, package data) at /bin/memcheck.
-MEMCHECK_SOURCE = "memcheck.c"
+# The memcheck workload (see filemem.devtools.memcheck) lives at /bin/memcheck in the guest.
 MEMCHECK_PATH = "/bin/memcheck"
-MEMCHECK_PACKAGE = "libc6-dev"  # the static C library gcc -static links against
-MEMCHECK_CFLAGS = ("-O2", "-static", "-s", "-Wall", "-Wextra")
-MEMCHECK_MAX_MEM_MB = 1 << 24  # memcheck.c's MAX_MEM_MB
-MEMCHECK_PREFIX = "FILEMEM-MEMCHECK"
-MEMCHECK_START_PREFIX = "FILEMEM-MEMCHECK-START"
-MEMCHECK_FILLED_PREFIX = "FILEMEM-MEMCHECK-FILLED"
-MEMCHECK_EXIT_PREFIX = "FILEMEM-MEMCHECK-EXIT"
-MEMCHECK_ERROR_PREFIX = "FILEMEM-MEMCHECK-ERROR"
 
 APPLETS = (
     "sh",
@@ -135,12 +141,6 @@ INIT_SHA256 = hashlib.sha256(INIT_SCRIPT.encode()).hexdigest()
 BASE_CMDLINE = ("console=ttyS0", "panic=-1", "quiet", "loglevel=3")
 
 
-class TestImageError(FilememError):
-    """The test image could not be built (apt, dpkg-deb or the filesystem failed)."""
-
-    __test__ = False  # not a pytest test class, despite the name
-
-
 @dataclass(frozen=True)
 class TestImage:
     """A built test guest: direct-kernel-boot files plus the console line that means "booted"."""
@@ -181,7 +181,8 @@ class TestImage:
         The guest fills mem_mb MiB with a pattern derived from seed (default: from the domain UUID),
         then forever re-touches the first hot_mb MiB, checking all mem_mb MiB every verify_every
         passes and sleeping pass_delay_ms between passes; read its console with
-        parse_memcheck_console. The guest needs memory for its kernel besides mem_mb.
+        filemem.devtools.memcheck.parse_memcheck_console. The guest needs memory for its kernel
+        besides mem_mb.
         """
         _check_int("mem_mb", mem_mb, 1, MEMCHECK_MAX_MEM_MB)
         _check_int("hot_mb", hot_mb, 1, MEMCHECK_MAX_MEM_MB)
@@ -212,172 +213,7 @@ def _check_int(name: str, value: int, low: int, high: int) -> None:
         raise ValueError(f"{name} must be in [{low}, {high}], not {value}")
 
 
-# --- reading memcheck's console lines -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MemcheckFilled:
-    """`FILEMEM-MEMCHECK-FILLED mb=N ms=T seed=S`: the pattern is written, after ms."""
-
-    mb: int
-    ms: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class MemcheckPass:
-    """`FILEMEM-MEMCHECK pass=P ms=T verified=0|1 OK|CORRUPT bad_words=B`.
-
-    verified: this pass checked all the memory, not only the hot set. bad_words counts the words
-    that did not hold their pattern (0 when ok).
-    """
-
-    number: int
-    ms: int
-    verified: bool
-    ok: bool
-    bad_words: int
-
-
-@dataclass(frozen=True)
-class MemcheckExit:
-    """`FILEMEM-MEMCHECK-EXIT status=N`: /init saw memcheck end (it never ends by itself)."""
-
-    status: int
-
-
-MemcheckLine = MemcheckFilled | MemcheckPass | MemcheckExit
-
-_MEMCHECK_PASS_RE = re.compile(
-    rf"{MEMCHECK_PREFIX} pass=(\d+) ms=(\d+) verified=([01]) (?:OK|CORRUPT bad_words=([1-9]\d*))"
-)
-_MEMCHECK_FILLED_RE = re.compile(rf"{MEMCHECK_FILLED_PREFIX} mb=(\d+) ms=(\d+) seed=(\d+)")
-_MEMCHECK_EXIT_RE = re.compile(rf"{MEMCHECK_EXIT_PREFIX} status=(\d+)")
-
-
-def parse_memcheck_line(line: str) -> MemcheckLine | None:
-    """The pass, filled or exit line in one console line; None for any other line.
-
-    Text before the FILEMEM-MEMCHECK marker is ignored (a console can glue output together);
-    START and ERROR lines are informational (None). A line that has the marker but does not
-    follow the format raises ValueError, so a change of format cannot go unnoticed.
-    """
-    start = line.find(MEMCHECK_PREFIX)
-    if start < 0:
-        return None
-    text = line[start:].strip()
-    if text.startswith((MEMCHECK_START_PREFIX, MEMCHECK_ERROR_PREFIX)):
-        return None
-    if match := _MEMCHECK_PASS_RE.fullmatch(text):
-        number, ms, verified, bad = match.groups()
-        return MemcheckPass(
-            number=int(number),
-            ms=int(ms),
-            verified=verified == "1",
-            ok=bad is None,
-            bad_words=int(bad or 0),
-        )
-    if match := _MEMCHECK_FILLED_RE.fullmatch(text):
-        return MemcheckFilled(*(int(group) for group in match.groups()))
-    if match := _MEMCHECK_EXIT_RE.fullmatch(text):
-        return MemcheckExit(int(match.group(1)))
-    raise ValueError(f"malformed memcheck line: {line!r}")
-
-
-def parse_memcheck_console(text: str) -> list[MemcheckLine]:
-    """Every memcheck line of a console log, in order; a last line without its newline (still
-    being written) is left out."""
-    complete = text.split("\n")[:-1]
-    return [parsed for line in complete if (parsed := parse_memcheck_line(line)) is not None]
-
-
-def _fnv1a64(data: bytes) -> int:
-    value = 0xCBF29CE484222325
-    for byte in data:
-        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return value
-
-
-def _mix64(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return z ^ (z >> 31)
-
-
-def memcheck_seed_from_uuid(uuid: str) -> int:
-    """The seed memcheck derives from an SMBIOS UUID (libvirt's domain UUID) when given none."""
-    return _mix64(_fnv1a64(uuid.strip().lower().encode()))
-
-
-# --- cpio "newc" writer: the format the kernel unpacks into the initramfs rootfs -----------------
-
-
-class Writable(Protocol):
-    def write(self, data: bytes, /) -> object: ...
-
-
-@dataclass(frozen=True)
-class CpioEntry:
-    """One archive member; name is relative ("bin/sh"), data is file content or symlink target."""
-
-    name: str
-    mode: int
-    data: bytes = b""
-    rdev_major: int = 0
-    rdev_minor: int = 0
-
-
-def directory(name: str, perm: int = 0o755) -> CpioEntry:
-    return CpioEntry(name, stat.S_IFDIR | perm)
-
-
-def regular_file(name: str, data: bytes, perm: int = 0o644) -> CpioEntry:
-    return CpioEntry(name, stat.S_IFREG | perm, data)
-
-
-def symlink(name: str, target: str) -> CpioEntry:
-    return CpioEntry(name, stat.S_IFLNK | 0o777, target.encode())
-
-
-def char_device(name: str, major: int, minor: int, perm: int = 0o600) -> CpioEntry:
-    return CpioEntry(name, stat.S_IFCHR | perm, rdev_major=major, rdev_minor=minor)
-
-
-def _pad4(length: int) -> bytes:
-    return b"\0" * (-length % 4)
-
-
-def _newc_member(ino: int, entry: CpioEntry) -> bytes:
-    name = entry.name.encode() + b"\0"
-    nlink = 2 if stat.S_ISDIR(entry.mode) else 1
-    # uid/gid 0 and mtime 0 keep the archive reproducible; the kernel ignores devmajor/devminor.
-    fields = (
-        ino,
-        entry.mode,
-        0,  # uid
-        0,  # gid
-        nlink,
-        0,  # mtime
-        len(entry.data),
-        0,  # devmajor
-        0,  # devminor
-        entry.rdev_major,
-        entry.rdev_minor,
-        len(name),
-        0,  # check: only used by the "crc" variant (070702)
-    )
-    header = b"070701" + b"".join(b"%08X" % value for value in fields)
-    head = header + name
-    return head + _pad4(len(head)) + entry.data + _pad4(len(entry.data))
-
-
-def write_newc(entries: Iterable[CpioEntry], out: Writable) -> None:
-    """Write entries as a newc cpio archive; parents must come before their children."""
-    for ino, entry in enumerate(entries, start=1):
-        if entry.name.startswith("/") or not entry.name:
-            raise ValueError(f"cpio member names must be relative: {entry.name!r}")
-        out.write(_newc_member(ino, entry))
-    out.write(_newc_member(0, CpioEntry("TRAILER!!!", 0)))
+# --- the initramfs --------------------------------------------------------------------------------
 
 
 def initramfs_entries(busybox: bytes, memcheck: bytes) -> list[CpioEntry]:
@@ -448,131 +284,6 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-# --- apt / dpkg edges -----------------------------------------------------------------------------
-
-
-def parse_kernel_package(depends_output: str) -> str:
-    """Pick linux-image-<ver>-cloud-amd64 out of `apt-cache depends linux-image-cloud-amd64`."""
-    match = re.search(r"Depends:\s*(linux-image-\S+-cloud-amd64)\b", depends_output)
-    if match is None or match.group(1) == KERNEL_METAPACKAGE:
-        raise TestImageError(f"no versioned kernel among the dependencies of {KERNEL_METAPACKAGE}")
-    return match.group(1)
-
-
-def _run(cmd: list[str], cwd: Path | None = None) -> str:
-    try:
-        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as exc:
-        raise TestImageError(f"{cmd[0]} is not installed (this needs a Debian host)") from exc
-    if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip()
-        raise TestImageError(f"{' '.join(cmd)} failed ({done.returncode}): {detail}")
-    return done.stdout
-
-
-def _fetch_deb(package: str, workdir: Path) -> Path:
-    _run(["apt-get", *APT_OPTS, "download", package], cwd=workdir)
-    debs = sorted(workdir.glob(f"{package}_*.deb"))
-    if len(debs) != 1:
-        raise TestImageError(f"apt-get download {package} left {len(debs)} .deb files")
-    return debs[0]
-
-
-def _with_apt_update(action: Callable[[], Path], log: Callable[[str], None]) -> Path:
-    """Run an apt action; on failure refresh the package lists once (never run, or stale)."""
-    try:
-        return action()
-    except TestImageError as exc:
-        log(f"apt failed ({exc}); running apt-get update and retrying")
-    _run(["apt-get", *APT_OPTS, "update"])
-    return action()
-
-
-def download_kernel_deb(workdir: Path, log: Callable[[str], None]) -> Path:
-    def attempt() -> Path:
-        package = parse_kernel_package(_run(["apt-cache", "depends", KERNEL_METAPACKAGE]))
-        log(f"downloading {package}")
-        return _fetch_deb(package, workdir)
-
-    return _with_apt_update(attempt, log)
-
-
-def deb_field(deb: Path, field: str) -> str:
-    return _run(["dpkg-deb", "-f", str(deb), field]).strip()
-
-
-def extract_kernel(deb: Path, workdir: Path) -> Path:
-    root = workdir / "kernel-root"
-    _run(["dpkg-deb", "-x", str(deb), str(root)])
-    kernels = sorted((root / "boot").glob("vmlinuz-*"))
-    if len(kernels) != 1:
-        raise TestImageError(f"{deb.name} holds {len(kernels)} boot/vmlinuz-* files, expected 1")
-    return kernels[0]
-
-
-def _installed_version(package: str) -> str | None:
-    try:
-        status = _run(["dpkg-query", "-W", "-f=${Status}\t${Version}", package])
-    except TestImageError:
-        return None
-    state, _, version = status.partition("\t")
-    return version if state.endswith(" installed") else None
-
-
-def obtain_busybox(workdir: Path, log: Callable[[str], None]) -> tuple[bytes, str]:
-    """The static busybox binary and its package version.
-
-    /bin/busybox is only used when busybox-static provides it: the plain busybox package ships a
-    dynamically linked binary that cannot run in an initramfs without libc. Otherwise the package is
-    downloaded and unpacked, which leaves the host's installed packages alone.
-    """
-    version = _installed_version(BUSYBOX_PACKAGE)
-    if version is not None:
-        log(f"using /bin/busybox from the installed {BUSYBOX_PACKAGE} {version}")
-        return Path("/bin/busybox").read_bytes(), version
-    log(f"{BUSYBOX_PACKAGE} is not installed; downloading it (not installing)")
-    deb = _with_apt_update(lambda: _fetch_deb(BUSYBOX_PACKAGE, workdir), log)
-    root = workdir / "busybox-root"
-    _run(["dpkg-deb", "-x", str(deb), str(root)])
-    return (root / "bin" / "busybox").read_bytes(), deb_field(deb, "Version")
-
-
-def memcheck_source() -> bytes:
-    """memcheck.c as shipped in the package."""
-    return resources.files("filemem.devtools").joinpath(MEMCHECK_SOURCE).read_bytes()
-
-
-@functools.cache
-def memcheck_source_sha256() -> str:
-    return hashlib.sha256(memcheck_source()).hexdigest()
-
-
-def compile_memcheck(workdir: Path, source: bytes | None = None) -> Path:
-    """Build memcheck.c into a static binary in workdir (gcc -O2 -static); returns its path."""
-    src = workdir / MEMCHECK_SOURCE
-    src.write_bytes(memcheck_source() if source is None else source)
-    out = workdir / "memcheck"
-    cmd = ["gcc", *MEMCHECK_CFLAGS, "-o", str(out), str(src)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as exc:
-        raise TestImageError(
-            f"gcc is not installed; the test image compiles {MEMCHECK_SOURCE} with it "
-            f"(apt-get install gcc {MEMCHECK_PACKAGE})"
-        ) from exc
-    if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip()
-        raise TestImageError(
-            f"{' '.join(cmd)} failed ({done.returncode}); a static build needs the static C "
-            f"library from {MEMCHECK_PACKAGE} (apt-get install {MEMCHECK_PACKAGE}): {detail}"
-        )
-    return out
-
-
-def gcc_version() -> str:
-    return _run(["gcc", "-dumpfullversion"]).strip()
 
 
 # --- build ----------------------------------------------------------------------------------------

@@ -14,14 +14,14 @@ import pytest
 
 from filemem.backing.residency import file_residency, qemu_pid
 from filemem.common.guests import Flavor, Image, PowerState
-from filemem.devtools.test_image import (
+from filemem.devtools.memcheck import (
     MemcheckExit,
     MemcheckFilled,
     MemcheckLine,
     MemcheckPass,
-    TestImage,
     parse_memcheck_console,
 )
+from filemem.devtools.test_image import TestImage
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 from tests.functional.conftest import guest_name

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from filemem.common.guests import Flavor, Image
-from filemem.devtools.test_image import (
+from filemem.devtools.memcheck import (
     MemcheckExit,
     MemcheckFilled,
     MemcheckLine,
     MemcheckPass,
-    TestImage,
     memcheck_seed_from_uuid,
     parse_memcheck_console,
 )
+from filemem.devtools.test_image import TestImage
 from tests.functional.conftest import DriverFactory, guest_name, virsh
 
 pytestmark = pytest.mark.functional

@@ -18,11 +18,8 @@ import pytest
 from filemem.devtools.cloud import cloud as cloudlib
 from filemem.devtools.cloud import control_plane, libvirt_host, namespaces, procs
 from filemem.devtools.cloud.spec import MEMORY_BACKING_DIR, HostSpec
-from filemem.devtools.test_image import (
-    MemcheckPass,
-    ensure_test_image,
-    parse_memcheck_console,
-)
+from filemem.devtools.memcheck import MemcheckPass, parse_memcheck_console
+from filemem.devtools.test_image import ensure_test_image
 from tests.multihost.conftest import cloud_up
 
 MICROVERSION = "2.30"
