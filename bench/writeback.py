@@ -18,20 +18,17 @@ from types import FrameType
 from typing import Any
 
 from bench._common import MIB, REPO, Session, at_least, bench_parser, session, table
-from bench.density import (
-    GUEST_OVERHEAD_MB,
-    CaseSpec,
+from bench.density_cases import GUEST_OVERHEAD_MB, CaseSpec, GuestRun
+from bench.density_probes import (
     Device,
-    FillWatch,
-    GuestRun,
     delta,
     environment,
     kernel_oom_kills,
     mapped_folios,
-    p95,
-    spawn_all,
     written_bytes,
 )
+from bench.density_report import p95
+from bench.density_run import FillWatch, spawn_all
 from filemem.backing.residency import block_device_of
 from filemem.common.guests import Flavor, Image
 from filemem.devtools.test_image import MemcheckPass
