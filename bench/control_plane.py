@@ -17,7 +17,6 @@ host's agent returning from its long-poll with the new cursor, p50/p99 over --ch
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import shutil
@@ -25,31 +24,21 @@ import statistics
 import sys
 import time
 import uuid as uuidlib
-from argparse import Namespace
-from collections.abc import Iterator, Sequence
+from argparse import ArgumentParser, Namespace
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from bench._common import SCRATCH, at_least, bench_parser, table
-from filemem.db import api as db_api
-from filemem.db import migrate
-from filemem.db.session import Database
+from bench.control_plane_agents import WATCH_S, Agents
+from bench.control_plane_api import MODES, TOKEN, api_process, database_url, seed
 from filemem.devtools import query_count
-from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
+from filemem.devtools.services import ServiceProcess
 
-REPO = Path(__file__).resolve().parents[1]
-TOKEN = "bench-control-plane-" + "0123456789abcdef"
-WATCH_S = 20.0  # [DEFAULT] api_watch_seconds
 SETTLE_S = WATCH_S + 3.0  # every agent has started watching, at its own time
 WAKE_TIMEOUT_S = 60.0
-REGISTER_CONCURRENCY = 32
-RETRIES = 5
-MODES = {
-    "notify": "change_notifications = true\nlong_poll_recheck_interval = 5\n",
-    "poll": "change_notifications = false\nlong_poll_recheck_interval = 0.25\n",
-}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -91,185 +80,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-# -- the API under test ----------------------------------------------------------------------
-
-
-def seed(url: str, hosts: Sequence[str]) -> dict[str, str]:
-    """Migrate; one active server row on each of `hosts` (written directly: no Placement or
-    scheduling is measured here). Host -> server uuid."""
-    migrate.upgrade(url)
-    database = Database(url)
-    servers = {}
-    try:
-        with database.session() as session:
-            for host in hosts:
-                servers[host] = db_api.create_instance(
-                    session,
-                    {
-                        "uuid": str(uuidlib.uuid4()),
-                        "display_name": f"vm-{host}",
-                        "project_id": "bench",
-                        "user_id": "bench",
-                        "flavor_id": "1",
-                        "flavor_name": "m1.tiny",
-                        "vcpus": 1,
-                        "memory_mb": 256,
-                        "root_gb": 0,
-                        "image_id": str(uuidlib.uuid4()),
-                        "host": host,
-                        "vm_state": "active",
-                        "power_state": 1,
-                    },
-                ).uuid
-    finally:
-        database.dispose()
-    return servers
-
-
-@contextlib.contextmanager
-def api_process(state: Path, url: str, mode: str) -> Iterator[tuple[ServiceProcess, Path]]:
-    """filemem-api (embedded Placement) on loopback in `mode`; it and its query-count file."""
-    state.mkdir(parents=True, exist_ok=True)
-    conf = state / "filemem.conf"
-    conf.write_text(
-        f"[DEFAULT]\nstate_path = {state}\nhost = bench-api\n"
-        f"[api]\nadmin_token = {TOKEN}\nbind_host = 127.0.0.1\nbind_port = 0\n{MODES[mode]}"
-        f"[database]\nconnection = {url}\n"
-    )
-    counts = state / "queries"
-    api = ServiceProcess(
-        python_module("filemem.cmd.api", "--config-file", str(conf)),
-        log_path=state / "api-stderr.log",
-        cwd=REPO,
-        env={**os.environ, query_count.ENV: str(counts)},
-        ready=ReadyLine(r"^filemem-api listening on (http://\S+)$"),
-        start_timeout=120,
-    )
-    api.start()
-    try:
-        yield api, counts
-    finally:
-        api.stop()
-
-
-@contextlib.contextmanager
-def database_url(kind: str, state: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{state / 'api.sqlite'}"
-        return
-    # The tests' throwaway cluster (initdb + pg_ctl as postgres, loopback only).
-    from tests.functional.postgres import PostgresCluster
-
-    with PostgresCluster() as url:
-        yield url
-
-
-# -- the simulated agents ------------------------------------------------------------------
-
-
-class Agents:
-    """N agents in one asyncio loop sharing one connection pool (one connection each)."""
-
-    def __init__(self, url: str, hosts: Sequence[str]) -> None:
-        limits = httpx.Limits(max_connections=len(hosts) + 8, max_keepalive_connections=None)
-        self.http = httpx.AsyncClient(
-            base_url=url,
-            headers={"X-Auth-Token": TOKEN},
-            timeout=WATCH_S + 60,
-            limits=limits,
-        )
-        self.hosts = list(hosts)
-        self.ready = 0
-        self.polls = 0
-        self.errors = 0
-        self.expect: dict[str, asyncio.Event] = {}
-        self.woke: dict[str, float] = {}
-        self._register = asyncio.Semaphore(REGISTER_CONCURRENCY)
-        self.go = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._agent(host)) for host in self.hosts]
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.http.aclose()
-
-    async def _agent(self, host: str) -> None:
-        async with self._register:
-            await self._register_once(host)
-        cursor = await self._first_cursor(host)
-        self.ready += 1
-        # Everyone registers first: polling agents would slow the others' registration.
-        await self.go.wait()
-        # Agents start at different times in real life: spread the long-polls' ends (all
-        # at once they make a burst of snapshots every WATCH_S that the changes wait behind).
-        await asyncio.sleep(random.uniform(0, WATCH_S))
-        params = {"wait": WATCH_S}
-        while True:
-            try:
-                response = await self.http.get(
-                    f"/filemem/v1/hosts/{host}/instances", params={**params, "since": cursor}
-                )
-                response.raise_for_status()
-            except httpx.HTTPError:
-                self.errors += 1
-                await asyncio.sleep(1)
-                continue
-            now = time.monotonic()
-            self.polls += 1
-            new = response.json()["cursor"]
-            if new != cursor:
-                cursor = new
-                self.woke[host] = now
-                event = self.expect.pop(host, None)
-                if event is not None:
-                    event.set()
-
-    async def _register_once(self, host: str) -> None:
-        body = {
-            # The same provider every run: a known host is not a new one.
-            "provider_uuid": str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, host)),
-            "file_backed": True,
-            "file_backed_memory_mb": 4096,
-        }
-        for attempt in range(RETRIES):
-            try:
-                response = await self.http.put(f"/filemem/v1/services/{host}", json=body)
-                response.raise_for_status()
-                return
-            except httpx.TransportError:
-                # A kept-alive connection the server closed meanwhile: as an agent, retry.
-                if attempt == RETRIES - 1:
-                    raise
-                self.errors += 1
-
-    async def _first_cursor(self, host: str) -> int:
-        for attempt in range(RETRIES):
-            try:
-                response = await self.http.get(f"/filemem/v1/hosts/{host}/instances")
-                response.raise_for_status()
-                cursor: int = response.json()["cursor"]
-                return cursor
-            except httpx.TransportError:
-                if attempt == RETRIES - 1:
-                    raise
-                self.errors += 1
-        raise AssertionError("unreachable")
-
-    async def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.ready < len(self.hosts):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {self.ready} of {len(self.hosts)} agents registered")
-            failed = [t for t in self._tasks if t.done()]
-            if failed:
-                failed[0].result()  # raises the agent's error
-            await asyncio.sleep(0.2)
 
 
 # -- one run: idle, then changes -----------------------------------------------------------
@@ -439,7 +249,40 @@ def ratios(results: Sequence[Result]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    results = [result for kind in kinds for result in run_database(kind, args)]
+    print(f"# load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(table(HEADERS, rows(results)))
+    for line in ratios(results):
+        print(line)
+    print(
+        "# idle: API process CPU (% of one core) and SQL statements per second over "
+        f"{args.idle:g} s with every agent waiting; polls/s = long-polls answered"
+    )
+    print(
+        "# wake = POST os-resetState sent -> that host's agent got the new cursor; after POST ="
+        " POST answered -> the agent got it"
+    )
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> Namespace:
     parser = bench_parser("control_plane", __doc__ or "", scratch=SCRATCH)
+    add_options(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args.hosts_changed = min(args.hosts_changed, args.agents)
+    if args.parallel > args.hosts_changed:
+        parser.error("--parallel: at most --hosts-changed (one change in flight per host)")
+    args.modes = [mode.strip() for mode in args.modes.split(",")]
+    unknown = set(args.modes) - set(MODES)
+    if unknown or not args.modes:
+        parser.error(f"--modes: unknown {sorted(unknown)}; choose from {', '.join(MODES)}")
+    return args
+
+
+def add_options(parser: ArgumentParser) -> None:
+    """The bench's own options (bench_parser adds --scratch)."""
     parser.add_argument(
         "--agents",
         type=at_least(1),
@@ -488,29 +331,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="modes to run, in this order (default poll,notify; the first also registers "
         "the hosts for the first time)",
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    args.hosts_changed = min(args.hosts_changed, args.agents)
-    if args.parallel > args.hosts_changed:
-        parser.error("--parallel: at most --hosts-changed (one change in flight per host)")
-    args.modes = [mode.strip() for mode in args.modes.split(",")]
-    unknown = set(args.modes) - set(MODES)
-    if unknown or not args.modes:
-        parser.error(f"--modes: unknown {sorted(unknown)}; choose from {', '.join(MODES)}")
-    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    results = [result for kind in kinds for result in run_database(kind, args)]
-    print(f"# load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(table(HEADERS, rows(results)))
-    for line in ratios(results):
-        print(line)
-    print(
-        "# idle: API process CPU (% of one core) and SQL statements per second over "
-        f"{args.idle:g} s with every agent waiting; polls/s = long-polls answered"
-    )
-    print(
-        "# wake = POST os-resetState sent -> that host's agent got the new cursor; after POST ="
-        " POST answered -> the agent got it"
-    )
-    return 0
 
 
 if __name__ == "__main__":
