@@ -71,7 +71,9 @@ def _check_quota(
 ) -> None:
     db_projects.lock_usage(session, instance.project_id)
     used = db_projects.usage(session, instance.project_id).as_dict()
-    deltas = {"cores": flavor.vcpus - instance.vcpus, "ram": flavor.memory_mb - instance.memory_mb}
+    # The row as committed now: the request's copy may predate another change of its flavor.
+    current = db_api.get_instance(session, instance.uuid) or instance
+    deltas = {"cores": flavor.vcpus - current.vcpus, "ram": flavor.memory_mb - current.memory_mb}
     try:
         quota_rules.check_deltas(limits, used, deltas)
     except quota_rules.OverQuota as exc:

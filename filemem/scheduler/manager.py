@@ -218,15 +218,17 @@ class Scheduler:
         host), in the words of the first filter that refuses; None when it may. The free-room
         filter is left out: Placement's move of the allocation counts only the growth."""
         request = self.build_request(spec)
-        self.cache.ensure_loaded()
-        host = self.cache.inspect(
-            lambda order: next((h for h in order if h.provider_uuid == provider_uuid), None)
-        )
-        if host is None:
-            return "is disabled or down (new guests go only to enabled hosts that are up)"
         filters = [f for f in self.filters if not isinstance(f, ResourcesFilter)]
-        rejection = first_rejection(host, request, filters)
-        return None if rejection is None else rejection.singular
+
+        def refusal(order: Sequence[HostState]) -> str | None:
+            host = next((h for h in order if h.provider_uuid == provider_uuid), None)
+            if host is None:
+                return "is disabled or down (new guests go only to enabled hosts that are up)"
+            rejection = first_rejection(host, request, filters)
+            return None if rejection is None else rejection.singular
+
+        self.cache.ensure_loaded()
+        return self.cache.inspect(refusal)  # under the cache's lock, as explanations are
 
     def invalidate_hosts(self) -> None:
         """Re-read host_source now (the cache's Placement data is kept)."""
