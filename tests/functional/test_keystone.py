@@ -53,7 +53,8 @@ def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneServe
 def env(keystone: KeystoneServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with keystone_api_env(tmp_path_factory.mktemp("api-keystone"), keystone) as running:
         # The operator (a Keystone admin) registers the host, a flavor and an image.
-        register_host(running.admin, HOST, memory_mb=4096, vcpus=8)
+        # Room for every server the module's tests boot (one vCPU each, never deleted).
+        register_host(running.admin, HOST, memory_mb=8192, vcpus=32)
         make_flavor(running.admin, "ks.small", ram=256)
         make_image(running.admin, "ks-img")
         yield running
