@@ -110,6 +110,10 @@ class SchedulerSettings:
         )
 
 
+# A host the scheduler does not offer (live_services leaves out disabled and down ones).
+UNKNOWN_HOST = "is disabled or down (new guests go only to enabled hosts that are up)"
+
+
 class Scheduler:
     """Picks a host for a guest and claims its resources there; safe to share across threads.
 
@@ -223,12 +227,18 @@ class Scheduler:
         def refusal(order: Sequence[HostState]) -> str | None:
             host = next((h for h in order if h.provider_uuid == provider_uuid), None)
             if host is None:
-                return "is disabled or down (new guests go only to enabled hosts that are up)"
+                return UNKNOWN_HOST
             rejection = first_rejection(host, request, filters)
             return None if rejection is None else rejection.singular
 
         self.cache.ensure_loaded()
-        return self.cache.inspect(refusal)  # under the cache's lock, as explanations are
+        found = self.cache.inspect(refusal)  # under the cache's lock, as explanations are
+        if found == UNKNOWN_HOST:
+            # Registered through another API process since this cache last read the hosts,
+            # or really disabled or down: the database says which.
+            self.cache.update_records()
+            found = self.cache.inspect(refusal)
+        return found
 
     def invalidate_hosts(self) -> None:
         """Re-read host_source now (the cache's Placement data is kept)."""

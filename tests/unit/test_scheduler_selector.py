@@ -29,6 +29,7 @@ from filemem.scheduler import (
 )
 from filemem.scheduler import cache as cache_module
 from filemem.scheduler.host_state import Inventory
+from filemem.scheduler.manager import UNKNOWN_HOST
 
 FB = "COMPUTE_MEM_BACKING_FILE"
 
@@ -424,3 +425,22 @@ def test_settings_from_the_scheduler_group() -> None:
     assert (settings.strategy, settings.host_subset_size) == ("placement", 3)
     scheduler = Scheduler.from_conf(conf, FakePlacement(), lambda: [])
     assert scheduler.settings == settings
+
+
+def test_in_place_refusal_reads_the_hosts_again_for_one_it_does_not_know(
+    two_hosts: tuple[FakePlacement, list[HostRecord]],
+) -> None:
+    """A resize's check on a host another API process registered after this cache loaded
+    finds it (one re-read of the hosts) instead of calling it disabled or down."""
+    placement, records = two_hosts
+    scheduler = make(placement, records)
+    scheduler.cache.refresh()
+    assert scheduler.refusal_in_place(spec(2048), "rp-plain") is None
+    refused = scheduler.refusal_in_place(spec(2048, page_size="large"), "rp-fb")
+    assert refused is not None and refused.startswith(f"has {FB}")
+    placement.add("rp-late", 4096, traits=[FB])
+    records.append(HostRecord("late", "rp-late"))  # no invalidate_hosts() in this process
+    assert scheduler.refusal_in_place(spec(2048), "rp-late") is None
+    refused = scheduler.refusal_in_place(spec(2048, page_size="large"), "rp-late")
+    assert refused is not None and refused.startswith(f"has {FB}")
+    assert scheduler.refusal_in_place(spec(), "rp-gone") == UNKNOWN_HOST
