@@ -42,7 +42,8 @@ class Waiter:
             async with asyncio.timeout(timeout):
                 await self._event.wait()
         except TimeoutError:
-            return False
+            # A loop that ran late may fire the timeout after the wake already landed.
+            return self._event.is_set()
         return True
 
     def close(self) -> None:
