@@ -93,12 +93,12 @@ def recheck(request: Request, project_id: str, instances: Sequence[Instance]) ->
 def check_resize(request: Request, instance: Instance, flavor: Flavor) -> rules.Limits:
     """403 when growing to `flavor` passes the project's cores or ram quota (nova's upsize);
     the limits, for the conductor's second count under the project's lock."""
-    deltas = {"cores": flavor.vcpus - instance.vcpus, "ram": flavor.memory_mb - instance.memory_mb}
     with get_context(request).database.reader() as session:
         limits = project_limits(request, session, instance.project_id)
         used = db_projects.usage(session, instance.project_id).as_dict()
     try:
-        rules.check_deltas(limits, used, deltas)
+        old, new = (instance.vcpus, instance.memory_mb), (flavor.vcpus, flavor.memory_mb)
+        rules.check_resize(limits, used, old, new)
     except rules.OverQuota as exc:
         raise Forbidden(str(exc)) from exc
     return limits

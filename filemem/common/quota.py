@@ -67,6 +67,18 @@ def check_deltas(limits: Limits, used: Mapping[str, int], deltas: Mapping[str, i
         _raise(overs, {r: str(deltas.get(r, 0)) for r in RESOURCES}, limits, used)
 
 
+def check_resize(
+    limits: Limits,
+    used: Mapping[str, int],
+    old: tuple[int, int],
+    new: tuple[int, int],
+) -> None:
+    """OverQuota when resizing one server from `old` to `new` (vcpus, memory_mb) passes the
+    cores or ram quota: nova's upsize check, on the growth only."""
+    deltas = {"cores": new[0] - old[0], "ram": new[1] - old[1]}
+    check_deltas(limits, used, deltas)
+
+
 def _raise(
     overs: list[str], requested: Mapping[str, str], limits: Limits, used: Mapping[str, int]
 ) -> None:

@@ -73,9 +73,9 @@ def _check_quota(
     used = db_projects.usage(session, instance.project_id).as_dict()
     # The row as committed now: the request's copy may predate another change of its flavor.
     current = db_api.get_instance(session, instance.uuid) or instance
-    deltas = {"cores": flavor.vcpus - current.vcpus, "ram": flavor.memory_mb - current.memory_mb}
+    old, new = (current.vcpus, current.memory_mb), (flavor.vcpus, flavor.memory_mb)
     try:
-        quota_rules.check_deltas(limits, used, deltas)
+        quota_rules.check_resize(limits, used, old, new)
     except quota_rules.OverQuota as exc:
         raise ResizeOverQuota(str(exc)) from exc
 

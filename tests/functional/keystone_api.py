@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -95,7 +94,9 @@ def client_environ(clouds: Path, cloud: str) -> dict[str, str]:
     return environ
 
 
-def _run_openstack(env: KeystoneApiEnv, cloud: str, args: tuple[str, ...]) -> Any:
+def _run_openstack(
+    env: KeystoneApiEnv, cloud: str, args: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(OPENSTACK), *args],
         env=client_environ(env.clouds, cloud),
@@ -110,13 +111,11 @@ def openstack_cli(env: KeystoneApiEnv, cloud: str, *args: str) -> str:
     """The real `openstack` CLI with password auth as `cloud` (a user of clouds.yaml)."""
     result = _run_openstack(env, cloud, args)
     assert result.returncode == 0, (cloud, args, result.stdout, result.stderr)
-    stdout: str = result.stdout
-    return stdout
+    return result.stdout
 
 
 def openstack_cli_refused(env: KeystoneApiEnv, cloud: str, *args: str) -> str:
     """The same, for a command that must fail: what the CLI printed on stderr."""
     result = _run_openstack(env, cloud, args)
     assert result.returncode != 0, (cloud, args, result.stdout)
-    stderr: str = result.stderr
-    return stderr
+    return result.stderr
