@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from filemem.common import agent_wire
 from filemem.exceptions import PlacementError
 
 LOG = logging.getLogger(__name__)
@@ -34,9 +35,10 @@ class ApiError(Exception):
 
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
 
 
 class BadRequest(ApiError):
@@ -53,6 +55,17 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status = 404
+
+
+class Gone(NotFound):
+    """The agent API's 404 for an instance or migration that no longer exists: nova's body
+    plus the X-Filemem-Gone header, which tells it apart from a route the API lacks."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        assert kind in agent_wire.GONE_KINDS
+        super().__init__(
+            f"{kind.capitalize()} {ident} could not be found.", {agent_wire.GONE_HEADER: kind}
+        )
 
 
 class Conflict(ApiError):
@@ -108,7 +121,7 @@ def validation_message(errors: Sequence[Any]) -> str:
 
 async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message)
+    return error_response(exc.status, exc.message, exc.headers)
 
 
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
