@@ -144,9 +144,36 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 
 
+def placement_status(exc: PlacementError) -> int:
+    """The status a Placement failure that reached the API answers with: 409 for a conflict
+    (a generation race that outlasted the retries, or a claim that does not fit: the client
+    may retry or change the request), 500 for any other 4xx (filemem asked Placement for
+    something wrong: a bug, not an outage), 503 when Placement is down or failing (the
+    client retries later). Operations where no room means nova's "No valid host" turn
+    InsufficientCapacity into that before it gets here."""
+    status = exc.status
+    if status == 409:
+        return 409
+    if status is not None and 400 <= status < 500 and status not in (401, 403):
+        return 500
+    return 503  # unreachable, 5xx, or Placement refusing filemem's own credentials
+
+
+_PLACEMENT_MESSAGES = {
+    409: "Placement refused a conflicting change; try again: {exc}",
+    500: "Unexpected API Error: Placement refused filemem's request: {exc}",
+    503: "Placement is unavailable or failed: {exc}",
+}
+
+
 async def _on_placement(_request: Request, exc: Exception) -> JSONResponse:
-    LOG.warning("Placement failed: %s", exc)
-    return error_response(503, f"Placement is unavailable or failed: {exc}")
+    assert isinstance(exc, PlacementError)
+    status = placement_status(exc)
+    if status == 500:
+        LOG.error("Placement refused a request of filemem", exc_info=exc)
+    else:
+        LOG.warning("Placement failed (%d): %s", status, exc)
+    return error_response(status, _PLACEMENT_MESSAGES[status].format(exc=exc))
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
