@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from filemem.common import agent_wire
 from filemem.exceptions import PlacementError
 
 LOG = logging.getLogger(__name__)
@@ -34,9 +35,10 @@ class ApiError(Exception):
 
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
 
 
 class BadRequest(ApiError):
@@ -53,6 +55,17 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status = 404
+
+
+class Gone(NotFound):
+    """The agent API's 404 for an instance or migration that no longer exists: nova's body
+    plus the X-Filemem-Gone header, which tells it apart from a route the API lacks."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        assert kind in agent_wire.GONE_KINDS
+        super().__init__(
+            f"{kind.capitalize()} {ident} could not be found.", {agent_wire.GONE_HEADER: kind}
+        )
 
 
 class Conflict(ApiError):
@@ -108,7 +121,7 @@ def validation_message(errors: Sequence[Any]) -> str:
 
 async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message)
+    return error_response(exc.status, exc.message, exc.headers)
 
 
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -131,9 +144,36 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 
 
+def placement_status(exc: PlacementError) -> int:
+    """The status a Placement failure that reached the API answers with: 409 for a conflict
+    (a generation race that outlasted the retries, or a claim that does not fit: the client
+    may retry or change the request), 500 for any other 4xx (filemem asked Placement for
+    something wrong: a bug, not an outage), 503 when Placement is down or failing (the
+    client retries later). Operations where no room means nova's "No valid host" turn
+    InsufficientCapacity into that before it gets here."""
+    status = exc.status
+    if status == 409:
+        return 409
+    if status is not None and 400 <= status < 500 and status not in (401, 403):
+        return 500
+    return 503  # unreachable, 5xx, or Placement refusing filemem's own credentials
+
+
+_PLACEMENT_MESSAGES = {
+    409: "Placement refused a conflicting change; try again: {exc}",
+    500: "Unexpected API Error: Placement refused filemem's request: {exc}",
+    503: "Placement is unavailable or failed: {exc}",
+}
+
+
 async def _on_placement(_request: Request, exc: Exception) -> JSONResponse:
-    LOG.warning("Placement failed: %s", exc)
-    return error_response(503, f"Placement is unavailable or failed: {exc}")
+    assert isinstance(exc, PlacementError)
+    status = placement_status(exc)
+    if status == 500:
+        LOG.error("Placement refused a request of filemem", exc_info=exc)
+    else:
+        LOG.warning("Placement failed (%d): %s", status, exc)
+    return error_response(status, _PLACEMENT_MESSAGES[status].format(exc=exc))
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from filemem.common import agent_wire
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.exceptions import FilememError
 
@@ -17,6 +18,12 @@ LOG = logging.getLogger(__name__)
 
 class ApiUnavailable(FilememError):
     """The API could not be reached or answered with a server error; the agent retries."""
+
+
+class ApiMisrouted(ApiUnavailable):
+    """The API answered 404 without the gone marker: a route it does not serve (an API of
+    another version, a wrong endpoint prefix, a proxy), never a deleted instance. Retried
+    with backoff like an outage: the step is not done until an API has taken it."""
 
 
 class ApiRefused(FilememError):
@@ -46,6 +53,8 @@ class AgentApi(Protocol):
     """What the reconcile loop needs of the API; AgentApiClient is the HTTP implementation.
 
     Every method raises ApiUnavailable (transient: retried with backoff) or ApiRefused.
+    "Gone" is only ever the API's 404 with the X-Filemem-Gone marker; a 404 without it is
+    ApiMisrouted (an ApiUnavailable), never taken for a deleted instance.
     """
 
     def register(
@@ -85,7 +94,7 @@ class AgentApi(Protocol):
     def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
         """One live migration event ({"event": prepared | started | progress | completed |
         failed | cancelled, "reason", "memory_*_bytes"}); nothing happens for a migration the
-        API does not know (404)."""
+        API does not know (404 with the X-Filemem-Gone marker)."""
 
 
 class AgentApiClient:
@@ -148,8 +157,16 @@ class AgentApiClient:
             raise ApiUnavailable(
                 f"{method} {path}: API error {response.status_code}: {response.text[:500]}"
             )
-        if response.status_code == 404 and (method in ("PATCH", "POST") or missing_ok):
-            return None  # the instance is gone already: nothing left to report
+        if response.status_code == 404:
+            gone = agent_wire.is_gone(response.status_code, response.headers)
+            if gone and (method in ("PATCH", "POST") or missing_ok):
+                return None  # the instance is gone already: nothing left to report
+            if not gone:
+                raise ApiMisrouted(
+                    f"{method} {path}: 404 without the {agent_wire.GONE_HEADER} marker from "
+                    f"{self.endpoint}: the API does not serve this route (another version, or "
+                    f"a wrong endpoint); retrying: {response.text[:300]}"
+                )
         if response.status_code >= 400:
             raise ApiRefused(
                 f"{method} {path}: {response.status_code}: {response.text[:500]}",

@@ -26,7 +26,11 @@ from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Instance, Migration, Service, utcnow
 from filemem.db.session import Database
 from filemem.exceptions import FilememError
-from filemem.placement.client import ConsumerGenerationConflict, PlacementClient
+from filemem.placement.client import (
+    ConsumerGenerationConflict,
+    InsufficientCapacity,
+    PlacementClient,
+)
 from filemem.scheduler import NoValidHost, RequestSpec
 
 LOG = logging.getLogger(__name__)
@@ -212,9 +216,8 @@ class LiveMigrationConductor:
         consumers = {migration_uuid: held, instance.uuid: {dest: wanted}}
         try:
             self._first_move(instance, generation, consumers)
-        except InstanceBusy:
-            raise
-        except FilememError as exc:
+        except InsufficientCapacity as exc:
+            # Only no room is "No valid host"; Placement down or a race is not (503, 409).
             raise LiveMigrationRefused(
                 f"{checks.NO_VALID_HOST} the destination does not fit the guest in Placement: {exc}"
             ) from exc

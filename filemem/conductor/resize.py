@@ -22,7 +22,11 @@ from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Flavor, Instance
 from filemem.db.session import Database
 from filemem.exceptions import FilememError
-from filemem.placement.client import PlacementClient
+from filemem.placement.client import (
+    ConsumerGenerationConflict,
+    InsufficientCapacity,
+    PlacementClient,
+)
 from filemem.scheduler.request import RequestSpec
 
 LOG = logging.getLogger(__name__)
@@ -132,11 +136,17 @@ class ResizeConductor:
                 instance.user_id,
                 {migration_uuid: MIGRATION_CONSUMER_TYPE},
             )
-        except FilememError as exc:
+        except InsufficientCapacity as exc:
             raise ResizeRefused(
                 f"No valid host was found. Flavor {flavor.name} does not fit on host "
                 f"{instance.host} next to what runs there: {exc}"
             ) from exc
+        except ConsumerGenerationConflict as exc:
+            raise InstanceChanged(
+                f"instance {instance.uuid} changed in Placement while it was resized: {exc}"
+            ) from exc
+        # Any other Placement error is no verdict on the host: it reaches the client as what
+        # it is (503 unreachable, 409 conflict), never as "No valid host".
         try:
             handed = self._hand_over(instance, flavor, migration_uuid, limits)
         except ResizeOverQuota:

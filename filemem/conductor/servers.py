@@ -14,6 +14,7 @@ from filemem.conductor.claims import held_claim
 from filemem.db import api as db_api
 from filemem.db.models import Instance
 from filemem.db.session import Database
+from filemem.exceptions import PlacementError
 from filemem.placement.client import PlacementClient
 from filemem.scheduler import NoValidHost, RequestSpec, Selection
 
@@ -43,7 +44,9 @@ class ServerConductor:
     scheduler: SchedulerProtocol
 
     def build(self, instance: Instance) -> None:
-        """Schedule and claim, then hand the instance to its host; failures leave it in ERROR.
+        """Schedule and claim, then hand the instance to its host; failures leave it in ERROR,
+        but a Placement failure (down, a conflict) removes it and is raised: the request
+        fails as a whole and the client retries.
 
         Nothing is left claimed if the instance was deleted while we claimed, or if the
         hand-over itself fails.
@@ -55,6 +58,9 @@ class ServerConductor:
         except NoValidHost as exc:
             self._fail(instance.uuid, f"{NO_VALID_HOST} {exc.reason}")
             return
+        except PlacementError:
+            self._withdraw([instance])
+            raise
         except Exception as exc:
             # nova too puts the instance in ERROR when scheduling breaks; the reason is its fault.
             LOG.exception("scheduling %s failed", instance.uuid)
@@ -80,6 +86,9 @@ class ServerConductor:
             selections = self.scheduler.select_and_claim_many(specs)
         except NoValidHost:
             failure = f"{NO_VALID_HOST} There are not enough hosts available."
+        except PlacementError:
+            self._withdraw(instances)
+            raise
         except Exception as exc:
             LOG.exception("scheduling %d instances failed", len(instances))
             failure = f"Scheduling failed: {exc}"
@@ -135,6 +144,14 @@ class ServerConductor:
                 expect_not_deleting=True,
             )
         return handed is not None
+
+    def _withdraw(self, instances: Sequence[Instance]) -> None:
+        """Placement failed before anything was claimed (down, or a conflict): the request
+        fails as a whole (503/409), so its servers go rather than stay in ERROR for a fault
+        that says nothing about them. Only rows still unscheduled: nothing else owns them."""
+        with self.database.session() as session:
+            for instance in instances:
+                db_api.delete_instance(session, instance.uuid, only_unscheduled=True)
 
     def _fail(self, uuid: str, message: str) -> None:
         with self.database.session() as session:

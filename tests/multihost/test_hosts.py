@@ -11,6 +11,7 @@ from filemem.devtools.cloud import namespaces
 from filemem.devtools.cloud.guest import raw_guest_xml
 from filemem.devtools.cloud.spec import MEMORY_BACKING_DIR, CloudSpec, HostSpec
 from filemem.devtools.test_image import READY_LINE, TestImage, ensure_test_image
+from tests.multihost.conftest import hosts_down, hosts_up
 
 IMAGE_DIR = Path("/var/lib/filemem/images/test")
 
@@ -119,3 +120,33 @@ def test_guest_memory_on_its_host_and_raw_live_migration(two_hosts: CloudSpec) -
             subprocess.run(
                 ["virsh", "-c", spec.libvirt_uri(host), "undefine", name], capture_output=True
             )
+
+
+def test_a_new_host_defines_none_of_the_system_libvirtds_domains(tmp_path: Path) -> None:
+    """A host's private /etc/libvirt starts from the system one: the domains defined there
+    (the functional tests' and `filemem up`'s guests) must not come along. They did: a host
+    brought up while the system libvirtd had guests defined listed them as its own, and
+    test_cloud's "no instance-* domain left" check failed under a full run."""
+    name = "fm-leak-" + uuidlib.uuid4().hex[:8]
+    xml = tmp_path / f"{name}.xml"
+    xml.write_text(
+        raw_guest_xml(
+            name,
+            kernel=IMAGE_DIR / "vmlinuz",
+            initrd=IMAGE_DIR / "initrd.img",
+            cmdline="console=ttyS0",
+            file_backed=False,
+        )
+    )
+    system = ["virsh", "-c", "qemu:///system"]
+    subprocess.run([*system, "define", str(xml)], check=True, capture_output=True, timeout=120)
+    try:
+        spec = hosts_up(1)
+    finally:
+        subprocess.run([*system, "undefine", name], capture_output=True, timeout=120, check=False)
+    try:
+        (host,) = spec.hosts
+        assert virsh(spec, host, "list", "--all", "--name").split() == []
+        assert not list((spec.host_dir(host) / "etc" / "qemu").glob("*.xml"))
+    finally:
+        hosts_down(spec)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from filemem import conf as filemem_conf
+from filemem.common import agent_wire
 from filemem.common.guests import Image, PowerState
 from filemem.common.resources import MIB
 from filemem.compute.agent_api import AgentApiClient
@@ -304,12 +305,14 @@ def test_the_client_puts_the_fields_in_the_request_body() -> None:
 
     def events(request: httpx.Request) -> httpx.Response:
         sent.append((request.url.path, json.loads(request.content)))
-        return httpx.Response(404 if "unknown" in request.url.path else 200, json={})
+        if "unknown" in request.url.path:  # the API's answer for a migration it does not know
+            return httpx.Response(404, json={}, headers={agent_wire.GONE_HEADER: "migration"})
+        return httpx.Response(200, json={})
 
     mock = httpx.Client(base_url="http://api", transport=httpx.MockTransport(events))
     client._clients, client._http = [mock], mock
     client.migration_event("m1", {"event": "started"})
-    client.migration_event("unknown", {"event": "progress"})  # 404: nothing to report to
+    client.migration_event("unknown", {"event": "progress"})  # gone: nothing to report to
     assert sent[0] == ("/filemem/v1/migrations/m1/events", {"event": "started"})
 
 

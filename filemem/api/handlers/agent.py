@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from filemem.api.change_feed import closed_on_disconnect, recheck_delay
 from filemem.api.context import ApiContext, get_context
-from filemem.api.errors import Conflict, NotFound
+from filemem.api.errors import Conflict, Gone
 from filemem.api.handlers import migration_events
 from filemem.api.handlers.server_views import agent_view
-from filemem.api.handlers.servers import ServerIdPath, find
+from filemem.api.handlers.servers import ServerIdPath
 from filemem.api.identity import get_caller
 from filemem.api.schemas.agent import (
     ConsoleOutput,
@@ -27,7 +27,7 @@ from filemem.api.schemas.agent import (
     utc_naive,
 )
 from filemem.api.schemas.common import HostName, is_uuid
-from filemem.common import states
+from filemem.common import agent_wire, states
 from filemem.common.aggregates import registration_refusal
 from filemem.conductor import aggregates as aggregate_mirror
 from filemem.conductor.resize import ResizeConductor
@@ -178,14 +178,23 @@ def report_memory_usage(
     return {"stored": stored, "ignored": len(usage) - stored}
 
 
+def _find(session: Session, server_id: str) -> Instance:
+    """The instance; Gone (404 with the X-Filemem-Gone marker) when there is none."""
+    instance = db_api.get_instance(session, server_id) if is_uuid(server_id) else None
+    if instance is None:
+        raise Gone(agent_wire.INSTANCE, server_id)
+    return instance
+
+
 def report_instance(
     request: Request, server_id: ServerIdPath, body: InstanceReport
 ) -> dict[str, Any]:
-    """PATCH /filemem/v1/instances/{uuid}: observed state; 404 when the instance is gone."""
+    """PATCH /filemem/v1/instances/{uuid}: observed state; 404 with the gone marker when the
+    instance is gone."""
     values = body.values()
     ctx = get_context(request)
     with ctx.database.session() as session:
-        instance = find(session, server_id)
+        instance = _find(session, server_id)
         task_before = instance.task_state
         if instance.deleted_requested or instance.task_state == states.MIGRATING:
             # A late report must not un-delete: the deletion keeps its task_state. A live
@@ -195,7 +204,7 @@ def report_instance(
             values["launched_at"] = utcnow()
         updated = db_api.update_instance(session, instance.uuid, values, notify=False)
         if updated is None:
-            raise NotFound(f"Instance {server_id} could not be found.")
+            raise Gone(agent_wire.INSTANCE, server_id)
         image = db_api.get_image(session, updated.image_id)
         view = agent_view(updated, image)
     ResizeConductor(ctx.database, ctx.placement).on_report(updated.uuid, task_before, updated)
@@ -223,10 +232,10 @@ def instance_gone(request: Request, server_id: ServerIdPath) -> Response:
 def report_console(request: Request, server_id: ServerIdPath, body: ConsoleOutput) -> Response:
     """PUT /filemem/v1/instances/{uuid}/console: store the tail the agent read; the request is
     cleared only when it is still the one answered (a newer one waits for the next answer).
-    204; 404 when the instance is gone."""
+    204; 404 with the gone marker when the instance is gone."""
     requested_at = utc_naive(body.requested_at)
     with get_context(request).database.session() as session:
-        instance = find(session, server_id)
+        instance = _find(session, server_id)
         # One UPDATE: a newer request stored meanwhile by another API process is never cleared.
         session.execute(
             update(Instance)
@@ -249,7 +258,7 @@ def record_event(request: Request, server_id: ServerIdPath, body: InstanceEventR
     instance's newest action with the instance's host; 204 (nothing stored without an action,
     as for an instance the API no longer knows)."""
     if not is_uuid(server_id):
-        raise NotFound(f"Instance {server_id} could not be found.")
+        raise Gone(agent_wire.INSTANCE, server_id)
     with get_context(request).database.session() as session:
         action = instance_actions.latest_action(session, server_id)
         if action is None:

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from filemem.api.context import ApiContext, get_context
-from filemem.api.errors import Conflict, NotFound
+from filemem.api.errors import Conflict, Gone
 from filemem.api.identity import get_caller
 from filemem.api.schemas.agent import MigrationEvent
+from filemem.common import agent_wire
 from filemem.conductor import live_migration as live
 from filemem.db import api as db_api
 from filemem.db import server_migrations as migrations_db
@@ -110,12 +111,13 @@ def record_migration_event(
     request: Request, migration_uuid: MigrationUuidPath, body: MigrationEvent
 ) -> dict[str, Any]:
     """POST /filemem/v1/migrations/{uuid}/events: 200 with the migration's status after it.
-    Terminal migrations ignore later events; 404 unknown; 409 from an unrelated host."""
+    Terminal migrations ignore later events; an unknown one is a 404 with the gone marker
+    (X-Filemem-Gone: migration); 409 from an unrelated host."""
     ctx = get_context(request)
     with ctx.database.reader() as session:
         migration = migrations_db.get_by_uuid(session, migration_uuid)
         if migration is None or migration.migration_type != migrations_db.LIVE_MIGRATION:
-            raise NotFound(f"Migration {migration_uuid} could not be found.")
+            raise Gone(agent_wire.MIGRATION, migration_uuid)
         status = migration.status
         hosts = (migration.source_compute, migration.dest_compute)
     caller_host = get_caller(request).host

@@ -27,6 +27,19 @@ DAEMON_TIMEOUT_S = 60.0
 Progress = Callable[[str], None]
 
 
+def system_objects(directory: str, names: list[str]) -> set[str]:
+    """What a host's copy of /etc/libvirt leaves out (shutil.copytree's `ignore`): the system
+    libvirtd's own objects. Its domain definitions (qemu/*.xml, qemu/autostart) would be
+    defined on every new host, where no agent owns them: the functional tests' and `filemem
+    up`'s guests showed up as leftovers on simulated hosts. Its secrets are not a host's either."""
+    where = Path(directory)
+    if where == SYSTEM_LIBVIRT_ETC:
+        return {"secrets"} & set(names)
+    if where == SYSTEM_LIBVIRT_ETC / "qemu":
+        return {name for name in names if name.endswith(".xml") or name == "autostart"}
+    return set()
+
+
 def prepare_dirs(spec: CloudSpec, host: HostSpec) -> None:
     """The host's own copies of libvirt's directories, its config and its filemem state."""
     host_dir = spec.host_dir(host)
@@ -34,7 +47,7 @@ def prepare_dirs(spec: CloudSpec, host: HostSpec) -> None:
         (host_dir / key).mkdir(mode=0o755, parents=True, exist_ok=True)
     etc = host_dir / "etc"
     shutil.rmtree(etc)
-    shutil.copytree(SYSTEM_LIBVIRT_ETC, etc, symlinks=True)
+    shutil.copytree(SYSTEM_LIBVIRT_ETC, etc, symlinks=True, ignore=system_objects)
     address = spec.address_of(host)
     libvirtd = etc / "libvirtd.conf"
     libvirtd.write_text(libvirtd_conf(libvirtd.read_text(), address, str(uuidlib.uuid4())))
