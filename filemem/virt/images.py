@@ -53,11 +53,10 @@ def open_regular(path: str) -> IO[bytes]:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ImageRefused(f"{path}: {exc.strerror or 'cannot be opened'}") from exc
-    source = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
-        source.close()
+        os.close(fd)
         raise ImageRefused(f"{path} is not a regular file")
-    return source
+    return os.fdopen(fd, "rb")
 
 
 def check_unmoved(path: str) -> None:

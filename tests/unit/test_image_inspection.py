@@ -136,3 +136,8 @@ def test_kernel_files_must_be_regular_and_unmoved(dirs: Path) -> None:
         images.check_image(Image(kind="kernel", kernel=dirs / "gone"))
     (dirs / "vmlinuz").write_bytes(b"\0")
     images.check_image(Image(kind="kernel", kernel=dirs / "vmlinuz"))
+
+
+def test_a_directory_is_not_an_image(dirs: Path) -> None:
+    with pytest.raises(ImageRefused, match="not a regular file"):
+        images.open_regular(str(dirs))
