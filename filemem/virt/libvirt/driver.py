@@ -35,7 +35,7 @@ from filemem.exceptions import (
     InsufficientBackingStore,
     InvalidInput,
 )
-from filemem.virt import guest_config
+from filemem.virt import guest_config, images
 from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, MigrationTarget
 from filemem.virt.libvirt import guest_state, instance_files, live_migration, partition
 from filemem.virt.libvirt.connection import Connection, EventCallback
@@ -111,7 +111,6 @@ class LibvirtDriver(HypervisorDriver):
 
     def instance_dir(self, uuid: str) -> Path:
         """<state_path>/instances/<uuid> (uuid validated, so it cannot leave state_path)."""
-        # uuid is validated, so the path cannot leave state_path/instances.
         return self.settings.state_path / "instances" / validate_uuid(uuid)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -376,6 +375,7 @@ class LibvirtDriver(HypervisorDriver):
     def _request(
         self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str
     ) -> GuestRequest:
+        images.check_image(image)  # it may have changed since registration: refuse it if so
         workdir = self.instance_dir(uuid)
         return GuestRequest(
             name=name,
