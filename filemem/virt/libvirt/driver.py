@@ -339,9 +339,8 @@ class LibvirtDriver(HypervisorDriver):
         source's top layer into (libvirt pre-creates no plain files itself)."""
         workdir = self.instance_dir(uuid)
         instance_files.make_instance_dir(workdir)
-        overlay = workdir / "disk.qcow2"
-        if image is not None and image.kind == "disk" and not overlay.exists():
-            instance_files.create_overlay(image, overlay)
+        if image is not None:
+            instance_files.prepare_incoming(image, workdir / "disk.qcow2")
         return workdir
 
     def guest_job(self, uuid: str) -> GuestJob:

@@ -59,3 +59,13 @@ def create_overlay(image: Image, overlay: Path) -> None:
     )
     if result.returncode != 0:
         raise HypervisorError("creating the copy-on-write overlay", result.stderr.strip())
+
+
+def prepare_incoming(image: Image, overlay: Path) -> None:
+    """Before a guest migrates in: the image's files here are checked as at a spawn (the guest
+    will use this host's copies), and a disk image gets the overlay the source's top layer is
+    copied into."""
+    if image.kind == "disk" and not overlay.exists():
+        create_overlay(image, overlay)  # checks the image first
+    else:
+        images.check_image(image)
