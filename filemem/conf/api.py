@@ -68,8 +68,11 @@ OPTS: list[cfg.Opt] = [
         "image_dirs",
         default=["/var/lib/filemem/images"],
         help="Directories images may be registered from (POST /image/v2/images). A kernel, initrd "
-        "or disk must resolve (symlinks followed) to a file below one of them, so the API can "
-        "never be used to hand an arbitrary host file to a guest.",
+        "or disk must resolve (symlinks followed) to a regular file below one of them, and the "
+        "resolved path is what is stored; a disk must be a plain raw or qcow2 file of its "
+        "declared format with no backing or data file. Agents check again before each boot "
+        "that the path still resolves to itself, so the API can never be used to hand an "
+        "arbitrary host file to a guest.",
     ),
     cfg.BoolOpt(
         "change_notifications",

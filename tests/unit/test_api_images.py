@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,7 +105,9 @@ def test_register_checks_the_files(api: Api) -> None:
     outside.write_bytes(b"\0")
     for body, reason in (
         ({"kernel_path": str(outside)}, "[api] image_dirs"),
-        ({"kernel_path": "/nonexistent/k"}, "No such file"),
+        # Outside first: the answer must not tell whether a file outside image_dirs exists.
+        ({"kernel_path": "/nonexistent/k"}, "[api] image_dirs"),
+        ({"kernel_path": str(api.files / "nonexistent")}, "No such file"),
         ({"kernel_path": str(api.files)}, "not a regular file"),
         ({"kernel_path": "relative"}, "absolute"),
         ({"kernel_path": str(outside), "kind": "kernel"}, "kind was unexpected"),
@@ -174,3 +178,40 @@ def test_nova_proxy_is_gone_from_2_36(api: Api, path: str) -> None:
         assert response.json() == {
             "itemNotFound": {"code": 404, "message": "The resource could not be found."}
         }
+
+
+def test_register_refuses_unsafe_disks_and_stores_resolved_paths(api: Api, tmp_path: Path) -> None:
+    """Issue 18 items 1 and 7: a disk naming a host file, a disguised format or another format
+    answers 400 with the reason; a path through a symlink or /proc/self/root is stored
+    resolved."""
+    secret = tmp_path / "secret.raw"
+    secret.write_bytes(b"secret" * 100)
+    make = ["qemu-img", "create", "-q"]
+    evil, data, disguised, vmdk = (api.files / n for n in ("e.qcow2", "d.qcow2", "x.raw", "v"))
+    subprocess.run([*make, "-f", "qcow2", "-F", "raw", "-b", str(secret), str(evil)], check=True)
+    subprocess.run([*make, "-f", "qcow2", "-o", f"data_file={secret}", str(data), "1M"], check=True)
+    subprocess.run([*make, "-f", "qcow2", str(disguised), "1M"], check=True)
+    subprocess.run([*make, "-f", "vmdk", str(vmdk), "1M"], check=True)
+    for path, declared, reason in (
+        (evil, "qcow2", "backing file"),
+        (data, "qcow2", "data_file"),
+        (disguised, "raw", "declared raw but its content is qcow2"),
+        (vmdk, "qcow2", "its content is vmdk"),
+    ):
+        body = {"name": "bad", "disk_path": str(path), "disk_format": declared}
+        response = api.call("POST", "/image/v2/images", json=body)
+        assert response.status_code == 400, response.text
+        assert f"disk_path {path}" in response.text and reason in response.text, response.text
+    real = api.files / "real.raw"
+    real.write_bytes(b"\0" * 512)
+    (api.files / "link.raw").symlink_to(real)
+    for given in (api.files / "link.raw", f"/proc/self/root{real}"):
+        body = {"name": "ok", "disk_path": str(given), "disk_format": "raw"}
+        created = api.call("POST", "/image/v2/images", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["disk_path"] == str(real)
+    kernel = api.files / "k"
+    kernel.write_bytes(b"\0")
+    body = {"name": "k", "kernel_path": f"/proc/self/root{kernel}"}
+    created = api.call("POST", "/image/v2/images", json=body)
+    assert created.status_code == 201 and created.json()["kernel_path"] == str(kernel)

@@ -273,15 +273,15 @@ def show_image(request: Request, image_id: ImageIdPath) -> dict[str, Any]:
 
 def create_image(request: Request, body: GlanceImageCreate) -> dict[str, Any]:
     """POST /image/v2/images: register a kernel or disk image already on the hosts; 201."""
-    image_files.check(body.paths(), get_context(request).image_dirs)
+    paths = image_files.check(body.paths(), get_context(request).image_dirs, body.disk_format)
     values = {
         "id": str(uuidlib.uuid4()),
         "name": body.name,
         "kind": body.kind(),
-        "kernel_path": body.kernel_path,
-        "initrd_path": body.initrd_path,
+        "kernel_path": paths.get("kernel_path"),
+        "initrd_path": paths.get("initrd_path"),
         "cmdline": body.cmdline or "",
-        "disk_path": body.disk_path,
+        "disk_path": paths.get("disk_path"),
         "disk_format": body.disk_format if body.kind() == "disk" else None,
         "properties": body.properties(),
     }

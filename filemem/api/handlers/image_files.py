@@ -1,39 +1,40 @@
-"""Checks of the files an image is registered from: regular files below [api] image_dirs."""
+"""Checks of the files an image is registered from: safe regular files below [api] image_dirs."""
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Mapping
 
 from filemem.api.errors import BadRequest
+from filemem.virt import images
+from filemem.virt.images import ImageRefused
 
 
-def check(paths: Mapping[str, str], image_dirs: tuple[str, ...]) -> None:
-    """Each named file must exist, be a regular file and lie below one of `image_dirs`."""
+def check(
+    paths: Mapping[str, str], image_dirs: tuple[str, ...], disk_format: str | None
+) -> dict[str, str]:
+    """Each named file, symlinks resolved, must be a regular file below one of `image_dirs`,
+    and a disk a plain image of `disk_format` (filemem.virt.images.inspect_disk). Returns the
+    resolved paths, which are what is stored: a link re-pointed later changes nothing."""
+    resolved = {}
     for field, path in paths.items():
-        _check_file(field, path)
-        _check_inside(field, path, image_dirs)
+        real = images.resolve(path)
+        if not images.is_inside(real, image_dirs):
+            raise BadRequest(
+                f"{field} {path} is not below a directory of [api] image_dirs "
+                f"({', '.join(image_dirs) or 'none set'})"
+            )
+        try:
+            if field == "disk_path":
+                images.inspect_disk(real, disk_format or "qcow2")
+            else:
+                images.open_regular(real).close()
+        except ImageRefused as exc:
+            raise BadRequest(f"{field} {path}: {_reason(exc, real)}") from exc
+        resolved[field] = real
+    return resolved
 
 
-def _check_file(field: str, path: str) -> None:
-    """The file must exist and be a regular file (no device, directory or dangling link)."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise BadRequest(f"{field} {path}: {exc.strerror or 'cannot be read'}") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise BadRequest(f"{field} {path} is not a regular file")
-
-
-def _check_inside(field: str, path: str, image_dirs: tuple[str, ...]) -> None:
-    """The file, symlinks resolved, must lie below one of [api] image_dirs."""
-    real = os.path.realpath(path)
-    for directory in image_dirs:
-        base = os.path.realpath(directory)
-        if os.path.commonpath([real, base]) == base:
-            return
-    raise BadRequest(
-        f"{field} {path} is not below a directory of [api] image_dirs "
-        f"({', '.join(image_dirs) or 'none set'})"
-    )
+def _reason(exc: ImageRefused, real: str) -> str:
+    """The inspector's message without the path it starts with (the field names it)."""
+    message = str(exc)
+    return message[len(real) :].lstrip(": ") if message.startswith(real) else message

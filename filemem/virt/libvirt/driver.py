@@ -35,7 +35,7 @@ from filemem.exceptions import (
     InsufficientBackingStore,
     InvalidInput,
 )
-from filemem.virt import guest_config
+from filemem.virt import guest_config, images
 from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, MigrationTarget
 from filemem.virt.libvirt import guest_state, instance_files, live_migration, partition
 from filemem.virt.libvirt.connection import Connection, EventCallback
@@ -111,7 +111,6 @@ class LibvirtDriver(HypervisorDriver):
 
     def instance_dir(self, uuid: str) -> Path:
         """<state_path>/instances/<uuid> (uuid validated, so it cannot leave state_path)."""
-        # uuid is validated, so the path cannot leave state_path/instances.
         return self.settings.state_path / "instances" / validate_uuid(uuid)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -340,9 +339,8 @@ class LibvirtDriver(HypervisorDriver):
         source's top layer into (libvirt pre-creates no plain files itself)."""
         workdir = self.instance_dir(uuid)
         instance_files.make_instance_dir(workdir)
-        overlay = workdir / "disk.qcow2"
-        if image is not None and image.kind == "disk" and not overlay.exists():
-            instance_files.create_overlay(image, overlay)
+        if image is not None:
+            instance_files.prepare_incoming(image, workdir / "disk.qcow2")
         return workdir
 
     def guest_job(self, uuid: str) -> GuestJob:
@@ -376,6 +374,7 @@ class LibvirtDriver(HypervisorDriver):
     def _request(
         self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str
     ) -> GuestRequest:
+        images.check_image(image)  # it may have changed since registration: refuse it if so
         workdir = self.instance_dir(uuid)
         return GuestRequest(
             name=name,
