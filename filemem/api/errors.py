@@ -25,6 +25,7 @@ _KEYS = {
     409: "conflictingRequest",
     413: "overLimit",
     415: "badMediaType",
+    429: "overLimit",
     503: "serviceUnavailable",
 }
 
@@ -57,6 +58,10 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+class TooManyRequests(ApiError):
+    status = 429
 
 
 class ServiceUnavailable(ApiError):
