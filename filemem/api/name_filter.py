@@ -27,6 +27,10 @@ def _reason(exc: Exception) -> str:
     return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
 
 
+def _utf8_safe(text: str) -> str:
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
 def name_matcher(pattern: str, parameter: str = "name") -> Callable[[str], bool]:
     """A test of names against `pattern` (searched anywhere, as nova's re.search).
 
@@ -35,6 +39,11 @@ def name_matcher(pattern: str, parameter: str = "name") -> Callable[[str], bool]
     '!'). What RE2 cannot run (backreferences, lookaround) is a 400 naming `parameter`."""
     try:
         compiled = re2.compile(pattern, _options())
+    except UnicodeEncodeError as exc:
+        # RE2 works on UTF-8: a lone surrogate (from a JSON "\\ud800") has none.
+        raise BadRequest(
+            f"Invalid regular expression for query parameter {parameter}: not valid Unicode"
+        ) from exc
     except re2.error as exc:
         raise BadRequest(
             f"Invalid regular expression for query parameter {parameter}: {_reason(exc)} "
@@ -42,6 +51,10 @@ def name_matcher(pattern: str, parameter: str = "name") -> Callable[[str], bool]
         ) from exc
 
     def matches(name: str) -> bool:
-        return compiled.search(name) is not None
+        try:
+            return compiled.search(name) is not None
+        except UnicodeEncodeError:
+            # A stored name with a lone surrogate: matched as its UTF-8 with "?" for it.
+            return compiled.search(_utf8_safe(name)) is not None
 
     return matches

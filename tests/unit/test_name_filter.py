@@ -36,3 +36,10 @@ def test_a_pattern_too_big_for_its_memory_is_refused() -> None:
     with pytest.raises(BadRequest) as refused:
         name_matcher(r"\pL{1000}")
     assert "too large" in refused.value.message
+
+
+def test_text_without_utf8_is_a_400_or_matched_safely() -> None:
+    # JSON may carry a lone surrogate ("\\ud800"); RE2 works on UTF-8.
+    with pytest.raises(BadRequest):
+        name_matcher("\ud800")
+    assert name_matcher("^a.b$")("a\ud800b")
