@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from filemem.api.change_feed import ChangeFeed
+from filemem.api.console_limits import ConsoleLimits
 from filemem.api.identity import DEFAULT_PROJECT_ID, DEFAULT_USER_ID, Authenticator
 from filemem.conductor.servers import SchedulerProtocol, ServerConductor
 from filemem.db.session import Database
@@ -39,6 +40,10 @@ class ApiContext:
     # (and, on PostgreSQL, the app's lifespan listens for other processes' commits).
     change_notifications: bool = True
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    # Waiting console-output requests, woken by server uuid when an agent's answer commits
+    # in this process, and their bounds ([api] max_console_requests*).
+    console_answers: ChangeFeed = field(default_factory=ChangeFeed)
+    console_limits: ConsoleLimits = field(default_factory=ConsoleLimits)
     # Further token -> Caller authenticators after the admin token (Keystone, tests).
     authenticators: tuple[Authenticator, ...] = ()
 

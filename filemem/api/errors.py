@@ -26,6 +26,7 @@ _KEYS = {
     409: "conflictingRequest",
     413: "overLimit",
     415: "badMediaType",
+    429: "overLimit",
     503: "serviceUnavailable",
 }
 
@@ -70,6 +71,10 @@ class Gone(NotFound):
 
 class Conflict(ApiError):
     status = 409
+
+
+class TooManyRequests(ApiError):
+    status = 429
 
 
 class ServiceUnavailable(ApiError):

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from oslo_config import cfg
 
 from filemem.api.app import create_app
+from filemem.api.console_limits import ConsoleLimits
 from filemem.api.context import ApiContext
 from filemem.api.keystone import KeystoneAuthenticator
 from filemem.api.keystone import register_opts as register_keystone_opts
@@ -113,6 +114,9 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         allow_resize_to_same_host=bool(conf.allow_resize_to_same_host),
         long_poll_interval=float(conf.api.long_poll_recheck_interval),
         change_notifications=bool(conf.api.change_notifications),
+        console_limits=ConsoleLimits(
+            int(conf.api.max_console_requests_per_server), int(conf.api.max_console_requests)
+        ),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -22,6 +21,7 @@ from filemem.api.app import create_app
 from filemem.cmd.api import build_context, listening_socket, url_of
 from filemem.cmd.common import load_conf
 from filemem.cmd.compute_api import CLIENT_FILE, ComputeApi
+from filemem.common.private_files import state_dir, write_private
 from filemem.compute.agent_api import AgentApiClient
 from filemem.compute.host import ComputeHost, startup_errors
 from filemem.compute.host_check import check_host
@@ -47,8 +47,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run everything for one host in this process",
         description="Runs filemem-api (Compute API + scheduler), an embedded Placement and this "
         "host's filemem-compute agent in one process, with SQLite under [DEFAULT] state_path. "
-        "Runs the startup checks first and refuses to start on errors. Prints the endpoint and "
-        "token, and writes <state_path>/client.json (for `filemem server ...`) and "
+        "Runs the startup checks first and refuses to start on errors. Prints the endpoint, "
+        "never the token (a new one each run), and writes <state_path>/client.json (for "
+        "`filemem server ...`) and "
         "<state_path>/clouds.yaml (for `openstack --os-cloud filemem ...`). Ctrl-C stops it; "
         "guests keep running and are picked up again by the next `filemem up`.",
     )
@@ -69,26 +70,18 @@ def _prepare_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
         )
     # One host: a resize can only ever run in place (an explicit setting still wins).
     conf.set_default("allow_resize_to_same_host", True)
-    state = Path(conf.state_path)
-    state.mkdir(mode=0o755, parents=True, exist_ok=True)
+    state = state_dir(Path(conf.state_path))
     if not conf.api.admin_token:
-        token_file = state / "admin_token"
-        if not token_file.exists():
-            _write_private(token_file, secrets.token_hex(24))
-        conf.set_override("admin_token", token_file.read_text().strip(), group="api")
+        # A new token each run: one that leaked (an old log, a copied client file) stops
+        # working at the next start; the client files below are rewritten with the new one.
+        token = secrets.token_hex(24)
+        write_private(state / "admin_token", token)
+        conf.set_override("admin_token", token, group="api")
     if args.port is not None:
         conf.set_override("bind_port", args.port, group="api")
     if conf.placement.endpoint:
         LOG.warning("[placement] endpoint is set: `filemem up` uses that Placement, not its own")
     return conf
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _agent_credential(database: Database, state: Path, host: str) -> str:
@@ -103,7 +96,7 @@ def _agent_credential(database: Database, state: Path, host: str) -> str:
                 return secret
     with database.session() as session:
         _, secret = host_credentials.create(session, host)
-    _write_private(path, secret)
+    write_private(path, secret)
     return secret
 
 
@@ -157,7 +150,7 @@ def _seed(api: ComputeApi) -> None:
 
 def _write_client_files(state: Path, endpoint: str, token: str) -> None:
     # host show reads the embedded Placement through the API: this process stays its only writer.
-    _write_private(
+    write_private(
         state / CLIENT_FILE,
         json.dumps(
             {"endpoint": endpoint, "token": token, "placement_endpoint": f"{endpoint}/placement"}
@@ -166,7 +159,7 @@ def _write_client_files(state: Path, endpoint: str, token: str) -> None:
     # The openstack CLI checks for identity v3 first; the API serves that document itself. No
     # compute_api_version pin: the clients negotiate filemem's maximum (2.37), where a server
     # create needs networks "none" (`openstack server create --no-network`).
-    _write_private(
+    write_private(
         state / "clouds.yaml",
         "\n".join(
             [
@@ -218,9 +211,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         moving=reconcile_loop.migrating_uuids,
     )
     resource_loop.run_once()
-    _announce(endpoint, token, state)
+    _announce(endpoint, state)
     if args.ready_file:
-        args.ready_file.write_text(endpoint + "\n")
+        write_private(args.ready_file, endpoint + "\n")
     try:
         resource_loop.run()
     finally:
@@ -236,9 +229,15 @@ def _stopper(stop: threading.Event) -> Any:
     return on_signal
 
 
-def _announce(endpoint: str, token: str, state: Path) -> None:
+def _announce(endpoint: str, state: Path) -> None:
+    """Where to reach it and where the token is: never the token, since this output often ends
+    up in a log file others can read (a token is a secret, kept in 0600 files)."""
     print(f"filemem is up: API {endpoint}", flush=True)
-    print(f"  token        {token}  (also in {state / CLIENT_FILE})", flush=True)
+    print(
+        f"  token        in {state / CLIENT_FILE} and {state / 'admin_token'} (owner only; "
+        "new each `filemem up`)",
+        flush=True,
+    )
     print(
         f"  filemem CLI  filemem --config-file ... server list   (reads {CLIENT_FILE})", flush=True
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filemem.common.guests import Flavor, GuestInfo, Image, validate_uuid
+from filemem.common.private_files import private_file
 from filemem.common.resources import guest_resources
 from filemem.exceptions import FilememError, GuestAlreadyExists, GuestNotFound
 from filemem.placement.client import PlacementApiError, PlacementClient
@@ -68,6 +69,8 @@ class ComputeManager:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.state_path.mkdir(parents=True, exist_ok=True)
+        # Only filemem's own processes take this lock: no other user needs to open it.
+        private_file(self.state_path / LOCK_FILE)
         with open(self.state_path / LOCK_FILE, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

@@ -17,6 +17,7 @@ from oslo_config import cfg
 from filemem.backing import store
 from filemem.backing.store import StoreFacts
 from filemem.common.guests import MemoryFileUsage
+from filemem.common.private_files import PRIVATE_FILE
 from filemem.common.resources import MEMORY_MB
 from filemem.compute import inventory
 from filemem.compute.inventory import HostInventory, HostResources, InventoryConfig, StoreUsage
@@ -53,7 +54,9 @@ def provider_uuid(state_path: Path) -> str:
     state_path.mkdir(parents=True, exist_ok=True)
     new = str(uuidlib.uuid4())
     tmp = state_path / f".{PROVIDER_UUID_FILE}.{os.getpid()}.{new[:8]}"
-    with open(tmp, "w", encoding="ascii") as handle:
+    # Private like every file of the state directory (private_files): no one else needs it.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(new + "\n")
         handle.flush()
         os.fsync(handle.fileno())

@@ -1,5 +1,5 @@
 """[api] options of filemem-api: auth strategy, admin token, listen address, public endpoint,
-liveness, the agents' long-poll."""
+liveness, the agents' long-poll, console-request bounds."""
 
 from __future__ import annotations
 
@@ -82,6 +82,21 @@ OPTS: list[cfg.Opt] = [
         "LISTEN/NOTIFY (channel filemem_changes) from other filemem-api processes on the same "
         "database. Off: waiting long-polls only re-read the database every "
         "long_poll_recheck_interval seconds.",
+    ),
+    cfg.IntOpt(
+        "max_console_requests",
+        default=32,
+        min=1,
+        help="Console-output requests (os-getConsoleOutput) that may wait for agents at once "
+        "in one filemem-api process; more are refused at once with 429. A wait holds no "
+        "thread, but each one re-reads the database until its agent answers.",
+    ),
+    cfg.IntOpt(
+        "max_console_requests_per_server",
+        default=4,
+        min=1,
+        help="Console-output requests of one server that may wait for its agent at once in "
+        "one filemem-api process; more are refused at once with 429.",
     ),
     cfg.FloatOpt(
         "long_poll_recheck_interval",

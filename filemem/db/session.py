@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from filemem.common.private_files import private_sqlite
 from filemem.db import change_events
 
 # Long enough that a burst of concurrent API writers waits its turn instead of failing.
@@ -46,6 +47,8 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout, immediate writes."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        # Before SQLite creates it: its rows hold console output and host credentials' hashes.
+        private_sqlite(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False},

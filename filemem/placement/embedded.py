@@ -11,6 +11,7 @@ from typing import Any
 import webob
 from oslo_config import cfg
 
+from filemem.common.private_files import private_sqlite
 from filemem.exceptions import PlacementError
 from filemem.placement.client import PlacementClient, Response
 
@@ -73,6 +74,8 @@ def configure_database(conf: cfg.ConfigOpts, *, migrate: bool = True) -> None:
                     "the Placement database was already configured in this process by "
                     "someone else; filemem cannot point it at " + _redact(connection)
                 )
+            # Its tables hold every host's and guest's allocations: the owner's only.
+            private_sqlite(connection)
             db_api.configure(conf)
             _configured_connection = connection
             if migrate:

@@ -234,7 +234,8 @@ def report_console(request: Request, server_id: ServerIdPath, body: ConsoleOutpu
     cleared only when it is still the one answered (a newer one waits for the next answer).
     204; 404 with the gone marker when the instance is gone."""
     requested_at = utc_naive(body.requested_at)
-    with get_context(request).database.session() as session:
+    ctx = get_context(request)
+    with ctx.database.session() as session:
         instance = _find(session, server_id)
         # One UPDATE: a newer request stored meanwhile by another API process is never cleared.
         session.execute(
@@ -250,6 +251,8 @@ def report_console(request: Request, server_id: ServerIdPath, body: ConsoleOutpu
             )
             .execution_options(synchronize_session=False)
         )
+    # Committed: this process's waiting console requests read it now, not at their re-read.
+    ctx.console_answers.wake([instance.uuid])
     return Response(status_code=204)
 
 

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Body, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from filemem.api import policy
 from filemem.api.context import get_context
@@ -84,6 +85,7 @@ UNSUPPORTED = {
 
 
 Handler = Callable[[Request, Instance, Any], Response]
+AsyncHandler = Callable[[Request, Instance, Any], Awaitable[Response]]
 
 
 def _state_action(name: str) -> Handler:
@@ -176,12 +178,15 @@ ACTIONS: dict[str, tuple[Handler, APIVersion]] = {
     "unlock": (_unlock, APIVersion(2, 1)),
     "os-resetState": (_reset_state, APIVersion(2, 1)),
     "trigger_crash_dump": (_crash_dump, APIVersion(2, 17)),
-    "os-getConsoleOutput": (server_console.console_output, APIVersion(2, 1)),
     "rebuild": (server_moves.rebuild, APIVersion(2, 1)),
     "resize": (server_moves.resize, APIVersion(2, 1)),
     "confirmResize": (server_moves.confirm_resize, APIVersion(2, 1)),
     "revertResize": (server_moves.revert_resize, APIVersion(2, 1)),
     "os-migrateLive": (server_moves.live_migrate, APIVersion(2, 1)),
+}
+# Actions that wait for an agent: they run on the event loop and wait without a thread.
+ASYNC_ACTIONS: dict[str, tuple[AsyncHandler, APIVersion]] = {
+    "os-getConsoleOutput": (server_console.console_output, APIVersion(2, 1)),
 }
 
 
@@ -192,23 +197,38 @@ def _one_action(body: Any) -> tuple[str, Any]:
     return str(name), value
 
 
-def server_action(
-    request: Request, server_id: ServerIdPath, body: Annotated[Any, Body()]
-) -> Response:
-    """202 once the action is handed to the host's agent (200/204 for those nova answers so);
-    409 when the instance's state forbids it, 400 for an action filemem does not serve."""
-    name, value = _one_action(body)
+def _checked_version(request: Request, name: str) -> None:
     if name in UNSUPPORTED:
         raise BadRequest(
             f"filemem does not support the server action '{name}': {UNSUPPORTED[name]}"
         )
-    entry = ACTIONS.get(name)
+    entry = ACTIONS.get(name) or ASYNC_ACTIONS.get(name)
     if entry is None or api_version(request) < entry[1]:
         raise BadRequest(f"There is no such action: {name}")
+
+
+def _target(request: Request, server_id: str, name: str) -> Instance:
+    """The instance the caller may run `name` on (404, 403, 409 otherwise)."""
     with get_context(request).database.reader() as session:
         instance = find_visible(request, session, server_id)
     target = {"project_id": instance.project_id, "user_id": instance.user_id}
     policy.authorize(request, policies.ACTION_RULES[name], target)
     if instance.deleted_requested:
         raise Conflict(f"Cannot '{name}' instance {instance.uuid} while it is being deleted")
-    return entry[0](request, instance, value)
+    return instance
+
+
+async def server_action(
+    request: Request, server_id: ServerIdPath, body: Annotated[Any, Body()]
+) -> Response:
+    """202 once the action is handed to the host's agent (200/204 for those nova answers so);
+    409 when the instance's state forbids it, 400 for an action filemem does not serve.
+
+    The database work runs in the thread pool; an action that waits for an agent
+    (ASYNC_ACTIONS) waits on the event loop, so waiting callers hold no thread."""
+    name, value = _one_action(body)
+    _checked_version(request, name)
+    instance = await run_in_threadpool(_target, request, server_id, name)
+    if name in ASYNC_ACTIONS:
+        return await ASYNC_ACTIONS[name][0](request, instance, value)
+    return await run_in_threadpool(ACTIONS[name][0], request, instance, value)
