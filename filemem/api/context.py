@@ -39,6 +39,10 @@ class ApiContext:
     # (and, on PostgreSQL, the app's lifespan listens for other processes' commits).
     change_notifications: bool = True
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    # [api] build_timeout and build_cleanup_interval: the lifespan sweeps for builds an API
+    # process abandoned (filemem.conductor.build_cleanup); None: no sweep (tests' apps).
+    build_timeout: float | None = None
+    build_cleanup_interval: float = 60.0
     # Further token -> Caller authenticators after the admin token (Keystone, tests).
     authenticators: tuple[Authenticator, ...] = ()
 

@@ -113,6 +113,8 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         allow_resize_to_same_host=bool(conf.allow_resize_to_same_host),
         long_poll_interval=float(conf.api.long_poll_recheck_interval),
         change_notifications=bool(conf.api.change_notifications),
+        build_timeout=float(conf.api.build_timeout),
+        build_cleanup_interval=float(conf.api.build_cleanup_interval),
     )
 
 
