@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.functional.api_fixtures import (
     ApiEnv,
@@ -31,6 +32,7 @@ from tests.functional.api_fixtures import (
     register_host,
 )
 from tests.functional.placement_fixtures import StandalonePlacement
+from tests.functional.postgres import PostgresCluster
 
 CLAIM = re.compile(r"^/allocations/([0-9a-f-]{36})$")
 HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "content-encoding"}
@@ -38,7 +40,8 @@ HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "con
 
 class HoldingProxy(ThreadingHTTPServer):
     """Forwards to Placement; while `hold` is set, a claim is made in Placement but its answer
-    is withheld until `release` (the claimed consumer is in `consumer`)."""
+    is withheld until `release` (the claimed consumer is in `consumer`), then given to the
+    API if it is still there."""
 
     daemon_threads = True
 
@@ -73,15 +76,16 @@ class _Forward(BaseHTTPRequestHandler):
             self.server.consumer = claim.group(1)
             self.server.claimed.set()
             self.server.release.wait(120)
-            self.close_connection = True
-            return
-        self.send_response(answer.status_code)
-        for key, value in answer.headers.items():
-            if key.lower() not in HOP_HEADERS:
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(answer.content)))
-        self.end_headers()
-        self.wfile.write(answer.content)
+        try:
+            self.send_response(answer.status_code)
+            for key, value in answer.headers.items():
+                if key.lower() not in HOP_HEADERS:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+        except OSError:
+            self.close_connection = True  # the API was killed while it waited
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _forward
 
@@ -133,23 +137,31 @@ def _usage(http: httpx.Client) -> tuple[int, int]:
     return absolute["totalInstancesUsed"], absolute["totalRAMUsed"]
 
 
-def test_a_kill_during_post_servers_ends_in_error_with_no_claim(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    with PostgresCluster() as url:
+        yield url
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_kill_during_post_servers_ends_in_error_with_no_claim(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    database_url = request.getfixturevalue("postgres") if backend == "postgresql" else ""
     options = "build_timeout = 2\nbuild_cleanup_interval = 1\n"
     with (
         StandalonePlacement(tmp_path / "placement") as placement_url,
         holding_proxy(placement_url) as proxy,
     ):
-        conf = api_conf(tmp_path / "api", proxy.url, api_options=options)
+        conf = api_conf(tmp_path / "api", proxy.url, database_url, api_options=options)
         first = ApiProcess(tmp_path / "api", conf)
         first.start()
         second = ApiProcess(tmp_path / "api", conf)
         try:
-            files = tmp_path / "files"
-            files.mkdir()
-            with http_client(first.url) as http:
-                env = ApiEnv(first.url, placement_url, http, placement_client(placement_url), files)
-                provider = register_host(env, "crash-host")
-                flavor, image = make_flavor(env, "crash.small"), make_image(env, "crash-kernel")
+            env = _env(first, placement_url, tmp_path / "files")
+            provider = register_host(env, "crash-host")
+            flavor, image = make_flavor(env, "crash.small"), make_image(env, "crash-kernel")
+            env.http.close()
             proxy.hold.set()
             body = {"server": {"name": "crashed", "flavorRef": flavor, "imageRef": image}}
             poster = _post_in_background(first.url, body)
@@ -179,3 +191,50 @@ def test_a_kill_during_post_servers_ends_in_error_with_no_claim(tmp_path: Path) 
         finally:
             second.stop()
             first.stop()
+
+
+def test_a_starting_api_leaves_a_siblings_create_in_flight_alone(
+    tmp_path: Path, postgres: str
+) -> None:
+    """Two API processes on one PostgreSQL: one is in the middle of a create (its claim's
+    answer withheld) while the other starts and sweeps; the young build is not taken over,
+    and the first finishes it onto the host."""
+    options = "build_timeout = 60\nbuild_cleanup_interval = 1\n"
+    with (
+        StandalonePlacement(tmp_path / "placement") as placement_url,
+        holding_proxy(placement_url) as proxy,
+    ):
+        conf = api_conf(tmp_path / "api", proxy.url, postgres, api_options=options)
+        first = ApiProcess(tmp_path / "api", conf)
+        first.start()
+        second = ApiProcess(tmp_path / "api2", conf)
+        try:
+            env = _env(first, placement_url, tmp_path / "files")
+            register_host(env, "sibling-host")
+            flavor, image = make_flavor(env, "sib.small"), make_image(env, "sib-kernel")
+            proxy.hold.set()
+            body = {"server": {"name": "in-flight", "flavorRef": flavor, "imageRef": image}}
+            poster = _post_in_background(first.url, body)
+            assert proxy.claimed.wait(60), "the API never claimed"
+            second.start()
+            time.sleep(3)  # the second API sweeps at start and then every second
+            with http_client(second.url) as http:
+                shown = http.get(f"/v2.1/servers/{proxy.consumer}").json()["server"]
+                assert (shown["status"], shown["OS-EXT-STS:task_state"]) == ("BUILD", "scheduling")
+            proxy.hold.clear()
+            proxy.release.set()
+            poster.join(60)
+            shown = env.compute("GET", f"/servers/{proxy.consumer}").json()["server"]
+            assert shown["OS-EXT-SRV-ATTR:host"] == "sibling-host", shown
+            assert shown["status"] == "BUILD" and not shown.get("fault")
+            assert env.placement.get_allocations(proxy.consumer)[1]
+            env.http.close()
+        finally:
+            second.stop()
+            first.stop()
+
+
+def _env(api: ApiProcess, placement_url: str, files: Path) -> ApiEnv:
+    files.mkdir(exist_ok=True)
+    http = http_client(api.url)
+    return ApiEnv(api.url, placement_url, http, placement_client(placement_url), files, api)
