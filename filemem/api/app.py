@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +21,10 @@ from filemem.api.microversion import MicroversionMiddleware
 from filemem.api.policy import make_enforcer
 from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
+from filemem.conductor import build_cleanup
 from filemem.db.change_listener import ChangeListener
+
+LOG = logging.getLogger(__name__)
 
 DESCRIPTION = (
     "A subset of the OpenStack Compute API v2.1 (servers, actions, flavors, images, "
@@ -70,19 +75,37 @@ class _App(FastAPI):
         return schema
 
 
+async def _sweep_builds(ctx: ApiContext, timeout: float) -> None:
+    """At start and then every build_cleanup_interval: builds an API process abandoned go to
+    ERROR, claims of servers with no row are released. A failed sweep (Placement or the
+    database down) is logged and tried again at the next interval."""
+    while True:
+        try:
+            await run_in_threadpool(build_cleanup.sweep, ctx.database, ctx.placement, timeout)
+        except Exception:
+            LOG.exception("the sweep for abandoned builds failed; trying again later")
+        await asyncio.sleep(ctx.build_cleanup_interval)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """On PostgreSQL, listen for the changes other API processes commit (one listener a
-    process), so this process's waiting long-polls wake for them too."""
+    process), so this process's waiting long-polls wake for them too; sweep for abandoned
+    builds when [api] build_timeout is set."""
     ctx: ApiContext = app.state.ctx
     listener = None
     if ctx.change_notifications and ctx.database.backend == "postgresql":
         listener = ChangeListener(ctx.database.engine, ctx.changes.wake, ctx.changes.wake_all)
         listener.start()
     app.state.change_listener = listener
+    sweeper = None
+    if ctx.build_timeout is not None:
+        sweeper = asyncio.create_task(_sweep_builds(ctx, ctx.build_timeout))
     try:
         yield
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
         if listener is not None:
             await run_in_threadpool(listener.stop)
 

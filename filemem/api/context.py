@@ -44,6 +44,10 @@ class ApiContext:
     # in this process, and their bounds ([api] max_console_requests*).
     console_answers: ChangeFeed = field(default_factory=ChangeFeed)
     console_limits: ConsoleLimits = field(default_factory=ConsoleLimits)
+    # [api] build_timeout and build_cleanup_interval: the lifespan sweeps for builds an API
+    # process abandoned (filemem.conductor.build_cleanup); None: no sweep (tests' apps).
+    build_timeout: float | None = None
+    build_cleanup_interval: float = 60.0
     # Further token -> Caller authenticators after the admin token (Keystone, tests).
     authenticators: tuple[Authenticator, ...] = ()
 

@@ -117,6 +117,8 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         console_limits=ConsoleLimits(
             int(conf.api.max_console_requests_per_server), int(conf.api.max_console_requests)
         ),
+        build_timeout=float(conf.api.build_timeout),
+        build_cleanup_interval=float(conf.api.build_cleanup_interval),
     )
 
 

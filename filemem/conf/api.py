@@ -110,4 +110,21 @@ OPTS: list[cfg.Opt] = [
         "how late an agent hears of a change (filemem polled every 0.25 s before "
         "notifications).",
     ),
+    cfg.IntOpt(
+        "build_timeout",
+        default=300,
+        min=1,
+        help="Seconds after its creation a server may still be scheduling (BUILD, no host) "
+        "before every filemem-api process takes it for a build a process abandoned (killed "
+        "or crashed during POST /servers): it goes to ERROR with a fault and its claim in "
+        "Placement is released. A live process schedules within seconds; keep this well "
+        "above the longest scheduling, as a slower one loses its build to ERROR.",
+    ),
+    cfg.IntOpt(
+        "build_cleanup_interval",
+        default=60,
+        min=1,
+        help="Seconds between two sweeps for abandoned builds (build_timeout) and for "
+        "Placement claims of servers that have no row any more; one sweep runs at start.",
+    ),
 ]

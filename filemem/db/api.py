@@ -37,6 +37,11 @@ def get_service_by_host(session: Session, host: str) -> Service | None:
     return session.scalars(select(Service).where(Service.host == host)).first()
 
 
+def get_service_by_provider(session: Session, provider_uuid: str) -> Service | None:
+    """The compute service whose resource provider this is (one at most), or None."""
+    return session.scalars(select(Service).where(Service.provider_uuid == provider_uuid)).first()
+
+
 def get_service(session: Session, service_id: int) -> Service | None:
     """The service with this id, or None."""
     return session.get(Service, service_id)

@@ -37,6 +37,9 @@ class Service(Base):
     """A compute agent's host; registered (and kept alive) by the agent itself."""
 
     __tablename__ = "services"
+    # A provider belongs to one host: a second host registering it is refused (hosts cloned
+    # with the same compute_node_uuid, or a credential reaching for another host's capacity).
+    __table_args__ = (Index("services_provider_uuid_idx", "provider_uuid", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     host: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)

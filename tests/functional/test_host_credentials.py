@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from filemem.compute.tracker import PROVIDER_UUID_FILE
 from filemem.devtools.test_image import TestImage
 from tests.functional.api_fixtures import (
     TOKEN,
@@ -128,6 +129,56 @@ def test_a_host_credential_reaches_its_own_host_only(env: ApiEnv, tmp_path: Path
         assert as_b.get(f"{F}/hosts/host-b/instances").status_code == 200
 
 
+def _credential(env: ApiEnv, host: str) -> str:
+    response = env.http.post(f"{F}/hosts/{host}/credentials")
+    assert response.status_code == 201, response.text
+    return str(response.json()["credential"]["secret"])
+
+
+def _provider_state(env: ApiEnv, provider: str) -> tuple[Any, ...]:
+    _generation, inventories = env.placement.get_inventories(provider)
+    allocations = env.placement.get_provider_allocations(provider)
+    named = env.placement.get_resource_provider(provider)
+    return inventories, allocations, named.name if named else None
+
+
+def test_a_host_credential_cannot_take_another_hosts_provider(env: ApiEnv) -> None:
+    """The attack of issue 18 item 5: otherhost's credential registers vm's provider with
+    invented capacity. 409 naming vm; vm's provider, inventory and allocations stay vm's."""
+    with (
+        http_client(env.url, _credential(env, "prov-vm")) as as_vm,
+        http_client(env.url, _credential(env, "prov-other")) as as_other,
+    ):
+        provider = register_host(env, "prov-vm", http=as_vm)
+        flavor, image = make_flavor(env, "prov.small"), make_image(env, "prov-kernel")
+        server = boot_on(env, "prov-vm", flavor, image)
+        before = _provider_state(env, provider)
+        assert server in before[1]
+        rogue = {
+            "binary": "filemem-compute",
+            "provider_uuid": provider,
+            "file_backed": True,
+            "file_backed_memory_mb": 1_000_000,
+            "store_free_mb": 1_000_000,
+        }
+        response = as_other.put(f"{F}/services/prov-other", json=rogue)
+        assert response.status_code == 409, response.text
+        message = response.json()["conflictingRequest"]["message"]
+        assert f"Resource provider {provider} belongs to host prov-vm" in message, message
+        # Registered with a provider of its own, it may not move onto vm's either.
+        own = register_host(env, "prov-other", http=as_other)
+        response = as_other.put(f"{F}/services/prov-other", json=rogue)
+        assert response.status_code == 409 and "belongs to host prov-vm" in response.text
+        assert _provider_state(env, provider) == before
+        # vm's own heartbeat with invented capacity: capped at vm's inventory in Placement.
+        shown = as_vm.put(f"{F}/services/prov-vm", json=rogue).json()["service"]
+        assert (shown["file_backed_memory_mb"], shown["store_free_mb"]) == (4096, 4096 - 256)
+        hypervisors = env.compute("GET", "/os-hypervisors/detail").json()["hypervisors"]
+        by_host = {h["hypervisor_hostname"]: h for h in hypervisors}
+        assert by_host["prov-vm"]["filemem:provider_uuid"] == provider
+        assert by_host["prov-other"]["filemem:provider_uuid"] == own
+
+
 def _instance_calls(uuid: str) -> list[tuple[str, str, Any]]:
     now = "2026-12-03T00:00:00"
     event = {"event": "compute_start_instance", "result": "Success"}
@@ -202,3 +253,30 @@ def test_an_agent_refuses_a_credential_file_others_can_read(cloud: Cloud) -> Non
     )
     assert result.returncode == 1, result.stderr
     assert "[DEFAULT] api_credential_file" in result.stderr and "mode 0644" in result.stderr
+
+
+def test_a_cloned_host_with_the_same_compute_node_uuid_is_refused(cloud: Cloud) -> None:
+    """A host cloned from another (same state_path/compute_node_uuid): its agent's first
+    registration is refused naming the owner and the file, and it never touches the
+    owner's provider in Placement."""
+    cloud.start_agent("clone-src", 1024)
+    provider = (cloud.base / "clone-src" / PROVIDER_UUID_FILE).read_text().strip()
+    placement = cloud.placement()
+    named = placement.get_resource_provider(provider)
+    before = (placement.get_inventories(provider)[1], named.name if named else None)
+    conf = cloud.agent_conf("clone-copy", 4096)
+    (cloud.base / "clone-copy" / PROVIDER_UUID_FILE).write_text(provider + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "filemem.cmd.compute", "--config-file", str(conf)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"Resource provider {provider} belongs to host clone-src" in result.stderr
+    assert "compute_node_uuid" in result.stderr, result.stderr
+    named = placement.get_resource_provider(provider)
+    assert (placement.get_inventories(provider)[1], named.name if named else None) == before
+    assert cloud.hypervisor("clone-copy") is None

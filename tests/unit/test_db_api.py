@@ -80,9 +80,10 @@ def test_service_upsert_registers_once_and_refreshes(database: Database) -> None
 
 
 def test_live_services_leave_out_disabled_and_silent_hosts(database: Database) -> None:
-    values = {"binary": "filemem-compute", "provider_uuid": str(uuidlib.uuid4())}
     with database.session() as session:
         for host in ("up", "disabled", "silent"):
+            # A provider belongs to one host (unique): each has its own.
+            values = {"binary": "filemem-compute", "provider_uuid": str(uuidlib.uuid4())}
             db_api.upsert_service(session, host, values)
         disabled = db_api.get_service_by_host(session, "disabled")
         silent = db_api.get_service_by_host(session, "silent")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, Response
 from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +31,7 @@ from filemem.api.schemas.common import HostName, is_uuid
 from filemem.common import agent_wire, states
 from filemem.common.aggregates import registration_refusal
 from filemem.conductor import aggregates as aggregate_mirror
+from filemem.conductor import registration
 from filemem.conductor.resize import ResizeConductor
 from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
@@ -64,18 +66,30 @@ def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> d
     """PUT /filemem/v1/services/{host}: register or heartbeat; 200 with the service and the
     MEMORY_MB allocation ratio the host's aggregates give it (null: its own). 409 when the
     host has file-backed memory but is in an aggregate whose ram_allocation_ratio is not
-    1.0: the agent refuses to start. Placement's aggregates are repaired to match."""
+    1.0: the agent refuses to start; 409 too for another host's resource provider. The
+    reported capacity is capped at what Placement holds for the provider. Placement's
+    aggregates are repaired to match."""
     ctx = get_context(request)
     values = body.model_dump()
+    # Read before the transaction: no database transaction waits on Placement.
+    facts = registration.provider_facts(ctx.placement, body.provider_uuid)
+    values["file_backed_memory_mb"], values["store_free_mb"] = registration.trusted_capacity(
+        body.file_backed_memory_mb, body.store_free_mb, facts.memory
+    )
     with ctx.database.session() as session:
         if body.file_backed:
-            facts = [db_aggregates.facts(a) for a in db_aggregates.for_host(session, host)]
-            refusal = registration_refusal(host, facts)
+            memberships = [db_aggregates.facts(a) for a in db_aggregates.for_host(session, host)]
+            refusal = registration_refusal(host, memberships)
             if refusal is not None:
                 raise Conflict(refusal)
+        _check_provider(session, host, body.provider_uuid, facts.name)
         before = db_api.get_service_by_host(session, host)
         known = before is not None and before.provider_uuid == values["provider_uuid"]
-        service = db_api.upsert_service(session, host, values)
+        try:
+            service = db_api.upsert_service(session, host, values)
+        except IntegrityError:
+            # Another host registered the provider between our check and our write.
+            raise Conflict(_provider_owner_refusal(ctx, host, body.provider_uuid)) from None
         view = service_view(service)
     if not known:
         # A new host (or a new provider) can take guests at once in this process.
@@ -85,6 +99,31 @@ def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> d
         aggregate_mirror.mirror(ctx.placement, want)
     ratio = want.ram_allocation_ratio if want is not None and not body.file_backed else None
     return {"service": view, "ram_allocation_ratio": ratio}
+
+
+def _check_provider(session: Session, host: str, provider: str, name: str | None) -> None:
+    """409 when the provider is another host's: its row holds it, or Placement names it after
+    another registered host."""
+    owner = db_api.get_service_by_provider(session, provider)
+    named = name is not None and db_api.get_service_by_host(session, name) is not None
+    refusal = registration.provider_refusal(
+        host,
+        provider,
+        owner.host if owner is not None else None,
+        name,
+        frozenset({name}) if named and name is not None else frozenset(),
+    )
+    if refusal is not None:
+        raise Conflict(refusal)
+
+
+def _provider_owner_refusal(ctx: ApiContext, host: str, provider: str) -> str:
+    with ctx.database.reader() as session:
+        owner = db_api.get_service_by_provider(session, provider)
+    refusal = registration.provider_refusal(
+        host, provider, owner.host if owner is not None else "another host", None
+    )
+    return refusal or f"Resource provider {provider} is registered by another host."
 
 
 def _latest(ctx: ApiContext, host: str) -> int:
