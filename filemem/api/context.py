@@ -39,6 +39,8 @@ class ApiContext:
     # (and, on PostgreSQL, the app's lifespan listens for other processes' commits).
     change_notifications: bool = True
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    # [api] client_body_timeout: seconds a request body may take to arrive.
+    body_timeout: float = 30.0
     # Further token -> Caller authenticators after the admin token (Keystone, tests).
     authenticators: tuple[Authenticator, ...] = ()
 
