@@ -1,5 +1,6 @@
-"""NUL characters over real HTTP, on SQLite and on PostgreSQL (which cannot store them): every
-request shape that used to reach the database with one is a 400 naming where the NUL was."""
+"""Input PostgreSQL cannot store, over real HTTP on SQLite and on PostgreSQL: every request shape
+that used to reach the database with a NUL is a 400 naming where the NUL was, and ids beyond
+the database's 32-bit integers are a 4xx, never a 500 DataError (found by the fuzz test)."""
 
 from __future__ import annotations
 
@@ -111,3 +112,22 @@ def test_escaped_backslashes_and_clean_requests_still_pass(env: ApiEnv, aggregat
     assert response.status_code == 200, response.text
     assert response.json()["aggregate"]["metadata"]["k"] == "\\u0000"
     assert env.compute("GET", "/servers?host=a%5C0b").status_code == 200
+
+
+@pytest.mark.parametrize("number", [2**31, 2**63 - 1, 2**64, -(2**31) - 1])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v2.1/os-aggregates/{n}", None),
+        ("PUT", "/v2.1/os-aggregates/{n}", {"aggregate": {"name": "x"}}),
+        ("DELETE", "/v2.1/os-aggregates/{n}", None),
+        ("POST", "/v2.1/os-aggregates/{n}/action", {"set_metadata": {"metadata": {"a": "b"}}}),
+        ("DELETE", "/v2.1/os-services/{n}", None),
+        ("DELETE", "/filemem/v1/hosts/h/credentials/{n}", None),
+    ],
+)
+def test_ids_beyond_the_database_integers_are_4xx(
+    env: ApiEnv, method: str, path: str, body: Any, number: int
+) -> None:
+    response = env.http.request(method, path.format(n=number), json=body, headers=LATEST)
+    assert response.status_code in (400, 404), (response.status_code, response.text)
