@@ -13,11 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Lifespan
 
 from filemem.api.auth import TokenAuthMiddleware
+from filemem.api.body_limit import MAX_BODY_BYTES, BodyLimitMiddleware
 from filemem.api.context import ApiContext
 from filemem.api.errors import install_handlers
 from filemem.api.host_auth import HostCredentialAuthenticator
 from filemem.api.identity import Authenticator
 from filemem.api.microversion import MicroversionMiddleware
+from filemem.api.nul_guard import NulGuardMiddleware
 from filemem.api.policy import make_enforcer
 from filemem.api.request_id import RequestIdMiddleware
 from filemem.api.routes import OPENAPI_PATH, PUBLIC_PATHS, build_router
@@ -145,6 +147,8 @@ def create_app(
     app.state.enforcer = make_enforcer(ctx.conf)
     # Added first, so it runs inside the token check: an unauthenticated caller gets 401 first.
     app.add_middleware(MicroversionMiddleware)
+    # Inside the token check too (an unauthenticated body is never read), outside routing.
+    app.add_middleware(NulGuardMiddleware)
     # After the static admin token: the credentials compute agents hold for their own host,
     # then the given ones (Keystone), then the context's (tests' stand-in identities).
     host_credentials = HostCredentialAuthenticator(ctx.database, ctx.project_id)
@@ -155,6 +159,8 @@ def create_app(
         authenticators=[host_credentials, *authenticators, *ctx.authenticators],
         www_authenticate=f'Keystone uri="{keystone_uri or ""}"',
     )
+    # Before anything reads a body, for every route: its size and time are bounded.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, timeout=ctx.body_timeout)
     # Outermost: even a 401 or a 406 carries the request id.
     app.add_middleware(RequestIdMiddleware)
     return app

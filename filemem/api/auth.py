@@ -4,14 +4,13 @@ authenticator such as a host credential or Keystone), except on public paths."""
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Collection, Sequence
 
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from filemem.api.errors import error_body
+from filemem.api.errors import send_error
 from filemem.api.identity import ADMIN, Authenticator, Caller, IdentityUnavailable, set_caller
 
 TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name, not a secret
@@ -22,8 +21,6 @@ token_scheme = APIKeyHeader(
     auto_error=False,
     description="[api] admin_token of filemem-api, or a Keystone token ([api] auth_strategy)",
 )
-# Bodies are small JSON documents; anything bigger is refused before it is read.
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def token_matches(given: str | None, expected: str) -> bool:
@@ -35,7 +32,7 @@ def token_matches(given: str | None, expected: str) -> bool:
 
 
 class TokenAuthMiddleware:
-    """401 for a missing or wrong token; 413 for a declared body over MAX_BODY_BYTES."""
+    """401 for a missing or wrong token (bodies are bounded outside it: body_limit.py)."""
 
     def __init__(
         self,
@@ -79,25 +76,11 @@ class TokenAuthMiddleware:
             try:
                 caller = await self._prove(raw.decode("latin-1") if raw else None)
             except IdentityUnavailable as exc:
-                await _reply(send, 503, str(exc))
+                await send_error(send, 503, str(exc))
                 return
             if caller is None:
                 challenge = {"WWW-Authenticate": self._www_authenticate}
-                await _reply(send, 401, "Authentication required", challenge)
+                await send_error(send, 401, "Authentication required", challenge)
                 return
             set_caller(scope, caller)
-        length = headers.get("content-length", b"0")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            await _reply(send, 413, "Request is too large.")
-            return
         await self.app(scope, receive, send)
-
-
-async def _reply(
-    send: Send, status: int, message: str, extra: dict[str, str] | None = None
-) -> None:
-    body = json.dumps(error_body(status, message)).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -48,6 +48,8 @@ class ApiContext:
     # process abandoned (filemem.conductor.build_cleanup); None: no sweep (tests' apps).
     build_timeout: float | None = None
     build_cleanup_interval: float = 60.0
+    # [api] client_body_timeout: seconds a request body may take to arrive.
+    body_timeout: float = 30.0
     # Further token -> Caller authenticators after the admin token (Keystone, tests).
     authenticators: tuple[Authenticator, ...] = ()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.types import Send
 
 from filemem.common import agent_wire
 from filemem.exceptions import PlacementError
@@ -23,6 +26,7 @@ _KEYS = {
     404: "itemNotFound",
     405: "badMethod",
     406: "notAcceptable",
+    408: "requestTimeout",
     409: "conflictingRequest",
     413: "overLimit",
     415: "badMediaType",
@@ -91,6 +95,21 @@ def error_response(
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
+def too_large_message(limit: object) -> str:
+    return f"Request body is larger than the API accepts ({limit} bytes)."
+
+
+async def send_error(
+    send: Send, status: int, message: str, headers: dict[str, str] | None = None
+) -> None:
+    """The error answered straight from ASGI middleware, outside FastAPI's handlers."""
+    body = json.dumps(error_body(status, message)).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 
 
@@ -145,6 +164,9 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         405: f"filemem does not implement {call}: that method is not supported on this "
         "resource (GET /openapi.json lists what is)",
     }
+    if exc.status_code == 413:
+        # Starlette's body limit ("Content Too Large"); say which limit.
+        messages[413] = too_large_message(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY))
     message = messages.get(exc.status_code, str(exc.detail))
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 

@@ -18,6 +18,7 @@ from filemem.api.context import ApiContext
 from filemem.api.keystone import KeystoneAuthenticator
 from filemem.api.keystone import register_opts as register_keystone_opts
 from filemem.cmd.common import add_config_args, load_conf
+from filemem.cmd.http_server import server_config
 from filemem.conductor.hosts import make_scheduler
 from filemem.conf.api import AUTH_KEYSTONE
 from filemem.conf.database import connection_url
@@ -119,6 +120,7 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         ),
         build_timeout=float(conf.api.build_timeout),
         build_cleanup_interval=float(conf.api.build_cleanup_interval),
+        body_timeout=float(conf.api.client_body_timeout),
     )
 
 
@@ -138,7 +140,9 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve(app: FastAPI, sock: socket.socket, on_ready: Callable[[str], None]) -> None:
+def serve(
+    app: FastAPI, conf: cfg.ConfigOpts, sock: socket.socket, on_ready: Callable[[str], None]
+) -> None:
     """Serve `app` with uvicorn on the bound socket until SIGTERM/SIGINT."""
 
     class _Server(uvicorn.Server):
@@ -147,10 +151,7 @@ def serve(app: FastAPI, sock: socket.socket, on_ready: Callable[[str], None]) ->
             if self.started:
                 on_ready(url_of(sock))
 
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
-    )
-    _Server(config).run(sockets=[sock])
+    _Server(server_config(app, conf)).run(sockets=[sock])
 
 
 def _announce(url: str) -> None:
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    serve(build_app(conf, ctx), sock, _announce)
+    serve(build_app(conf, ctx), conf, sock, _announce)
     return 0
 
 

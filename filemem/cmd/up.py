@@ -21,6 +21,7 @@ from filemem.api.app import create_app
 from filemem.cmd.api import build_context, listening_socket, url_of
 from filemem.cmd.common import load_conf
 from filemem.cmd.compute_api import CLIENT_FILE, ComputeApi
+from filemem.cmd.http_server import server_config
 from filemem.common.private_files import state_dir, write_private
 from filemem.compute.agent_api import AgentApiClient
 from filemem.compute.host import ComputeHost, startup_errors
@@ -110,9 +111,7 @@ def _start_api(conf: cfg.ConfigOpts) -> tuple[str, Any, Any]:
     migrate.upgrade(url)
     ctx = build_context(conf, url)
     sock = listening_socket(conf.api.bind_host, conf.api.bind_port)
-    server = _ThreadedServer(
-        uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="on")
-    )
+    server = _ThreadedServer(server_config(create_app(ctx), conf))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
     )

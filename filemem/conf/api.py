@@ -1,5 +1,6 @@
 """[api] options of filemem-api: auth strategy, admin token, listen address, public endpoint,
-liveness, the agents' long-poll, console-request bounds."""
+liveness, the agents' long-poll, console-request bounds, and the HTTP server's timeouts and
+connection limit."""
 
 from __future__ import annotations
 
@@ -126,5 +127,47 @@ OPTS: list[cfg.Opt] = [
         min=1,
         help="Seconds between two sweeps for abandoned builds (build_timeout) and for "
         "Placement claims of servers that have no row any more; one sweep runs at start.",
+    ),
+    cfg.FloatOpt(
+        "client_header_timeout",
+        default=5.0,
+        min=0.1,
+        max=300.0,
+        help="Seconds a client has to send a request's line and headers, counted from the "
+        "connection (or from its first byte after the previous answer). A connection still "
+        "without a complete head then is closed, so idle and slowly trickling ('slowloris') "
+        "connections cannot hold the API's connection slots.",
+    ),
+    cfg.FloatOpt(
+        "client_body_timeout",
+        default=30.0,
+        min=0.1,
+        max=3600.0,
+        help="Seconds a request body may take to arrive in full once the headers are in; a "
+        "slower body is answered 408 and its connection closed. Bodies are at most 1 MiB.",
+    ),
+    cfg.IntOpt(
+        "keep_alive_timeout",
+        default=5,
+        min=1,
+        max=300,
+        help="Seconds an idle kept-alive connection stays open after an answer. Agents' "
+        "long-polls are requests in progress, not idle, and are not cut by it.",
+    ),
+    cfg.IntOpt(
+        "max_connections",
+        default=1000,
+        min=2,
+        help="Most connections (or requests in progress) served at once; a request beyond "
+        "it is answered 503 at once. Each agent holds one connection for its long-poll: "
+        "allow for every host plus clients, and keep it below the process's open-file "
+        "limit (ulimit -n), which also holds database and Placement connections.",
+    ),
+    cfg.IntOpt(
+        "max_header_bytes",
+        default=16384,
+        min=1024,
+        help="Largest request line plus headers, in bytes; a bigger head is answered 400 "
+        "(h11's max_incomplete_event_size). Keystone tokens fit well within the default.",
     ),
 ]

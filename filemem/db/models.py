@@ -22,6 +22,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 NAME_LENGTH = 255
 UUID_LENGTH = 36
 PATH_LENGTH = 4096
+# Integer columns (the ids) are 32-bit on PostgreSQL, which refuses a larger value in a query
+# (DataError) where SQLite finds no row: no row has an id beyond this.
+MAX_INTEGER = 2**31 - 1
 
 
 def utcnow() -> dt.datetime:

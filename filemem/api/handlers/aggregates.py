@@ -25,9 +25,7 @@ from filemem.conductor import aggregates as mirror
 from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
 from filemem.db.api import DuplicateEntry
-from filemem.db.models import Aggregate
-
-MAX_ID = 2**63 - 1
+from filemem.db.models import MAX_INTEGER, Aggregate
 
 
 def view(aggregate: Aggregate, *, short: bool = False) -> dict[str, Any]:
@@ -58,7 +56,7 @@ def _id(aggregate_id: str) -> int:
 
 def _find(session: Session, aggregate_id: str) -> Aggregate:
     number = _id(aggregate_id)
-    row = db_aggregates.get(session, number) if -MAX_ID <= number <= MAX_ID else None
+    row = db_aggregates.get(session, number) if -MAX_INTEGER <= number <= MAX_INTEGER else None
     if row is None:
         raise NotFound(f"Aggregate {aggregate_id} could not be found.")
     return row

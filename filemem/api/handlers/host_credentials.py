@@ -11,10 +11,10 @@ from filemem.api.context import get_context
 from filemem.api.errors import NotFound
 from filemem.api.schemas.common import HostName
 from filemem.db import host_credentials
-from filemem.db.models import HostCredential
+from filemem.db.models import MAX_INTEGER, HostCredential
 
 HostPath = Annotated[HostName, Path()]
-CredentialIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+CredentialIdPath = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
 
 
 def credential_view(credential: HostCredential) -> dict[str, Any]:

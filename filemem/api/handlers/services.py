@@ -13,7 +13,7 @@ from filemem.api.schemas.services import ServiceDisableWithReason, ServiceForceD
 from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
 from filemem.db import server_migrations as migrations_db
-from filemem.db.models import Service, utcnow
+from filemem.db.models import MAX_INTEGER, Service, utcnow
 from filemem.placement.client import PlacementConflict
 
 FORCED_DOWN_SINCE = "2.11"
@@ -142,7 +142,8 @@ def delete_service(request: Request, service_id: ServiceIdPath) -> None:
     if not service_id.isdigit():
         raise BadRequest(f"Invalid uuid {service_id}")
     with ctx.database.session() as session:
-        service = db_api.get_service(session, int(service_id))
+        number = int(service_id)
+        service = db_api.get_service(session, number) if number <= MAX_INTEGER else None
         if service is None:
             raise NotFound(f"Service {service_id} not found.")
         hosting = db_api.count_instances_by_host(session).get(service.host, 0)
