@@ -104,17 +104,13 @@ def test_bad_query_parameters(env: ApiEnv, params: dict[str, Any]) -> None:
 
 
 def test_unknown_ids_are_404_not_500(env: ApiEnv) -> None:
-    for path in (
-        "/servers/not-a-uuid",
-        "/servers/%00",
-        "/flavors/%00",
-        "/flavors/a%2Fb",
-        "/os-hypervisors/%00",
-        "/images/%00",
-    ):
+    for path in ("/servers/not-a-uuid", "/flavors/a%2Fb"):
         response = env.compute("GET", path)
         assert response.status_code == 404, (path, response.text)
         assert "itemNotFound" in response.json()
+    # A NUL never reaches a handler (PostgreSQL cannot store one): the edge's 400 says where.
+    for path in ("/servers/%00", "/flavors/%00", "/os-hypervisors/%00", "/images/%00"):
+        assert "request path" in bad_request(env.compute("GET", path)), path
 
 
 def test_nul_and_surrogates_are_refused(env: ApiEnv, refs: dict[str, str]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -156,16 +155,20 @@ def test_images_register_list_show_and_id_in_filter(env: ApiEnv) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("path", "reason"),
     [
-        ({"kernel_path": "relative/vmlinuz"}, "absolute"),
-        ({"kernel_path": "/boot/../etc/passwd"}, "'..'"),
-        ({"kernel_path": "/nonexistent/vmlinuz"}, "No such file"),
-        ({"kernel_path": "/tmp"}, "not a regular file"),
-        ({"kernel_path": "/dev/null"}, "not a regular file"),
+        ("relative/vmlinuz", "absolute"),
+        ("/boot/../etc/passwd", "'..'"),
+        # Outside image_dirs the answer never tells whether a file exists.
+        ("/nonexistent/vmlinuz", "not below a directory of [api] image_dirs"),
+        ("/dev/null", "not below a directory of [api] image_dirs"),
+        # Inside, what is wrong with the file.
+        ("{files}/nonexistent.vmlinuz", "No such file"),
+        ("{files}", "not a regular file"),
     ],
 )
-def test_image_paths_are_checked(env: ApiEnv, body: dict[str, Any], reason: str) -> None:
+def test_image_paths_are_checked(env: ApiEnv, path: str, reason: str) -> None:
+    body = {"kernel_path": path.format(files=env.files)}
     response = env.http.post("/image/v2/images", json={"name": "bad", **body})
     assert response.status_code == 400, response.text
     assert reason in response.json()["badRequest"]["message"]
