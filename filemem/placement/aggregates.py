@@ -1,5 +1,5 @@
-"""Placement aggregates of resource providers (1.19+: generation-guarded), the MEMORY_MB
-allocation ratio an aggregate gives a host, and which providers are members of aggregates.
+"""Placement aggregates of resource providers (1.19+: generation-guarded) and which
+providers are members of aggregates.
 
 PlacementClient methods in all but name: they take the client, so the client module stays
 one concern (providers, inventories, traits, allocations) and under its size limit.
@@ -13,7 +13,6 @@ import urllib.parse
 from collections.abc import Callable, Collection, Iterable
 from typing import TypeVar
 
-from filemem.common.resources import MEMORY_MB
 from filemem.placement.client import (
     CONCURRENT_UPDATE,
     GenerationConflict,
@@ -60,24 +59,6 @@ def update_provider_aggregates(
         if wanted == current:
             return False
         body = {"aggregates": sorted(wanted), "resource_provider_generation": generation}
-        client.request("PUT", path, body)
-        return True
-
-    return _retrying(client, path, attempt)
-
-
-def set_memory_allocation_ratio(client: PlacementClient, rp_uuid: str, ratio: float) -> bool:
-    """Set the provider's MEMORY_MB allocation_ratio, other fields and classes untouched;
-    True when a write was needed (False too when it has no MEMORY_MB inventory yet)."""
-    path = f"/resource_providers/{rp_uuid}/inventories"
-
-    def attempt() -> bool:
-        generation, inventories = client.get_inventories(rp_uuid)
-        memory = inventories.get(MEMORY_MB)
-        if memory is None or float(memory.get("allocation_ratio", 1.0)) == float(ratio):
-            return False
-        inventories[MEMORY_MB] = {**memory, "allocation_ratio": float(ratio)}
-        body = {"resource_provider_generation": generation, "inventories": inventories}
         client.request("PUT", path, body)
         return True
 
