@@ -93,9 +93,6 @@ class InsufficientCapacity(PlacementConflict):
     """A claim does not fit the provider's inventory; Placement's explanation is kept."""
 
 
-ClaimFailed = InsufficientCapacity
-
-
 @dataclass(frozen=True)
 class ResourceProvider:
     uuid: str
