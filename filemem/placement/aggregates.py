@@ -65,18 +65,9 @@ def update_provider_aggregates(
     return _retrying(client, path, attempt)
 
 
-def member_of_query(any_of: Iterable[str] = (), none_of: Iterable[str] = ()) -> list[str]:
-    """Placement's member_of values: "in:a,b" (any of, 1.3) and "!in:c,d" (none of, 1.32)."""
-    values = []
-    if any_of:
-        values.append("in:" + ",".join(sorted(any_of)))
-    if none_of:
-        values.append("!in:" + ",".join(sorted(none_of)))
-    return values
-
-
 def providers_member_of(client: PlacementClient, member_of: Iterable[str]) -> set[str]:
-    """The uuids of providers matching every member_of value (see member_of_query)."""
+    """The uuids of providers matching every member_of value ("in:a,b": any of, 1.3;
+    "!in:c,d": none of, 1.32)."""
     query = urllib.parse.urlencode([("member_of", value) for value in member_of], safe=":,!")
     body = client.request("GET", f"/resource_providers?{query}").body or {}
     return {provider["uuid"] for provider in body.get("resource_providers") or []}

@@ -67,8 +67,8 @@ def test_one_release_for_the_scheduler_the_conductor_and_the_sweep(
     from filemem.scheduler import manager as scheduler_manager
 
     assert conductor_claims.release is claims.release
-    assert build_cleanup.release is claims.release
-    assert scheduler_manager.release is claims.release
+    assert vars(build_cleanup)["release"] is claims.release
+    assert vars(scheduler_manager)["release"] is claims.release
     client, provider = placement
     consumer = claimed(client, provider)
     claims.release(client, consumer)
