@@ -260,9 +260,12 @@ class ComputeManager:
             return
         try:
             self.client.claim(
-                guest.uuid, self.provider_uuid, placed.resources, placed.project_id,
+                guest.uuid,
+                self.provider_uuid,
+                placed.resources,
+                placed.project_id,
                 placed.user_id,
-            )  # fmt: skip
+            )
         except PlacementApiError as exc:
             result.failed[guest.uuid] = str(exc)
             LOG.warning(
