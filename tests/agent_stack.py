@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from filemem import conf as filemem_conf
 from filemem.api.app import create_app
 from filemem.api.context import ApiContext
+from filemem.common.resources import guest_resources
 from filemem.compute.agent_api import AgentApiClient
 from filemem.compute.host import ComputeHost
 from filemem.compute.reconcile.loop import ReconcileLoop
@@ -57,6 +58,7 @@ class Stack(Generic[D]):
     host: ComputeHost
     loop: ReconcileLoop
     image_id: str
+    placement: PlacementClient  # the API's client (the agent's is host.client)
 
     @property
     def hostname(self) -> str:
@@ -93,6 +95,9 @@ class Stack(Generic[D]):
             instance_actions.record_action(
                 session, uuid, "create", request_id="req-create", project_id="p1", user_id="u1"
             )
+        # The scheduler's claim: the API owns the instance's allocation, the agent only spawns.
+        resources = guest_resources(memory_mb, 1)
+        self.placement.claim(uuid, self.host.tracker.provider_uuid, resources, "p1", "u1")
         self.converge()
         assert self.instance(uuid).vm_state == "active"
         return uuid
@@ -136,15 +141,18 @@ def build_stack(
     placement: PlacementClient,
     image: dict[str, Any],
     file_backed_memory_mb: int = 2048,
+    api_placement: PlacementClient | None = None,
 ) -> Stack[D]:
     """The API app on a fresh SQLite database, and an agent for `driver` (whose state_path is
-    `state_path`), its provider synced; `image` is the catalogue entry instances boot from."""
+    `state_path`), its provider synced; `image` is the catalogue entry instances boot from.
+    `api_placement` is the API's own Placement client (default: the agent's)."""
+    api_placement = api_placement or placement
     url = f"sqlite:///{tmp_path / 'api.sqlite'}"
     migrate.upgrade(url)
     database = Database(url)
     ctx = ApiContext(
         database=database,
-        placement=placement,
+        placement=api_placement,
         scheduler=_NoScheduler(),
         admin_token=TOKEN,
         long_poll_interval=0.01,
@@ -164,7 +172,8 @@ def build_stack(
     host.tracker.sync()
     with database.session() as session:
         image_id = db_api.create_image(session, {"id": str(uuidlib.uuid4()), **image}).id
-    return Stack(database, http, driver, host, ReconcileLoop(host, api, wait=0), image_id)
+    loop = ReconcileLoop(host, api, wait=0)
+    return Stack(database, http, driver, host, loop, image_id, api_placement)
 
 
 def close_stack(stack: Stack[Any]) -> None:

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         keep=keep,
         report_usage=reconcile_loop.report_memory_usage if reconcile_loop else None,
         moving=reconcile_loop.migrating_uuids if reconcile_loop else tuple,
+        placed=reconcile_loop.placed_allocations if reconcile_loop else dict,
     )
     if reconcile_loop is not None:
         threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()

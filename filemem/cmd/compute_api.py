@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from filemem.common.nova_errors import fault_message
 from filemem.exceptions import FilememError
 
 CLIENT_FILE = "client.json"
@@ -46,15 +47,8 @@ def static_token(given: str | None) -> str | None:
 
 
 def _reason(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
-    if isinstance(body, dict) and len(body) == 1:
-        inner = next(iter(body.values()))
-        if isinstance(inner, dict) and "message" in inner:
-            return str(inner["message"])
-    return json.dumps(body)[:300]
+    """The message of a nova-style error body, else the start of the body."""
+    return fault_message(response.text) or response.text[:300] or response.reason_phrase
 
 
 class ComputeApi:

@@ -208,6 +208,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         keep=reconcile_loop.desired_uuids,
         report_usage=reconcile_loop.report_memory_usage,
         moving=reconcile_loop.migrating_uuids,
+        placed=reconcile_loop.placed_allocations,
     )
     resource_loop.run_once()
     _announce(endpoint, state)

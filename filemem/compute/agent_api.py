@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import httpx
 
 from filemem.common import agent_wire
+from filemem.common.nova_errors import fault_message
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.exceptions import FilememError
 
@@ -36,12 +37,8 @@ class ApiRefused(FilememError):
 
 
 def _reason(response: httpx.Response) -> str:
-    """The message of a nova-style error body ({"conflictingRequest": {"message"}})."""
-    try:
-        body = response.json()
-        return str(next(iter(body.values()))["message"])
-    except (ValueError, TypeError, KeyError, StopIteration, AttributeError):
-        return response.text[:500]
+    """The message of a nova-style error body, else the start of the body."""
+    return fault_message(response.text) or response.text[:500]
 
 
 class RegistrationRefused(ApiRefused):

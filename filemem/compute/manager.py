@@ -1,10 +1,10 @@
-"""Compute manager: Placement allocations follow the guests (claim, spawn, destroy, heal)."""
+"""Compute manager: spawn and destroy guests; heal repairs the drift of their allocations."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +12,7 @@ from pathlib import Path
 from filemem.common.guests import Flavor, GuestInfo, Image, validate_uuid
 from filemem.common.private_files import private_file
 from filemem.common.resources import guest_resources
-from filemem.exceptions import FilememError, GuestAlreadyExists, GuestNotFound
+from filemem.exceptions import GuestAlreadyExists, GuestNotFound
 from filemem.placement.client import PlacementApiError, PlacementClient
 from filemem.virt.driver import HypervisorDriver
 
@@ -26,16 +26,33 @@ LOCK_FILE = "allocations.lock"
 
 @dataclass
 class HealResult:
-    """What heal() changed: consumers whose allocations it removed or created."""
+    """What heal() found and changed: consumers whose allocations it removed, created or
+    repaired, and those seen to differ once (repaired when the next heal sees it again)."""
 
     removed: list[str] = field(default_factory=list)
     claimed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # guest uuid -> why no allocation
     kept: int = 0
+    drifted: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
         return not self.failed
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What the API allocated to one of its instances on this host (its flavor's resources)."""
+
+    resources: dict[str, int]
+    project_id: str = DEFAULT_PROJECT_ID
+    user_id: str = DEFAULT_USER_ID
+
+
+def _shown(resources: Mapping[str, int]) -> dict[str, int]:
+    """Resources in a stable order for the log (Placement answers them in any order)."""
+    return dict(sorted(resources.items()))
 
 
 def flavor_resources(flavor: Flavor) -> dict[str, int]:
@@ -43,10 +60,13 @@ def flavor_resources(flavor: Flavor) -> dict[str, int]:
 
 
 class ComputeManager:
-    """Claims before a guest starts and releases after it is gone, on one resource provider.
+    """Starts and destroys this host's guests; heal keeps Placement honest about them.
 
-    Claim/spawn and heal hold one file lock under state_path, so heal in the agent never
-    takes a claim for a guest that another filemem process on this host is starting.
+    The API owns the allocations of the instances it schedules (claim, move, resize, delete):
+    spawn and destroy write none. Heal is the safety net for drift (an allocation removed or
+    changed behind filemem's back, a guest nobody placed): it logs what it repaired and why.
+    Spawn and heal hold one file lock under state_path, so heal never claims for a guest that
+    another filemem process on this host is starting.
     """
 
     def __init__(
@@ -65,6 +85,10 @@ class ComputeManager:
         self.state_path = Path(state_path)
         self.project_id = project_id
         self.user_id = user_id
+        # consumer -> (allocation seen, allocation placed) at the last heal: a difference is
+        # repaired only when the next heal sees the same one, as the agent's view of what the
+        # API placed may lag a move the API just made.
+        self._drift: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -86,10 +110,6 @@ class ComputeManager:
         """
         return self.driver.instance_dir(guest.uuid).is_dir()
 
-    def claim(self, uuid: str, resources: dict[str, int]) -> bool:
-        """Idempotent: False (no write) when the consumer already holds exactly that here."""
-        return self.client.claim(uuid, self.provider_uuid, resources, self.project_id, self.user_id)
-
     def spawn(
         self,
         name: str,
@@ -98,35 +118,14 @@ class ComputeManager:
         image: Image,
         *,
         owner: str = "api",
-        project_id: str | None = None,
-        user_id: str | None = None,
     ) -> GuestInfo:
-        """Claim the flavor's resources (or confirm a scheduler's identical claim, no write),
-        then start the guest; any failure drops the claim."""
+        """Start the guest; its allocation is the API's (claimed when it was scheduled)."""
         uuid = validate_uuid(uuid)
         with self._locked():
             if self._exists(uuid):
-                # Checked before claiming: the allocation of a running guest is not ours to drop.
                 raise GuestAlreadyExists(f"a guest with uuid {uuid} is already defined here")
-            self.client.claim(
-                uuid,
-                self.provider_uuid,
-                flavor_resources(flavor),
-                project_id or self.project_id,
-                user_id or self.user_id,
-            )
-            try:
-                guest = self.driver.spawn(name, uuid, flavor, image, owner)
-            except BaseException:
-                self._release_after_failed_spawn(uuid)
-                raise
-        LOG.info(
-            "guest %s (%s) holds %s on provider %s",
-            name,
-            uuid,
-            flavor_resources(flavor),
-            self.provider_uuid,
-        )
+            guest = self.driver.spawn(name, uuid, flavor, image, owner)
+        LOG.info("guest %s (%s) started with %s", name, uuid, flavor_resources(flavor))
         return guest
 
     def rebuild(
@@ -138,38 +137,23 @@ class ComputeManager:
         *,
         start: bool,
         owner: str = "api",
-        project_id: str | None = None,
-        user_id: str | None = None,
     ) -> GuestInfo:
-        """The guest again from `image`: the driver's rebuild keeps the uuid, the name and the
-        allocation (the flavor does not change); an instance whose guest is gone (one in ERROR
-        after a failed spawn) is spawned, claim included, and stopped when it should not run."""
+        """The guest again from `image`: the driver's rebuild keeps the uuid and the name (the
+        API's allocation stays, the flavor does not change); an instance whose guest is gone
+        (one in ERROR after a failed spawn) is spawned, and stopped when it should not run."""
         uuid = validate_uuid(uuid)
         if self._exists(uuid):
             return self.driver.rebuild(uuid, flavor, image, start)
-        guest = self.spawn(
-            name, uuid, flavor, image, owner=owner, project_id=project_id, user_id=user_id
-        )
+        guest = self.spawn(name, uuid, flavor, image, owner=owner)
         if not start:
             self.driver.power_off(uuid, timeout=0)
             guest = self.driver.get_guest(uuid)
         return guest
 
-    def _release_after_failed_spawn(self, uuid: str) -> None:
-        try:
-            if self._exists(uuid):
-                return  # someone else's guest won the uuid meanwhile; the claim is its own
-            self.client.delete_allocations(uuid)
-        except FilememError as exc:
-            # The spawn error matters more; heal removes the stray claim later.
-            LOG.error("could not drop the allocation of failed guest %s: %s", uuid, exc)
-
     def destroy(self, uuid: str) -> bool:
-        """Destroy the guest, then drop its allocation; False when neither existed."""
-        uuid = validate_uuid(uuid)
-        existed = self.driver.destroy(uuid)
-        released = self.client.delete_allocations(uuid)
-        return existed or released
+        """Destroy the guest; False when it did not exist. Its allocation is the API's to drop
+        (when the agent confirms the instance gone); an orphan's is dropped by heal."""
+        return self.driver.destroy(validate_uuid(uuid))
 
     def _exists(self, uuid: str) -> bool:
         try:
@@ -178,42 +162,63 @@ class ComputeManager:
             return False
         return True
 
-    def heal(self, keep: Iterable[str] = (), moving: Iterable[str] = ()) -> HealResult:
-        """Make the allocations on our provider exactly the guests that exist on this host.
+    def heal(
+        self,
+        keep: Iterable[str] = (),
+        moving: Iterable[str] = (),
+        placed: Mapping[str, Placed] | None = None,
+    ) -> HealResult:
+        """Make the allocations on our provider match the guests that exist on this host.
 
         Allocations of consumers that are no guest here are removed, except those in `keep`:
         instances the scheduler has claimed for this host that are not spawned yet (the agent
-        passes the API's desired set). Guests without an allocation get one from libvirt's
-        view of them (memory, vcpus; disk size is not known there), or are reported in
-        `failed` when it does not fit. Guests of either owner (api, cli) count: both use the
-        store. Guests in `moving` (being live-migrated) get no claim: the migration consumer
-        holds their memory here and the instance's own allocation is on the destination, which
-        a claim here would replace.
+        passes the API's desired set). `placed` is what the API allocated to its settled
+        instances (no move or task under way): a guest without an allocation gets that (else
+        libvirt's view of it: memory, vcpus), or is reported in `failed` when it does not fit;
+        an allocation that differs from it is reported, and repaired when the next heal finds
+        the same difference. Guests in `moving` (being live-migrated) are left alone: the
+        migration consumer holds their memory here and the instance's own allocation is on
+        the destination, which a claim here would replace.
         """
         result = HealResult()
+        placed = placed or {}
         with self._locked():
             guests = {g.uuid: g for g in self.driver.list_guests() if self.owns(g)}
             allocations = self.client.get_provider_allocations(self.provider_uuid)
             for consumer in sorted(set(allocations) - set(guests) - set(keep)):
                 if self.client.delete_allocations(consumer):
                     LOG.warning(
-                        "removed allocation %s of consumer %s: no such guest on this host",
+                        "removed allocation %s of consumer %s: no such guest on this host and "
+                        "the API places no instance of that uuid here",
                         allocations[consumer],
                         consumer,
                     )
                 result.removed.append(consumer)
             moving = set(moving)
+            drift = self._drift
+            self._drift = {}
             for uuid, guest in sorted(guests.items()):
-                if uuid in allocations or uuid in moving:
+                if uuid in moving:
                     result.kept += 1
-                    continue
-                self._heal_guest(guest, result)
+                elif uuid not in allocations:
+                    self._heal_guest(guest, placed.get(uuid), result)
+                elif uuid in placed and allocations[uuid] != placed[uuid].resources:
+                    self._heal_drift(guest, allocations[uuid], placed[uuid], drift, result)
+                else:
+                    result.kept += 1
         return result
 
-    def _heal_guest(self, guest: GuestInfo, result: HealResult) -> None:
-        resources = guest_resources(guest.memory_mb, guest.vcpus)
+    def _heal_guest(self, guest: GuestInfo, placed: Placed | None, result: HealResult) -> None:
+        if placed is None:
+            placed = Placed(guest_resources(guest.memory_mb, guest.vcpus))
         try:
-            self.claim(guest.uuid, resources)
+            self.client.claim(
+                guest.uuid,
+                self.provider_uuid,
+                placed.resources,
+                placed.project_id or self.project_id,
+                placed.user_id or self.user_id,
+            )
         except PlacementApiError as exc:
             # Unavailability is not caught: the whole heal fails and the agent retries it.
             result.failed[guest.uuid] = str(exc)
@@ -226,5 +231,53 @@ class ComputeManager:
             return
         result.claimed.append(guest.uuid)
         LOG.warning(
-            "guest %s (%s) had no allocation; claimed %s", guest.name, guest.uuid, resources
+            "guest %s (%s) had no allocation in Placement (removed outside filemem, or never "
+            "made); claimed %s",
+            guest.name,
+            guest.uuid,
+            _shown(placed.resources),
+        )
+
+    def _heal_drift(
+        self,
+        guest: GuestInfo,
+        seen: dict[str, int],
+        placed: Placed,
+        drift: Mapping[str, tuple[dict[str, int], dict[str, int]]],
+        result: HealResult,
+    ) -> None:
+        if drift.get(guest.uuid) != (seen, placed.resources):
+            self._drift[guest.uuid] = (seen, dict(placed.resources))
+            result.drifted.append(guest.uuid)
+            LOG.warning(
+                "guest %s (%s): allocation %s in Placement differs from %s the API placed; "
+                "repaired at the next heal if it stays",
+                guest.name,
+                guest.uuid,
+                _shown(seen),
+                _shown(placed.resources),
+            )
+            return
+        try:
+            self.client.claim(
+                guest.uuid,
+                self.provider_uuid,
+                placed.resources,
+                placed.project_id,
+                placed.user_id,
+            )
+        except PlacementApiError as exc:
+            result.failed[guest.uuid] = str(exc)
+            LOG.warning(
+                "guest %s (%s): could not repair its allocation: %s", guest.name, guest.uuid, exc
+            )
+            return
+        result.repaired.append(guest.uuid)
+        LOG.warning(
+            "guest %s (%s): repaired allocation %s to %s the API placed (changed outside "
+            "filemem: it stayed so across two heals)",
+            guest.name,
+            guest.uuid,
+            _shown(seen),
+            _shown(placed.resources),
         )

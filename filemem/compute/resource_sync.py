@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from filemem.common.resources import MEMORY_MB
 from filemem.compute import metrics
 from filemem.compute.host import ComputeHost
-from filemem.compute.manager import HealResult
+from filemem.compute.manager import HealResult, Placed
 from filemem.compute.tracker import StoreSample, SyncResult
 from filemem.compute.working_set import GuestWorkingSet, HostWorkingSet, WorkingSetSampler
 from filemem.exceptions import FilememError, PlacementError
@@ -47,13 +47,16 @@ class ResourceSyncLoop:
         keep: Callable[[], Iterable[str]] = tuple,
         report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
         moving: Callable[[], Iterable[str]] = tuple,
+        placed: Callable[[], Mapping[str, Placed]] = dict,
     ) -> None:
         """`keep` names consumers heal must not drop though no guest exists yet: instances
         the scheduler claimed for this host (the API's desired set, once an agent has one);
-        `moving` names guests being live-migrated, which heal must not claim for."""
+        `moving` names guests being live-migrated, which heal must not claim for; `placed`
+        is what the API allocated to its settled instances, which heal repairs drift to."""
         self.host = host
         self._keep = keep
         self._moving = moving
+        self._placed = placed
         self.interval = interval
         self.retry_interval = min(retry_interval, interval)
         self.stop = stop or threading.Event()
@@ -75,6 +78,7 @@ class ResourceSyncLoop:
         keep: Callable[[], Iterable[str]] = tuple,
         report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
         moving: Callable[[], Iterable[str]] = tuple,
+        placed: Callable[[], Mapping[str, Placed]] = dict,
     ) -> ResourceSyncLoop:
         return cls(
             host,
@@ -84,6 +88,7 @@ class ResourceSyncLoop:
             keep=keep,
             report_usage=report_usage,
             moving=moving,
+            placed=placed,
         )
 
     def next_delay(self) -> float:
@@ -96,7 +101,9 @@ class ResourceSyncLoop:
         """Sync, heal, write metrics; a failure is logged and counted, never raised."""
         try:
             sync = self.host.tracker.sync()
-            heal = self.host.manager.heal(keep=self._keep(), moving=self._moving())
+            heal = self.host.manager.heal(
+                keep=self._keep(), moving=self._moving(), placed=self._placed()
+            )
             used = self.host.client.get_usages(sync.provider_uuid).get(MEMORY_MB, 0)
         except Exception as exc:
             self.failures += 1

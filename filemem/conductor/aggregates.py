@@ -1,5 +1,8 @@
 """Mirror aggregate memberships into Placement (nova's aggregate_add_host/remove_host and
-`nova-manage placement sync_aggregates`) and the MEMORY_MB ratio an aggregate gives a host.
+`nova-manage placement sync_aggregates`); say which MEMORY_MB ratio an aggregate gives a host.
+
+The ratio is only answered to the host's agent (registration): its inventory sync is the one
+writer of MEMORY_MB in Placement, so no two writers undo each other's allocation_ratio.
 
 Best effort, as nova: a Placement failure is logged and left to the next registration of
 the host's agent (every heartbeat repairs), never undoing what the database holds.
@@ -27,7 +30,8 @@ LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HostMirror:
-    """What a host should show in Placement: its provider, aggregates, and memory ratio."""
+    """What a host should show in Placement (its provider's aggregates) and the memory ratio
+    its agent is told to report."""
 
     host: str
     provider_uuid: str
@@ -59,10 +63,6 @@ def mirror(placement: PlacementClient, want: HostMirror, forget: Iterable[str] =
             add=want.members_of,
             remove=want.not_members_of | set(forget),
         )
-        if want.ram_allocation_ratio is not None:
-            placement_aggregates.set_memory_allocation_ratio(
-                placement, want.provider_uuid, want.ram_allocation_ratio
-            )
     except PlacementError as exc:
         if exc.status == 404:
             # A new host's agent registers before its first sync creates the provider.

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from filemem.common import states
-from filemem.conductor.claims import release
 from filemem.db import api as db_api
 from filemem.db.models import Instance, InstanceAction, Migration, Service, utcnow
 from filemem.db.session import Database
+from filemem.placement.claims import release
 from filemem.placement.client import PlacementClient
 
 LOG = logging.getLogger(__name__)

@@ -7,15 +7,14 @@ step that fails, or finds the instance gone meanwhile, must leave no allocation 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from filemem.exceptions import FilememError
+from filemem.placement.claims import release
 from filemem.placement.client import PlacementClient
 
-LOG = logging.getLogger(__name__)
+__all__ = ["HeldClaim", "held_claim", "release"]
 
 
 @dataclass
@@ -44,10 +43,3 @@ def held_claim(placement: PlacementClient, consumer: str) -> Iterator[HeldClaim]
     finally:
         if not claim.committed:
             release(placement, consumer)
-
-
-def release(placement: PlacementClient, consumer: str) -> None:
-    try:
-        placement.delete_allocations(consumer)
-    except FilememError as exc:
-        LOG.error("could not release the allocation of %s (heal will): %s", consumer, exc)

@@ -114,11 +114,6 @@ def _backing(host: HostFacts) -> str:
     return "file-backed" if host.file_backed else "RAM-backed"
 
 
-def destination_address(dest: HostFacts) -> str:
-    """Where the source's libvirt reaches the destination (the contract's dest_address)."""
-    return dest.migration_address or dest.host
-
-
 def requested_force(version_at_least_230: bool, host: str | None, force: bool | None) -> bool:
     """Whether the scheduler's filters are skipped: below 2.30 a given host is forced (nova's
     old behaviour); from 2.30 only `force: true` with a host forces."""

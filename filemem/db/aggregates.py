@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from filemem.common.aggregates import AZ_KEY, AggregateFacts
+from filemem.common.aggregates import AZ_KEY, AggregateFacts, host_zone
 from filemem.db.api import DuplicateEntry
 from filemem.db.models import Aggregate, AggregateHost, AggregateMetadata, utcnow
 
@@ -134,17 +134,19 @@ def for_host(session: Session, host: str) -> list[Aggregate]:
 
 
 def host_zones(session: Session) -> dict[str, str]:
-    """host -> the availability zone its aggregates put it in (hosts in no zone left out)."""
+    """host -> the availability zone its aggregates put it in (hosts in no zone left out);
+    the choice among several is the pure rule's (common.aggregates.host_zone)."""
     query = (
-        select(AggregateHost.host, AggregateMetadata.value)
+        select(AggregateHost.host, Aggregate.id, Aggregate.name, AggregateMetadata.value)
+        .join(Aggregate, AggregateHost.aggregate_id == Aggregate.id)
         .join(AggregateMetadata, AggregateHost.aggregate_id == AggregateMetadata.aggregate_id)
         .where(AggregateMetadata.key == AZ_KEY)
-        .order_by(AggregateMetadata.value)
     )
-    zones: dict[str, str] = {}
-    for host, zone in session.execute(query):
-        zones.setdefault(host, zone)
-    return zones
+    zoned: dict[str, list[AggregateFacts]] = {}
+    for host, aggregate_id, name, zone in session.execute(query):
+        # Only the zone key is read: the rule looks at nothing else.
+        zoned.setdefault(host, []).append(AggregateFacts(aggregate_id, name, {AZ_KEY: zone}))
+    return {host: host_zone(aggregates) for host, aggregates in zoned.items()}
 
 
 def zone_aggregates(session: Session) -> dict[str, list[str]]:

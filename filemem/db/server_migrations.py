@@ -96,12 +96,3 @@ def list_migrations(
     if migration_type is not None:
         query = query.where(Migration.migration_type == migration_type)
     return list(session.scalars(query.order_by(Migration.created_at.desc(), Migration.id.desc())))
-
-
-def consumers_held_on(session: Session, host: str) -> list[str]:
-    """Migration consumers holding allocations on `host`: its agent's heal must keep them."""
-    query = select(Migration.uuid).where(
-        (Migration.source_compute == host) | (Migration.dest_compute == host),
-        Migration.status.in_(IN_PROGRESS),
-    )
-    return list(session.scalars(query))

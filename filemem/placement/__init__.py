@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from filemem.exceptions import ConfigError
 from filemem.placement.client import (
     AllocationCandidates,
-    ClaimFailed,
     ConsumerGenerationConflict,
     GenerationConflict,
     InsufficientCapacity,
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllocationCandidates",
-    "ClaimFailed",
     "ConsumerGenerationConflict",
     "GenerationConflict",
     "InsufficientCapacity",

@@ -1,5 +1,5 @@
-"""Placement aggregates of resource providers (1.19+: generation-guarded), the MEMORY_MB
-allocation ratio an aggregate gives a host, and which providers are members of aggregates.
+"""Placement aggregates of resource providers (1.19+: generation-guarded) and which
+providers are members of aggregates.
 
 PlacementClient methods in all but name: they take the client, so the client module stays
 one concern (providers, inventories, traits, allocations) and under its size limit.
@@ -13,7 +13,6 @@ import urllib.parse
 from collections.abc import Callable, Collection, Iterable
 from typing import TypeVar
 
-from filemem.common.resources import MEMORY_MB
 from filemem.placement.client import (
     CONCURRENT_UPDATE,
     GenerationConflict,
@@ -66,36 +65,9 @@ def update_provider_aggregates(
     return _retrying(client, path, attempt)
 
 
-def set_memory_allocation_ratio(client: PlacementClient, rp_uuid: str, ratio: float) -> bool:
-    """Set the provider's MEMORY_MB allocation_ratio, other fields and classes untouched;
-    True when a write was needed (False too when it has no MEMORY_MB inventory yet)."""
-    path = f"/resource_providers/{rp_uuid}/inventories"
-
-    def attempt() -> bool:
-        generation, inventories = client.get_inventories(rp_uuid)
-        memory = inventories.get(MEMORY_MB)
-        if memory is None or float(memory.get("allocation_ratio", 1.0)) == float(ratio):
-            return False
-        inventories[MEMORY_MB] = {**memory, "allocation_ratio": float(ratio)}
-        body = {"resource_provider_generation": generation, "inventories": inventories}
-        client.request("PUT", path, body)
-        return True
-
-    return _retrying(client, path, attempt)
-
-
-def member_of_query(any_of: Iterable[str] = (), none_of: Iterable[str] = ()) -> list[str]:
-    """Placement's member_of values: "in:a,b" (any of, 1.3) and "!in:c,d" (none of, 1.32)."""
-    values = []
-    if any_of:
-        values.append("in:" + ",".join(sorted(any_of)))
-    if none_of:
-        values.append("!in:" + ",".join(sorted(none_of)))
-    return values
-
-
 def providers_member_of(client: PlacementClient, member_of: Iterable[str]) -> set[str]:
-    """The uuids of providers matching every member_of value (see member_of_query)."""
+    """The uuids of providers matching every member_of value ("in:a,b": any of, 1.3;
+    "!in:c,d": none of, 1.32)."""
     query = urllib.parse.urlencode([("member_of", value) for value in member_of], safe=":,!")
     body = client.request("GET", f"/resource_providers?{query}").body or {}
     return {provider["uuid"] for provider in body.get("resource_providers") or []}

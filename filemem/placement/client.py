@@ -27,7 +27,6 @@ INVENTORY_DEFAULTS: Mapping[str, int | float] = {
     "allocation_ratio": 1.0,
 }
 CONCURRENT_UPDATE = "placement.concurrent_update"
-DUPLICATE_NAME = "placement.duplicate_name"
 _WRITE_METHODS = frozenset({"PUT", "POST", "DELETE", "PATCH"})
 
 T = TypeVar("T")
@@ -91,9 +90,6 @@ class ConsumerGenerationConflict(GenerationConflict):
 
 class InsufficientCapacity(PlacementConflict):
     """A claim does not fit the provider's inventory; Placement's explanation is kept."""
-
-
-ClaimFailed = InsufficientCapacity
 
 
 @dataclass(frozen=True)

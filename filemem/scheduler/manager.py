@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from filemem.exceptions import FilememError
 from filemem.placement.aggregates import providers_member_of
+from filemem.placement.claims import release
 from filemem.placement.client import (
     ConsumerGenerationConflict,
     GenerationConflict,
@@ -377,18 +378,11 @@ class Scheduler:
                     selections.append(self._via_cache(spec, request, started, held))
         except BaseException:
             for spec in specs[: len(selections)]:
-                self._unclaim(spec.instance_uuid)
+                release(self.client, spec.instance_uuid)
             for host, request in held:
                 self.cache.release(host, request.resources)
             raise
         return selections
-
-    def _unclaim(self, consumer: str) -> None:
-        try:
-            self.client.delete_allocations(consumer)
-        except FilememError as exc:
-            # The agents' heal removes allocations of consumers no host runs.
-            LOG.error("could not release the allocation of %s (heal will): %s", consumer, exc)
 
     def _via_placement(
         self, spec: RequestSpec, request: PlacementRequest, started: float

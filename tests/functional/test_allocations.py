@@ -22,7 +22,6 @@ from filemem.compute.manager import DEFAULT_PROJECT_ID, DEFAULT_USER_ID
 from filemem.devtools.services import ServiceProcess, python_module
 from filemem.devtools.test_image import TestImage
 from filemem.exceptions import GuestAlreadyExists, InvalidGuestConfig
-from filemem.placement.client import InsufficientCapacity
 from filemem.virt.libvirt.driver import LibvirtDriver
 from tests.functional.conftest import DriverFactory, guest_name, wait_for_console
 from tests.functional.placement_fixtures import (
@@ -75,49 +74,40 @@ def _uuid() -> str:
     return str(uuidlib.uuid4())
 
 
-def test_spawn_claims_the_flavor_and_destroy_releases_it(
+def test_spawn_and_destroy_write_no_allocation_the_api_owns_it(
     make_host: HostFactory, image: Image
 ) -> None:
     host = make_host()
     rp, client = host.tracker.provider_uuid, host.client
     flavor = Flavor(name="f", vcpus=2, memory_mb=256)
     uuid = _uuid()
+    held = {rp: {"MEMORY_MB": 256, "VCPU": 2}}
+    client.claim(uuid, rp, held[rp], "p", "u")  # the API's scheduler
+    writes = client.write_count
     guest = host.manager.spawn(guest_name(), uuid, flavor, image)
     assert guest.power_state == PowerState.RUNNING and guest.memory_file is not None
-    assert client.get_allocations(uuid)[1] == {rp: {"MEMORY_MB": 256, "VCPU": 2}}
-    assert client.get_usages(rp) == {"MEMORY_MB": 256, "VCPU": 2, "DISK_GB": 0}
-    body = client.request("GET", f"/allocations/{uuid}").body or {}
-    assert (body["project_id"], body["user_id"]) == (DEFAULT_PROJECT_ID, DEFAULT_USER_ID)
-
-    writes = client.write_count
-    assert host.manager.claim(uuid, {"MEMORY_MB": 256, "VCPU": 2}) is False  # idempotent
-    assert client.write_count == writes
+    assert client.write_count == writes and client.get_allocations(uuid)[1] == held
     with pytest.raises(GuestAlreadyExists):
         host.manager.spawn(guest_name(), uuid, flavor, image)
-    assert client.get_allocations(uuid)[1] == {rp: {"MEMORY_MB": 256, "VCPU": 2}}
+    assert client.get_allocations(uuid)[1] == held
 
     assert host.manager.destroy(uuid) is True
-    assert client.get_allocations(uuid) == (None, {})
-    assert client.get_provider_allocations(rp) == {}
     assert uuid not in {g.uuid for g in host.driver.list_guests()}
+    # Dropped by the API when the agent confirms the instance gone, not here.
+    assert client.write_count == writes and client.get_allocations(uuid)[1] == held
 
 
-def test_failed_spawn_leaves_no_allocation(make_host: HostFactory, image: Image) -> None:
+def test_failed_spawn_keeps_the_apis_allocation(make_host: HostFactory, image: Image) -> None:
     host = make_host()
     rp, client = host.tracker.provider_uuid, host.client
     uuid = _uuid()
+    client.claim(uuid, rp, {"MEMORY_MB": 128, "VCPU": 1}, "p", "u")
     writes = client.write_count
     with pytest.raises(InvalidGuestConfig, match=r"huge pages|hw:mem_page_size"):
         host.manager.spawn(guest_name(), uuid, HUGE_PAGES, image)
-    assert client.write_count - writes == 2  # the claim was made (PUT), then dropped (DELETE)
-    assert client.get_allocations(uuid) == (None, {})
-    assert client.get_provider_allocations(rp) == {}
-
-    # More than the host has: Placement refuses before libvirt is asked.
-    with pytest.raises(InsufficientCapacity):
-        host.manager.spawn(guest_name(), uuid, Flavor("big", 1, 4096), image)
+    assert client.write_count == writes
+    assert client.get_allocations(uuid)[1] == {rp: {"MEMORY_MB": 128, "VCPU": 1}}
     assert uuid not in {g.uuid for g in host.driver.list_guests()}
-    assert client.get_provider_allocations(rp) == {}
 
 
 def _show(conf_file: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -136,7 +126,9 @@ def test_heal_after_a_crash_converges_to_the_guests_that_exist(
 ) -> None:
     host = make_host()
     rp, client = host.tracker.provider_uuid, host.client
-    kept = host.manager.spawn(guest_name(), _uuid(), SMALL, image).uuid
+    kept = _uuid()
+    client.claim(kept, rp, {"MEMORY_MB": 128, "VCPU": 1}, DEFAULT_PROJECT_ID, DEFAULT_USER_ID)
+    host.manager.spawn(guest_name(), kept, SMALL, image)
     # A crash after driver.spawn, before the claim: a guest without an allocation.
     orphan = host.driver.spawn(guest_name(), _uuid(), Flavor("m", 1, 192), image).uuid
     # A crash after driver.destroy, before the release (or after a claim, before the spawn).

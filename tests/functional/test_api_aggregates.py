@@ -74,6 +74,20 @@ def memory_ratio(env: ApiEnv, provider: str) -> float:
     return float(env.placement.get_inventories(provider)[1]["MEMORY_MB"]["allocation_ratio"])
 
 
+def agent_sync(env: ApiEnv, host: str, provider: str) -> None:
+    """What the RAM host's agent does: register, then write the answered MEMORY_MB ratio in
+    its inventory sync (the one writer of the ratio in Placement)."""
+    body = {"binary": "filemem-compute", "provider_uuid": provider, "file_backed": False}
+    response = env.http.put(
+        f"/filemem/v1/services/{host}", json={**body, "file_backed_memory_mb": 0}
+    )
+    assert response.status_code == 200, response.text
+    ratio = response.json()["ram_allocation_ratio"]
+    _generation, inventories = env.placement.get_inventories(provider)
+    memory = {**inventories["MEMORY_MB"], "allocation_ratio": 1.0 if ratio is None else ratio}
+    env.placement.set_inventories(provider, {**inventories, "MEMORY_MB": memory})
+
+
 def aggregate(env: ApiEnv, name: str, zone: str | None = None) -> int:
     body: dict[str, Any] = {"name": name}
     if zone:
@@ -101,6 +115,7 @@ def test_openstack_cli_aggregates_zones_and_a_zoned_boot(
     added = cli_json(env, tmp_path, "aggregate", "add", "host", "cli-a1", RAM_HOST)
     assert added["hosts"] == [RAM_HOST]
     cli_ok(env, tmp_path, "aggregate", "set", "--property", "ram_allocation_ratio=1.5", "cli-a1")
+    agent_sync(env, RAM_HOST, providers[RAM_HOST])
     assert memory_ratio(env, providers[RAM_HOST]) == 1.5
     shown = cli_json(env, tmp_path, "aggregate", "show", "cli-a1")
     assert shown["properties"] == {"ram_allocation_ratio": "1.5"}

@@ -16,13 +16,14 @@ import pytest
 
 from filemem import conf as filemem_conf
 from filemem.common.guests import Flavor, Image, PowerState
-from filemem.common.resources import MEMORY_BACKING_FILE_TRAIT, MEMORY_MB, VCPU
+from filemem.common.resources import MEMORY_BACKING_FILE_TRAIT, MEMORY_MB, VCPU, guest_resources
 from filemem.compute.agent_api import ApiUnavailable
 from filemem.compute.host import ComputeHost
 from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.compute.resource_sync import ResourceSyncLoop
 from filemem.exceptions import HypervisorUnavailable
+from filemem.placement.client import PlacementClient
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.virt.fake import FakeDriver
 
@@ -46,6 +47,8 @@ class FakeAgentApi:
     migration_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     details: list[Mapping[str, Any] | None] = field(default_factory=list)
     down: bool = False
+    # The API's own Placement client: it claims at scheduling and drops at gone, as the API.
+    placement: PlacementClient | None = None
 
     def register(
         self,
@@ -72,6 +75,8 @@ class FakeAgentApi:
 
     def gone(self, uuid: str) -> None:
         self._check()
+        if self.placement is not None:
+            self.placement.delete_allocations(uuid)
         self.gone_uuids.append(uuid)
         self.desired.pop(uuid, None)
 
@@ -119,6 +124,15 @@ class Agent:
     def allocations(self) -> dict[str, dict[str, int]]:
         return self.host.client.get_provider_allocations(self.host.tracker.provider_uuid)
 
+    def schedule(self, want: DesiredInstance) -> None:
+        """What the API does: claim the flavor on this host's provider, then hand it over."""
+        assert self.api.placement is not None
+        flavor = want.flavor
+        resources = guest_resources(flavor.memory_mb, flavor.vcpus, flavor.disk_gb)
+        provider = self.host.tracker.provider_uuid
+        self.api.placement.claim(want.uuid, provider, resources, want.project_id, want.user_id)
+        self.api.desired[want.uuid] = want
+
     def converge(self) -> None:
         self.loop.run_once(None)
 
@@ -138,13 +152,13 @@ def agent(tmp_path: Path, embedded_placement: EmbeddedPlacement) -> Iterator[Age
     )
     host = ComputeHost.from_conf(conf, driver=driver, client=embedded_placement.client())
     host.tracker.sync()
-    api = FakeAgentApi()
+    api = FakeAgentApi(placement=embedded_placement.client())
     yield Agent(host, driver, api, ReconcileLoop(host, api, wait=0))
 
 
 def test_a_building_instance_is_spawned_claimed_and_reported_active(agent: Agent) -> None:
     want = building()
-    agent.api.desired[want.uuid] = want
+    agent.schedule(want)
     agent.converge()
     [guest] = agent.driver.list_guests()
     assert guest.uuid == want.uuid and guest.power_state == PowerState.RUNNING
@@ -159,7 +173,7 @@ def test_a_building_instance_is_spawned_claimed_and_reported_active(agent: Agent
 
 def test_a_delete_destroys_the_guest_releases_its_claim_and_confirms_gone(agent: Agent) -> None:
     want = building()
-    agent.api.desired[want.uuid] = want
+    agent.schedule(want)
     agent.converge()
     agent.api.desired[want.uuid] = building(
         uuid=want.uuid, vm_state="active", task_state="deleting"
@@ -172,23 +186,26 @@ def test_a_delete_destroys_the_guest_releases_its_claim_and_confirms_gone(agent:
 
 def test_an_orphan_guest_nobody_wants_is_reaped(agent: Agent) -> None:
     want = building()
-    agent.api.desired[want.uuid] = want
+    agent.schedule(want)
     agent.converge()
     agent.api.desired.clear()  # the API lost it (row deleted while the agent was down)
     agent.converge()
     assert agent.driver.list_guests() == []
+    # Nobody owns the allocation of a lost instance: the agent's heal drops it as drift.
+    agent.host.manager.heal(keep=agent.loop.desired_uuids())
     assert want.uuid not in agent.allocations()
 
 
 def test_huge_pages_on_a_file_backed_host_fail_cleanly_with_the_reason(agent: Agent) -> None:
     want = building(HUGE)
-    agent.api.desired[want.uuid] = want
+    agent.schedule(want)
     agent.converge()
     report = agent.api.last(want.uuid)
     assert report["vm_state"] == "error"
     assert "hw:mem_page_size" in report["fault_message"]
     assert agent.driver.list_guests() == []
-    assert want.uuid not in agent.allocations()  # the failed spawn dropped its claim
+    # The allocation is the API's: the ERROR instance keeps its host until it is deleted.
+    assert agent.allocations()[want.uuid] == {MEMORY_MB: 256, VCPU: 1}
 
 
 def test_a_guest_that_stops_by_itself_is_reported_not_restarted(agent: Agent) -> None:

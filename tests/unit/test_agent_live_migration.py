@@ -17,7 +17,7 @@ import pytest
 from filemem import conf as filemem_conf
 from filemem.common import agent_wire
 from filemem.common.guests import Image, PowerState
-from filemem.common.resources import MIB
+from filemem.common.resources import MIB, guest_resources
 from filemem.compute.agent_api import AgentApiClient
 from filemem.compute.host import ComputeHost
 from filemem.compute.live_migration import dest_marker, source_marker
@@ -68,7 +68,7 @@ def make_host(tmp_path: Path, placement: EmbeddedPlacement, name: str, fbm: int 
     )
     host = ComputeHost.from_conf(conf, driver=driver, client=placement.client())
     host.tracker.sync()
-    api = FakeAgentApi()
+    api = FakeAgentApi(placement=placement.client())
     return Host(driver, api, host, ReconcileLoop(host, api, wait=0))
 
 
@@ -85,7 +85,12 @@ def hosts(tmp_path: Path, embedded_placement: EmbeddedPlacement) -> Iterator[tup
 
 
 def running_guest(source: Host) -> DesiredInstance:
+    """Scheduled as the API does (its claim on the source), then spawned there."""
     want = building()
+    assert source.api.placement is not None
+    provider = source.host.tracker.provider_uuid
+    resources = guest_resources(want.flavor.memory_mb, want.flavor.vcpus)
+    source.api.placement.claim(want.uuid, provider, resources, want.project_id, want.user_id)
     source.api.desired[want.uuid] = want
     source.converge()
     return replace(want, vm_state="active", task_state=None)

@@ -4,12 +4,19 @@ mirror, and the seed's ram_allocation_ratio rule at add_host, set_metadata and r
 from __future__ import annotations
 
 import uuid as uuidlib
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from filemem import conf as filemem_conf
+from filemem.compute.agent_api import AgentApiClient
+from filemem.compute.host import ComputeHost
+from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.placement.aggregates import get_provider_aggregates
-from tests.unit.api_app import Api
+from filemem.virt.fake import FakeDriver
+from tests.unit.api_app import TOKEN, Api
 
 FIELDS = {
     "availability_zone", "created_at", "deleted", "deleted_at", "hosts", "id", "metadata",
@@ -191,24 +198,60 @@ def test_a_host_turning_file_backed_in_an_over_committing_aggregate_is_refused(a
         assert service is not None and service.file_backed is False
 
 
-def test_ram_backed_hosts_take_the_aggregates_ratio_in_placement(api: Api) -> None:
-    provider = ram_host(api, "agg-ram")
+def _agent(tmp_path: Path, api: Api, host: str) -> tuple[ComputeHost, ReconcileLoop]:
+    """A RAM-backed host's agent (fake hypervisor) talking to the in-process API."""
+    state = tmp_path / host
+    config = tmp_path / f"{host}.conf"
+    config.write_text(
+        f"[DEFAULT]\nhost = {host}\nstate_path = {state}\nram_allocation_ratio = 1.0\n"
+        "[libvirt]\nvirt_type = qemu\nfile_backed_memory = 0\n"
+    )
+    conf = filemem_conf.load(config_files=[str(config)])
+    driver = FakeDriver(state_path=state, backing_dir=tmp_path / "ram", file_backed_memory_mb=0)
+    compute = ComputeHost.from_conf(conf, driver=driver, client=api.placement)
+    agent_api = AgentApiClient("http://testserver", TOKEN)
+    agent_api._clients = [api.client]  # the in-process app instead of a socket
+    agent_api._http = api.client
+    return compute, ReconcileLoop(compute, agent_api, wait=0)
+
+
+def test_the_ratio_reaches_placement_through_the_agents_sync_only(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compute, loop = _agent(tmp_path, api, "agg-ram")
+    compute.tracker.sync()
+    provider = compute.tracker.provider_uuid
+    loop.heartbeat()
     aggregate = create(api)
     assert action(api, aggregate["id"], add_host={"host": "agg-ram"}).status_code == 200
+    inventory_writes: list[str] = []
+    request = api.placement.request
+
+    def recording(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        if method != "GET" and "/inventories" in path:
+            inventory_writes.append(f"{method} {path}")
+        return request(method, path, *args, **kwargs)
+
+    monkeypatch.setattr(api.placement, "request", recording)
     meta = {"metadata": {"ram_allocation_ratio": "1.5"}}
     assert action(api, aggregate["id"], set_metadata=meta).status_code == 200
-    assert memory_ratio(api, provider) == 1.5
     answer = register(api, "agg-ram", provider, file_backed=False)
     assert answer.json()["ram_allocation_ratio"] == 1.5
-    # An agent's sync may have written its own ratio back: registration puts it right.
-    api.placement.set_inventories(provider, {"MEMORY_MB": {"total": 4096, "max_unit": 4096}})
+    # The API answers the ratio and mirrors membership; it writes no inventory itself.
+    assert inventory_writes == []
     assert memory_ratio(api, provider) == 1.0
-    register(api, "agg-ram", provider, file_backed=False)
-    assert memory_ratio(api, provider) == 1.5
+    loop.heartbeat()
+    compute.tracker.sync()  # the agent's inventory sync is the one writer of the ratio
+    assert len(inventory_writes) == 1 and memory_ratio(api, provider) == 1.5
+    compute.tracker.sync()
+    assert len(inventory_writes) == 1  # and it does not fight anyone: no rewrite
     assert action(api, aggregate["id"], remove_host={"host": "agg-ram"}).status_code == 200
     assert (
         register(api, "agg-ram", provider, file_backed=False).json()["ram_allocation_ratio"] is None
     )
+    loop.heartbeat()
+    compute.tracker.sync()
+    assert memory_ratio(api, provider) == 1.0
 
 
 def test_a_host_is_in_one_zone(api: Api) -> None:

@@ -107,8 +107,6 @@ def test_force_by_version() -> None:
     assert checks.requested_force(True, None, True) is False
 
 
-def test_block_migration_auto_and_address() -> None:
+def test_block_migration_auto() -> None:
     assert checks.block_migration_wanted("auto") is True
     assert checks.block_migration_wanted(False) is False
-    assert checks.destination_address(host("b")) == "b"
-    assert checks.destination_address(host("b", migration_address="10.0.0.2")) == "10.0.0.2"

@@ -116,8 +116,6 @@ class PlanExecutor:
                 want.flavor,
                 want.image,
                 owner=OWNER,
-                project_id=want.project_id or None,
-                user_id=want.user_id or None,
             )
         elif step.kind == "stop":
             driver.power_off(step.uuid, self.shutdown_timeout)
@@ -155,8 +153,6 @@ class PlanExecutor:
                 want.image,
                 start=step.run,
                 owner=OWNER,
-                project_id=want.project_id or None,
-                user_id=want.user_id or None,
             )
         elif step.kind in _MIGRATION_STEPS:
             self._execute_migration(step)

@@ -13,6 +13,7 @@ import filemem
 from filemem.compute.agent_api import AgentApi, ApiRefused, ApiUnavailable, RegistrationRefused
 from filemem.compute.host import ComputeHost
 from filemem.compute.live_migration import registration_details, store_free_mb
+from filemem.compute.manager import Placed, flavor_resources
 from filemem.compute.reconcile.executor import PassResult, PlanExecutor
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.compute.working_set import GuestWorkingSet
@@ -58,6 +59,22 @@ class ReconcileLoop:
                 for want in self._desired
                 for uuid in (want.uuid, *want.migration_uuids, *_live_migration_uuid(want))
             ]
+
+    def placed_allocations(self) -> dict[str, Placed]:
+        """What the API allocated to its settled instances here (no task, move or deletion
+        under way), which heal compares Placement with; the others may be mid-change."""
+        with self._lock:
+            return {
+                want.uuid: Placed(flavor_resources(want.flavor), want.project_id, want.user_id)
+                for want in self._desired
+                if want.task_state is None
+                and not want.deleted_requested
+                and not want.migration_uuids
+                and want.live_migration is None
+                and want.incoming_migration is None
+                and want.project_id
+                and want.user_id
+            }
 
     def migrating_uuids(self) -> list[str]:
         """Instances being live-migrated to or from this host: heal claims nothing for them."""
