@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -22,9 +23,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.types import String
 
 from filemem.common import states
-from filemem.db.api import TagFilter
 from filemem.db.models import Instance
 from filemem.exceptions import FilememError
 
@@ -36,6 +37,27 @@ SCAN_CHUNK = 1000
 ORDER = (Instance.created_at.desc(), Instance.uuid.desc())
 
 NameTest = Callable[[str], bool]
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """nova's tag filters: tags (all of), tags-any, not-tags (not all of), not-tags-any."""
+
+    all_of: frozenset[str] = frozenset()
+    any_of: frozenset[str] = frozenset()
+    not_all_of: frozenset[str] = frozenset()
+    not_any_of: frozenset[str] = frozenset()
+
+    def matches(self, tags: Iterable[str] | None) -> bool:
+        have = set(tags or ())
+        if self.all_of and not self.all_of <= have:
+            return False
+        if self.any_of and not self.any_of & have:
+            return False
+        if self.not_all_of and self.not_all_of <= have:
+            return False
+        return not (self.not_any_of and self.not_any_of & have)
 
 
 class MarkerNotFound(FilememError):
@@ -87,7 +109,7 @@ def _has_tag(dialect: str, tags: frozenset[str]) -> ColumnElement[bool]:
         elements = func.json_array_elements_text(array).table_valued("value")
     else:
         elements = func.json_each(Instance.tags).table_valued("value")
-    value = column("value")
+    value = column("value", String)
     return exists(select(literal(1)).select_from(elements).where(value.in_(sorted(tags))))
 
 
@@ -134,15 +156,15 @@ Key = tuple[dt.datetime, str]
 def _after(key: Key) -> ColumnElement[bool]:
     """The rows after `key` in ORDER (older, or as old with a smaller uuid)."""
     created_at, uuid = key
-    return or_(
+    later = or_(
         Instance.created_at < created_at,
         and_(Instance.created_at == created_at, Instance.uuid < uuid),
     )
+    # The redundant bound lets the database seek the index to the marker, not scan to it.
+    return and_(Instance.created_at <= created_at, later)
 
 
-def _filtered(
-    session: Session, query: Select[tuple[object, ...]], filters: InstanceFilters
-) -> Select[tuple[object, ...]]:
+def _filtered(session: Session, query: SelectT, filters: InstanceFilters) -> SelectT:
     return query.where(*where(session.get_bind().dialect.name, filters))
 
 

@@ -22,7 +22,6 @@ from filemem.db import projects as db_projects
 from filemem.db.models import Flavor
 
 FlavorIdPath = Annotated[str, Path(max_length=MAX_NAME)]
-MAX_LIMIT = 1000
 
 
 def summary(request: Request, flavor: Flavor) -> dict[str, Any]:
@@ -64,7 +63,7 @@ def _page(flavors: list[Flavor], limit: int | None, marker: str | None) -> list[
         if marker not in ids:
             raise BadRequest(f"marker [{marker}] not found")
         flavors = flavors[ids.index(marker) + 1 :]
-    return flavors[: min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT]
+    return flavors[: min(limit, paging.MAX_LIMIT) if limit is not None else paging.MAX_LIMIT]
 
 
 Limit = Annotated[int | None, Query(ge=0, le=2**31 - 1)]

@@ -30,7 +30,6 @@ from filemem.db.models import Instance
 LOG = logging.getLogger(__name__)
 
 ServerIdPath = Annotated[str, Path(max_length=255)]
-MAX_LIMIT = 1000
 
 
 def find(session: Session, server_id: str, project_id: str | None = None) -> Instance:
@@ -77,7 +76,7 @@ TAG_PARAMETERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 MAX_TAG_QUERY = 4096
 
 
-def _tag_filter(request: Request) -> db_api.TagFilter | None:
+def _tag_filter(request: Request) -> instance_list.TagFilter | None:
     """The tag filters, from 2.26 (nova ignores them before): comma-separated tags."""
     if not at_least(request, "2.26"):
         return None
@@ -87,7 +86,7 @@ def _tag_filter(request: Request) -> db_api.TagFilter | None:
         if value is not None and len(value) > MAX_TAG_QUERY:
             raise BadRequest(f"Invalid input for query parameter {parameter}: too long")
         sets.append(frozenset(t for t in (value or "").split(",") if t))
-    return db_api.TagFilter(*sets) if any(sets) else None
+    return instance_list.TagFilter(*sets) if any(sets) else None
 
 
 Limit = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
@@ -166,7 +165,7 @@ def _listing(
         changes_before=before,
     )
     # limit=0 is an empty page here (as before), where paging.page_size reads it as no limit.
-    size = min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT
+    size = min(limit, paging.MAX_LIMIT) if limit is not None else paging.MAX_LIMIT
     return _page(get_context(request), filters, name, size, marker)
 
 
