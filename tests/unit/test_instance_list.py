@@ -1,4 +1,5 @@
-"""filemem.db.instance_list on SQLite: each SQL filter selects what its Python rule selects."""
+"""filemem.db.instance_list on SQLite (and, through test_server_list_postgres, PostgreSQL):
+each SQL filter selects what its Python rule selects, pages follow nova's order."""
 
 from __future__ import annotations
 
@@ -56,9 +57,8 @@ def session() -> Iterator[Session]:
 
 
 def _uuids(session: Session, filters: instance_list.InstanceFilters) -> set[str]:
-    return set(
-        session.scalars(select(Instance.uuid).where(*instance_list.where("sqlite", filters)))
-    )
+    clauses = instance_list.where(session.get_bind().dialect.name, filters)
+    return set(session.scalars(select(Instance.uuid).where(*clauses)))
 
 
 def test_status_in_sql_is_status_of(session: Session) -> None:
