@@ -76,7 +76,6 @@ class InstanceFilters:
     status: str | None = None
     tags: TagFilter | None = None
     changes_since: dt.datetime | None = None
-    changes_before: dt.datetime | None = None
     name_prefix: str | None = None
     name_part: str | None = None
 
@@ -141,8 +140,6 @@ def where(dialect: str, filters: InstanceFilters) -> list[ColumnElement[bool]]:
         clauses += tags_clauses(dialect, filters.tags)
     if filters.changes_since is not None:
         clauses.append(Instance.updated_at >= filters.changes_since)
-    if filters.changes_before is not None:
-        clauses.append(Instance.updated_at <= filters.changes_before)
     if filters.name_prefix:
         clauses.append(Instance.display_name.startswith(filters.name_prefix, autoescape=True))
     if filters.name_part:

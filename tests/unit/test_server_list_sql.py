@@ -161,3 +161,19 @@ def test_flavors_have_their_next_link(app: ServersApp) -> None:
         assert link["rel"] == "next" and f"/v2.1{path}?" in link["href"]
         assert f"marker={flavor['id']}" in link["href"]
         assert "flavors_links" not in app.call("GET", path, params={"limit": 1000}).json()
+
+
+def test_changes_since_bounds_updated_at(app: ServersApp) -> None:
+    uuids = insert_instances(app, 10)  # updated_at EPOCH + 0..9 s
+    since = {"changes-since": "2026-01-01T00:00:07Z"}
+    body = app.call("GET", "/servers", params=since).json()
+    assert [s["id"] for s in body["servers"]] == uuids[:6:-1]
+    offset = {"changes-since": "2026-01-01T02:00:08+02:00"}
+    body = app.call("GET", "/servers/detail", params=offset).json()
+    assert [s["id"] for s in body["servers"]] == uuids[:7:-1]
+
+
+def test_bad_changes_since_is_a_400_naming_it(app: ServersApp) -> None:
+    response = app.call("GET", "/servers/detail", params={"changes-since": "yesterday"})
+    assert response.status_code == 400
+    assert "changes-since" in response.json()["badRequest"]["message"]
