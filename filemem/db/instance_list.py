@@ -85,9 +85,11 @@ def status_clause(status: str) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = []
     for vm_state, (tasks, only) in states.states_of(status).items():
         if only:
-            clauses.append(and_(Instance.vm_state == vm_state, Instance.task_state.in_(tasks)))
+            clauses.append(
+                and_(Instance.vm_state == vm_state, Instance.task_state.in_(sorted(tasks)))
+            )
         elif tasks:
-            others = or_(Instance.task_state.is_(None), Instance.task_state.not_in(tasks))
+            others = or_(Instance.task_state.is_(None), Instance.task_state.not_in(sorted(tasks)))
             clauses.append(and_(Instance.vm_state == vm_state, others))
         else:
             clauses.append(Instance.vm_state == vm_state)
