@@ -58,3 +58,28 @@ def name_matcher(pattern: str, parameter: str = "name") -> Callable[[str], bool]
             return compiled.search(_utf8_safe(name)) is not None
 
     return matches
+
+
+# What ends a literal run in a pattern (RE2's syntax characters).
+_SYNTAX = frozenset("\\.^$*+?{}[]|()")
+# Quantifiers apply to the character before them, which is then no longer required.
+_QUANTIFIERS = frozenset("*?{")
+
+
+def literal_hints(pattern: str) -> tuple[str | None, str | None]:
+    """(prefix, part): a literal every match must start with, or contain, else None.
+
+    They let the database drop rows before RE2 sees them; RE2 still decides. Only the plain
+    cases are derived: "^web-" gives the prefix "web-", "web" (no syntax at all) the part
+    "web". An alternation, a flag group or an escape at the start gives nothing."""
+    if "|" in pattern:
+        return None, None
+    if not pattern.startswith("^"):
+        plain = pattern and not _SYNTAX & set(pattern)
+        return None, pattern if plain else None
+    body = pattern[1:]
+    end = next((i for i, char in enumerate(body) if char in _SYNTAX), len(body))
+    prefix = body[:end]
+    if end < len(body) and body[end] in _QUANTIFIERS:
+        prefix = prefix[:-1]
+    return prefix or None, None

@@ -77,10 +77,27 @@ _STATUS: Final[dict[str, dict[str | None, str]]] = {
     DELETED: {None: "DELETED"},
 }
 STATUSES: Final = frozenset(status for by_task in _STATUS.values() for status in by_task.values())
+# The status of a vm_state outside the map (and the vm_states inside it).
+UNKNOWN: Final = "UNKNOWN"
+MAPPED_VM_STATES: Final = tuple(_STATUS)
 
 
 def status_of(vm_state: str, task_state: str | None) -> str:
     by_task = _STATUS.get(vm_state)
     if by_task is None:
-        return "UNKNOWN"
+        return UNKNOWN
     return by_task.get(task_state, by_task[None])
+
+
+def states_of(status: str) -> dict[str, tuple[frozenset[str], bool]]:
+    """The inverse of status_of for the mapped vm_states, so a database can filter by status:
+    vm_state -> (task_states, only). With `only`, the vm_state has `status` with just those
+    task_states; without, with any task_state (or none) except those."""
+    found: dict[str, tuple[frozenset[str], bool]] = {}
+    for vm_state, by_task in _STATUS.items():
+        named = {task: shown for task, shown in by_task.items() if task is not None}
+        if by_task[None] == status:
+            found[vm_state] = (frozenset(t for t, s in named.items() if s != status), False)
+        elif status in named.values():
+            found[vm_state] = (frozenset(t for t, s in named.items() if s == status), True)
+    return found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
@@ -224,45 +223,13 @@ def get_instance(session: Session, uuid: str, *, fresh: bool = False) -> Instanc
     return session.get(Instance, uuid, populate_existing=fresh)
 
 
-@dataclass(frozen=True)
-class TagFilter:
-    """nova's tag filters: tags (all of), tags-any, not-tags (not all of), not-tags-any."""
-
-    all_of: frozenset[str] = frozenset()
-    any_of: frozenset[str] = frozenset()
-    not_all_of: frozenset[str] = frozenset()
-    not_any_of: frozenset[str] = frozenset()
-
-    def matches(self, tags: Iterable[str] | None) -> bool:
-        have = set(tags or ())
-        if self.all_of and not self.all_of <= have:
-            return False
-        if self.any_of and not self.any_of & have:
-            return False
-        if self.not_all_of and self.not_all_of <= have:
-            return False
-        return not (self.not_any_of and self.not_any_of & have)
-
-
-def list_instances(
-    session: Session,
-    *,
-    host: str | None = None,
-    flavor_id: str | None = None,
-    image_id: str | None = None,
-    tags: TagFilter | None = None,
-) -> list[Instance]:
-    """Newest first (nova's default sort: created_at desc, then id desc)."""
+def list_instances(session: Session, *, host: str | None = None) -> list[Instance]:
+    """Every instance (or the host's), newest first (nova's default sort: created_at desc,
+    then id desc); the servers list pages in SQL instead (filemem.db.instance_list)."""
     query = select(Instance)
     if host is not None:
         query = query.where(Instance.host == host)
-    if flavor_id is not None:
-        query = query.where(Instance.flavor_id == flavor_id)
-    if image_id is not None:
-        query = query.where(Instance.image_id == image_id)
-    rows = session.scalars(query.order_by(Instance.created_at.desc(), Instance.uuid.desc()))
-    # Tags are a JSON list (portable across SQLite and PostgreSQL), so they filter here.
-    return [row for row in rows if tags is None or tags.matches(row.tags)]
+    return list(session.scalars(query.order_by(Instance.created_at.desc(), Instance.uuid.desc())))
 
 
 def update_instance(

@@ -148,7 +148,12 @@ class Instance(Base):
     """A server; it keeps a copy of its flavor because the flavor may be deleted meanwhile."""
 
     __tablename__ = "instances"
-    __table_args__ = (Index("instances_host_idx", "host"),)
+    __table_args__ = (
+        Index("instances_host_idx", "host"),
+        # The servers list's keyset pages (newest first), for a project and for all of them.
+        Index("instances_created_at_uuid_idx", "created_at", "uuid"),
+        Index("instances_project_created_at_uuid_idx", "project_id", "created_at", "uuid"),
+    )
 
     uuid: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(NAME_LENGTH))

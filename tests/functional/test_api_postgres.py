@@ -203,3 +203,27 @@ def test_two_apis_resizing_at_once_never_pass_the_cores_quota(apis: TwoApis) -> 
     finally:
         unlimited = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
         assert env.compute("PUT", "/os-quota-sets/filemem", json=unlimited).status_code == 200
+
+
+def test_the_servers_list_pages_in_sql_on_postgresql(apis: TwoApis) -> None:
+    """Created by one API, paged by the other: a name prefix (a LIKE pre-filter), keyset pages
+    after the marker and a next link on every full page, the last one too."""
+    env = apis.first
+    flavor = make_flavor(env, "pg.list", ram=FLAVOR_MB)
+    image = make_image(env, "pg-list-image")
+    created = [create_server(env, f"pg-list-{i}", flavor, image) for i in range(3)]
+    seen: list[str] = []
+    params: dict[str, str | int] = {"name": "^pg-list-", "limit": 1}
+    while True:
+        body = apis.second.get("/v2.1/servers/detail", params=params).json()
+        seen += [server["id"] for server in body["servers"]]
+        if not body["servers"]:
+            assert "servers_links" not in body
+            break
+        (link,) = body["servers_links"]
+        assert f"marker={seen[-1]}" in link["href"] and "/v2.1/servers/detail?" in link["href"]
+        params["marker"] = seen[-1]
+    assert seen == created[::-1]
+    missing = apis.second.get("/v2.1/servers", params={"name": "^other", "marker": created[0]})
+    assert missing.status_code == 400
+    assert missing.json()["badRequest"]["message"] == f"marker [{created[0]}] not found"

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
+from filemem.api.handlers import paging
 from filemem.api.identity import get_caller
 from filemem.api.links import resource_links
 from filemem.api.schemas.common import MAX_NAME, is_flavor_id
@@ -21,7 +22,6 @@ from filemem.db import projects as db_projects
 from filemem.db.models import Flavor
 
 FlavorIdPath = Annotated[str, Path(max_length=MAX_NAME)]
-MAX_LIMIT = 1000
 
 
 def summary(request: Request, flavor: Flavor) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def _page(flavors: list[Flavor], limit: int | None, marker: str | None) -> list[
         if marker not in ids:
             raise BadRequest(f"marker [{marker}] not found")
         flavors = flavors[ids.index(marker) + 1 :]
-    return flavors[: min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT]
+    return flavors[: min(limit, paging.MAX_LIMIT) if limit is not None else paging.MAX_LIMIT]
 
 
 Limit = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
@@ -106,7 +106,7 @@ def list_flavors(
 ) -> dict[str, Any]:
     """GET /flavors."""
     flavors = _listing(request, limit, marker, minRam, minDisk)
-    return {"flavors": [summary(request, flavor) for flavor in flavors]}
+    return _list_body(request, [summary(request, flavor) for flavor in flavors], "flavors")
 
 
 def list_flavors_detail(
@@ -118,7 +118,16 @@ def list_flavors_detail(
 ) -> dict[str, Any]:
     """GET /flavors/detail."""
     flavors = _listing(request, limit, marker, minRam, minDisk)
-    return {"flavors": [detail(request, flavor) for flavor in flavors]}
+    return _list_body(request, [detail(request, flavor) for flavor in flavors], "flavors/detail")
+
+
+def _list_body(request: Request, flavors: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"flavors": flavors}
+    # nova's flavors_links: a next link whenever the page is full.
+    links = paging.next_links(request, flavors, path)
+    if links:
+        body["flavors_links"] = links
+    return body
 
 
 def show_flavor(request: Request, flavor_id: FlavorIdPath) -> dict[str, Any]:

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, Response
-from oslo_utils import strutils
+from oslo_utils import strutils, timeutils
 from sqlalchemy.orm import Session
 
 from filemem.api import policy
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest, NotFound
+from filemem.api.handlers import paging
 from filemem.api.handlers import server_views as views
 from filemem.api.identity import get_caller
 from filemem.api.microversion import at_least
-from filemem.api.name_filter import name_matcher
+from filemem.api.name_filter import literal_hints, name_matcher
 from filemem.api.policies import servers as policies
 from filemem.api.request_id import request_id
 from filemem.api.schemas.common import is_uuid
 from filemem.api.schemas.servers import ServerUpdateRequest
 from filemem.db import api as db_api
-from filemem.db import instance_actions
+from filemem.db import instance_actions, instance_list
 from filemem.db.models import Instance
 
 LOG = logging.getLogger(__name__)
 
 ServerIdPath = Annotated[str, Path(max_length=255)]
-MAX_LIMIT = 1000
 
 
 def find(session: Session, server_id: str, project_id: str | None = None) -> Instance:
@@ -48,39 +50,24 @@ def find_visible(request: Request, session: Session, server_id: str) -> Instance
     return find(session, server_id, visible_project(request))
 
 
-def _filtered(
+def _page(
     ctx: ApiContext,
-    *,
-    project_id: str | None,
+    filters: instance_list.InstanceFilters,
     name: str | None,
-    status: str | None,
-    host: str | None,
-    flavor: str | None,
-    image: str | None,
-    tags: db_api.TagFilter | None,
+    limit: int,
+    marker: str | None,
 ) -> list[Instance]:
-    """nova's filters: name is a regular expression (RE2: linear time), status the API status."""
+    """One page in SQL; name is nova's regular expression, matched by RE2 (linear time) on
+    the rows SQL narrowed by the pattern's literal prefix or part."""
     matcher = name_matcher(name) if name is not None else None
-    with ctx.database.reader() as session:
-        instances = db_api.list_instances(
-            session, host=host, flavor_id=flavor, image_id=image, tags=tags
-        )
-    if project_id is not None:
-        instances = [i for i in instances if i.project_id == project_id]
-    if matcher is not None:
-        instances = [i for i in instances if matcher(i.display_name)]
-    if status is not None:
-        instances = [i for i in instances if views.status(i) == status.upper()]
-    return instances
-
-
-def _page(instances: list[Instance], limit: int | None, marker: str | None) -> list[Instance]:
-    if marker is not None:
-        uuids = [instance.uuid for instance in instances]
-        if marker not in uuids:
-            raise BadRequest(f"marker [{marker}] not found")
-        instances = instances[uuids.index(marker) + 1 :]
-    return instances[: min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT]
+    if name is not None:
+        prefix, part = literal_hints(name)
+        filters = dataclasses.replace(filters, name_prefix=prefix, name_part=part)
+    try:
+        with ctx.database.reader() as session:
+            return instance_list.page(session, filters, limit=limit, marker=marker, name=matcher)
+    except instance_list.MarkerNotFound as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 Filter = Annotated[str | None, Query(max_length=255)]
@@ -89,7 +76,7 @@ TAG_PARAMETERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 MAX_TAG_QUERY = 4096
 
 
-def _tag_filter(request: Request) -> db_api.TagFilter | None:
+def _tag_filter(request: Request) -> instance_list.TagFilter | None:
     """The tag filters, from 2.26 (nova ignores them before): comma-separated tags."""
     if not at_least(request, "2.26"):
         return None
@@ -99,10 +86,21 @@ def _tag_filter(request: Request) -> db_api.TagFilter | None:
         if value is not None and len(value) > MAX_TAG_QUERY:
             raise BadRequest(f"Invalid input for query parameter {parameter}: too long")
         sets.append(frozenset(t for t in (value or "").split(",") if t))
-    return db_api.TagFilter(*sets) if any(sets) else None
+    return instance_list.TagFilter(*sets) if any(sets) else None
 
 
 Limit = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
+
+
+def _timestamp(request: Request, parameter: str) -> dt.datetime | None:
+    """An ISO 8601 query parameter as naive UTC (as stored), or None when absent."""
+    value = request.query_params.get(parameter)
+    if value is None:
+        return None
+    try:
+        return timeutils.normalize_time(timeutils.parse_isotime(value))
+    except ValueError as exc:
+        raise BadRequest(f"Invalid input for query parameters {parameter}. {exc}") from exc
 
 
 def _all_tenants(request: Request) -> bool:
@@ -144,24 +142,21 @@ def _listing(
     limit: int | None,
     marker: str | None,
     detail: bool = False,
-) -> tuple[list[Instance], list[dict[str, str]]]:
+) -> list[Instance]:
     project_id, all_filters = _project_scope(request, detail)
-    instances = _filtered(
-        get_context(request),
+    filters = instance_list.InstanceFilters(
         project_id=project_id,
-        name=name,
-        status=status,
+        status=status.upper() if status is not None else None,
         host=host if all_filters else None,
-        flavor=flavor,
-        image=image,
+        flavor_id=flavor,
+        image_id=image,
         tags=_tag_filter(request),
+        # nova's changes-since (changes-before is 2.66's, beyond filemem's 2.37).
+        changes_since=_timestamp(request, "changes-since"),
     )
-    page = _page(instances, limit, marker)
-    links: list[dict[str, str]] = []
-    if limit and page and len(page) == min(limit, MAX_LIMIT) and page[-1] is not instances[-1]:
-        query = request.url.include_query_params(limit=limit, marker=page[-1].uuid)
-        links.append({"rel": "next", "href": str(query)})
-    return page, links
+    # limit=0 is an empty page here (as before), where paging.page_size reads it as no limit.
+    size = min(limit, paging.MAX_LIMIT) if limit is not None else paging.MAX_LIMIT
+    return _page(get_context(request), filters, name, size, marker)
 
 
 def list_servers(
@@ -175,8 +170,8 @@ def list_servers(
     marker: Filter = None,
 ) -> dict[str, Any]:
     """GET /servers."""
-    page, links = _listing(request, name, status, host, flavor, image, limit, marker)
-    return _list_body([views.summary(request, i) for i in page], links)
+    page = _listing(request, name, status, host, flavor, image, limit, marker)
+    return _list_body(request, [views.summary(request, i) for i in page], "servers")
 
 
 def list_servers_detail(
@@ -190,13 +185,16 @@ def list_servers_detail(
     marker: Filter = None,
 ) -> dict[str, Any]:
     """GET /servers/detail."""
-    page, links = _listing(request, name, status, host, flavor, image, limit, marker, True)
+    page = _listing(request, name, status, host, flavor, image, limit, marker, True)
     statuses = views.host_statuses(request, page) if at_least(request, "2.16") else {}
-    return _list_body([views.detail(request, i, statuses) for i in page], links)
+    servers = [views.detail(request, i, statuses) for i in page]
+    return _list_body(request, servers, "servers/detail")
 
 
-def _list_body(servers: list[dict[str, Any]], links: list[dict[str, str]]) -> dict[str, Any]:
+def _list_body(request: Request, servers: list[dict[str, Any]], path: str) -> dict[str, Any]:
     body: dict[str, Any] = {"servers": servers}
+    # nova's servers_links: a next link whenever the page is full.
+    links = paging.next_links(request, servers, path)
     if links:
         body["servers_links"] = links
     return body
