@@ -158,6 +158,10 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+MigrationStepKind = Literal[
+    "live_migrate", "migration_control", "migration_event", "prepare_incoming"
+]
+# Every kind has one case in the executor's dispatch (mypy checks it: assert_never).
 StepKind = Literal[
     "spawn",
     "stop",
@@ -175,10 +179,7 @@ StepKind = Literal[
     "resize",
     "crash_dump",
     "console",
-    "live_migrate",
-    "migration_control",
-    "migration_event",
-    "prepare_incoming",
+    MigrationStepKind,
 ]
 
 # nova's instance-action event names (the compute manager methods nova wraps), by task.
