@@ -153,3 +153,26 @@ def test_answers_ignore_unknown_fields_reports_refuse_them() -> None:
     assert DesiredInstance.from_api(view).flavor.memory_mb == 256
     with pytest.raises(ValidationError, match="config_drive"):
         reports.InstanceReport.model_validate({"vm_state": "active", "config_drive": True})
+
+
+def test_a_mismatch_mid_pass_stops_the_agent_and_fails_no_instance(
+    stack: Stack[FakeDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API was upgraded under a running agent: its refusal of a report is not the step's
+    failure (which would put the instance in ERROR) but the agent's stop."""
+    uuid = stack.boot()
+    stack.act(uuid, "stop", task_state="powering-off")
+    client = stack.loop.api
+    assert isinstance(client, AgentApiClient)
+    reported: list[dict[str, Any]] = []
+
+    def refused(uuid: str, fields: dict[str, Any]) -> None:
+        reported.append(fields)
+        raise ContractMismatch("the API speaks agent contract version 2", 406)
+
+    monkeypatch.setattr(client, "report", refused)
+    # Raised out of the pass: the reconcile loop stops on it (a RegistrationRefused).
+    with pytest.raises(ContractMismatch):
+        stack.loop.run_once(None)
+    assert [r["vm_state"] for r in reported] == ["stopped"]  # no ERROR report after it
+    assert stack.instance(uuid).vm_state == "active"

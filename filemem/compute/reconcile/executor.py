@@ -10,7 +10,7 @@ from typing import Any, Literal, Never, NoReturn, assert_never
 
 from filemem.common.guests import PowerState
 from filemem.common.states import ERROR
-from filemem.compute.agent_api import AgentApi, ApiUnavailable
+from filemem.compute.agent_api import AgentApi, ApiUnavailable, ContractMismatch
 from filemem.compute.console import console_tail
 from filemem.compute.live_migration import MigrationRunner, source_marker
 from filemem.compute.manager import ComputeManager
@@ -31,6 +31,8 @@ LOG = logging.getLogger(__name__)
 
 # Worth a retry on the next pass rather than a fault on the instance.
 _TRANSIENT = (ApiUnavailable, HypervisorUnavailable, PlacementUnavailable)
+# The agent's, not the step's: an API of another contract version (the loop stops on it).
+_NOT_THE_STEPS = (*_TRANSIENT, ContractMismatch)
 # A failure of these leaves the instance in ERROR (nova: a failed build, power change, rebuild
 # or resize); a failed pause, suspend (...) only ends the task, the guest as it is (nova's
 # reverts_task_state).
@@ -92,8 +94,8 @@ class PlanExecutor:
             started = _now()
             try:
                 self._execute(step)
-            except _TRANSIENT:
-                raise  # the whole pass is retried with backoff by the agent loop
+            except _NOT_THE_STEPS:
+                raise  # the whole pass is retried with backoff, or the loop stops
             except FilememError as exc:
                 skip.add(step.uuid)
                 result.failed[step.uuid] = str(exc)
