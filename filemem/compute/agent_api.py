@@ -76,7 +76,7 @@ class ContractMismatch(RegistrationRefused):
 def _answer(model: type[M], body: Any, what: str) -> M:
     """The API's answer read as the contract's `model`; its version checked first."""
     version = body.get("contract_version", UNVERSIONED) if isinstance(body, dict) else UNVERSIONED
-    refusal = mismatch(version if isinstance(version, int) else None, "API")
+    refusal = mismatch(version if type(version) is int else None, "API")
     if refusal is not None:
         raise ContractMismatch(refusal, 406)
     try:
