@@ -69,6 +69,12 @@ class Gone(NotFound):
         )
 
 
+class NotAcceptable(ApiError):
+    """nova's answer to a version it does not speak (here: the agent contract's)."""
+
+    status = 406
+
+
 class Conflict(ApiError):
     status = 409
 

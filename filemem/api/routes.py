@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Security
 
 from filemem.api import agent_authz, policy
 from filemem.api.auth import token_scheme
+from filemem.api.contract_version import check_contract
 from filemem.api.handlers import (
     agent,
     aggregates,
@@ -469,6 +470,8 @@ def build_router(*, identity: bool = True) -> APIRouter:
             dependencies.append(Depends(guard))
         if not route.public:
             dependencies.append(Depends(route.authz or agent_authz.deny_host_credentials))
+        if route.tag == "agent":
+            dependencies.append(Depends(check_contract))
         router.add_api_route(
             route.path,
             route.endpoint,

@@ -5,16 +5,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from filemem.common import agent_wire
 from filemem.common.nova_errors import fault_message
+from filemem.common.agent_contract import (
+    CONTRACT_HEADER,
+    CONTRACT_VERSION,
+    UNVERSIONED,
+    header_version,
+    mismatch,
+)
+from filemem.common.agent_contract.answers import RegistrationAnswer, WatchAnswer
+from filemem.common.agent_contract.reports import (
+    ConsoleOutput,
+    InstanceEventReport,
+    InstanceReport,
+    MemoryUsageReport,
+    MigrationEvent,
+    ServiceUpdate,
+)
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.exceptions import FilememError
 
 LOG = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 
 class ApiUnavailable(FilememError):
@@ -44,6 +62,33 @@ def _reason(response: httpx.Response) -> str:
 class RegistrationRefused(ApiRefused):
     """The API refused this host's registration (409): the agent must not start. The seed's
     rule: a file-backed host in an aggregate whose ram_allocation_ratio is not 1.0."""
+
+
+class ContractMismatch(RegistrationRefused):
+    """The API speaks another version of the agent contract (filemem.common.agent_contract):
+    this agent cannot read it, or it cannot read this agent. Not transient: the agent stops
+    rather than act on a misread answer."""
+
+
+def _answer(model: type[M], body: Any, what: str) -> M:
+    """The API's answer read as the contract's `model`; its version checked first."""
+    version = body.get("contract_version", UNVERSIONED) if isinstance(body, dict) else UNVERSIONED
+    refusal = mismatch(version if type(version) is int else None, "API")
+    if refusal is not None:
+        raise ContractMismatch(refusal, 406)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise ApiUnavailable(f"{what}: the API's answer is not the agent contract: {exc}") from exc
+
+
+def _body(model: type[BaseModel], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`fields` as the contract's `model` sends them: checked here, so that an agent bug is
+    found on the agent (an ApiRefused naming the field) rather than as the API's 422."""
+    try:
+        return model.model_validate(fields).model_dump(mode="json", exclude_unset=True)
+    except ValidationError as exc:
+        raise ApiRefused(f"the agent's {model.__name__} is invalid: {exc}", 422) from exc
 
 
 class AgentApi(Protocol):
@@ -141,6 +186,7 @@ class AgentApiClient:
                     path,
                     json=json,
                     params=params,
+                    headers={CONTRACT_HEADER: str(CONTRACT_VERSION)},
                     timeout=timeout if timeout is not None else http.timeout,
                 )
                 break
@@ -164,6 +210,9 @@ class AgentApiClient:
                     f"{self.endpoint}: the API does not serve this route (another version, or "
                     f"a wrong endpoint); retrying: {response.text[:300]}"
                 )
+        if response.status_code == 406 and CONTRACT_HEADER in response.headers:
+            theirs = header_version(response.headers[CONTRACT_HEADER])
+            raise ContractMismatch(mismatch(theirs, "API") or _reason(response), 406)
         if response.status_code >= 400:
             raise ApiRefused(
                 f"{method} {path}: {response.status_code}: {response.text[:500]}",
@@ -179,13 +228,16 @@ class AgentApiClient:
         file_backed_memory_mb: int,
         details: Mapping[str, Any] | None = None,
     ) -> float | None:
-        body = {
-            **(details or {}),
-            "binary": "filemem-compute",
-            "provider_uuid": provider_uuid,
-            "file_backed": file_backed_memory_mb > 0,
-            "file_backed_memory_mb": file_backed_memory_mb,
-        }
+        body = _body(
+            ServiceUpdate,
+            {
+                **(details or {}),
+                "binary": "filemem-compute",
+                "provider_uuid": provider_uuid,
+                "file_backed": file_backed_memory_mb > 0,
+                "file_backed_memory_mb": file_backed_memory_mb,
+            },
+        )
         path = f"/filemem/v1/services/{host}"
         try:
             try:
@@ -202,25 +254,25 @@ class AgentApiClient:
             if exc.status == 409:
                 raise RegistrationRefused(exc.reason) from exc
             raise
-        ratio = (answer or {}).get("ram_allocation_ratio")
-        return float(ratio) if ratio is not None else None
+        return _answer(RegistrationAnswer, answer, f"PUT {path}").ram_allocation_ratio
 
     def watch(self, host: str, since: int | None, wait: float) -> tuple[int, list[DesiredInstance]]:
         """The full desired set for `host`, once something changed after `since` (or `wait`)."""
         params: dict[str, Any] = {"wait": int(wait)}
         if since is not None:
             params["since"] = since
-        body = self._call(
-            "GET", f"/filemem/v1/hosts/{host}/instances", params=params, timeout=wait + 10
-        )
-        return int(body["cursor"]), [DesiredInstance.from_api(i) for i in body["instances"]]
+        path = f"/filemem/v1/hosts/{host}/instances"
+        body = self._call("GET", path, params=params, timeout=wait + 10)
+        answer = _answer(WatchAnswer, body, f"GET {path}")
+        return answer.cursor, [DesiredInstance.from_contract(i) for i in answer.instances]
 
     def report_memory_usage(self, host: str, guests: dict[str, dict[str, Any]]) -> None:
         """Every running guest's working set, for the admin view of its server."""
-        self._call("PUT", f"/filemem/v1/hosts/{host}/memory-usage", json={"guests": guests})
+        body = _body(MemoryUsageReport, {"guests": guests})
+        self._call("PUT", f"/filemem/v1/hosts/{host}/memory-usage", json=body)
 
     def report(self, uuid: str, fields: dict[str, Any]) -> None:
-        self._call("PATCH", f"/filemem/v1/instances/{uuid}", json=fields)
+        self._call("PATCH", f"/filemem/v1/instances/{uuid}", json=_body(InstanceReport, fields))
 
     def gone(self, uuid: str) -> None:
         self._call("POST", f"/filemem/v1/instances/{uuid}/gone")
@@ -229,12 +281,15 @@ class AgentApiClient:
         self._call(
             "PUT",
             f"/filemem/v1/instances/{uuid}/console",
-            json={"output": output, "requested_at": requested_at},
+            json=_body(ConsoleOutput, {"output": output, "requested_at": requested_at}),
             missing_ok=True,
         )
 
     def event(self, uuid: str, body: dict[str, Any]) -> None:
-        self._call("POST", f"/filemem/v1/instances/{uuid}/events", json=body)
+        self._call(
+            "POST", f"/filemem/v1/instances/{uuid}/events", json=_body(InstanceEventReport, body)
+        )
 
     def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
-        self._call("POST", f"/filemem/v1/migrations/{migration_uuid}/events", json=body)
+        path = f"/filemem/v1/migrations/{migration_uuid}/events"
+        self._call("POST", path, json=_body(MigrationEvent, body))

@@ -14,11 +14,14 @@ from filemem.compute.agent_api import AgentApiClient, ApiUnavailable
 from filemem.conf.compute import api_endpoints
 from filemem.exceptions import ConfigError
 
+PROVIDER = "0b6ad0b4-3a4c-4bd5-8f8a-4b3c1b9a1c11"
+
 
 class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        body = json.dumps({"ram_allocation_ratio": 1.0})
+        service = {"id": 1, "host": "h1", "binary": "filemem-compute", "disabled": False}
+        body = json.dumps({"service": service, "ram_allocation_ratio": 1.0})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -50,7 +53,7 @@ def _closed_port_url() -> str:
 def test_single_url_form_unchanged(api_url: str) -> None:
     client = AgentApiClient(api_url + "/", "t")
     assert client.endpoint == api_url and client.endpoints == [api_url]
-    assert client.register("h1", "u", 1024) == 1.0
+    assert client.register("h1", PROVIDER, 1024) == 1.0
     client.close()
 
 
@@ -58,9 +61,9 @@ def test_moves_on_to_the_next_endpoint_and_stays_there(api_url: str) -> None:
     dead = _closed_port_url()
     client = AgentApiClient(f"{dead}, {api_url}", "t")
     assert client.endpoint == dead
-    assert client.register("h1", "u", 1024) == 1.0
+    assert client.register("h1", PROVIDER, 1024) == 1.0
     assert client.endpoint == api_url
-    assert client.register("h1", "u", 1024) == 1.0  # straight to the live one
+    assert client.register("h1", PROVIDER, 1024) == 1.0  # straight to the live one
     client.close()
 
 
@@ -68,7 +71,7 @@ def test_all_unreachable_names_every_endpoint() -> None:
     first, second = _closed_port_url(), _closed_port_url()
     client = AgentApiClient(f"{first},{second}", "t")
     with pytest.raises(ApiUnavailable) as info:
-        client.register("h1", "u", 1024)
+        client.register("h1", PROVIDER, 1024)
     assert first in str(info.value) and second in str(info.value)
     client.close()
 

@@ -288,7 +288,8 @@ def test_the_client_puts_the_fields_in_the_request_body() -> None:
         if "capabilities" in body and len(bodies) > 1:
             message = "Additional properties are not allowed (capabilities was unexpected)"
             return httpx.Response(400, json={"badRequest": {"message": message, "code": 400}})
-        return httpx.Response(200, json={"ram_allocation_ratio": None})
+        service = {"id": 1, "host": "h1", "binary": "filemem-compute", "disabled": False}
+        return httpx.Response(200, json={"service": service, "ram_allocation_ratio": None})
 
     client = AgentApiClient("http://api", "token")
     mock = httpx.Client(base_url="http://api", transport=httpx.MockTransport(handler))

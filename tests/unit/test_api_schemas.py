@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 from filemem.api.errors import BadRequest, validation_message
 from filemem.api.schemas import server_actions as actions
-from filemem.api.schemas.agent import InstanceReport, ServiceUpdate
 from filemem.api.schemas.flavors import ExtraSpecItem, ExtraSpecsRequest, FlavorCreateRequest
 from filemem.api.schemas.images import GlanceImageCreate
 from filemem.api.schemas.servers import ServerCreateRequest
+from filemem.common.agent_contract.reports import InstanceReport, ServiceUpdate
 
 FLAVOR = {"name": "m1.small", "ram": 512, "vcpus": 1, "disk": 0}
 SERVER = {"name": "vm-1", "flavorRef": "1", "imageRef": "3f6b1c1e-0b55-4a53-a7b9-6f1d39b1d9c1"}

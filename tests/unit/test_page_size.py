@@ -150,9 +150,9 @@ def test_the_agent_view_carries_the_image_page_size_to_the_plan() -> None:
         cmdline="",
         properties={"hw_mem_page_size": "2MB"},
     )
-    view = _image_view("img-1", image_row)
+    view = _image_view("img-1", image_row).model_dump()
     assert (view["name"], view["mem_page_size"]) == ("huge", "2MB")
-    assert _image_view("gone", None)["mem_page_size"] is None
+    assert _image_view("gone", None).mem_page_size is None
     data = {
         "uuid": "6c1b3a3e-8d0f-4c55-9a53-1e1d2b8f0a11",
         "name": "vm",

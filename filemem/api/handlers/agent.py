@@ -4,7 +4,7 @@ answer console requests, record instance-action events."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Path, Query, Request, Response
 from sqlalchemy import case, select, update
@@ -19,7 +19,17 @@ from filemem.api.handlers import migration_events
 from filemem.api.handlers.server_views import agent_view
 from filemem.api.handlers.servers import ServerIdPath
 from filemem.api.identity import get_caller
-from filemem.api.schemas.agent import (
+from filemem.api.schemas.common import HostName, is_uuid
+from filemem.common import agent_wire, states
+from filemem.common.agent_contract import CONTRACT_VERSION
+from filemem.common.agent_contract.answers import (
+    AgentInstance,
+    MemoryUsageAnswer,
+    RegistrationAnswer,
+    ServiceView,
+    WatchAnswer,
+)
+from filemem.common.agent_contract.reports import (
     ConsoleOutput,
     InstanceEventReport,
     InstanceReport,
@@ -27,8 +37,6 @@ from filemem.api.schemas.agent import (
     ServiceUpdate,
     utc_naive,
 )
-from filemem.api.schemas.common import HostName, is_uuid
-from filemem.common import agent_wire, states
 from filemem.common.aggregates import registration_refusal
 from filemem.conductor import aggregates as aggregate_mirror
 from filemem.conductor import registration
@@ -43,26 +51,26 @@ HostPath = Annotated[HostName, Path()]
 MAX_WAIT = 30
 
 
-def service_view(service: Service) -> dict[str, Any]:
+def service_view(service: Service) -> ServiceView:
     seen = service.last_seen_at.isoformat() if service.last_seen_at else None
-    return {
-        "id": service.id,
-        "host": service.host,
-        "binary": service.binary,
-        "disabled": service.disabled,
-        "disabled_reason": service.disabled_reason,
-        "provider_uuid": service.provider_uuid,
-        "file_backed": service.file_backed,
-        "file_backed_memory_mb": service.file_backed_memory_mb,
-        "capabilities": service.capabilities,
-        "version": service.version,
-        "migration_address": service.migration_address,
-        "store_free_mb": service.store_free_mb,
-        "last_seen_at": seen,
-    }
+    return ServiceView(
+        id=service.id,
+        host=service.host,
+        binary=service.binary,
+        disabled=service.disabled,
+        disabled_reason=service.disabled_reason,
+        provider_uuid=service.provider_uuid,
+        file_backed=service.file_backed,
+        file_backed_memory_mb=service.file_backed_memory_mb,
+        capabilities=service.capabilities,
+        version=service.version,
+        migration_address=service.migration_address,
+        store_free_mb=service.store_free_mb,
+        last_seen_at=seen,
+    )
 
 
-def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> dict[str, Any]:
+def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> RegistrationAnswer:
     """PUT /filemem/v1/services/{host}: register or heartbeat; 200 with the service and the
     MEMORY_MB allocation ratio the host's aggregates give it (null: its own). 409 when the
     host has file-backed memory but is in an aggregate whose ram_allocation_ratio is not
@@ -98,7 +106,9 @@ def register_service(request: Request, host: HostPath, body: ServiceUpdate) -> d
     if want is not None:
         aggregate_mirror.mirror(ctx.placement, want)
     ratio = want.ram_allocation_ratio if want is not None and not body.file_backed else None
-    return {"service": view, "ram_allocation_ratio": ratio}
+    return RegistrationAnswer(
+        contract_version=CONTRACT_VERSION, service=view, ram_allocation_ratio=ratio
+    )
 
 
 def _check_provider(session: Session, host: str, provider: str, name: str | None) -> None:
@@ -131,7 +141,7 @@ def _latest(ctx: ApiContext, host: str) -> int:
         return db_api.latest_change(session, host)
 
 
-def _snapshot(ctx: ApiContext, host: str) -> dict[str, Any]:
+def _snapshot(ctx: ApiContext, host: str) -> WatchAnswer:
     """The cursor first, then the set: the set is never older than the cursor says. The set
     includes the instances live-migrating to the host (their host is still the source)."""
     with ctx.database.session() as session:
@@ -151,10 +161,16 @@ def _snapshot(ctx: ApiContext, host: str) -> dict[str, Any]:
         moves = _unfinished_migrations(session, [i.uuid for i in instances])
         live = migration_events.live_fields(session, host, instances)
         views = [
-            {**agent_view(i, images.get(i.image_id), moves.get(i.uuid, [])), **live[i.uuid]}
+            agent_view(
+                i,
+                images.get(i.image_id),
+                moves.get(i.uuid, []),
+                live[i.uuid].live_migration,
+                live[i.uuid].incoming_migration,
+            )
             for i in instances
         ]
-    return {"cursor": cursor, "instances": views}
+    return WatchAnswer(contract_version=CONTRACT_VERSION, cursor=cursor, instances=views)
 
 
 def _unfinished_migrations(session: Session, uuids: list[str]) -> dict[str, list[str]]:
@@ -180,7 +196,7 @@ async def watch_instances(
     host: HostPath,
     since: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
-) -> dict[str, Any]:
+) -> WatchAnswer:
     """GET /filemem/v1/hosts/{host}/instances: at once when changed since `since`, else after
     up to `wait` seconds; always the full desired set of the host. A commit that changes the
     host wakes the wait (ctx.changes); the database is re-read on waking and, as a safety
@@ -208,13 +224,13 @@ async def watch_instances(
 
 def report_memory_usage(
     request: Request, host: HostPath, body: MemoryUsageReport
-) -> dict[str, Any]:
+) -> MemoryUsageAnswer:
     """PUT /filemem/v1/hosts/{host}/memory-usage: working sets; instances of other hosts are
     ignored (an agent speaks for its own host only)."""
     usage = {uuid: report.model_dump() for uuid, report in body.guests.items()}
     with get_context(request).database.session() as session:
         stored = db_api.set_memory_usage(session, host, usage)
-    return {"stored": stored, "ignored": len(usage) - stored}
+    return MemoryUsageAnswer(stored=stored, ignored=len(usage) - stored)
 
 
 def _find(session: Session, server_id: str) -> Instance:
@@ -227,7 +243,7 @@ def _find(session: Session, server_id: str) -> Instance:
 
 def report_instance(
     request: Request, server_id: ServerIdPath, body: InstanceReport
-) -> dict[str, Any]:
+) -> AgentInstance:
     """PATCH /filemem/v1/instances/{uuid}: observed state; 404 with the gone marker when the
     instance is gone."""
     values = body.values()

@@ -4,6 +4,7 @@ their instance views, and POST /filemem/v1/migrations/{uuid}/events, the steps t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Path, Request
@@ -13,14 +14,27 @@ from sqlalchemy.orm import Session
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, Gone
 from filemem.api.identity import get_caller
-from filemem.api.schemas.agent import MigrationEvent
 from filemem.common import agent_wire
+from filemem.common.agent_contract.answers import (
+    IncomingMigrationView,
+    LiveMigrationView,
+    MigrationEventAnswer,
+)
+from filemem.common.agent_contract.reports import MigrationEvent
 from filemem.conductor import live_migration as live
 from filemem.db import api as db_api
 from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Instance, Migration, Service, utcnow
 
 MigrationUuidPath = Annotated[str, Path(max_length=36)]
+
+
+@dataclass(frozen=True)
+class LiveFields:
+    """An instance view's live migration objects: the source's, the destination's."""
+
+    live_migration: LiveMigrationView | None = None
+    incoming_migration: IncomingMigrationView | None = None
 
 
 def conductor(ctx: ApiContext) -> live.LiveMigrationConductor:
@@ -54,48 +68,46 @@ def incoming_instances(session: Session, host: str) -> list[Instance]:
     return list(session.scalars(query.order_by(Instance.created_at, Instance.uuid)))
 
 
-def source_view(migration: Migration, dest: Service | None) -> dict[str, Any]:
+def source_view(migration: Migration, dest_host: str, dest: Service | None) -> LiveMigrationView:
     """The contract's `live_migration` object of the source host's instance view."""
     file_backed_mb = dest.file_backed_memory_mb if dest is not None and dest.file_backed else 0
-    address = (dest.migration_address if dest is not None else None) or migration.dest_compute
-    return {
-        "migration_uuid": migration.uuid,
-        "dest_host": migration.dest_compute,
-        "dest_address": address,
-        "dest_file_backed_memory_mb": file_backed_mb,
-        "block_migration": bool(migration.block_migration),
-        "dest_prepared": bool(migration.dest_prepared),
-        "force_complete": bool(migration.force_complete),
-        "abort": bool(migration.abort_requested),
-    }
-
-
-def incoming_view(migration: Migration) -> dict[str, Any]:
-    """The contract's `incoming_migration` object of the destination host's instance view."""
-    return {"migration_uuid": migration.uuid, "source_host": migration.source_compute}
+    address = (dest.migration_address if dest is not None else None) or dest_host
+    return LiveMigrationView(
+        migration_uuid=migration.uuid,
+        dest_host=dest_host,
+        dest_address=address,
+        dest_file_backed_memory_mb=file_backed_mb,
+        block_migration=bool(migration.block_migration),
+        dest_prepared=bool(migration.dest_prepared),
+        force_complete=bool(migration.force_complete),
+        abort=bool(migration.abort_requested),
+    )
 
 
 def live_fields(
     session: Session, host: str, instances: Sequence[Instance]
-) -> dict[str, dict[str, Any]]:
-    """Instance uuid -> {"live_migration": ..., "incoming_migration": ...} for `host`'s view."""
+) -> dict[str, LiveFields]:
+    """Instance uuid -> its live_migration and incoming_migration objects for `host`'s view.
+    A live migration always names both hosts (the conductor writes them on creation)."""
     moves = live_migrations(session, [instance.uuid for instance in instances])
     services = {s.host: s for s in db_api.list_services(session)}
-    fields: dict[str, dict[str, Any]] = {}
+    fields: dict[str, LiveFields] = {}
     for instance in instances:
         migration = moves.get(instance.uuid)
-        outgoing = migration is not None and migration.source_compute == host
-        incoming = migration is not None and migration.dest_compute == host
-        fields[instance.uuid] = {
-            "live_migration": (
-                source_view(migration, services.get(migration.dest_compute or ""))
-                if migration is not None and outgoing
-                else None
-            ),
-            "incoming_migration": (
-                incoming_view(migration) if migration is not None and incoming else None
-            ),
-        }
+        if migration is None or migration.source_compute is None or not migration.dest_compute:
+            fields[instance.uuid] = LiveFields()
+        elif migration.source_compute == host:
+            dest = migration.dest_compute
+            fields[instance.uuid] = LiveFields(
+                live_migration=source_view(migration, dest, services.get(dest))
+            )
+        elif migration.dest_compute == host:
+            incoming = IncomingMigrationView(
+                migration_uuid=migration.uuid, source_host=migration.source_compute
+            )
+            fields[instance.uuid] = LiveFields(incoming_migration=incoming)
+        else:
+            fields[instance.uuid] = LiveFields()
     return fields
 
 
@@ -109,7 +121,7 @@ def expire_stale(ctx: ApiContext, host: str) -> None:
 
 def record_migration_event(
     request: Request, migration_uuid: MigrationUuidPath, body: MigrationEvent
-) -> dict[str, Any]:
+) -> MigrationEventAnswer:
     """POST /filemem/v1/migrations/{uuid}/events: 200 with the migration's status after it.
     Terminal migrations ignore later events; an unknown one is a 404 with the gone marker
     (X-Filemem-Gone: migration); 409 from an unrelated host."""
@@ -127,7 +139,7 @@ def record_migration_event(
             f"{migration_uuid}"
         )
     if status in live.TERMINAL:
-        return {"migration_uuid": migration_uuid, "status": status}
+        return MigrationEventAnswer(migration_uuid=migration_uuid, status=status)
     if body.event == "completed":
         _store_progress(ctx, migration_uuid, body, {})
         conductor(ctx).complete(migration_uuid)
@@ -142,7 +154,8 @@ def record_migration_event(
         _store_progress(ctx, migration_uuid, body, {})
     with ctx.database.reader() as session:
         final = migrations_db.get_by_uuid(session, migration_uuid)
-        return {"migration_uuid": migration_uuid, "status": final.status if final else status}
+        final_status = final.status if final else status
+    return MigrationEventAnswer(migration_uuid=migration_uuid, status=final_status)
 
 
 def _store_progress(

@@ -16,6 +16,13 @@ from filemem.api.links import bookmark, resource_links
 from filemem.api.microversion import at_least
 from filemem.api.policies import servers as policies
 from filemem.common import states
+from filemem.common.agent_contract.answers import (
+    AgentInstance,
+    FlavorView,
+    ImageView,
+    IncomingMigrationView,
+    LiveMigrationView,
+)
 from filemem.common.aggregates import DEFAULT_ZONE
 from filemem.common.resources import IMAGE_MEM_PAGE_SIZE
 from filemem.db import aggregates as db_aggregates
@@ -219,67 +226,62 @@ def update_view(request: Request, instance: Instance) -> dict[str, Any]:
     return {**_base(request, instance), **_versioned(request, instance, None)}
 
 
-def _image_view(image_id: str, image: Image | None) -> dict[str, Any]:
+def _image_view(image_id: str, image: Image | None) -> ImageView:
     if image is None:
-        return {
-            "id": image_id,
-            "kind": None,
-            "kernel_path": None,
-            "initrd_path": None,
-            "cmdline": "",
-            "disk_path": None,
-            "disk_format": None,
-            "name": None,
-            "mem_page_size": None,
+        return ImageView(id=image_id, kind=None)
+    # Validated, not constructed: the catalogue's columns are plain strings, the contract
+    # names the kinds and formats an agent boots.
+    return ImageView.model_validate(
+        {
+            "id": image.id,
+            "kind": image.kind,
+            "kernel_path": image.kernel_path,
+            "initrd_path": image.initrd_path,
+            "cmdline": image.cmdline,
+            "disk_path": image.disk_path,
+            "disk_format": image.disk_format,
+            "name": image.name,
+            "mem_page_size": image.property_value(IMAGE_MEM_PAGE_SIZE),
         }
-    return {
-        "id": image.id,
-        "kind": image.kind,
-        "kernel_path": image.kernel_path,
-        "initrd_path": image.initrd_path,
-        "cmdline": image.cmdline,
-        "disk_path": image.disk_path,
-        "disk_format": image.disk_format,
-        "name": image.name,
-        # The image property hw_mem_page_size: guest config combines it with the flavor's.
-        "mem_page_size": image.property_value(IMAGE_MEM_PAGE_SIZE),
-    }
+    )
 
 
 def agent_view(
-    instance: Instance, image: Image | None, migration_uuids: Sequence[str] = ()
-) -> dict[str, Any]:
-    """What an agent needs to converge one instance (docs/control-plane.md, Agent API).
+    instance: Instance,
+    image: Image | None,
+    migration_uuids: Sequence[str] = (),
+    live_migration: LiveMigrationView | None = None,
+    incoming_migration: IncomingMigrationView | None = None,
+) -> AgentInstance:
+    """What an agent needs to converge one instance (filemem.common.agent_contract).
 
-    `console_requested_at` is the stored time in full (isoformat, naive UTC): the agent echoes
-    it when it answers, and the API clears the request only when it still is that time.
     `migration_uuids`: the consumers of the instance's unfinished moves, which the agent's
-    allocation heal must keep.
+    allocation heal must keep; `live_migration` / `incoming_migration`: the live migration
+    contract's objects, which only the host's watch fills in.
     """
     requested = instance.console_requested_at
-    return {
-        "uuid": instance.uuid,
-        "name": instance.display_name,
-        "host": instance.host,
-        "vm_state": instance.vm_state,
-        "task_state": instance.task_state,
-        "power_state": instance.power_state,
-        "flavor": {
-            "id": instance.flavor_id,
-            "name": instance.flavor_name,
-            "vcpus": instance.vcpus,
-            "memory_mb": instance.memory_mb,
-            "root_gb": instance.root_gb,
-            "extra_specs": dict(instance.extra_specs or {}),
-        },
-        "image": _image_view(instance.image_id, image),
-        "deleted_requested": instance.deleted_requested,
-        "project_id": instance.project_id,
-        "user_id": instance.user_id,
-        "crash_dump_requested": bool(instance.crash_dump_requested),
-        "console_requested_at": requested.isoformat() if requested is not None else None,
-        "migration_uuids": list(migration_uuids),
-        # The live migration contract's objects; the host's watch fills them in.
-        "live_migration": None,
-        "incoming_migration": None,
-    }
+    return AgentInstance(
+        uuid=instance.uuid,
+        name=instance.display_name,
+        host=instance.host,
+        vm_state=instance.vm_state,
+        task_state=instance.task_state,
+        power_state=instance.power_state,
+        flavor=FlavorView(
+            id=instance.flavor_id,
+            name=instance.flavor_name,
+            vcpus=instance.vcpus,
+            memory_mb=instance.memory_mb,
+            root_gb=instance.root_gb,
+            extra_specs=dict(instance.extra_specs or {}),
+        ),
+        image=_image_view(instance.image_id, image),
+        deleted_requested=instance.deleted_requested,
+        project_id=instance.project_id,
+        user_id=instance.user_id,
+        crash_dump_requested=bool(instance.crash_dump_requested),
+        console_requested_at=requested.isoformat() if requested is not None else None,
+        migration_uuids=list(migration_uuids),
+        live_migration=live_migration,
+        incoming_migration=incoming_migration,
+    )

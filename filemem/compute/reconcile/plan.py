@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from filemem.common.agent_contract.answers import (
+    AgentInstance,
+    IncomingMigrationView,
+    LiveMigrationView,
+)
 from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
 from filemem.common.states import (
     ACTIVE,
@@ -52,18 +57,18 @@ class LiveMigrationSpec:
     abort: bool = False
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any] | None) -> LiveMigrationSpec | None:
-        if not data:
+    def from_contract(cls, view: LiveMigrationView | None) -> LiveMigrationSpec | None:
+        if view is None:
             return None
         return cls(
-            migration_uuid=data["migration_uuid"],
-            dest_host=data["dest_host"],
-            dest_address=data.get("dest_address") or data["dest_host"],
-            dest_file_backed_memory_mb=int(data.get("dest_file_backed_memory_mb") or 0),
-            block_migration=bool(data.get("block_migration")),
-            dest_prepared=bool(data.get("dest_prepared")),
-            force_complete=bool(data.get("force_complete")),
-            abort=bool(data.get("abort")),
+            migration_uuid=view.migration_uuid,
+            dest_host=view.dest_host,
+            dest_address=view.dest_address or view.dest_host,
+            dest_file_backed_memory_mb=view.dest_file_backed_memory_mb,
+            block_migration=view.block_migration,
+            dest_prepared=view.dest_prepared,
+            force_complete=view.force_complete,
+            abort=view.abort,
         )
 
 
@@ -75,10 +80,10 @@ class IncomingMigration:
     source_host: str
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any] | None) -> IncomingMigration | None:
-        if not data:
+    def from_contract(cls, view: IncomingMigrationView | None) -> IncomingMigration | None:
+        if view is None:
             return None
-        return cls(migration_uuid=data["migration_uuid"], source_host=data["source_host"])
+        return cls(migration_uuid=view.migration_uuid, source_host=view.source_host)
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,8 @@ class MigrationFacts:
 
 @dataclass(frozen=True)
 class DesiredInstance:
-    """One instance the API assigned to this host (the agent view of docs/control-plane.md)."""
+    """One instance the API assigned to this host (the contract's AgentInstance, as the plan
+    reads it)."""
 
     uuid: str
     name: str
@@ -120,37 +126,44 @@ class DesiredInstance:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> DesiredInstance:
-        flavor, image = data["flavor"], data["image"]
+        """The agent view as the API sent it (JSON), validated against the contract."""
+        return cls.from_contract(AgentInstance.model_validate(data))
+
+    @classmethod
+    def from_contract(cls, view: AgentInstance) -> DesiredInstance:
+        flavor, image = view.flavor, view.image
         return cls(
-            uuid=data["uuid"],
-            name=data["name"],
-            vm_state=data["vm_state"],
-            task_state=data.get("task_state"),
+            uuid=view.uuid,
+            name=view.name,
+            vm_state=view.vm_state,
+            task_state=view.task_state,
             flavor=Flavor(
-                name=flavor["name"],
-                vcpus=int(flavor["vcpus"]),
-                memory_mb=int(flavor["memory_mb"]),
-                disk_gb=int(flavor.get("root_gb") or 0),
-                extra_specs=dict(flavor.get("extra_specs") or {}),
+                name=flavor.name,
+                vcpus=flavor.vcpus,
+                memory_mb=flavor.memory_mb,
+                disk_gb=flavor.root_gb or 0,
+                extra_specs=dict(flavor.extra_specs or {}),
             ),
             image=Image(
-                kind=image["kind"],
-                kernel=_path(image.get("kernel_path")),
-                initrd=_path(image.get("initrd_path")),
-                cmdline=image.get("cmdline") or "",
-                disk=_path(image.get("disk_path")),
-                disk_format=image.get("disk_format") or "qcow2",
-                name=image.get("name") or "",
-                mem_page_size=image.get("mem_page_size"),
+                # No kind: the image is not in the catalogue. It goes the disk way, where
+                # check_image refuses it (no disk file) before a guest is defined.
+                kind=image.kind or "disk",
+                kernel=_path(image.kernel_path),
+                initrd=_path(image.initrd_path),
+                cmdline=image.cmdline or "",
+                disk=_path(image.disk_path),
+                disk_format=image.disk_format or "qcow2",
+                name=image.name or "",
+                mem_page_size=image.mem_page_size,
             ),
-            deleted_requested=bool(data.get("deleted_requested")),
-            project_id=data.get("project_id") or "",
-            user_id=data.get("user_id") or "",
-            crash_dump_requested=bool(data.get("crash_dump_requested")),
-            console_requested_at=data.get("console_requested_at") or None,
-            migration_uuids=tuple(data.get("migration_uuids") or ()),
-            live_migration=LiveMigrationSpec.from_api(data.get("live_migration")),
-            incoming_migration=IncomingMigration.from_api(data.get("incoming_migration")),
+            deleted_requested=view.deleted_requested,
+            project_id=view.project_id or "",
+            user_id=view.user_id or "",
+            crash_dump_requested=view.crash_dump_requested,
+            console_requested_at=view.console_requested_at or None,
+            migration_uuids=tuple(view.migration_uuids),
+            live_migration=LiveMigrationSpec.from_contract(view.live_migration),
+            incoming_migration=IncomingMigration.from_contract(view.incoming_migration),
         )
 
 
@@ -158,6 +171,10 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+MigrationStepKind = Literal[
+    "live_migrate", "migration_control", "migration_event", "prepare_incoming"
+]
+# Every kind has one case in the executor's dispatch (mypy checks it: assert_never).
 StepKind = Literal[
     "spawn",
     "stop",
@@ -175,10 +192,7 @@ StepKind = Literal[
     "resize",
     "crash_dump",
     "console",
-    "live_migrate",
-    "migration_control",
-    "migration_event",
-    "prepare_incoming",
+    MigrationStepKind,
 ]
 
 # nova's instance-action event names (the compute manager methods nova wraps), by task.

@@ -1,5 +1,6 @@
-"""Agent API bodies (/filemem/v1): service registration, observed-state reports, console output
-and instance-action events."""
+"""The agent's bodies (agent -> API): registration, observed-state reports, working sets,
+console output, instance-action and live migration events. Unknown fields are refused (see
+the package docstring)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from filemem.api.schemas.common import Name, Storable, StrictModel, Uuid
+from filemem.common.constrained import Name, Storable, StrictModel, Uuid
 
 # The agent may report any of nova's states filemem has (filemem.common.states).
 VmState = Literal[

@@ -1,0 +1,136 @@
+"""The API's answers to its agents (API -> agent): the long-poll desired set, registration,
+and the small acknowledgements. Unknown fields are ignored (additive changes, see the package
+docstring); defaults stand for fields an older API leaves out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from filemem.common.agent_contract import UNVERSIONED
+
+
+class Answer(BaseModel):
+    """Read by agents of this or an older contract: fields they do not know are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class FlavorView(Answer):
+    id: str | None = None
+    name: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int | None = 0
+    extra_specs: dict[str, str] | None = Field(default_factory=dict)
+
+
+class ImageView(Answer):
+    """A kernel boot (kernel_path, initrd_path, cmdline) or a disk image (disk_path,
+    disk_format); kind null: the instance's image is not in the catalogue."""
+
+    id: str | None = None
+    kind: Literal["kernel", "disk"] | None
+    kernel_path: str | None = None
+    initrd_path: str | None = None
+    cmdline: str | None = ""
+    disk_path: str | None = None
+    disk_format: Literal["qcow2", "raw"] | None = None
+    name: str | None = None
+    # The image property hw_mem_page_size: guest config combines it with the flavor's.
+    mem_page_size: str | None = None
+
+
+class LiveMigrationView(Answer):
+    """The source host's view of an outgoing live migration (docs/live-migration-agent.md)."""
+
+    migration_uuid: str
+    dest_host: str
+    # Where libvirt connects: the destination's migration_address, else its host name.
+    dest_address: str | None = None
+    dest_file_backed_memory_mb: int = 0
+    block_migration: bool = False
+    dest_prepared: bool = False
+    force_complete: bool = False
+    abort: bool = False
+
+
+class IncomingMigrationView(Answer):
+    """The destination host's view of a live migration coming in."""
+
+    migration_uuid: str
+    source_host: str
+
+
+class AgentInstance(Answer):
+    """What an agent needs to converge one instance (the "agent view")."""
+
+    uuid: str
+    name: str
+    host: str | None = None
+    vm_state: str
+    task_state: str | None = None
+    power_state: int | None = None
+    flavor: FlavorView
+    image: ImageView
+    deleted_requested: bool = False
+    project_id: str | None = ""
+    user_id: str | None = ""
+    # Requests answered beside the task: an NMI (trigger_crash_dump), and the console log's
+    # tail for the request made at this time (the stored time in full, isoformat, naive UTC:
+    # the agent echoes it, and the API clears the request only when it still is that time).
+    crash_dump_requested: bool = False
+    console_requested_at: str | None = None
+    # Placement consumers of the instance's unfinished moves: the agent's heal keeps them.
+    migration_uuids: list[str] = Field(default_factory=list)
+    live_migration: LiveMigrationView | None = None
+    incoming_migration: IncomingMigrationView | None = None
+
+
+class WatchAnswer(Answer):
+    """GET /filemem/v1/hosts/{host}/instances: the full desired set of the host, and the
+    cursor (the host's newest change) it is not older than."""
+
+    contract_version: int = UNVERSIONED
+    cursor: int
+    instances: list[AgentInstance]
+
+
+class ServiceView(Answer):
+    id: int
+    host: str
+    binary: str
+    disabled: bool
+    disabled_reason: str | None = None
+    provider_uuid: str | None = None
+    file_backed: bool = False
+    file_backed_memory_mb: int = 0
+    capabilities: dict[str, bool] | None = None
+    version: str | None = None
+    migration_address: str | None = None
+    store_free_mb: int | None = None
+    last_seen_at: str | None = None
+
+
+class RegistrationAnswer(Answer):
+    """PUT /filemem/v1/services/{host}: the service as stored, and the MEMORY_MB allocation
+    ratio the host's aggregates give it (null: its own)."""
+
+    contract_version: int = UNVERSIONED
+    service: ServiceView
+    ram_allocation_ratio: float | None = None
+
+
+class MemoryUsageAnswer(Answer):
+    """PUT /filemem/v1/hosts/{host}/memory-usage: guests stored, and those of other hosts."""
+
+    stored: int
+    ignored: int
+
+
+class MigrationEventAnswer(Answer):
+    """POST /filemem/v1/migrations/{uuid}/events: the migration's status after the event."""
+
+    migration_uuid: str
+    status: str
