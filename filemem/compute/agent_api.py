@@ -11,7 +11,6 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from filemem.common import agent_wire
-from filemem.common.nova_errors import fault_message
 from filemem.common.agent_contract import (
     CONTRACT_HEADER,
     CONTRACT_VERSION,
@@ -28,6 +27,7 @@ from filemem.common.agent_contract.reports import (
     MigrationEvent,
     ServiceUpdate,
 )
+from filemem.common.nova_errors import fault_message
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.exceptions import FilememError
 
