@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench._common import at_least, bench_parser, standalone_placement, table
-from filemem.devtools.services import python_module
+from devtools.services import python_module
 from filemem.placement.client import PlacementClient
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.placement.http import HttpTransport

@@ -34,8 +34,8 @@ import httpx
 from bench._common import SCRATCH, at_least, bench_parser, table
 from bench.control_plane_agents import WATCH_S, Agents
 from bench.control_plane_api import MODES, TOKEN, api_process, database_url, seed
-from filemem.devtools import query_count
-from filemem.devtools.services import ServiceProcess
+from devtools import query_count
+from devtools.services import ServiceProcess
 
 SETTLE_S = WATCH_S + 3.0  # every agent has started watching, at its own time
 WAKE_TIMEOUT_S = 60.0

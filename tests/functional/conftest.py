@@ -13,7 +13,7 @@ from typing import Literal
 
 import pytest
 
-from filemem.devtools.test_image import TestImage, ensure_test_image
+from devtools.test_image import TestImage, ensure_test_image
 from filemem.virt.libvirt.connection import EventCallback
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 

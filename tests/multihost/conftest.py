@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from filemem.devtools.cloud import cloud as cloudlib
-from filemem.devtools.cloud import hosts
-from filemem.devtools.cloud.spec import CloudSpec, HostSpec, build_spec
+from devtools.cloud import cloud as cloudlib
+from devtools.cloud import hosts
+from devtools.cloud.spec import CloudSpec, HostSpec, build_spec
 
 ROOT = Path("/var/lib/filemem-cloud")
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def two_hosts() -> Iterator[CloudSpec]:
 
 
 def require_postgres() -> None:
-    from filemem.devtools.postgres import PG_BIN
+    from devtools.postgres import PG_BIN
 
     assert (PG_BIN / "initdb").is_file(), f"PostgreSQL is missing ({PG_BIN}/initdb)"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from filemem.devtools.cloud import hosts, namespaces
+from devtools.cloud import hosts, namespaces
 from tests.multihost.conftest import ROOT, cloud_name, require_namespaces, require_postgres
 
 REPO = Path(__file__).resolve().parents[2]

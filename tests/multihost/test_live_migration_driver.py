@@ -14,9 +14,9 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from devtools.cloud.spec import CloudSpec, HostSpec
+from devtools.test_image import READY_LINE, ensure_test_image
 from filemem.common.guests import Flavor, Image, PowerState
-from filemem.devtools.cloud.spec import CloudSpec, HostSpec
-from filemem.devtools.test_image import READY_LINE, ensure_test_image
 from filemem.exceptions import GuestNotFound, MigrationNotSupported
 from filemem.virt.driver import MigrationTarget
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from filemem.devtools.cloud import cloud as cloudlib
-from filemem.devtools.cloud import libvirt_host, namespaces, procs
-from filemem.devtools.cloud.spec import HostSpec
+from devtools.cloud import cloud as cloudlib
+from devtools.cloud import libvirt_host, namespaces, procs
+from devtools.cloud.spec import HostSpec
 from tests.multihost import test_migration_faults as faults
 
 # The same 3-host cloud as test_migration_faults (host1 sends at a capped bandwidth): one per
