@@ -54,7 +54,7 @@ static inline uint64_t expected(uint64_t seed, uint64_t index)
     return mix64(seed + (index + 1) * GOLDEN_GAMMA);
 }
 
-/* mix64(FNV-1a-64(text)): mirrored by devtools.test_image.memcheck_seed_from_uuid. */
+/* mix64(FNV-1a-64(text)): mirrored by filemem.devtools.test_image.memcheck_seed_from_uuid. */
 static uint64_t seed_from_text(const char *text)
 {
     uint64_t hash = 0xCBF29CE484222325ULL;
