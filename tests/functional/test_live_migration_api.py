@@ -28,8 +28,6 @@ from filemem.placement.client import PlacementClient
 from tests.functional.cloud import TOKEN, Cloud
 from tests.functional.conftest import REPO
 
-pytestmark = pytest.mark.functional
-
 OPENSTACK = str(REPO / ".venv" / "bin" / "openstack")
 FILEMEM = str(REPO / ".venv" / "bin" / "filemem")
 CAPABLE = {"file_backed_memory": True, "live_migration": True}

@@ -72,11 +72,3 @@ def cloud_up(count: int, overrides: dict[int, HostSpec] | None = None) -> cloudl
     require_postgres()
     subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True, capture_output=True)
     return cloudlib.up(cloud_name(), count, overrides, root=ROOT)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here needs real daemons and namespaces: marked functional, as CI runs them."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.path).parents:
-            item.add_marker(pytest.mark.functional)

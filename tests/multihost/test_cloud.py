@@ -19,6 +19,9 @@ from devtools.cloud import control_plane, namespaces, procs
 from devtools.cloud.spec import MEMORY_BACKING_DIR, HostSpec
 from tests.multihost.conftest import cloud_up
 
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -24,6 +24,9 @@ from tests.multihost.conftest import hosts_down, hosts_up
 from tests.multihost.test_hosts import memory_files, wait_console
 from tests.unit.test_agent_fake_driver import SMALL, FakeAgentApi, building
 
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
+
 IMAGE_DIR = Path("/var/lib/filemem/images/test")
 STORE_MB = 1024
 

@@ -25,6 +25,9 @@ from filemem.virt.migration import MigrationOutcome, MigrationProgress, Migratio
 from tests.multihost.conftest import hosts_down, hosts_up
 from tests.multihost.test_hosts import memory_files, wait_console
 
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
+
 IMAGE_DIR = Path("/var/lib/filemem/images/test")
 STORE_MB = 1024
 FLAVOR = Flavor("m256", 1, 256)

@@ -22,6 +22,9 @@ from devtools.memcheck import MemcheckPass, parse_memcheck_console
 from devtools.test_image import ensure_test_image
 from tests.multihost.conftest import cloud_up
 
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
+
 MICROVERSION = "2.30"
 TERMINAL = {"completed", "failed", "error", "cancelled"}
 # Slow enough on the source that a fault lands while the migration runs (~10 s for 256 MiB).
