@@ -15,13 +15,14 @@ TARGETS = (
     "tests/functional/test_guests.py",
     "tests/functional/test_cli.py",
     "tests/multihost/test_hosts.py",
+    "tests/unit/test_backing_store_inspect.py",
 )
 # A plugin for the collecting pytest: one line per test, its node id and whether it is marked.
 PLUGIN = """
 def pytest_collection_finish(session):
     for item in session.items:
-        marked = item.get_closest_marker("functional") is not None
-        print("MARK", "functional" if marked else "unit", item.nodeid)
+        marks = [m for m in ("functional", "root") if item.get_closest_marker(m)]
+        print("MARK", "+".join(marks) or "unit", item.nodeid)
 """
 
 
@@ -73,3 +74,9 @@ def test_a_module_mixing_both_is_marked_test_by_test(marks: dict[str, str]) -> N
 def test_multihost_tests_are_functional(marks: dict[str, str]) -> None:
     # Their simulated hosts each start a libvirtd of their own in a namespace.
     assert of(marks, "tests/multihost/test_hosts.py") == {"functional"}
+
+
+def test_root_alone_is_not_functional(marks: dict[str, str]) -> None:
+    # Mounting a tmpfs needs root, not libvirtd: marked root, run by -m "not functional".
+    module = "tests/unit/test_backing_store_inspect.py"
+    assert marks[f"{module}::test_tmpfs_store_has_no_rotational_flag"] == "root"
