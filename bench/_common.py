@@ -18,9 +18,9 @@ from typing import Literal, Protocol, TypeVar
 
 import libvirt
 
+from devtools.services import ReadyLine, ServiceProcess, python_module
+from devtools.test_image import DEFAULT_DEST, TestImage, ensure_test_image
 from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image
-from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
-from filemem.devtools.test_image import DEFAULT_DEST, TestImage, ensure_test_image
 from filemem.virt import guest_config
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 

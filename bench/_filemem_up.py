@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench._common import REPO
-from filemem.devtools.services import ReadyFile, ServiceProcess
+from devtools.services import ReadyFile, ServiceProcess
 
 UP_TIMEOUT_S = 120.0
 STOP_S = 30.0

@@ -31,8 +31,8 @@ from bench.api_boot_overhead_boot import (
     id_named,
 )
 from bench.api_boot_overhead_pairs import TARGET, report, run_pairs
+from devtools.test_image import DEFAULT_DEST, ensure_test_image
 from filemem.backing import store
-from filemem.devtools.test_image import DEFAULT_DEST, ensure_test_image
 
 FLAVOR = "m1.tiny"
 IMAGE = "filemem-test"

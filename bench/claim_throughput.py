@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench._common import at_least, bench_parser, standalone_placement, table
-from filemem.devtools.services import python_module
+from bench.stats import percentile
+from devtools.services import python_module
 from filemem.placement.client import PlacementClient
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.placement.http import HttpTransport
@@ -59,12 +60,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..1) of a non-empty sequence."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def rotated(items: Sequence[T], by: int) -> list[T]:

@@ -34,8 +34,9 @@ import httpx
 from bench._common import SCRATCH, at_least, bench_parser, table
 from bench.control_plane_agents import WATCH_S, Agents
 from bench.control_plane_api import MODES, TOKEN, api_process, database_url, seed
-from filemem.devtools import query_count
-from filemem.devtools.services import ServiceProcess
+from bench.stats import percentile
+from devtools import query_count
+from devtools.services import ServiceProcess
 
 SETTLE_S = WATCH_S + 3.0  # every agent has started watching, at its own time
 WAKE_TIMEOUT_S = 60.0
@@ -63,10 +64,10 @@ class Result:
     def qps(self) -> float:
         return self.queries / self.idle_s
 
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+    @property
+    def after_posts(self) -> list[float]:
+        """From each POST answered to its host's agent getting the change."""
+        return [w - p for w, p in zip(self.wakes, self.posts, strict=True)]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -204,12 +205,12 @@ def rows(results: Sequence[Result]) -> list[list[str]]:
             f"{r.polls / r.idle_s:.1f}",
             f"{r.rss_mib:.0f}",
             f"{len(r.wakes)}",
-            f"{pct(r.wakes, 50) * 1000:.1f}",
-            f"{pct(r.wakes, 99) * 1000:.1f}",
+            f"{percentile(r.wakes, 0.50) * 1000:.1f}",
+            f"{percentile(r.wakes, 0.99) * 1000:.1f}",
             f"{max(r.wakes) * 1000:.1f}",
             f"{statistics.median(r.posts) * 1000:.1f}",
-            f"{pct(r.posts, 99) * 1000:.1f}",
-            f"{pct([w - p for w, p in zip(r.wakes, r.posts, strict=True)], 99) * 1000:.1f}",
+            f"{percentile(r.posts, 0.99) * 1000:.1f}",
+            f"{percentile(r.after_posts, 0.99) * 1000:.1f}",
         ]
         for r in results
     ]
@@ -242,8 +243,8 @@ def ratios(results: Sequence[Result]) -> list[str]:
         lines.append(
             f"# {kind}: poll / notify: idle CPU {poll.cpu_pct / max(notify.cpu_pct, 0.01):.1f}x, "
             f"queries/s {poll.qps / max(notify.qps, 0.01):.1f}x, wake p50 "
-            f"{pct(poll.wakes, 50) / pct(notify.wakes, 50):.1f}x, wake p99 "
-            f"{pct(poll.wakes, 99) / pct(notify.wakes, 99):.1f}x"
+            f"{percentile(poll.wakes, 0.50) / percentile(notify.wakes, 0.50):.1f}x, wake p99 "
+            f"{percentile(poll.wakes, 0.99) / percentile(notify.wakes, 0.99):.1f}x"
         )
     return lines
 

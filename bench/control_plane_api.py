@@ -9,11 +9,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench._common import REPO
+from devtools import query_count
+from devtools.services import ReadyLine, ServiceProcess, python_module
 from filemem.db import api as db_api
 from filemem.db import migrate
 from filemem.db.session import Database
-from filemem.devtools import query_count
-from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
 
 TOKEN = "bench-control-plane-" + "0123456789abcdef"
 MODES = {
@@ -66,7 +66,7 @@ def api_process(state: Path, url: str, mode: str) -> Iterator[tuple[ServiceProce
     )
     counts = state / "queries"
     api = ServiceProcess(
-        python_module("filemem.cmd.api", "--config-file", str(conf)),
+        python_module("devtools.counted_api", "--config-file", str(conf)),
         log_path=state / "api-stderr.log",
         cwd=REPO,
         env={**os.environ, query_count.ENV: str(counts)},

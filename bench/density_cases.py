@@ -9,13 +9,13 @@ from typing import Literal
 
 from bench._common import MIB
 from bench.density_probes import Folios
-from filemem.backing.residency import qemu_pid
-from filemem.devtools.memcheck import (
+from devtools.memcheck import (
     MemcheckExit,
     MemcheckLine,
     MemcheckPass,
     parse_memcheck_console,
 )
+from filemem.backing.residency import qemu_pid
 
 # The guest kernel needs this much beside memcheck's region (measured under TCG with the test
 # image: 512 MiB does not fit in a 600 MiB guest, 296 fits in 384).

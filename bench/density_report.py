@@ -11,15 +11,10 @@ from typing import Any
 
 from bench._common import MIB, table
 from bench.density_cases import CaseResult, CaseSpec
+from bench.stats import p95
 
 GOAL_RATIO = 1.25
 GOAL_FACTOR = 2.0
-
-
-def p95(values: Sequence[float]) -> float:
-    if len(values) == 1:
-        return float(values[0])
-    return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
 @dataclass(frozen=True)

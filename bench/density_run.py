@@ -13,9 +13,9 @@ from pathlib import Path
 from bench._common import MIB, Session, new_uuid
 from bench.density_cases import CaseResult, CaseSpec, GuestRun
 from bench.density_probes import Device, delta, kernel_oom_kills, mapped_folios, written_bytes
+from devtools.memcheck import MEMCHECK_FILLED_PREFIX, MemcheckPass
 from filemem.backing.residency import block_device_of, file_residency, process_memory, qemu_pid
 from filemem.common.guests import Flavor, Image
-from filemem.devtools.memcheck import MEMCHECK_FILLED_PREFIX, MemcheckPass
 from filemem.exceptions import FilememError
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import LibvirtDriver

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._common import bench_parser, interleaved, median, ms, table, wait_for_line
+from devtools.cloud import hosts
+from devtools.cloud.spec import CloudSpec, build_spec
+from devtools.test_image import ensure_test_image
 from filemem.common.guests import Flavor, Image
-from filemem.devtools.cloud import hosts
-from filemem.devtools.cloud.spec import CloudSpec, build_spec
-from filemem.devtools.test_image import ensure_test_image
 from filemem.virt.driver import MigrationTarget
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 from filemem.virt.migration import MigrationOutcome

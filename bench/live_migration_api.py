@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 
 from bench._common import REPO, bench_parser, interleaved, median, ms, table
-from filemem.devtools.cloud import cloud as cloudlib
-from filemem.devtools.cloud.spec import CloudSpec, HostSpec
-from filemem.devtools.test_image import DEFAULT_DEST, READY_LINE, ensure_test_image
+from devtools.cloud import cloud as cloudlib
+from devtools.cloud.spec import CloudSpec, HostSpec
+from devtools.test_image import DEFAULT_DEST, READY_LINE, ensure_test_image
 
 TARGET = 1.10
 MICROVERSION = "2.30"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._common import bench_parser, standalone_placement, table
-from bench.claim_throughput import http_client, percentile, rotated, scratch_dir
+from bench.claim_throughput import http_client, rotated, scratch_dir
+from bench.stats import percentile
 from filemem import conf as filemem_conf
 from filemem.compute.host_check import driver_settings
 from filemem.compute.tracker import ResourceTracker, SyncResult

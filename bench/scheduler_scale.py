@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench._common import at_least, bench_parser, standalone_placement, table
+from devtools.services import python_module
 from filemem.common.resources import MEM_PAGE_SIZE, MEMORY_BACKING_FILE_TRAIT
-from filemem.devtools.services import python_module
 from filemem.placement.client import PlacementClient, Response, Transport
 from filemem.placement.http import HttpTransport
 from filemem.scheduler import HostRecord, RequestSpec, Scheduler, SchedulerSettings, Selection

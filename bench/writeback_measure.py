@@ -18,9 +18,9 @@ from bench.density_cases import CaseSpec, GuestRun
 from bench.density_probes import Device, delta, kernel_oom_kills, mapped_folios, written_bytes
 from bench.density_run import FillWatch, spawn_all
 from bench.writeback_sysctls import EXPIRE, WRITEBACK, Setting, Sysctls, dotted, settings
+from devtools.memcheck import MemcheckPass
 from filemem.backing.residency import block_device_of
 from filemem.common.guests import Flavor, Image
-from filemem.devtools.memcheck import MemcheckPass
 from filemem.exceptions import FilememError
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import LibvirtDriver

@@ -7,7 +7,7 @@ import statistics
 from typing import Any
 
 from bench._common import MIB, table
-from bench.density_report import p95
+from bench.stats import p95
 from bench.writeback_measure import FLUSH_MARGIN_S, SAMPLE_S, Run, Window
 
 

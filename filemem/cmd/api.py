@@ -24,7 +24,6 @@ from filemem.conf.api import AUTH_KEYSTONE
 from filemem.conf.database import connection_url
 from filemem.db import migrate
 from filemem.db.session import Database
-from filemem.devtools import query_count
 from filemem.exceptions import ConfigError, FilememError
 from filemem.placement import client_from_conf
 
@@ -100,8 +99,6 @@ def build_app(conf: cfg.ConfigOpts, ctx: ApiContext) -> FastAPI:
 def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
     """The ApiContext: database, configured Placement and the scheduler over live services."""
     database = Database(url)
-    # Benchmarks count the API's queries (bench/control_plane.py); nothing otherwise.
-    query_count.install_from_env(database.engine)
     placement = client_from_conf(conf)
     return ApiContext(
         database=database,

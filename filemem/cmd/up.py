@@ -22,6 +22,7 @@ from filemem.cmd.api import build_context, listening_socket, url_of
 from filemem.cmd.common import load_conf
 from filemem.cmd.compute_api import CLIENT_FILE, ComputeApi
 from filemem.cmd.http_server import server_config
+from filemem.cmd.up_image import BUILD_HINT, TEST_IMAGE_DIR, TEST_IMAGE_NAME, find_built
 from filemem.common.private_files import state_dir, write_private
 from filemem.compute.agent_api import AgentApiClient
 from filemem.compute.host import ComputeHost, startup_errors
@@ -32,14 +33,11 @@ from filemem.conf.api import AUTH_TOKEN
 from filemem.conf.database import connection_url
 from filemem.db import host_credentials, migrate
 from filemem.db.session import Database
-from filemem.devtools.test_image import DEFAULT_DEST as TEST_IMAGE_DIR
-from filemem.devtools.test_image import TestImage
 from filemem.exceptions import ConfigError
 
 LOG = logging.getLogger("filemem.up")
 
 DEFAULT_FLAVORS = (("m1.tiny", 256, 1), ("m1.small", 512, 1), ("m1.medium", 1024, 2))
-TEST_IMAGE_NAME = "filemem-test"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -133,18 +131,20 @@ def _seed(api: ComputeApi) -> None:
                 "/flavors",
                 {"flavor": {"name": name, "ram": ram, "vcpus": vcpus, "disk": 0}},
             )
-    image = TestImage(kernel=TEST_IMAGE_DIR / "vmlinuz", initrd=TEST_IMAGE_DIR / "initrd.img")
     names = {i["name"] for i in api.images("GET", "?limit=1000")["images"]}
-    if TEST_IMAGE_NAME not in names and image.kernel.is_file() and image.initrd.is_file():
-        api.images(
-            "POST",
-            body={
-                "name": TEST_IMAGE_NAME,
-                "kernel_path": str(image.kernel),
-                "initrd_path": str(image.initrd),
-                "cmdline": image.cmdline(),
-            },
+    if TEST_IMAGE_NAME in names:
+        return
+    # The builder is test tooling (devtools/, not installed): `up` only registers its result.
+    image = find_built(TEST_IMAGE_DIR)
+    if image is None:
+        LOG.info(
+            "no test image in %s, so %s is not registered: run %s to build it",
+            TEST_IMAGE_DIR,
+            TEST_IMAGE_NAME,
+            BUILD_HINT,
         )
+        return
+    api.images("POST", body=image.registration())
 
 
 def _write_client_files(state: Path, endpoint: str, token: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
+from devtools.services import ReadyLine, ServiceProcess, python_module
 from filemem.placement.client import PlacementClient
 from filemem.placement.http import HttpTransport
 from tests.functional.placement_fixtures import REPO, StandalonePlacement

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from filemem.devtools.services import Ready, ReadyLine, ServiceProcess, python_module
+from devtools.services import Ready, ReadyLine, ServiceProcess, python_module
 from filemem.placement.client import PlacementClient
 from filemem.placement.http import HttpTransport
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 import pytest
 
-from filemem.devtools.test_image import TestImage, ensure_test_image
+from devtools.test_image import TestImage, ensure_test_image
 from filemem.virt.libvirt.connection import EventCallback
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 
@@ -104,11 +104,3 @@ def virsh(*args: str) -> str:
     return subprocess.run(
         ["virsh", "-c", "qemu:///system", *args], check=True, capture_output=True, text=True
     ).stdout
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here needs real daemons: `pytest -m "not functional"` runs the unit suite."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.path).parents:
-            item.add_marker(pytest.mark.functional)

@@ -16,7 +16,7 @@ import httpx
 import openstack
 from openstack.connection import Connection
 
-from filemem.devtools.services import ReadyLog, ServiceProcess, python_module
+from devtools.services import ReadyLog, ServiceProcess, python_module
 from tests.functional.placement_fixtures import REPO, free_port
 
 BIN = Path(sys.executable).parent

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from oslo_config import cfg
 
+from devtools.services import ReadyLine, ServiceProcess, python_module
 from filemem import conf as filemem_conf
-from filemem.devtools.services import ReadyLine, ServiceProcess, python_module
 
 __all__ = ["REPO", "StandalonePlacement", "conf_text", "free_port", "load_conf"]
 

@@ -1,7 +1,7 @@
-"""The throwaway PostgreSQL cluster for tests (it lives in filemem.devtools.postgres)."""
+"""The throwaway PostgreSQL cluster for tests (it lives in devtools.postgres)."""
 
 from __future__ import annotations
 
-from filemem.devtools.postgres import OWNER, PG_BIN, PostgresCluster
+from devtools.postgres import OWNER, PG_BIN, PostgresCluster
 
 __all__ = ["OWNER", "PG_BIN", "PostgresCluster"]

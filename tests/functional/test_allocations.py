@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from devtools.services import ServiceProcess, python_module
+from devtools.test_image import TestImage
 from filemem.cmd import host_show
 from filemem.cmd.common import add_config_args
 from filemem.common.guests import Flavor, Image, PowerState
 from filemem.compute import metrics
 from filemem.compute.host import ComputeHost
 from filemem.compute.manager import DEFAULT_PROJECT_ID, DEFAULT_USER_ID
-from filemem.devtools.services import ServiceProcess, python_module
-from filemem.devtools.test_image import TestImage
 from filemem.exceptions import GuestAlreadyExists, InvalidGuestConfig
 from filemem.virt.libvirt.driver import LibvirtDriver
 from tests.functional.conftest import DriverFactory, guest_name, wait_for_console

@@ -31,8 +31,6 @@ from tests.functional.api_fixtures import (
 from tests.functional.placement_fixtures import StandalonePlacement
 from tests.functional.postgres import OWNER, PostgresCluster
 
-pytestmark = pytest.mark.functional
-
 SAFETY_NET = "long_poll_recheck_interval = 30\n"
 # Far below the 30 s re-read and the old 0.25 s poll's worst case is not the point: a shared,
 # loaded 2-core machine may take a while to answer anything, but never 30 s.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.test_image import TestImage
 from filemem.common.guests import Flavor, Image
-from filemem.devtools.test_image import TestImage
 from tests.functional.conftest import REPO, DriverFactory, wait_for_console
 
 FILEMEM = str(REPO / ".venv" / "bin" / "filemem")

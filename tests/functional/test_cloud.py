@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openstack
 import pytest
 
-from filemem.devtools.test_image import TestImage
+from devtools.test_image import TestImage
 from tests.functional.cloud import TOKEN, Cloud, domain_exists, memory_dirs
 from tests.functional.conftest import REPO
 from tests.functional.test_reconnect import stop_libvirtd

@@ -12,16 +12,16 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from filemem.backing.residency import file_residency, qemu_pid
-from filemem.common.guests import Flavor, Image, PowerState
-from filemem.devtools.memcheck import (
+from devtools.memcheck import (
     MemcheckExit,
     MemcheckFilled,
     MemcheckLine,
     MemcheckPass,
     parse_memcheck_console,
 )
-from filemem.devtools.test_image import TestImage
+from devtools.test_image import TestImage
+from filemem.backing.residency import file_residency, qemu_pid
+from filemem.common.guests import Flavor, Image, PowerState
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 from tests.functional.conftest import guest_name

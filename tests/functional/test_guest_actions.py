@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.test_image import TestImage
 from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
 from filemem.compute.console import console_tail
 from filemem.db.models import utcnow
-from filemem.devtools.test_image import TestImage
 from filemem.exceptions import HypervisorError, InsufficientBackingStore
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.virt.libvirt.driver import LibvirtDriver

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.test_image import TestImage
 from filemem.backing import store
 from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
-from filemem.devtools.test_image import TestImage
 from filemem.exceptions import GuestAlreadyExists, InvalidGuestConfig
 from filemem.virt.libvirt.driver import LibvirtDriver
 from filemem.virt.xml.domain import Domain

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.test_image import TestImage
 from filemem.compute.tracker import PROVIDER_UUID_FILE
-from filemem.devtools.test_image import TestImage
 from tests.functional.api_fixtures import (
     TOKEN,
     ApiEnv,

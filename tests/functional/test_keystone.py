@@ -23,8 +23,6 @@ from tests.functional.keystone_api import (
 )
 from tests.functional.keystone_fixture import KeystoneServer
 
-pytestmark = pytest.mark.functional
-
 HOST = "keystone-host"
 # Keystone set-up (keystone-manage, gunicorn, users) takes ~17 s here at load 9 on 2 cores;
 # the budget only catches a set-up gone wrong on a busy machine.

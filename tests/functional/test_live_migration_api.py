@@ -22,13 +22,11 @@ import pytest
 from openstack.config import loader
 from openstack.connection import Connection
 
+from devtools.test_image import TestImage
 from filemem.common.resources import MEMORY_MB, VCPU
-from filemem.devtools.test_image import TestImage
 from filemem.placement.client import PlacementClient
 from tests.functional.cloud import TOKEN, Cloud
 from tests.functional.conftest import REPO
-
-pytestmark = pytest.mark.functional
 
 OPENSTACK = str(REPO / ".venv" / "bin" / "openstack")
 FILEMEM = str(REPO / ".venv" / "bin" / "filemem")

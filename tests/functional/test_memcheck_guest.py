@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from filemem.common.guests import Flavor, Image
-from filemem.devtools.memcheck import (
+from devtools.memcheck import (
     MemcheckExit,
     MemcheckFilled,
     MemcheckLine,
@@ -17,7 +16,8 @@ from filemem.devtools.memcheck import (
     memcheck_seed_from_uuid,
     parse_memcheck_console,
 )
-from filemem.devtools.test_image import TestImage
+from devtools.test_image import TestImage
+from filemem.common.guests import Flavor, Image
 from tests.functional.conftest import DriverFactory, guest_name, virsh
 
 pytestmark = pytest.mark.functional

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from filemem.devtools.services import ReadyFile, ServiceProcess
-from filemem.devtools.test_image import TestImage
+from devtools.services import ReadyFile, ServiceProcess
+from devtools.test_image import TestImage
 from tests.functional.conftest import REPO
 
 FILEMEM = str(REPO / ".venv" / "bin" / "filemem")

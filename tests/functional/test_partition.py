@@ -11,9 +11,9 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from devtools.test_image import TestImage
 from filemem.common.guests import PowerState
 from filemem.common.resources import MIB
-from filemem.devtools.test_image import TestImage
 from filemem.virt.libvirt import partition
 from filemem.virt.libvirt.driver import LibvirtDriver
 from filemem.virt.libvirt.partition import Partition

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from oslo_config import cfg
 
+from devtools.services import ReadyLine, ServiceProcess
 from filemem.conf import default as default_opts
 from filemem.conf import placement as placement_opts
-from filemem.devtools.services import ReadyLine, ServiceProcess
 from filemem.exceptions import PlacementError
 from filemem.placement import client_from_conf
 from filemem.placement.client import (

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from devtools.test_image import TestImage
 from filemem.common.guests import PowerState
-from filemem.devtools.test_image import TestImage
 from filemem.exceptions import HypervisorUnavailable
 from tests.functional.conftest import REPO, DriverFactory, wait_for_console
 from tests.functional.test_guests import boot

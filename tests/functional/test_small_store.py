@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.test_image import TestImage
 from filemem import conf as filemem_conf
 from filemem.common.findings import Severity
 from filemem.common.guests import GuestInfo, PowerState
 from filemem.compute.host_check import check_host
-from filemem.devtools.test_image import TestImage
 from filemem.exceptions import HypervisorError, InsufficientBackingStore
 from filemem.virt.libvirt.driver import LibvirtDriver
 from tests.functional.conftest import SCRATCH, DriverFactory, virsh, wait_for_console

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.services import ReadyFile, ServiceProcess
+from devtools.test_image import TestImage
 from filemem.compute import metrics
-from filemem.devtools.services import ReadyFile, ServiceProcess
-from filemem.devtools.test_image import TestImage
 from tests.functional.conftest import REPO
 
 FILEMEM = str(REPO / ".venv" / "bin" / "filemem")

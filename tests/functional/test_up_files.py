@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from filemem.devtools.services import ReadyFile, ServiceProcess, python_module
-from filemem.devtools.test_image import TestImage
+from devtools.services import ReadyFile, ServiceProcess, python_module
+from devtools.test_image import TestImage
 from tests.functional.conftest import REPO
 
 # Never readable by others; the tokens and databases the owner's alone.

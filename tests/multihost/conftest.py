@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from filemem.devtools.cloud import cloud as cloudlib
-from filemem.devtools.cloud import hosts
-from filemem.devtools.cloud.spec import CloudSpec, HostSpec, build_spec
+from devtools.cloud import cloud as cloudlib
+from devtools.cloud import hosts
+from devtools.cloud.spec import CloudSpec, HostSpec, build_spec
 
 ROOT = Path("/var/lib/filemem-cloud")
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def two_hosts() -> Iterator[CloudSpec]:
 
 
 def require_postgres() -> None:
-    from filemem.devtools.postgres import PG_BIN
+    from devtools.postgres import PG_BIN
 
     assert (PG_BIN / "initdb").is_file(), f"PostgreSQL is missing ({PG_BIN}/initdb)"
 
@@ -72,11 +72,3 @@ def cloud_up(count: int, overrides: dict[int, HostSpec] | None = None) -> cloudl
     require_postgres()
     subprocess.run([str(REPO / "scripts" / "start-libvirt")], check=True, capture_output=True)
     return cloudlib.up(cloud_name(), count, overrides, root=ROOT)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here needs real daemons and namespaces: marked functional, as CI runs them."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.path).parents:
-            item.add_marker(pytest.mark.functional)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from filemem.devtools.cloud import hosts, namespaces
+import pytest
+
+from devtools.cloud import hosts, namespaces
 from tests.multihost.conftest import ROOT, cloud_name, require_namespaces, require_postgres
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,6 +23,7 @@ def cloud(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.functional  # a simulated host with a libvirtd of its own in a namespace
 def test_up_status_down(tmp_path: Path) -> None:
     require_namespaces()
     require_postgres()

@@ -14,10 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from filemem.devtools.cloud import cloud as cloudlib
-from filemem.devtools.cloud import control_plane, namespaces, procs
-from filemem.devtools.cloud.spec import MEMORY_BACKING_DIR, HostSpec
+from devtools.cloud import cloud as cloudlib
+from devtools.cloud import control_plane, namespaces, procs
+from devtools.cloud.spec import MEMORY_BACKING_DIR, HostSpec
 from tests.multihost.conftest import cloud_up
+
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
 
 REPO = Path(__file__).resolve().parents[2]
 

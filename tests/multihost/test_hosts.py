@@ -7,11 +7,16 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
-from filemem.devtools.cloud import namespaces
-from filemem.devtools.cloud.guest import raw_guest_xml
-from filemem.devtools.cloud.spec import MEMORY_BACKING_DIR, CloudSpec, HostSpec
-from filemem.devtools.test_image import READY_LINE, TestImage, ensure_test_image
+import pytest
+
+from devtools.cloud import namespaces
+from devtools.cloud.guest import raw_guest_xml
+from devtools.cloud.spec import MEMORY_BACKING_DIR, CloudSpec, HostSpec
+from devtools.test_image import READY_LINE, TestImage, ensure_test_image
 from tests.multihost.conftest import hosts_down, hosts_up
+
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
 
 IMAGE_DIR = Path("/var/lib/filemem/images/test")
 

@@ -11,18 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from devtools.cloud.spec import CloudSpec
+from devtools.test_image import READY_LINE, ensure_test_image
 from filemem import conf as filemem_conf
 from filemem.common.guests import Image, PowerState
 from filemem.compute.host import ComputeHost
 from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.compute.reconcile.plan import DesiredInstance, IncomingMigration, LiveMigrationSpec
-from filemem.devtools.cloud.spec import CloudSpec
-from filemem.devtools.test_image import READY_LINE, ensure_test_image
 from filemem.exceptions import GuestNotFound
 from filemem.placement.embedded import EmbeddedPlacement
 from tests.multihost.conftest import hosts_down, hosts_up
 from tests.multihost.test_hosts import memory_files, wait_console
 from tests.unit.test_agent_fake_driver import SMALL, FakeAgentApi, building
+
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
 
 IMAGE_DIR = Path("/var/lib/filemem/images/test")
 STORE_MB = 1024

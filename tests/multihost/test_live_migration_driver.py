@@ -14,9 +14,9 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from devtools.cloud.spec import CloudSpec, HostSpec
+from devtools.test_image import READY_LINE, ensure_test_image
 from filemem.common.guests import Flavor, Image, PowerState
-from filemem.devtools.cloud.spec import CloudSpec, HostSpec
-from filemem.devtools.test_image import READY_LINE, ensure_test_image
 from filemem.exceptions import GuestNotFound, MigrationNotSupported
 from filemem.virt.driver import MigrationTarget
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
@@ -24,6 +24,9 @@ from filemem.virt.libvirt.live_migration import destination_xml, migration_flags
 from filemem.virt.migration import MigrationOutcome, MigrationProgress, MigrationSettings
 from tests.multihost.conftest import hosts_down, hosts_up
 from tests.multihost.test_hosts import memory_files, wait_console
+
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
 
 IMAGE_DIR = Path("/var/lib/filemem/images/test")
 STORE_MB = 1024

@@ -15,12 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from filemem.devtools.cloud import cloud as cloudlib
-from filemem.devtools.cloud import control_plane, libvirt_host, namespaces, procs
-from filemem.devtools.cloud.spec import MEMORY_BACKING_DIR, HostSpec
-from filemem.devtools.memcheck import MemcheckPass, parse_memcheck_console
-from filemem.devtools.test_image import ensure_test_image
+from devtools.cloud import cloud as cloudlib
+from devtools.cloud import control_plane, libvirt_host, namespaces, procs
+from devtools.cloud.spec import MEMORY_BACKING_DIR, HostSpec
+from devtools.memcheck import MemcheckPass, parse_memcheck_console
+from devtools.test_image import ensure_test_image
 from tests.multihost.conftest import cloud_up
+
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
 
 MICROVERSION = "2.30"
 TERMINAL = {"completed", "failed", "error", "cancelled"}

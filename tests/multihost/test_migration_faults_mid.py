@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from filemem.devtools.cloud import cloud as cloudlib
-from filemem.devtools.cloud import libvirt_host, namespaces, procs
-from filemem.devtools.cloud.spec import HostSpec
+from devtools.cloud import cloud as cloudlib
+from devtools.cloud import libvirt_host, namespaces, procs
+from devtools.cloud.spec import HostSpec
 from tests.multihost import test_migration_faults as faults
+
+# Simulated hosts, each with a libvirtd of its own in a namespace: needs libvirtd.
+pytestmark = pytest.mark.functional
 
 # The same 3-host cloud as test_migration_faults (host1 sends at a capped bandwidth): one per
 # module, shared by this module's tests.

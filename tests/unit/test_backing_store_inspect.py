@@ -62,8 +62,8 @@ def test_missing_dir_is_inspected_through_its_nearest_parent(tmp_path: Path) -> 
     assert facts.size_bytes == df_bytes("size", tmp_path)
 
 
-# Mounts a real filesystem: root, so not in the unit suite (`-m "not functional"`).
-@pytest.mark.functional
+# Mounts a real filesystem: root, so not in `scripts/check --fast` (`-m "not root"`).
+@pytest.mark.root
 def test_tmpfs_store_has_no_rotational_flag(tmp_path: Path) -> None:
     shm = tmp_path / "shm"
     shm.mkdir()
@@ -91,8 +91,8 @@ def mounted(tmp_path: Path, fs_type: str, options: str) -> Path:
     return target
 
 
-# Mounts a real filesystem: root, so not in the unit suite (`-m "not functional"`).
-@pytest.mark.functional
+# Mounts a real filesystem: root, so not in `scripts/check --fast` (`-m "not root"`).
+@pytest.mark.root
 def test_real_tmpfs_bigger_than_ram_and_swap_is_cut_down_to_them(tmp_path: Path) -> None:
     host = read_host_ram()
     assert host is not None
@@ -109,8 +109,8 @@ def test_real_tmpfs_bigger_than_ram_and_swap_is_cut_down_to_them(tmp_path: Path)
     assert facts.free_bytes == limit - MIB
 
 
-# Mounts a real filesystem: root, so not in the unit suite (`-m "not functional"`).
-@pytest.mark.functional
+# Mounts a real filesystem: root, so not in `scripts/check --fast` (`-m "not root"`).
+@pytest.mark.root
 def test_real_ramfs_is_bounded_by_ram_alone(tmp_path: Path) -> None:
     target = mounted(tmp_path, "ramfs", "mode=0755")
     try:

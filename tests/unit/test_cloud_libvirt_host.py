@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from filemem.devtools.cloud.libvirt_host import SYSTEM_LIBVIRT_ETC, system_objects
+from devtools.cloud.libvirt_host import SYSTEM_LIBVIRT_ETC, system_objects
 
 
 def test_the_system_libvirtds_domains_and_secrets_stay_behind() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from filemem.devtools.cloud import namespaces, procs
+from devtools.cloud import namespaces, procs
 
 
 def test_spawn_record_and_stop(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from filemem.devtools.cloud.guest import raw_guest_xml
-from filemem.devtools.cloud.spec import (
+from devtools.cloud.guest import raw_guest_xml
+from devtools.cloud.spec import (
     HostSpec,
     build_spec,
     libvirtd_conf,

@@ -1,4 +1,4 @@
-"""filemem.virt.images on real files made by qemu-img: the attacks a disk image can carry."""
+"""filemem.common.images on real files made by qemu-img: the attacks a disk image can carry."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from filemem.common import images
 from filemem.common.guests import Image
-from filemem.virt import images
-from filemem.virt.images import ImageRefused
+from filemem.common.images import ImageRefused
 
 
 def qemu_img(*args: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from filemem.common.guests import Image
-from filemem.virt.images import ImageRefused
+from filemem.common.images import ImageRefused
 from filemem.virt.libvirt import instance_files
 
 

@@ -367,8 +367,8 @@ def probe_as_nobody(path: Path) -> str:
     return message
 
 
-# Runs the probe as another user: root, so not in the unit suite (`-m "not functional"`).
-@pytest.mark.functional
+# Runs the probe as another user: root, so not in `scripts/check --fast` (`-m "not root"`).
+@pytest.mark.root
 def test_a_caller_who_may_not_write_the_file_is_told_not_shown_zero() -> None:
     assert os.geteuid() == 0, "this test runs the probe as nobody: run it as root"
     with tempfile.TemporaryDirectory() as directory:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from filemem.devtools.services import (
+from devtools.services import (
     ReadyFile,
     ReadyLine,
     ReadyLog,

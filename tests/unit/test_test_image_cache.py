@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from filemem.devtools import image_inputs as inputs
-from filemem.devtools import test_image as ti
+from devtools import image_inputs as inputs
+from devtools import test_image as ti
 
 
 def good_manifest() -> dict[str, object]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from filemem.devtools import memcheck as mc
-from filemem.devtools import test_image as ti
+from devtools import memcheck as mc
+from devtools import test_image as ti
 
 
 def test_init_script_speaks_the_protocol() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from filemem.devtools import cpio
-from filemem.devtools import test_image as ti
+from devtools import cpio
+from devtools import test_image as ti
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from filemem.api.errors import BadRequest
-from filemem.virt import images
-from filemem.virt.images import ImageRefused
+from filemem.common import images
+from filemem.common.images import ImageRefused
 
 
 def check(
     paths: Mapping[str, str], image_dirs: tuple[str, ...], disk_format: str | None
 ) -> dict[str, str]:
     """Each named file, symlinks resolved, must be a regular file below one of `image_dirs`,
-    and a disk a plain image of `disk_format` (filemem.virt.images.inspect_disk). Returns the
+    and a disk a plain image of `disk_format` (filemem.common.images.inspect_disk). Returns the
     resolved paths, which are what is stored: a link re-pointed later changes nothing."""
     resolved = {}
     for field, path in paths.items():

@@ -16,6 +16,7 @@ from typing import Literal
 import libvirt
 
 from filemem.backing import capacity, store
+from filemem.common import images
 from filemem.common.guests import (
     Flavor,
     GuestInfo,
@@ -35,7 +36,7 @@ from filemem.exceptions import (
     InsufficientBackingStore,
     InvalidInput,
 )
-from filemem.virt import guest_config, images
+from filemem.virt import guest_config
 from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, MigrationTarget
 from filemem.virt.libvirt import guest_state, instance_files, live_migration, partition
 from filemem.virt.libvirt.connection import Connection, EventCallback

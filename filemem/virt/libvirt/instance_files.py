@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from filemem.common import images
 from filemem.common.guests import Image
 from filemem.exceptions import ConfigError, HypervisorError, InvalidInput
-from filemem.virt import images
 
 # Searchable, not listable, by QEMU's user: it opens console.log and disk.qcow2 by name.
 INSTANCE_DIR_MODE = 0o711
@@ -33,7 +33,7 @@ def make_instance_dir(path: Path) -> None:
 
 
 def create_overlay(image: Image, overlay: Path) -> None:
-    """A qcow2 overlay over the image's disk, checked first (filemem.virt.images.check_image):
+    """A qcow2 overlay over the image's disk, checked first (filemem.common.images.check_image):
     the disk's stored path as it is (resolving it again would follow a link put there since),
     its format given with -F so neither qemu-img nor libvirt ever probes it."""
     if image.disk is None:

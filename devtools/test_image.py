@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filemem.devtools.cpio import (
+from devtools.cpio import (
     CpioEntry,
     char_device,
     directory,
@@ -24,7 +24,7 @@ from filemem.devtools.cpio import (
     symlink,
     write_newc,
 )
-from filemem.devtools.image_inputs import (
+from devtools.image_inputs import (
     BUSYBOX_PACKAGE,
     KERNEL_METAPACKAGE,
     MEMCHECK_CFLAGS,
@@ -40,19 +40,22 @@ from filemem.devtools.image_inputs import (
     memcheck_source_sha256,
     obtain_busybox,
 )
-from filemem.devtools.memcheck import MEMCHECK_EXIT_PREFIX, MEMCHECK_MAX_MEM_MB
+from devtools.memcheck import MEMCHECK_EXIT_PREFIX, MEMCHECK_MAX_MEM_MB
+from filemem.cmd import up_image
 
-DEFAULT_DEST = Path("/var/lib/filemem/images/test")
+# Where `filemem up` looks for the image, and the names and boot line it registers it with.
+DEFAULT_DEST = up_image.TEST_IMAGE_DIR
+KERNEL_NAME = up_image.KERNEL_NAME
+INITRD_NAME = up_image.INITRD_NAME
+BASE_CMDLINE = up_image.BASE_CMDLINE
 READY_LINE = "FILEMEM-READY"
 TOUCHED_PREFIX = "FILEMEM-TOUCHED"
 # Bump when the initramfs layout changes, so cached images are rebuilt (/init and memcheck.c edits
 # are caught by their hashes in the manifest).
 IMAGE_FORMAT = 2
-KERNEL_NAME = "vmlinuz"
-INITRD_NAME = "initrd.img"
 MANIFEST_NAME = "manifest.json"
 
-# The memcheck workload (see filemem.devtools.memcheck) lives at /bin/memcheck in the guest.
+# The memcheck workload (see devtools.memcheck) lives at /bin/memcheck in the guest.
 MEMCHECK_PATH = "/bin/memcheck"
 
 APPLETS = (
@@ -137,8 +140,6 @@ while :; do sleep 3600; done
 
 
 INIT_SHA256 = hashlib.sha256(INIT_SCRIPT.encode()).hexdigest()
-# panic=-1 reboots at once on a panic, which -no-reboot/on_reboot=destroy turn into an exit.
-BASE_CMDLINE = ("console=ttyS0", "panic=-1", "quiet", "loglevel=3")
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class TestImage:
         The guest fills mem_mb MiB with a pattern derived from seed (default: from the domain UUID),
         then forever re-touches the first hot_mb MiB, checking all mem_mb MiB every verify_every
         passes and sleeping pass_delay_ms between passes; read its console with
-        filemem.devtools.memcheck.parse_memcheck_console. The guest needs memory for its kernel
+        devtools.memcheck.parse_memcheck_console. The guest needs memory for its kernel
         besides mem_mb.
         """
         _check_int("mem_mb", mem_mb, 1, MEMCHECK_MAX_MEM_MB)

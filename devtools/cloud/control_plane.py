@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 
-from filemem.devtools.cloud import namespaces, procs
-from filemem.devtools.cloud.spec import CloudSpec, HostSpec
-from filemem.devtools.postgres import OWNER, PostgresCluster, free_port
-from filemem.devtools.test_image import TestImage
+from devtools.cloud import namespaces, procs
+from devtools.cloud.spec import CloudSpec, HostSpec
+from devtools.postgres import OWNER, PostgresCluster, free_port
+from devtools.test_image import TestImage
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 API_COUNT = 2
 PLACEMENT_WORKERS = 2
 START_TIMEOUT_S = 90.0

@@ -8,8 +8,8 @@ import uuid as uuidlib
 from collections.abc import Callable
 from pathlib import Path
 
-from filemem.devtools.cloud import namespaces, procs
-from filemem.devtools.cloud.spec import (
+from devtools.cloud import namespaces, procs
+from devtools.cloud.spec import (
     IMAGE_DIR,
     MEMORY_BACKING_DIR,
     PRIVATE_LIBVIRT_DIRS,

@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from filemem.devtools.cloud import procs
-from filemem.devtools.cloud.spec import CloudSpec, HostSpec
+from devtools.cloud import procs
+from devtools.cloud.spec import CloudSpec, HostSpec
 
 HOLDER_PID = "holder.pid"
 

@@ -1,4 +1,4 @@
-"""`python -m filemem.devtools.cloud up N | down | status`: several hosts on one machine."""
+"""`python -m devtools.cloud up N | down | status`: several hosts on one machine."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from filemem.devtools.cloud import cloud
-from filemem.devtools.cloud.procs import CloudError
-from filemem.devtools.cloud.spec import DEFAULT_ROOT, parse_host_option
+from devtools.cloud import cloud
+from devtools.cloud.procs import CloudError
+from devtools.cloud.spec import DEFAULT_ROOT, parse_host_option
 from filemem.exceptions import InvalidInput
 
 DEFAULT_NAME = "dev"

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from filemem.devtools.cloud import libvirt_host, namespaces, procs
-from filemem.devtools.cloud.procs import CloudError
-from filemem.devtools.cloud.spec import CloudSpec, HostSpec, pick_subnet_index
+from devtools.cloud import libvirt_host, namespaces, procs
+from devtools.cloud.procs import CloudError
+from devtools.cloud.spec import CloudSpec, HostSpec, pick_subnet_index
 
 RECORD = "cloud.json"
 

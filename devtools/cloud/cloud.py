@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from filemem.devtools.cloud import control_plane, hosts, libvirt_host, namespaces, procs
-from filemem.devtools.cloud.control_plane import ControlPlane
-from filemem.devtools.cloud.procs import CloudError
-from filemem.devtools.cloud.spec import DEFAULT_ROOT, CloudSpec, HostSpec, build_spec
+from devtools.cloud import control_plane, hosts, libvirt_host, namespaces, procs
+from devtools.cloud.control_plane import ControlPlane
+from devtools.cloud.procs import CloudError
+from devtools.cloud.spec import DEFAULT_ROOT, CloudSpec, HostSpec, build_spec
 
 Progress = Callable[[str], None]
 

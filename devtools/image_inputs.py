@@ -118,7 +118,7 @@ def obtain_busybox(workdir: Path, log: Callable[[str], None]) -> tuple[bytes, st
 
 def memcheck_source() -> bytes:
     """memcheck.c as shipped in the package."""
-    return resources.files("filemem.devtools").joinpath(MEMCHECK_SOURCE).read_bytes()
+    return resources.files("devtools").joinpath(MEMCHECK_SOURCE).read_bytes()
 
 
 @functools.cache
