@@ -25,14 +25,15 @@ def commands(*args: str) -> list[str]:
 
 def test_fast_runs_every_static_check_and_the_unit_tests_without_coverage() -> None:
     ran = commands("--fast")
-    assert [line.split()[0] for line in ran[:4]] == [
+    assert [line.split()[0] for line in ran[:5]] == [
         ".venv/bin/ruff",
         ".venv/bin/ruff",
         ".venv/bin/lint-imports",
         ".venv/bin/mypy",
+        ".venv/bin/vulture",
     ]
     # Without libvirtd and without root: a developer's own account runs it.
-    assert ran[4:] == [".venv/bin/python -m pytest -q -m not functional and not root tests/unit"]
+    assert ran[5:] == [".venv/bin/python -m pytest -q -m not functional and not root tests/unit"]
 
 
 def test_fast_passes_extra_arguments_to_pytest() -> None:
@@ -41,6 +42,6 @@ def test_fast_passes_extra_arguments_to_pytest() -> None:
 
 def test_the_full_run_measures_coverage_against_the_floor() -> None:
     ran = commands()
-    assert len(ran) == 5
+    assert len(ran) == 6
     assert "--cov=filemem" in ran[-1] and "--cov-fail-under=72" in ran[-1]
     assert "--cov-fail-under=0" in commands("-m", "not functional")[-1]

@@ -132,6 +132,7 @@ def test_apt_update_runs_once_after_a_failure(monkeypatch: pytest.MonkeyPatch) -
     calls: list[list[str]] = []
 
     def fake_run(cmd: list[str], cwd: Path | None = None) -> str:
+        assert cwd is None or cwd.is_dir()
         calls.append(cmd)
         return ""
 
