@@ -31,7 +31,8 @@ def _body_expected(headers: Headers) -> bool:
 
 def _declared_length(headers: Headers) -> int | None:
     value = headers.get("content-length", "")
-    return int(value) if value.isdigit() else None
+    # ASCII digits only: a latin-1 header may hold "\xb3" ("³"), which isdigit() accepts.
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 class _Guard:

@@ -74,3 +74,10 @@ def test_disable_with_reason_by_either_binary_name(api: Api) -> None:
     assert (service["status"], service["disabled_reason"]) == ("disabled", "maintenance")
     body = {"host": "svc-d", "binary": "filemem-compute"}
     assert api.compute("PUT", "/os-services/enable", json=body)["service"]["status"] == "enabled"
+
+
+def test_a_service_id_of_non_ascii_digits_is_400_not_500(api: Api) -> None:
+    # "³".isdigit() is true but int("³") fails: the fuzz test found this as a 500 on PostgreSQL.
+    for service_id in ("%C2%B3", "%D9%A3", "1%C2%B3"):
+        response = api.call("DELETE", f"/v2.1/os-services/{service_id}", "2.37")
+        assert response.status_code == 400, (service_id, response.text)

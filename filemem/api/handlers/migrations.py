@@ -162,7 +162,7 @@ def _live_migration(
     with get_context(request).database.reader() as session:
         instance = find_visible(request, session, server_id)
         row = None
-        if migration_id.isdigit():
+        if migration_id.isascii() and migration_id.isdigit():
             for candidate in migrations_db.list_migrations(
                 session, instance_uuid=instance.uuid, migration_type=migrations_db.LIVE_MIGRATION
             ):

@@ -139,7 +139,8 @@ def delete_service(request: Request, service_id: ServiceIdPath) -> None:
     """DELETE /os-services/{id}: the service, its aggregate memberships and its resource
     provider go; 409 while the host still has instances or live migrations (nova's rule)."""
     ctx = get_context(request)
-    if not service_id.isdigit():
+    # ASCII digits only: str.isdigit() is also true of "³", which int() refuses.
+    if not (service_id.isascii() and service_id.isdigit()):
         raise BadRequest(f"Invalid uuid {service_id}")
     with ctx.database.session() as session:
         number = int(service_id)
