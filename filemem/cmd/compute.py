@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         report_usage=reconcile_loop.report_memory_usage if reconcile_loop else None,
         moving=reconcile_loop.migrating_uuids if reconcile_loop else tuple,
         placed=reconcile_loop.placed_allocations if reconcile_loop else dict,
+        after_first_sync=reconcile_loop.heartbeat if reconcile_loop else None,
     )
     if reconcile_loop is not None:
         threading.Thread(target=reconcile_loop.run, name="reconcile", daemon=True).start()

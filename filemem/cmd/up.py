@@ -209,6 +209,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         report_usage=reconcile_loop.report_memory_usage,
         moving=reconcile_loop.migrating_uuids,
         placed=reconcile_loop.placed_allocations,
+        after_first_sync=reconcile_loop.heartbeat,
     )
     resource_loop.run_once()
     _announce(endpoint, state)

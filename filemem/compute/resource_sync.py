@@ -48,12 +48,17 @@ class ResourceSyncLoop:
         report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
         moving: Callable[[], Iterable[str]] = tuple,
         placed: Callable[[], Mapping[str, Placed]] = dict,
+        after_first_sync: Callable[[], None] | None = None,
     ) -> None:
         """`keep` names consumers heal must not drop though no guest exists yet: instances
         the scheduler claimed for this host (the API's desired set, once an agent has one);
         `moving` names guests being live-migrated, which heal must not claim for; `placed`
-        is what the API allocated to its settled instances, which heal repairs drift to."""
+        is what the API allocated to its settled instances, which heal repairs drift to.
+        `after_first_sync` runs once the first sync has put the inventory in Placement (the
+        agent's heartbeat: the API believes no store room beyond what Placement holds, so
+        the registration before the first sync carried none)."""
         self.host = host
+        self._after_first_sync = after_first_sync
         self._keep = keep
         self._moving = moving
         self._placed = placed
@@ -79,6 +84,7 @@ class ResourceSyncLoop:
         report_usage: Callable[[dict[str, GuestWorkingSet]], None] | None = None,
         moving: Callable[[], Iterable[str]] = tuple,
         placed: Callable[[], Mapping[str, Placed]] = dict,
+        after_first_sync: Callable[[], None] | None = None,
     ) -> ResourceSyncLoop:
         return cls(
             host,
@@ -89,6 +95,7 @@ class ResourceSyncLoop:
             report_usage=report_usage,
             moving=moving,
             placed=placed,
+            after_first_sync=after_first_sync,
         )
 
     def next_delay(self) -> float:
@@ -115,7 +122,19 @@ class ResourceSyncLoop:
         self.failures = 0
         self._last_success = self._clock()
         self._write_metrics(sync, used, sync.store)
+        self._announce_first_sync()
         return CycleResult(sync=sync, heal=heal)
+
+    def _announce_first_sync(self) -> None:
+        """Run `after_first_sync` once; a failure is logged and tried after the next sync."""
+        if self._after_first_sync is None:
+            return
+        try:
+            self._after_first_sync()
+        except Exception as exc:
+            LOG.warning("after the first sync: %s; trying again after the next one", exc)
+            return
+        self._after_first_sync = None
 
     def _report_failure(self, exc: Exception) -> None:
         delay = self.next_delay()

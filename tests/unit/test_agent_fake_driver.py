@@ -277,6 +277,26 @@ def test_resource_sync_reports_file_backed_capacity_and_the_trait(agent: Agent) 
     assert agent.host.metrics_path().is_file()
 
 
+def test_the_first_sync_is_followed_by_a_heartbeat_once_placement_holds_the_inventory(
+    agent: Agent,
+) -> None:
+    """The API believes no store room beyond the provider's inventory in Placement, so the
+    registration before the first sync carried none: the agent registers again right after
+    it (else a new host could not take a live migration until its next heartbeat, 30 s)."""
+    calls: list[int] = []
+
+    def heartbeat() -> None:
+        _, inventories = agent.host.client.get_inventories(agent.host.tracker.provider_uuid)
+        calls.append(inventories[MEMORY_MB]["total"])
+        if len(calls) == 1:
+            raise ApiUnavailable("the API is restarting")
+
+    loop = ResourceSyncLoop.from_conf(agent.host, after_first_sync=heartbeat)
+    assert loop.run_once().ok and calls == [FILE_BACKED_MB]
+    assert loop.run_once().ok and calls == [FILE_BACKED_MB] * 2  # failed: tried again
+    assert loop.run_once().ok and len(calls) == 2  # once it went through, never again
+
+
 def test_resource_sync_reports_each_guests_working_set_to_the_api(agent: Agent) -> None:
     want = building()
     agent.api.desired[want.uuid] = want
