@@ -43,5 +43,5 @@ def test_fast_passes_extra_arguments_to_pytest() -> None:
 def test_the_full_run_measures_coverage_against_the_floor() -> None:
     ran = commands()
     assert len(ran) == 6
-    assert "--cov=filemem" in ran[-1] and "--cov-fail-under=72" in ran[-1]
+    assert "--cov=filemem" in ran[-1] and "--cov-fail-under=85" in ran[-1]
     assert "--cov-fail-under=0" in commands("-m", "not functional")[-1]
