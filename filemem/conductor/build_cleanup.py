@@ -66,18 +66,7 @@ def fail_interrupted(
     """
     message = INTERRUPTED.format(seconds=int(timeout))
     with database.session() as session:
-        failed = db_api.update_instance(
-            session,
-            uuid,
-            {
-                "vm_state": states.ERROR,
-                "task_state": None,
-                "fault_message": message,
-                "fault_code": 500,
-            },
-            expect_task_states=[states.SCHEDULING],
-            notify=False,
-        )
+        failed = db_api.fail_scheduling(session, uuid, message)
         if failed is None:
             return False
         placement.delete_allocations(uuid)

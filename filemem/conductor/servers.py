@@ -155,18 +155,7 @@ class ServerConductor:
 
     def _fail(self, uuid: str, message: str) -> None:
         with self.database.session() as session:
-            db_api.update_instance(
-                session,
-                uuid,
-                {
-                    "vm_state": states.ERROR,
-                    "task_state": None,
-                    "fault_message": message,
-                    "fault_code": 500,
-                },
-                expect_task_states=[states.SCHEDULING],
-                notify=False,
-            )
+            db_api.fail_scheduling(session, uuid, message)
 
 
 def request_spec(

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from filemem.common import states
 from filemem.db import change_events
 from filemem.db.models import (
     Change,
@@ -271,6 +272,20 @@ def update_instance(
     if instance is not None and notify and instance.host:
         append_change(session, instance.host, uuid)
     return instance
+
+
+def fail_scheduling(session: Session, uuid: str, message: str) -> Instance | None:
+    """ERROR with a fault (code 500) if it is still scheduling; None when it is not (any
+    more): the scheduler's refusal and the sweep for abandoned builds both end a build so."""
+    values = {
+        "vm_state": states.ERROR,
+        "task_state": None,
+        "fault_message": message,
+        "fault_code": 500,
+    }
+    return update_instance(
+        session, uuid, values, expect_task_states=[states.SCHEDULING], notify=False
+    )
 
 
 def delete_instance(session: Session, uuid: str, *, only_unscheduled: bool = False) -> bool:
