@@ -69,6 +69,17 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Nic:
+    """A guest network interface as guest config places it: a virtio NIC with this MAC on
+    this Linux bridge (the built-in network driver's), named `target` on the host."""
+
+    mac_address: str
+    bridge: str
+    target: str | None = None
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
 class GuestRequest:
     name: str
     uuid: str
@@ -77,6 +88,9 @@ class GuestRequest:
     console_log: Path
     overlay: Path | None = None  # CoW overlay of image.disk, created by the driver
     owner: str = "api"  # guests an agent reconciles; see InstanceMetadata.owner
+    nics: tuple[Nic, ...] = ()
+    # An ISO 9660 image labelled config-2 (nova's config drive), attached as a read-only CD-ROM.
+    config_drive: Path | None = None
 
 
 @dataclass(frozen=True)

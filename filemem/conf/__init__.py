@@ -8,10 +8,20 @@ from collections.abc import Sequence
 from oslo_config import cfg
 from oslo_policy import opts as policy_opts
 
-from filemem.conf import api, compute, database, default, libvirt, placement, quota, scheduler
+from filemem.conf import (
+    api,
+    compute,
+    database,
+    default,
+    libvirt,
+    network,
+    placement,
+    quota,
+    scheduler,
+)
 from filemem.exceptions import ConfigError
 
-_GROUP_MODULES = (default, libvirt, placement, compute, api, database, scheduler, quota)
+_GROUP_MODULES = (default, libvirt, placement, compute, api, database, scheduler, quota, network)
 
 DEFAULT_CONFIG_FILE = "/etc/filemem/filemem.conf"
 

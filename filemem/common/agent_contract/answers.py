@@ -4,7 +4,7 @@ docstring); defaults stand for fields an older API leaves out."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +63,28 @@ class IncomingMigrationView(Answer):
     source_host: str
 
 
+class NicView(Answer):
+    """One network interface of the instance (a port, in Neutron's words). The API allocates
+    the port and its address; the agent plugs it as `vif_type` says and never chooses either."""
+
+    port_id: str
+    mac_address: str
+    network_id: str
+    network_name: str
+    ip_address: str | None = None
+    # The subnet the address is in ("10.0.0.0/24"), its gateway and DNS servers: what a config
+    # drive's network_data.json and the DHCP server hand the guest.
+    cidr: str | None = None
+    gateway: str | None = None
+    dns_nameservers: list[str] = Field(default_factory=list)
+    mtu: int | None = None
+    # "bridge": the built-in driver's Linux bridge named in `bridge`; "ovs" (Neutron's ML2/OVN,
+    # a later contract addition) carries what os-vif needs in vif_details.
+    vif_type: str = "bridge"
+    bridge: str | None = None
+    vif_details: dict[str, Any] = Field(default_factory=dict)
+
+
 class AgentInstance(Answer):
     """What an agent needs to converge one instance (the "agent view")."""
 
@@ -86,6 +108,18 @@ class AgentInstance(Answer):
     migration_uuids: list[str] = Field(default_factory=list)
     live_migration: LiveMigrationView | None = None
     incoming_migration: IncomingMigrationView | None = None
+    # The guest's interfaces, in the order the guest sees them (eth0 first).
+    nics: list[NicView] = Field(default_factory=list)
+    # What the guest learns about itself (nova's metadata: a config drive and the metadata
+    # API read the same facts). user_data is the request's base64 text, unchanged.
+    config_drive: bool = False
+    hostname: str | None = None
+    user_data: str | None = None
+    key_name: str | None = None
+    public_keys: dict[str, str] = Field(default_factory=dict)
+    availability_zone: str | None = None
+    launch_index: int = 0
+    metadata: dict[str, str] = Field(default_factory=dict)
 
 
 class WatchAnswer(Answer):

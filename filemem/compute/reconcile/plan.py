@@ -16,6 +16,7 @@ from filemem.common.agent_contract.answers import (
     AgentInstance,
     IncomingMigrationView,
     LiveMigrationView,
+    NicView,
 )
 from filemem.common.guests import Flavor, GuestInfo, Image, PowerState
 from filemem.common.states import (
@@ -123,6 +124,17 @@ class DesiredInstance:
     migration_uuids: tuple[str, ...] = ()
     live_migration: LiveMigrationSpec | None = None
     incoming_migration: IncomingMigration | None = None
+    # The contract's objects as they came: the network driver plugs nics, the config drive
+    # and metadata read the rest (filemem.common.agent_contract.answers.AgentInstance).
+    nics: tuple[NicView, ...] = ()
+    config_drive: bool = False
+    hostname: str | None = None
+    user_data: str | None = None
+    key_name: str | None = None
+    public_keys: Mapping[str, str] = field(default_factory=dict)
+    availability_zone: str | None = None
+    launch_index: int = 0
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> DesiredInstance:
@@ -164,6 +176,15 @@ class DesiredInstance:
             migration_uuids=tuple(view.migration_uuids),
             live_migration=LiveMigrationSpec.from_contract(view.live_migration),
             incoming_migration=IncomingMigration.from_contract(view.incoming_migration),
+            nics=tuple(view.nics),
+            config_drive=view.config_drive,
+            hostname=view.hostname,
+            user_data=view.user_data,
+            key_name=view.key_name,
+            public_keys=dict(view.public_keys),
+            availability_zone=view.availability_zone,
+            launch_index=view.launch_index,
+            metadata=dict(view.metadata),
         )
 
 
