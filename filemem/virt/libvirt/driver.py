@@ -41,6 +41,7 @@ from filemem.virt.libvirt import (
     instance_files,
     live_migration,
     partition,
+    snapshot,
 )
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
@@ -339,6 +340,9 @@ class LibvirtDriver(HypervisorDriver):
         return live_migration.start_live_migration(
             dom, target, self.instance_dir(uuid), self.settings.migration, on_progress
         )
+
+    def snapshot_disk(self, uuid: str, dest: Path) -> None:
+        snapshot.export_disk(self._lookup(uuid), self.instance_dir(uuid) / "disk.qcow2", dest)
 
     def prepare_incoming(self, uuid: str, image: Image | None = None) -> Path:
         """The instance directory and, for a disk image, the overlay NON_SHARED_INC copies the
