@@ -40,7 +40,6 @@ from filemem.common.agent_contract.reports import (
 from filemem.common.aggregates import registration_refusal
 from filemem.conductor import aggregates as aggregate_mirror
 from filemem.conductor import registration
-from filemem.conductor.resize import ResizeConductor
 from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
 from filemem.db import instance_actions
@@ -262,7 +261,7 @@ def report_instance(
             raise Gone(agent_wire.INSTANCE, server_id)
         image = db_api.get_image(session, updated.image_id)
         view = agent_view(updated, image)
-    ResizeConductor(ctx.database, ctx.placement).on_report(updated.uuid, task_before, updated)
+    ctx.resize_conductor.on_report(updated.uuid, task_before, updated)
     return view
 
 
@@ -279,7 +278,7 @@ def instance_gone(request: Request, server_id: ServerIdPath) -> Response:
         # The row is deleted in this transaction, after Placement: if Placement fails, the row
         # (and the agent's reason to retry) stays.
         ctx.placement.delete_allocations(instance.uuid)
-        ResizeConductor(ctx.database, ctx.placement).forget(session, instance.uuid)
+        ctx.resize_conductor.forget(session, instance.uuid)
         db_api.delete_instance(session, instance.uuid)
     return Response(status_code=204)
 

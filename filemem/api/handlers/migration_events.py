@@ -37,10 +37,6 @@ class LiveFields:
     incoming_migration: IncomingMigrationView | None = None
 
 
-def conductor(ctx: ApiContext) -> live.LiveMigrationConductor:
-    return live.LiveMigrationConductor(ctx.database, ctx.placement, ctx.scheduler, ctx.down_after)
-
-
 def live_migrations(session: Session, instance_uuids: Sequence[str]) -> dict[str, Migration]:
     """Instance uuid -> its queued or running live migration."""
     if not instance_uuids:
@@ -116,7 +112,7 @@ def expire_stale(ctx: ApiContext, host: str) -> None:
     with ctx.database.reader() as session:
         uuids = [row.uuid for row in migrations_db.live_in_progress_on(session, host)]
     if uuids:
-        conductor(ctx).expire_if_host_down(uuids)
+        ctx.live_migration_conductor.expire_if_host_down(uuids)
 
 
 def record_migration_event(
@@ -142,10 +138,10 @@ def record_migration_event(
         return MigrationEventAnswer(migration_uuid=migration_uuid, status=status)
     if body.event == "completed":
         _store_progress(ctx, migration_uuid, body, {})
-        conductor(ctx).complete(migration_uuid)
+        ctx.live_migration_conductor.complete(migration_uuid)
     elif body.event in ("failed", "cancelled"):
         status = migrations_db.FAILED if body.event == "failed" else migrations_db.CANCELLED
-        conductor(ctx).roll_back(migration_uuid, status, body.reason or body.event)
+        ctx.live_migration_conductor.roll_back(migration_uuid, status, body.reason or body.event)
     elif body.event == "prepared":
         _store_progress(ctx, migration_uuid, body, {"dest_prepared": True})
     elif body.event == "started":

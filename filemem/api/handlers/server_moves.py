@@ -25,7 +25,6 @@ from filemem.conductor import live_migration as live
 from filemem.conductor import live_migration_checks as checks
 from filemem.conductor.resize import (
     InstanceChanged,
-    ResizeConductor,
     ResizeOverQuota,
     ResizeRefused,
 )
@@ -112,7 +111,7 @@ def resize(request: Request, instance: Instance, value: Any) -> Response:
     if instance.vm_state not in allowed or instance.task_state is not None:
         raise Conflict(actions.refusal("resize", instance.uuid, instance, allowed))
     try:
-        ResizeConductor(ctx.database, ctx.placement, ctx.scheduler).start(instance, flavor, limits)
+        ctx.resize_conductor.start(instance, flavor, limits)
     except InstanceChanged as exc:
         raise Conflict(str(exc)) from exc
     except ResizeOverQuota as exc:
@@ -129,7 +128,7 @@ def confirm_resize(request: Request, instance: Instance, value: Any) -> Response
     _expect_resized(request, instance, "confirmResize")
     ctx = get_context(request)
     try:
-        ResizeConductor(ctx.database, ctx.placement).confirm(instance)
+        ctx.resize_conductor.confirm(instance)
     except ResizeRefused as exc:
         raise Conflict(str(exc)) from exc
     _record(request, instance, actions_db.CONFIRM_RESIZE)
@@ -142,7 +141,7 @@ def revert_resize(request: Request, instance: Instance, value: Any) -> Response:
     _expect_resized(request, instance, "revertResize")
     ctx = get_context(request)
     try:
-        ResizeConductor(ctx.database, ctx.placement).revert(instance)
+        ctx.resize_conductor.revert(instance)
     except ResizeRefused as exc:
         raise Conflict(str(exc)) from exc
     _record(request, instance, actions_db.REVERT_RESIZE)
@@ -187,9 +186,7 @@ def live_migrate(request: Request, instance: Instance, value: Any) -> Response:
         project_id=instance.project_id,
         user_id=caller.user_id,
     )
-    conductor = live.LiveMigrationConductor(
-        ctx.database, ctx.placement, ctx.scheduler, ctx.down_after
-    )
+    conductor = ctx.live_migration_conductor
     try:
         conductor.start(instance, ask)
     except live.InstanceBusy as exc:
