@@ -21,6 +21,7 @@ from filemem.api.request_id import request_id
 from filemem.api.schemas import server_actions as schemas
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.common import states
+from filemem.conductor import instance_state as state
 from filemem.conductor import live_migration as live
 from filemem.conductor import live_migration_checks as checks
 from filemem.conductor.resize import (
@@ -36,7 +37,7 @@ from filemem.db.models import Instance
 # From 2.34 nova runs the live migration prechecks after answering 202.
 ASYNC_PRECHECKS = "2.34"
 
-REBUILD = actions.Transition(
+REBUILD = state.Transition(
     "rebuild",
     (states.ACTIVE, states.STOPPED, states.ERROR),
     (None,),
@@ -109,7 +110,7 @@ def resize(request: Request, instance: Instance, value: Any) -> Response:
     limits = quota.check_resize(request, instance, flavor)
     allowed = (states.ACTIVE, states.STOPPED)
     if instance.vm_state not in allowed or instance.task_state is not None:
-        raise Conflict(actions.refusal("resize", instance.uuid, instance, allowed))
+        raise Conflict(state.refusal("resize", instance.uuid, instance, allowed))
     try:
         ctx.resize_conductor.start(instance, flavor, limits)
     except InstanceChanged as exc:
@@ -151,7 +152,7 @@ def revert_resize(request: Request, instance: Instance, value: Any) -> Response:
 def _expect_resized(request: Request, instance: Instance, name: str) -> None:
     actions.check_lock(request, instance)
     if instance.vm_state != states.RESIZED or instance.task_state is not None:
-        raise Conflict(actions.refusal(name, instance.uuid, instance, (states.RESIZED,)))
+        raise Conflict(state.refusal(name, instance.uuid, instance, (states.RESIZED,)))
 
 
 def _record(request: Request, instance: Instance, action: str) -> None:
