@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Path, Query, Request, Response
-from sqlalchemy import case, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -151,7 +151,7 @@ def _snapshot(ctx: ApiContext, host: str) -> WatchAnswer:
         cursor = db_api.latest_change(session, host)
         instances = [
             *reversed(db_api.list_instances(session, host=host)),
-            *migration_events.incoming_instances(session, host),
+            *migrations_db.incoming_instances(session, host),
         ]
         images = {
             image.id: image
@@ -291,20 +291,7 @@ def report_console(request: Request, server_id: ServerIdPath, body: ConsoleOutpu
     ctx = get_context(request)
     with ctx.database.session() as session:
         instance = _find(session, server_id)
-        # One UPDATE: a newer request stored meanwhile by another API process is never cleared.
-        session.execute(
-            update(Instance)
-            .where(Instance.uuid == instance.uuid)
-            .values(
-                console_output=body.output,
-                console_output_at=utcnow(),
-                console_requested_at=case(
-                    (Instance.console_requested_at == requested_at, None),
-                    else_=Instance.console_requested_at,
-                ),
-            )
-            .execution_options(synchronize_session=False)
-        )
+        db_api.store_console_output(session, instance.uuid, body.output, requested_at)
     # Committed: this process's waiting console requests read it now, not at their re-read.
     ctx.console_answers.wake([instance.uuid])
     return Response(status_code=204)
