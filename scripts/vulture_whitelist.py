@@ -9,8 +9,8 @@ Regenerate candidates with `vulture --make-whitelist` and review each before add
 """
 
 # ruff: noqa
-_.get_lastrowid  # unused attribute (bench/claim_throughput.py:110)
-frame  # unused variable (bench/writeback_sysctls.py:82)
+_.get_lastrowid  # unused attribute (bench/placement/claim_throughput.py:110)
+frame  # unused variable (bench/writeback/sysctls.py:82)
 _.change_listener  # unused attribute (filemem/api/app.py:102)
 _.max_mem  # unused attribute (filemem/api/name_filter.py:18)
 _.log_errors  # unused attribute (filemem/api/name_filter.py:20)

@@ -1,4 +1,4 @@
-"""ApiContext: what every request handler needs (database, Placement, conductor, token, conf)."""
+"""ApiContext: what every request handler needs (database, Placement, conductors, token, conf)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from fastapi import Request
 from filemem.api.change_feed import ChangeFeed
 from filemem.api.console_limits import ConsoleLimits
 from filemem.api.identity import DEFAULT_PROJECT_ID, DEFAULT_USER_ID, Authenticator
+from filemem.conductor.live_migration import LiveMigrationConductor
+from filemem.conductor.resize import ResizeConductor
 from filemem.conductor.servers import SchedulerProtocol, ServerConductor
 from filemem.db.session import Database
 from filemem.placement.client import PlacementClient
@@ -52,14 +54,25 @@ class ApiContext:
     body_timeout: float = 30.0
     # Further token -> Caller authenticators after the admin token (Keystone, tests).
     authenticators: tuple[Authenticator, ...] = ()
+    # The conductors, built once here with all their collaborators (the scheduler above all:
+    # a conductor built without it would skip the filters); handlers use only these.
+    conductor: ServerConductor = field(init=False)
+    resize_conductor: ResizeConductor = field(init=False)
+    live_migration_conductor: LiveMigrationConductor = field(init=False)
 
     def __post_init__(self) -> None:
+        self.use_scheduler(self.scheduler)
         if self.change_notifications:
             self.database.on_changes(self.changes.wake)
 
-    @property
-    def conductor(self) -> ServerConductor:
-        return ServerConductor(self.database, self.placement, self.scheduler)
+    def use_scheduler(self, scheduler: SchedulerProtocol) -> None:
+        """Set the scheduler and rebuild every conductor around it, so none keeps another."""
+        self.scheduler = scheduler
+        self.conductor = ServerConductor(self.database, self.placement, scheduler)
+        self.resize_conductor = ResizeConductor(self.database, self.placement, scheduler)
+        self.live_migration_conductor = LiveMigrationConductor(
+            self.database, self.placement, scheduler, self.down_after
+        )
 
     @property
     def down_after(self) -> dt.timedelta:

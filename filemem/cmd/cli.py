@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from filemem import __version__
-from filemem.cmd import catalog, guest, host, migrate, server, up
+from filemem.cmd import catalog, guest, host, live_migrate, server, up
 from filemem.cmd.common import add_config_args
 from filemem.exceptions import FilememError
 
@@ -24,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     add_config_args(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    migrate.register_drain(host.register(sub))
+    live_migrate.register_drain(host.register(sub))
     guest.register(sub)
-    migrate.register_server(server.register(sub))
+    live_migrate.register_server(server.register(sub))
     catalog.register(sub)
     up.register(sub)
     _accept_config_file_anywhere(parser)

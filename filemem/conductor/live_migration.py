@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from filemem.common import states
+from filemem.common.agent_contract.reports import MigrationEvent
 from filemem.common.page_size import avoids_file_backed_memory
 from filemem.common.resources import IMAGE_MEM_PAGE_SIZE, MEM_PAGE_SIZE, guest_resources
 from filemem.conductor import live_migration_checks as checks
@@ -398,6 +399,46 @@ class LiveMigrationConductor:
                     traceback=reason,
                 )
             action.finish_time = utcnow()
+
+    def on_event(self, migration_uuid: str, status: str, event: MigrationEvent) -> str:
+        """One step an agent reported, on a migration read in `status`: completion,
+        rollback, or progress stored. Terminal migrations ignore it. The status after it."""
+        if status in TERMINAL:
+            return status
+        if event.event == "completed":
+            self._store_progress(migration_uuid, event, {})
+            self.complete(migration_uuid)
+        elif event.event in ("failed", "cancelled"):
+            ended = migrations_db.FAILED if event.event == "failed" else migrations_db.CANCELLED
+            self.roll_back(migration_uuid, ended, event.reason or event.event)
+        elif event.event == "prepared":
+            self._store_progress(migration_uuid, event, {"dest_prepared": True})
+        elif event.event == "started":
+            self._store_progress(migration_uuid, event, {"status": migrations_db.RUNNING})
+        else:
+            self._store_progress(migration_uuid, event, {})
+        with self.database.reader() as session:
+            final = migrations_db.get_by_uuid(session, migration_uuid)
+            return final.status if final else status
+
+    def _store_progress(
+        self, migration_uuid: str, event: MigrationEvent, values: dict[str, Any]
+    ) -> None:
+        """The event's memory figures and `values`; a change the agents see wakes both."""
+        with self.database.session() as session:
+            migration = migrations_db.get_by_uuid(session, migration_uuid)
+            if migration is None or migration.status in TERMINAL:
+                return
+            for name in ("memory_total_bytes", "memory_processed_bytes", "memory_remaining_bytes"):
+                value = getattr(event, name)
+                if value is not None:
+                    setattr(migration, name, value)
+            for key, value in values.items():
+                setattr(migration, key, value)
+            migration.updated_at = utcnow()
+            if values:
+                # Progress alone changes nothing an agent acts on: no wake-up for it.
+                wake(session, migration)
 
     def expire_if_host_down(self, migration_uuids: list[str]) -> int:
         """The lazy check: a queued or running migration whose destination is down (or whose

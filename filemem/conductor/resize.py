@@ -102,8 +102,8 @@ class ResizeConductor:
     database: Database
     placement: PlacementClient
     # The scheduler's filters for the new flavor on the instance's own host (nova runs the
-    # scheduler for a resize too); None skips them (callers that only confirm or revert).
-    scheduler: SchedulerProtocol | None = None
+    # scheduler for a resize too). Required: a conductor without it would skip them.
+    scheduler: SchedulerProtocol
 
     def start(
         self, instance: Instance, flavor: Flavor, limits: quota_rules.Limits | None = None
@@ -158,8 +158,6 @@ class ResizeConductor:
         return migration_uuid
 
     def _check_filters(self, instance: Instance, flavor: Flavor, provider: str) -> None:
-        if self.scheduler is None:
-            return
         with self.database.reader() as session:
             image = db_api.get_image(session, instance.image_id)
             properties = dict(image.properties or {}) if image is not None else {}

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -308,6 +308,27 @@ def set_memory_usage(session: Session, host: str, usage: Mapping[str, Mapping[st
     for instance in instances:
         instance.memory_usage = dict(usage[instance.uuid])
     return len(instances)
+
+
+def store_console_output(
+    session: Session, uuid: str, output: str, requested_at: dt.datetime | None
+) -> None:
+    """The console tail an agent read; the request is cleared only when it is still the one
+    answered (`requested_at`). One UPDATE: a newer request stored meanwhile by another API
+    process is never cleared."""
+    session.execute(
+        update(Instance)
+        .where(Instance.uuid == uuid)
+        .values(
+            console_output=output,
+            console_output_at=utcnow(),
+            console_requested_at=case(
+                (Instance.console_requested_at == requested_at, None),
+                else_=Instance.console_requested_at,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def count_instances_by_host(session: Session) -> dict[str, int]:

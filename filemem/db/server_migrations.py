@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from filemem.db.models import Migration, utcnow
+from filemem.db.models import Instance, Migration, utcnow
 
 RESIZE = "resize"
 LIVE_MIGRATION = "live-migration"
@@ -66,6 +66,33 @@ def live_in_progress_on(session: Session, host: str) -> list[Migration]:
         .order_by(Migration.id)
     )
     return list(session.scalars(query))
+
+
+def live_by_instance(session: Session, instance_uuids: Sequence[str]) -> dict[str, Migration]:
+    """Instance uuid -> its queued or running live migration."""
+    if not instance_uuids:
+        return {}
+    query = select(Migration).where(
+        Migration.instance_uuid.in_(list(instance_uuids)),
+        Migration.migration_type == LIVE_MIGRATION,
+        Migration.status.in_(LIVE_IN_PROGRESS),
+    )
+    return {row.instance_uuid: row for row in session.scalars(query)}
+
+
+def incoming_instances(session: Session, host: str) -> list[Instance]:
+    """Instances being live-migrated to `host` (their host in the database is the source)."""
+    query = select(Instance).where(
+        Instance.uuid.in_(
+            select(Migration.instance_uuid).where(
+                Migration.migration_type == LIVE_MIGRATION,
+                Migration.status.in_(LIVE_IN_PROGRESS),
+                Migration.dest_compute == host,
+            )
+        ),
+        Instance.host != host,
+    )
+    return list(session.scalars(query.order_by(Instance.created_at, Instance.uuid)))
 
 
 def set_status(session: Session, migration: Migration, status: str) -> None:

@@ -131,7 +131,7 @@ def test_a_new_host_defines_none_of_the_system_libvirtds_domains(tmp_path: Path)
     """A host's private /etc/libvirt starts from the system one: the domains defined there
     (the functional tests' and `filemem up`'s guests) must not come along. They did: a host
     brought up while the system libvirtd had guests defined listed them as its own, and
-    test_cloud's "no instance-* domain left" check failed under a full run."""
+    test_three_host_cloud's "no instance-* domain left" check failed under a full run."""
     name = "fm-leak-" + uuidlib.uuid4().hex[:8]
     xml = tmp_path / f"{name}.xml"
     xml.write_text(

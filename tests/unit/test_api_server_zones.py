@@ -22,7 +22,9 @@ def zoned(request: pytest.FixtureRequest, app: ServersApp) -> tuple[ServersApp, 
     """The app's host in the default zone, and a second host alone in zone az1."""
     if request.param == "placement":
         hosts = host_source(app.ctx.database, dt.timedelta(seconds=60))
-        app.ctx.scheduler = Scheduler(app.placement, hosts, SchedulerSettings(strategy="placement"))
+        app.ctx.use_scheduler(
+            Scheduler(app.placement, hosts, SchedulerSettings(strategy="placement"))
+        )
     other, _provider = servers_app.register_host(app.client, app.placement, 1024)
     created = app.call(
         "POST", "/os-aggregates", json={"aggregate": {"name": "a1", "availability_zone": "az1"}}

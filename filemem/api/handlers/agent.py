@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Path, Query, Request, Response
-from sqlalchemy import case, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -40,7 +40,6 @@ from filemem.common.agent_contract.reports import (
 from filemem.common.aggregates import registration_refusal
 from filemem.conductor import aggregates as aggregate_mirror
 from filemem.conductor import registration
-from filemem.conductor.resize import ResizeConductor
 from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
 from filemem.db import instance_actions
@@ -152,7 +151,7 @@ def _snapshot(ctx: ApiContext, host: str) -> WatchAnswer:
         cursor = db_api.latest_change(session, host)
         instances = [
             *reversed(db_api.list_instances(session, host=host)),
-            *migration_events.incoming_instances(session, host),
+            *migrations_db.incoming_instances(session, host),
         ]
         images = {
             image.id: image
@@ -262,7 +261,7 @@ def report_instance(
             raise Gone(agent_wire.INSTANCE, server_id)
         image = db_api.get_image(session, updated.image_id)
         view = agent_view(updated, image)
-    ResizeConductor(ctx.database, ctx.placement).on_report(updated.uuid, task_before, updated)
+    ctx.resize_conductor.on_report(updated.uuid, task_before, updated)
     return view
 
 
@@ -279,7 +278,7 @@ def instance_gone(request: Request, server_id: ServerIdPath) -> Response:
         # The row is deleted in this transaction, after Placement: if Placement fails, the row
         # (and the agent's reason to retry) stays.
         ctx.placement.delete_allocations(instance.uuid)
-        ResizeConductor(ctx.database, ctx.placement).forget(session, instance.uuid)
+        ctx.resize_conductor.forget(session, instance.uuid)
         db_api.delete_instance(session, instance.uuid)
     return Response(status_code=204)
 
@@ -292,20 +291,7 @@ def report_console(request: Request, server_id: ServerIdPath, body: ConsoleOutpu
     ctx = get_context(request)
     with ctx.database.session() as session:
         instance = _find(session, server_id)
-        # One UPDATE: a newer request stored meanwhile by another API process is never cleared.
-        session.execute(
-            update(Instance)
-            .where(Instance.uuid == instance.uuid)
-            .values(
-                console_output=body.output,
-                console_output_at=utcnow(),
-                console_requested_at=case(
-                    (Instance.console_requested_at == requested_at, None),
-                    else_=Instance.console_requested_at,
-                ),
-            )
-            .execution_options(synchronize_session=False)
-        )
+        db_api.store_console_output(session, instance.uuid, body.output, requested_at)
     # Committed: this process's waiting console requests read it now, not at their re-read.
     ctx.console_answers.wake([instance.uuid])
     return Response(status_code=204)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Path, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from filemem.api.context import ApiContext, get_context
@@ -21,10 +20,9 @@ from filemem.common.agent_contract.answers import (
     MigrationEventAnswer,
 )
 from filemem.common.agent_contract.reports import MigrationEvent
-from filemem.conductor import live_migration as live
 from filemem.db import api as db_api
 from filemem.db import server_migrations as migrations_db
-from filemem.db.models import Instance, Migration, Service, utcnow
+from filemem.db.models import Instance, Migration, Service
 
 MigrationUuidPath = Annotated[str, Path(max_length=36)]
 
@@ -35,37 +33,6 @@ class LiveFields:
 
     live_migration: LiveMigrationView | None = None
     incoming_migration: IncomingMigrationView | None = None
-
-
-def conductor(ctx: ApiContext) -> live.LiveMigrationConductor:
-    return live.LiveMigrationConductor(ctx.database, ctx.placement, ctx.scheduler, ctx.down_after)
-
-
-def live_migrations(session: Session, instance_uuids: Sequence[str]) -> dict[str, Migration]:
-    """Instance uuid -> its queued or running live migration."""
-    if not instance_uuids:
-        return {}
-    query = select(Migration).where(
-        Migration.instance_uuid.in_(list(instance_uuids)),
-        Migration.migration_type == migrations_db.LIVE_MIGRATION,
-        Migration.status.in_(migrations_db.LIVE_IN_PROGRESS),
-    )
-    return {row.instance_uuid: row for row in session.scalars(query)}
-
-
-def incoming_instances(session: Session, host: str) -> list[Instance]:
-    """Instances being live-migrated to `host` (their host in the database is the source)."""
-    query = select(Instance).where(
-        Instance.uuid.in_(
-            select(Migration.instance_uuid).where(
-                Migration.migration_type == migrations_db.LIVE_MIGRATION,
-                Migration.status.in_(migrations_db.LIVE_IN_PROGRESS),
-                Migration.dest_compute == host,
-            )
-        ),
-        Instance.host != host,
-    )
-    return list(session.scalars(query.order_by(Instance.created_at, Instance.uuid)))
 
 
 def source_view(migration: Migration, dest_host: str, dest: Service | None) -> LiveMigrationView:
@@ -89,7 +56,7 @@ def live_fields(
 ) -> dict[str, LiveFields]:
     """Instance uuid -> its live_migration and incoming_migration objects for `host`'s view.
     A live migration always names both hosts (the conductor writes them on creation)."""
-    moves = live_migrations(session, [instance.uuid for instance in instances])
+    moves = migrations_db.live_by_instance(session, [instance.uuid for instance in instances])
     services = {s.host: s for s in db_api.list_services(session)}
     fields: dict[str, LiveFields] = {}
     for instance in instances:
@@ -116,7 +83,7 @@ def expire_stale(ctx: ApiContext, host: str) -> None:
     with ctx.database.reader() as session:
         uuids = [row.uuid for row in migrations_db.live_in_progress_on(session, host)]
     if uuids:
-        conductor(ctx).expire_if_host_down(uuids)
+        ctx.live_migration_conductor.expire_if_host_down(uuids)
 
 
 def record_migration_event(
@@ -138,41 +105,5 @@ def record_migration_event(
             f"host {caller_host} is neither the source nor the destination of migration "
             f"{migration_uuid}"
         )
-    if status in live.TERMINAL:
-        return MigrationEventAnswer(migration_uuid=migration_uuid, status=status)
-    if body.event == "completed":
-        _store_progress(ctx, migration_uuid, body, {})
-        conductor(ctx).complete(migration_uuid)
-    elif body.event in ("failed", "cancelled"):
-        status = migrations_db.FAILED if body.event == "failed" else migrations_db.CANCELLED
-        conductor(ctx).roll_back(migration_uuid, status, body.reason or body.event)
-    elif body.event == "prepared":
-        _store_progress(ctx, migration_uuid, body, {"dest_prepared": True})
-    elif body.event == "started":
-        _store_progress(ctx, migration_uuid, body, {"status": migrations_db.RUNNING})
-    else:
-        _store_progress(ctx, migration_uuid, body, {})
-    with ctx.database.reader() as session:
-        final = migrations_db.get_by_uuid(session, migration_uuid)
-        final_status = final.status if final else status
+    final_status = ctx.live_migration_conductor.on_event(migration_uuid, status, body)
     return MigrationEventAnswer(migration_uuid=migration_uuid, status=final_status)
-
-
-def _store_progress(
-    ctx: ApiContext, migration_uuid: str, body: MigrationEvent, values: dict[str, Any]
-) -> None:
-    """The event's memory figures and `values`; a change the agents see wakes both."""
-    with ctx.database.session() as session:
-        migration = migrations_db.get_by_uuid(session, migration_uuid)
-        if migration is None or migration.status in live.TERMINAL:
-            return
-        for name in ("memory_total_bytes", "memory_processed_bytes", "memory_remaining_bytes"):
-            value = getattr(body, name)
-            if value is not None:
-                setattr(migration, name, value)
-        for key, value in values.items():
-            setattr(migration, key, value)
-        migration.updated_at = utcnow()
-        if values:
-            # Progress alone changes nothing an agent acts on: no wake-up for it.
-            live.wake(session, migration)

@@ -10,7 +10,6 @@ from fastapi import Body, Path, Query, Request
 from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, NotFound
-from filemem.api.handlers import migration_events as events
 from filemem.api.handlers.server_views import iso
 from filemem.api.handlers.servers import ServerIdPath, find_visible
 from filemem.api.identity import get_caller
@@ -119,7 +118,7 @@ def _live_in_progress(request: Request, server_id: str) -> list[Migration]:
             )
         ]
     if uuids:
-        events.conductor(ctx).expire_if_host_down(uuids)
+        ctx.live_migration_conductor.expire_if_host_down(uuids)
     with ctx.database.reader() as session:
         rows = migrations_db.list_migrations(
             session,

@@ -13,20 +13,14 @@ from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict
 from filemem.api.handlers import server_console, server_moves
-from filemem.api.handlers.instance_state import (
-    Transition,
-    caller_is_admin,
-    check_lock,
-    record,
-    refusal,
-    transition,
-)
+from filemem.api.handlers.instance_state import caller_is_admin, check_lock, record, transition
 from filemem.api.handlers.servers import ServerIdPath, find_visible
 from filemem.api.identity import get_caller
 from filemem.api.microversion import APIVersion, api_version
 from filemem.api.policies import servers as policies
 from filemem.api.schemas import server_actions as schemas
 from filemem.common import states
+from filemem.conductor.instance_state import Transition, refusal
 from filemem.db import api as db_api
 from filemem.db import instance_actions as actions_db
 from filemem.db.models import Instance

@@ -21,11 +21,11 @@ from filemem.api.request_id import request_id
 from filemem.api.schemas import server_actions as schemas
 from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.common import states
+from filemem.conductor import instance_state as state
 from filemem.conductor import live_migration as live
 from filemem.conductor import live_migration_checks as checks
 from filemem.conductor.resize import (
     InstanceChanged,
-    ResizeConductor,
     ResizeOverQuota,
     ResizeRefused,
 )
@@ -37,7 +37,7 @@ from filemem.db.models import Instance
 # From 2.34 nova runs the live migration prechecks after answering 202.
 ASYNC_PRECHECKS = "2.34"
 
-REBUILD = actions.Transition(
+REBUILD = state.Transition(
     "rebuild",
     (states.ACTIVE, states.STOPPED, states.ERROR),
     (None,),
@@ -110,9 +110,9 @@ def resize(request: Request, instance: Instance, value: Any) -> Response:
     limits = quota.check_resize(request, instance, flavor)
     allowed = (states.ACTIVE, states.STOPPED)
     if instance.vm_state not in allowed or instance.task_state is not None:
-        raise Conflict(actions.refusal("resize", instance.uuid, instance, allowed))
+        raise Conflict(state.refusal("resize", instance.uuid, instance, allowed))
     try:
-        ResizeConductor(ctx.database, ctx.placement, ctx.scheduler).start(instance, flavor, limits)
+        ctx.resize_conductor.start(instance, flavor, limits)
     except InstanceChanged as exc:
         raise Conflict(str(exc)) from exc
     except ResizeOverQuota as exc:
@@ -129,7 +129,7 @@ def confirm_resize(request: Request, instance: Instance, value: Any) -> Response
     _expect_resized(request, instance, "confirmResize")
     ctx = get_context(request)
     try:
-        ResizeConductor(ctx.database, ctx.placement).confirm(instance)
+        ctx.resize_conductor.confirm(instance)
     except ResizeRefused as exc:
         raise Conflict(str(exc)) from exc
     _record(request, instance, actions_db.CONFIRM_RESIZE)
@@ -142,7 +142,7 @@ def revert_resize(request: Request, instance: Instance, value: Any) -> Response:
     _expect_resized(request, instance, "revertResize")
     ctx = get_context(request)
     try:
-        ResizeConductor(ctx.database, ctx.placement).revert(instance)
+        ctx.resize_conductor.revert(instance)
     except ResizeRefused as exc:
         raise Conflict(str(exc)) from exc
     _record(request, instance, actions_db.REVERT_RESIZE)
@@ -152,7 +152,7 @@ def revert_resize(request: Request, instance: Instance, value: Any) -> Response:
 def _expect_resized(request: Request, instance: Instance, name: str) -> None:
     actions.check_lock(request, instance)
     if instance.vm_state != states.RESIZED or instance.task_state is not None:
-        raise Conflict(actions.refusal(name, instance.uuid, instance, (states.RESIZED,)))
+        raise Conflict(state.refusal(name, instance.uuid, instance, (states.RESIZED,)))
 
 
 def _record(request: Request, instance: Instance, action: str) -> None:
@@ -187,9 +187,7 @@ def live_migrate(request: Request, instance: Instance, value: Any) -> Response:
         project_id=instance.project_id,
         user_id=caller.user_id,
     )
-    conductor = live.LiveMigrationConductor(
-        ctx.database, ctx.placement, ctx.scheduler, ctx.down_after
-    )
+    conductor = ctx.live_migration_conductor
     try:
         conductor.start(instance, ask)
     except live.InstanceBusy as exc:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from bench.control_plane_api import TOKEN
+from bench.control_plane.api import TOKEN
 
 WATCH_S = 20.0  # [DEFAULT] api_watch_seconds
 REGISTER_CONCURRENCY = 32

@@ -22,7 +22,7 @@ from bench._common import (
     start_libvirt,
 )
 from bench._filemem_up import FILE_BACKED_MEMORY_MB, filemem_up
-from bench.api_boot_overhead_boot import (
+from bench.api_boot_overhead.boot import (
     Bench,
     OwnedWatch,
     checked,
@@ -30,7 +30,7 @@ from bench.api_boot_overhead_boot import (
     domain_name,
     id_named,
 )
-from bench.api_boot_overhead_pairs import TARGET, report, run_pairs
+from bench.api_boot_overhead.pairs import TARGET, report, run_pairs
 from devtools.test_image import DEFAULT_DEST, ensure_test_image
 from filemem.backing import store
 

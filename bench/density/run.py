@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from bench._common import MIB, Session, new_uuid
-from bench.density_cases import CaseResult, CaseSpec, GuestRun
-from bench.density_probes import Device, delta, kernel_oom_kills, mapped_folios, written_bytes
+from bench.density.cases import CaseResult, CaseSpec, GuestRun
+from bench.density.probes import Device, delta, kernel_oom_kills, mapped_folios, written_bytes
 from devtools.memcheck import MEMCHECK_FILLED_PREFIX, MemcheckPass
 from filemem.backing.residency import block_device_of, file_residency, process_memory, qemu_pid
 from filemem.common.guests import Flavor, Image

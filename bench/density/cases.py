@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from bench._common import MIB
-from bench.density_probes import Folios
+from bench.density.probes import Folios
 from devtools.memcheck import (
     MemcheckExit,
     MemcheckLine,

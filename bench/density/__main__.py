@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench._common import REPO, at_least, bench_parser, session
-from bench.density_cases import GUEST_OVERHEAD_MB
-from bench.density_plot import plot
-from bench.density_probes import environment
-from bench.density_report import (
+from bench.density.cases import GUEST_OVERHEAD_MB
+from bench.density.plot import plot
+from bench.density.probes import environment
+from bench.density.report import (
     GOAL_FACTOR,
     GOAL_RATIO,
     Baseline,
@@ -26,7 +26,7 @@ from bench.density_report import (
     memory_table,
     outcome_table,
 )
-from bench.density_run import DISTURBED, plan, run_case
+from bench.density.run import DISTURBED, plan, run_case
 from filemem.backing.residency import block_device_of
 
 RESULTS = REPO / "bench" / "results"

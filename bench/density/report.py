@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench._common import MIB, table
-from bench.density_cases import CaseResult, CaseSpec
+from bench.density.cases import CaseResult, CaseSpec
 from bench.stats import p95
 
 GOAL_RATIO = 1.25

@@ -292,7 +292,7 @@ def report(pairs: list[Pair]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser: argparse.ArgumentParser = bench_parser(
-        "live_migration_api", DESCRIPTION, runs=4, warmup=1, runs_help="measured pairs per workload"
+        "live_migration.api", DESCRIPTION, runs=4, warmup=1, runs_help="measured pairs per workload"
     )
     args = parser.parse_args(argv)
     pairs: list[Pair] = []

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench._common import interleaved, median, ms, table
-from bench.api_boot_overhead_boot import ApiSample, Bench, VirshSample, boot_api, boot_virsh
+from bench.api_boot_overhead.boot import ApiSample, Bench, VirshSample, boot_api, boot_virsh
 
 TARGET = 1.10
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import MIB, Session
-from bench.density_cases import CaseSpec, GuestRun
-from bench.density_probes import Device, delta, kernel_oom_kills, mapped_folios, written_bytes
-from bench.density_run import FillWatch, spawn_all
-from bench.writeback_sysctls import EXPIRE, WRITEBACK, Setting, Sysctls, dotted, settings
+from bench.density.cases import CaseSpec, GuestRun
+from bench.density.probes import Device, delta, kernel_oom_kills, mapped_folios, written_bytes
+from bench.density.run import FillWatch, spawn_all
+from bench.writeback.sysctls import EXPIRE, WRITEBACK, Setting, Sysctls, dotted, settings
 from devtools.memcheck import MemcheckPass
 from filemem.backing.residency import block_device_of
 from filemem.common.guests import Flavor, Image

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from filemem.api import create_app
-from filemem.cmd import migrate as cli
+from filemem.cmd import live_migrate as cli
 from filemem.cmd.compute_api import ComputeApi
 from tests.unit import servers_app
 from tests.unit.live_migration_app import (

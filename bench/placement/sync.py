@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._common import bench_parser, standalone_placement, table
-from bench.claim_throughput import http_client, rotated, scratch_dir
+from bench.placement.claim_throughput import http_client, rotated, scratch_dir
 from bench.stats import percentile
 from filemem import conf as filemem_conf
 from filemem.compute.host_check import driver_settings
@@ -172,7 +172,7 @@ def report(hosts: Sequence[Host]) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = bench_parser(
-        "placement_sync",
+        "placement.sync",
         DESCRIPTION,
         runs=30,
         runs_help="measured no-change and change syncs per backend",

@@ -32,8 +32,8 @@ from pathlib import Path
 import httpx
 
 from bench._common import SCRATCH, at_least, bench_parser, table
-from bench.control_plane_agents import WATCH_S, Agents
-from bench.control_plane_api import MODES, TOKEN, api_process, database_url, seed
+from bench.control_plane.agents import WATCH_S, Agents
+from bench.control_plane.api import MODES, TOKEN, api_process, database_url, seed
 from bench.stats import percentile
 from devtools import query_count
 from devtools.services import ServiceProcess

@@ -8,7 +8,7 @@ after the other, every 5th asking for huge pages. Afterwards every provider touc
 back (GET /resource_providers/{u}/usages): usage must not exceed capacity, must equal what
 was claimed, and no huge-page guest may sit on a file-backed host.
 
-    .venv/bin/python -m bench.scheduler_scale [--hosts 1000,10000] [--claims 200]
+    .venv/bin/python -m bench.scheduling.scale [--hosts 1000,10000] [--claims 200]
 
 --placement fast (or both) runs Placement with its JSON-schema validators built once instead
 of on every request (a patch applied inside the Placement process only): stock Placement 16
@@ -75,7 +75,7 @@ def _serve_fast_schema(argv: Sequence[str]) -> int:
 
 def placement_server(state: Path, fast_schema: bool) -> contextlib.AbstractContextManager[str]:
     """A standalone Placement on 127.0.0.1 (free port, SQLite in state); stopped on exit."""
-    serve = python_module("bench.scheduler_scale", "--serve-placement") if fast_schema else None
+    serve = python_module("bench.scheduling.scale", "--serve-placement") if fast_schema else None
     return standalone_placement(state, ["--state-path", str(state)], serve)
 
 
@@ -372,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = bench_parser(
-        "scheduler_scale",
+        "scheduling.scale",
         __doc__ or "",
         scratch=Path("/dev/shm"),
         scratch_help="where Placement's SQLite goes, best on tmpfs",

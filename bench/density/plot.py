@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.density_cases import CaseResult
-from bench.density_report import GOAL_RATIO, Baseline, hot_figures
+from bench.density.cases import CaseResult
+from bench.density.report import GOAL_RATIO, Baseline, hot_figures
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

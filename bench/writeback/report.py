@@ -8,7 +8,7 @@ from typing import Any
 
 from bench._common import MIB, table
 from bench.stats import p95
-from bench.writeback_measure import FLUSH_MARGIN_S, SAMPLE_S, Run, Window
+from bench.writeback.measure import FLUSH_MARGIN_S, SAMPLE_S, Run, Window
 
 
 def fmt(value: float | None, spec: str = ".1f") -> str:

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench._common import MIB, REPO, at_least, bench_parser, session
-from bench.density_cases import GUEST_OVERHEAD_MB
-from bench.density_probes import environment
-from bench.writeback_measure import FLUSH_MARGIN_S, Run, run_all
-from bench.writeback_report import figures, header_lines, note_lines, result_table
-from bench.writeback_sysctls import Sysctls, dotted, sigterm_as_interrupt
+from bench.density.cases import GUEST_OVERHEAD_MB
+from bench.density.probes import environment
+from bench.writeback.measure import FLUSH_MARGIN_S, Run, run_all
+from bench.writeback.report import figures, header_lines, note_lines, result_table
+from bench.writeback.sysctls import Sysctls, dotted, sigterm_as_interrupt
 from filemem.backing.residency import block_device_of
 
 RESULTS = REPO / "bench" / "results"

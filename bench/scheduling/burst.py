@@ -1,14 +1,14 @@
 """A multi-create burst: N guests in one request, claimed in one POST vs one claim each.
 
 Registers H hosts (MEMORY_MB 65536, VCPU 64, DISK_GB 1000; every 4th file-backed) straight
-into a real standalone Placement's database, as bench/scheduler_scale.py does, then times
+into a real standalone Placement's database, as bench/scheduling/scale.py does, then times
 Scheduler.select_and_claim_many for a burst of N guests (4096 MiB, 2 vCPU, 20 GB; max_count N
 in one request) with batch_claims on (one POST /allocations for all) and off (one
 PUT /allocations each), interleaved round by round and alternating which goes first. Each
 strategy has its own warm host-state cache, like two API processes. Afterwards every provider
 touched is read back: usage must equal what was claimed and never exceed the inventory.
 
-    .venv/bin/python -m bench.burst [--hosts 10000] [--guests 100] [--rounds 5]
+    .venv/bin/python -m bench.scheduling.burst [--hosts 10000] [--guests 100] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._common import at_least, bench_parser, table
-from bench.scheduler_scale import INVENTORY, TimedTransport, placement_server, register_hosts
+from bench.scheduling.scale import INVENTORY, TimedTransport, placement_server, register_hosts
 from filemem.common.resources import MEMORY_BACKING_FILE_TRAIT
 from filemem.placement.client import PlacementClient
 from filemem.placement.http import HttpTransport
@@ -145,7 +145,7 @@ def measure(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = bench_parser(
-        "burst",
+        "scheduling.burst",
         __doc__ or "",
         scratch=Path("/dev/shm"),
         scratch_help="where Placement's SQLite goes, best on tmpfs",

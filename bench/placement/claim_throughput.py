@@ -51,7 +51,7 @@ every round) so machine noise hits every backend alike. Usage is checked after t
 """
 
 
-# -- shared with bench.placement_sync ------------------------------------------------------
+# -- shared with bench.placement.sync ------------------------------------------------------
 
 
 def free_port() -> int:
@@ -111,7 +111,9 @@ def _serve_placement_psycopg3(argv: Sequence[str]) -> int:
 def postgres_driver() -> tuple[str, list[str]]:
     """(SQLAlchemy dialect+driver, command to run Placement with): psycopg2 if present."""
     if importlib.util.find_spec("psycopg2") is None:
-        return "postgresql+psycopg", python_module("bench.claim_throughput", SERVE_PSYCOPG3)
+        return "postgresql+psycopg", python_module(
+            "bench.placement.claim_throughput", SERVE_PSYCOPG3
+        )
     return "postgresql+psycopg2", python_module("filemem.cmd.placement")
 
 
@@ -301,7 +303,7 @@ def report(backends: Sequence[Backend]) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = bench_parser(
-        "claim_throughput",
+        "placement.claim_throughput",
         DESCRIPTION,
         runs=200,
         runs_help="claims (then deletes) per backend",

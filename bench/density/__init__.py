@@ -1,0 +1,1 @@
+"""Density benchmark: guests beyond RAM (`python -m bench.density`); its cases, probes, report."""
