@@ -11,6 +11,7 @@ from fastapi import Request
 from filemem.api.change_feed import ChangeFeed
 from filemem.api.console_limits import ConsoleLimits
 from filemem.api.identity import DEFAULT_PROJECT_ID, DEFAULT_USER_ID, Authenticator
+from filemem.conductor.network import NetworkDriver, NoNetwork
 from filemem.conductor.servers import SchedulerProtocol, ServerConductor
 from filemem.db.session import Database
 from filemem.placement.client import PlacementClient
@@ -52,6 +53,8 @@ class ApiContext:
     body_timeout: float = 30.0
     # Further token -> Caller authenticators after the admin token (Keystone, tests).
     authenticators: tuple[Authenticator, ...] = ()
+    # Where instances' ports come from ([network] driver); none: servers have no networks.
+    network: NetworkDriver = field(default_factory=NoNetwork)
 
     def __post_init__(self) -> None:
         if self.change_notifications:
