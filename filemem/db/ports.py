@@ -75,9 +75,22 @@ def get(session: Session, port_id: str) -> Port | None:
     return session.get(Port, port_id)
 
 
-def project_of(session: Session, port: Port) -> str | None:
-    """The project of the port's instance (a port has no owner of its own)."""
-    return session.scalar(select(Instance.project_id).where(Instance.uuid == port.instance_uuid))
+@dataclass(frozen=True)
+class Owner:
+    """What a port shows of its instance: the project, and the host it runs on."""
+
+    project_id: str
+    host: str | None
+
+
+def owners(session: Session, instance_uuids: Collection[str]) -> dict[str, Owner]:
+    """instance uuid -> its project and host, in one read."""
+    if not instance_uuids:
+        return {}
+    query = select(Instance.uuid, Instance.project_id, Instance.host).where(
+        Instance.uuid.in_(list(instance_uuids))
+    )
+    return {uuid: Owner(project, host) for uuid, project, host in session.execute(query)}
 
 
 def listing(session: Session, where: PortFilter) -> list[Port]:
