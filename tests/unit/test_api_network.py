@@ -132,10 +132,13 @@ def test_a_full_network_puts_the_server_in_error_and_leaks_nothing(small: Networ
     )
     assert small.placement.get_allocations(late)[1] == {}
     assert ports_held(small) == 5
-    # Deleting one frees its address for the next server.
+    # Deleting one frees its address for the next server: the agent's "gone" drops the row,
+    # and its port goes with it.
     assert small.call("admin", "DELETE", f"/servers/{late}").status_code == 204
-    with small.ctx.database.session() as session:
-        session.execute(Port.__table__.delete().where(Port.instance_uuid == booted[0]))
+    assert small.call("admin", "DELETE", f"/servers/{booted[0]}").status_code == 204
+    gone = small.call("admin", "POST", f"/filemem/v1/instances/{booted[0]}/gone")
+    assert gone.status_code == 204, gone.text
+    assert ports_held(small) == 4
     again = small.boot_on("auto", name="again")
     assert small.server(again)["addresses"]["private"][0]["addr"] == "10.77.0.2"
 
