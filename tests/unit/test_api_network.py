@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from filemem.db import api as db_api
 from filemem.db.models import Port
 from filemem.placement.embedded import EmbeddedPlacement
 from tests.unit.network_app import NETWORK_ID, NetworkApp, network_app
@@ -214,3 +215,23 @@ def test_neutron_ports_by_server_and_project(net: NetworkApp) -> None:
     assert hidden.status_code == 404
     # os-interface of another project's server is that server's 404.
     assert net.call("member_a", "GET", f"/servers/{theirs}/os-interface").status_code == 404
+
+
+def test_actions_keep_the_address(net: NetworkApp) -> None:
+    """Ports belong to the instance: reboot, rebuild, stop and suspend reallocate nothing."""
+    server_id = net.boot_on("auto")
+    before = net.server(server_id)["addresses"]
+    actions = (
+        {"reboot": {"type": "HARD"}},
+        {"rebuild": {"imageRef": net.image}},
+        {"os-stop": None},
+        {"suspend": None},
+    )
+    for action in actions:
+        with net.ctx.database.session() as session:
+            values = {"vm_state": "active", "task_state": None, "power_state": 1}
+            assert db_api.update_instance(session, server_id, values) is not None
+        response = net.call("admin", "POST", f"/servers/{server_id}/action", json=action)
+        assert response.status_code == 202, (action, response.text)
+        assert net.server(server_id)["addresses"] == before
+    assert ports_held(net) == 1
