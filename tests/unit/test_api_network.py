@@ -206,9 +206,10 @@ def test_neutron_ports_by_server_and_project(net: NetworkApp) -> None:
     filtered = net.call("admin", "GET", f"/network/v2.0/ports?device_id={theirs}").json()
     (their_port,) = filtered["ports"]
     assert their_port["binding:host_id"] == net.host
-    assert net.call("admin", "GET", f"/network/v2.0/ports?network_id={UNKNOWN}").json() == {
-        "ports": []
-    }
+    for query in (f"network_id={UNKNOWN}", "network_id=private", "device_id=x"):
+        assert net.call("admin", "GET", f"/network/v2.0/ports?{query}").json() == {"ports": []}
+    by_network = net.call("admin", "GET", f"/network/v2.0/ports?network_id={NETWORK_ID}")
+    assert len(by_network.json()["ports"]) == 2
     shown = net.call("member_a", "GET", f"/network/v2.0/ports/{port['id']}")
     assert shown.json() == {"port": port}
     hidden = net.call("member_a", "GET", f"/network/v2.0/ports/{their_port['id']}")

@@ -245,10 +245,14 @@ def _ports(request: Request, where: PortFilter) -> list[dict[str, Any]]:
 def list_ports(request: Request) -> dict[str, Any]:
     """GET /network/v2.0/ports (device_id, network_id and the other scalar filters)."""
     params = request.query_params
-    device = params.getlist("device_id")
+    devices, networks = params.getlist("device_id"), params.getlist("network_id")
+    if len(devices) > MAX_FILTER_VALUES:
+        raise BadRequest(f"device_id: at most {MAX_FILTER_VALUES} values")
+    if not all(is_uuid(value) for value in (*devices, *networks)):
+        return {"ports": []}  # ids are uuids: nothing has another (and SQL never sees it)
     where = PortFilter(
-        instance_uuids=[d for d in device if is_uuid(d)] if device else None,
-        network_id=params.get("network_id"),
+        instance_uuids=devices or None,
+        network_id=networks[0] if len(networks) == 1 else None,
     )
     return {"ports": _filtered(request, _ports(request, where))}
 
