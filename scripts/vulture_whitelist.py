@@ -137,3 +137,4 @@ on  # unused variable (tests/unit/test_xml_model.py:316)
 contract_version  # unused variable (filemem/common/agent_contract/answers.py:95)
 contract_version  # unused variable (filemem/common/agent_contract/answers.py:120)
 ignored  # unused variable (filemem/common/agent_contract/answers.py:129)
+network_name  # unused variable (filemem/common/agent_contract/answers.py:73): NicView, set by keyword

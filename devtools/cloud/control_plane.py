@@ -363,6 +363,7 @@ def write_clouds_yaml(spec: CloudSpec, plane: ControlPlane) -> Path:
         "identity_endpoint_override": f"{endpoint}/identity/v3",
         "compute_endpoint_override": f"{endpoint}/v2.1",
         "image_endpoint_override": f"{endpoint}/image",
+        "network_endpoint_override": f"{endpoint}/network",
     }
     path = spec.base / "clouds.yaml"
     write_private(path, json.dumps({"clouds": {CLOUD_NAME_IN_YAML: cloud}}, indent=2) + "\n")

@@ -12,6 +12,7 @@ from filemem.api.change_feed import ChangeFeed
 from filemem.api.console_limits import ConsoleLimits
 from filemem.api.identity import DEFAULT_PROJECT_ID, DEFAULT_USER_ID, Authenticator
 from filemem.conductor.live_migration import LiveMigrationConductor
+from filemem.conductor.network import NetworkDriver, NoNetwork
 from filemem.conductor.resize import ResizeConductor
 from filemem.conductor.servers import SchedulerProtocol, ServerConductor
 from filemem.db.session import Database
@@ -59,6 +60,8 @@ class ApiContext:
     conductor: ServerConductor = field(init=False)
     resize_conductor: ResizeConductor = field(init=False)
     live_migration_conductor: LiveMigrationConductor = field(init=False)
+    # Where instances' ports come from ([network] driver); none: servers have no networks.
+    network: NetworkDriver = field(default_factory=NoNetwork)
 
     def __post_init__(self) -> None:
         self.use_scheduler(self.scheduler)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Security
@@ -41,26 +39,9 @@ from filemem.api.handlers import (
 from filemem.api.policies import compute as C
 from filemem.api.policies import filemem as P
 from filemem.api.policies import servers as SV
+from filemem.api.route import BY_ACTION, Route
+from filemem.api.routes_network import network_routes
 
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    endpoint: Callable[..., Any]
-    status: int = 200
-    public: bool = False
-    tag: str = "compute"
-    in_schema: bool = True
-    # The policy rule checked before the handler runs (filemem/api/policies); BY_ACTION for
-    # POST .../action, whose handler checks the rule of the action in the body.
-    rule: str | None = None
-    # Authorization of host credentials after the policy (filemem/api/agent_authz.py); None
-    # closes the route to them.
-    authz: Callable[..., None] | None = None
-
-
-BY_ACTION = "by-action"
 SERVICES_UPDATE = "os_compute_api:os-services:update"
 
 
@@ -364,6 +345,7 @@ ROUTES: tuple[Route, ...] = (
         rule="os_compute_api:os-hypervisors:uptime",
     ),
     *_aggregate_routes(),
+    *network_routes(),
     Route(
         "GET",
         f"{V}/os-availability-zone",

@@ -20,6 +20,7 @@ from filemem.api.keystone import register_opts as register_keystone_opts
 from filemem.cmd.common import add_config_args, load_conf
 from filemem.cmd.http_server import server_config
 from filemem.conductor.hosts import make_scheduler
+from filemem.conductor.network.builtin import driver_from_conf
 from filemem.conf.api import AUTH_KEYSTONE
 from filemem.conf.database import connection_url
 from filemem.db import migrate
@@ -118,6 +119,7 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         build_timeout=float(conf.api.build_timeout),
         build_cleanup_interval=float(conf.api.build_cleanup_interval),
         body_timeout=float(conf.api.client_body_timeout),
+        network=driver_from_conf(conf),
     )
 
 

@@ -156,8 +156,8 @@ def _write_client_files(state: Path, endpoint: str, token: str) -> None:
         ),
     )
     # The openstack CLI checks for identity v3 first; the API serves that document itself. No
-    # compute_api_version pin: the clients negotiate filemem's maximum (2.37), where a server
-    # create needs networks "none" (`openstack server create --no-network`).
+    # compute_api_version pin: the clients negotiate filemem's maximum (2.37). The network
+    # endpoint is the built-in network's Neutron-shaped view (`--network NAME` resolves there).
     write_private(
         state / "clouds.yaml",
         "\n".join(
@@ -171,6 +171,7 @@ def _write_client_files(state: Path, endpoint: str, token: str) -> None:
                 f"    identity_endpoint_override: {endpoint}/identity/v3",
                 f"    compute_endpoint_override: {endpoint}/v2.1",
                 f"    image_endpoint_override: {endpoint}/image",
+                f"    network_endpoint_override: {endpoint}/network",
                 "",
             ]
         ),

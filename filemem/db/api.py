@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from filemem.common import states
-from filemem.db import change_events
+from filemem.db import change_events, ports
 from filemem.db.models import (
     Change,
     Flavor,
@@ -276,16 +276,21 @@ def update_instance(
 
 def fail_scheduling(session: Session, uuid: str, message: str) -> Instance | None:
     """ERROR with a fault (code 500) if it is still scheduling; None when it is not (any
-    more): the scheduler's refusal and the sweep for abandoned builds both end a build so."""
+    more): the scheduler's refusal and the sweep for abandoned builds both end a build so.
+    Its ports go too (nova deallocates the networks of a build that ends in ERROR), so a
+    failed build never holds an address."""
     values = {
         "vm_state": states.ERROR,
         "task_state": None,
         "fault_message": message,
         "fault_code": 500,
     }
-    return update_instance(
+    failed = update_instance(
         session, uuid, values, expect_task_states=[states.SCHEDULING], notify=False
     )
+    if failed is not None:
+        ports.delete_of_instance(session, uuid)
+    return failed
 
 
 def delete_instance(session: Session, uuid: str, *, only_unscheduled: bool = False) -> bool:

@@ -392,3 +392,24 @@ class Quota(Base):
     project_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
     resource: Mapped[str] = mapped_column(String(NAME_LENGTH))
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class Port(Base):
+    """A guest's interface on a network (a port, in Neutron's words): its MAC and fixed IP.
+
+    It belongs to the instance, not to a host: moves keep it, and it goes with the row. Two
+    ports never share an address on one network, whichever API process allocates them.
+    """
+
+    __tablename__ = "ports"
+    __table_args__ = (
+        UniqueConstraint("network_id", "ip_address", name="uniq_ports0network_id0ip_address"),
+        Index("ports_instance_uuid_idx", "instance_uuid"),
+    )
+
+    id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    network_id: Mapped[str] = mapped_column(String(UUID_LENGTH))
+    instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid", ondelete="CASCADE"))
+    mac_address: Mapped[str] = mapped_column(String(32))
+    ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -209,11 +209,16 @@ class KeystoneServer:
         conn.close()
 
     def register_filemem(self, api_url: str) -> None:
-        """The compute service at filemem's /v2.1 and the image service at its /image, so
-        clients find filemem in the real catalog."""
+        """The compute service at filemem's /v2.1, the image service at its /image and the
+        network service at its /network, so clients find filemem in the real catalog."""
         conn = self.admin()
         identity: Any = conn.identity
-        for kind, name, path in (("compute", "nova", "/v2.1"), ("image", "glance", "/image")):
+        services = (
+            ("compute", "nova", "/v2.1"),
+            ("image", "glance", "/image"),
+            ("network", "neutron", "/network"),
+        )
+        for kind, name, path in services:
             service = identity.create_service(name=name, type=kind)
             for interface in ("public", "internal"):
                 identity.create_endpoint(

@@ -183,7 +183,7 @@ def cli_boot(env: ApiEnv, tmp_path: Path, image: str, flavor: str, name: str) ->
         flavor,
         "--image",
         image,
-        # The CLI negotiates 2.37 and would ask for networks "auto": filemem has none.
+        # The CLI negotiates 2.37; without --nic it would ask for networks "auto".
         "--nic",
         "none",
         name,

@@ -80,7 +80,9 @@ def test_create_schedules_claims_and_shows_nova_shapes(env: ApiEnv, setup: dict[
     assert server["flavor"]["links"][0]["rel"] == "bookmark"
     assert server["image"]["id"] == setup["image"]
     assert server["metadata"] == {"role": "test"}
-    assert server["addresses"] == {} and server["key_name"] is None
+    # No networks before 2.37 is "auto": one address on the built-in network.
+    (address,) = server["addresses"]["private"]
+    assert address["OS-EXT-IPS:type"] == "fixed" and server["key_name"] is None
     assert len(server["hostId"]) == 56 and server["tenant_id"] and server["user_id"]
     assert server["created"].endswith("Z") and "fault" not in server
     assert usage(env, setup["provider"]) == before + 256

@@ -61,7 +61,7 @@ class Tenants:
         headers = {"X-Auth-Token": token_of(who), **kwargs.pop("headers", {})}
         if version is not None:
             headers["OpenStack-API-Version"] = f"compute {version}"
-        raw = path.startswith(("/filemem", "/image", "/placement", "/identity"))
+        raw = path.startswith(("/filemem", "/image", "/placement", "/identity", "/network"))
         url = path if raw else f"/v2.1{path}"
         response: httpx.Response = self.client.request(method, url, headers=headers, **kwargs)
         return response

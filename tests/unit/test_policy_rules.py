@@ -12,7 +12,8 @@ from oslo_policy import policy
 from filemem.api.identity import ADMIN, Caller
 from filemem.api.policies import list_rules
 from filemem.api.policy import credentials, make_enforcer
-from filemem.api.routes import BY_ACTION, ROUTES, Route
+from filemem.api.route import BY_ACTION, Route
+from filemem.api.routes import ROUTES
 from tests.unit import tenants_app
 from tests.unit.tenants_app import CALLERS, PROJECT_A, Tenants
 
@@ -123,6 +124,10 @@ EXPECTED: dict[str, set[str]] = {
     "os_compute_api:os-quota-sets:detail": READER,
     "os_compute_api:os-simple-tenant-usage:show": READER,
     "os_compute_api:os-simple-tenant-usage:list": ADMIN_ONLY,
+    "os_compute_api:ips:index": READER,
+    "os_compute_api:ips:show": READER,
+    "os_compute_api:os-attach-interfaces:list": READER,
+    "os_compute_api:os-attach-interfaces:show": READER,
     # filemem's own rules (README, "Projects, policy and quotas").
     "filemem:flavors:index": ANYONE,
     "filemem:flavors:show": ANYONE,
@@ -132,6 +137,7 @@ EXPECTED: dict[str, set[str]] = {
     "filemem:agent": ADMIN_ONLY,
     "filemem:placement:proxy": ADMIN_ONLY,
     "filemem:identity:projects": ANYONE,
+    "filemem:network:read": ANYONE,
 }
 BASE_RULES = {
     "context_is_admin",

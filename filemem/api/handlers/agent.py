@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from filemem.api.change_feed import closed_on_disconnect, recheck_delay
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, Gone
-from filemem.api.handlers import migration_events
+from filemem.api.handlers import migration_events, network_views
 from filemem.api.handlers.server_views import agent_view
 from filemem.api.handlers.servers import ServerIdPath
 from filemem.api.identity import get_caller
@@ -159,6 +159,7 @@ def _snapshot(ctx: ApiContext, host: str) -> WatchAnswer:
         }
         moves = _unfinished_migrations(session, [i.uuid for i in instances])
         live = migration_events.live_fields(session, host, instances)
+        ports = ctx.network.ports_of(session, [i.uuid for i in instances])
         views = [
             agent_view(
                 i,
@@ -166,6 +167,7 @@ def _snapshot(ctx: ApiContext, host: str) -> WatchAnswer:
                 moves.get(i.uuid, []),
                 live[i.uuid].live_migration,
                 live[i.uuid].incoming_migration,
+                [network_views.nic_view(port) for port in ports.get(i.uuid, [])],
             )
             for i in instances
         ]
@@ -260,7 +262,8 @@ def report_instance(
         if updated is None:
             raise Gone(agent_wire.INSTANCE, server_id)
         image = db_api.get_image(session, updated.image_id)
-        view = agent_view(updated, image)
+        ports = ctx.network.ports_of(session, [updated.uuid]).get(updated.uuid, [])
+        view = agent_view(updated, image, nics=[network_views.nic_view(p) for p in ports])
     ctx.resize_conductor.on_report(updated.uuid, task_before, updated)
     return view
 

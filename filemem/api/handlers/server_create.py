@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 import uuid as uuidlib
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from filemem.api import policy, quota
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest
+from filemem.api.handlers import server_networks
 from filemem.api.handlers import server_views as views
 from filemem.api.handlers.availability_zones import available_zones
 from filemem.api.handlers.servers import visible_project
@@ -27,6 +29,8 @@ from filemem.common import states
 from filemem.common.aggregates import ZoneRequest, parse_zone_request
 from filemem.common.page_size import PageSizeForbidden, requested_page_size
 from filemem.common.resources import IMAGE_MEM_PAGE_SIZE, MEM_PAGE_SIZE
+from filemem.conductor.network import NetworkDriver, NetworkError, NetworkRequest
+from filemem.conductor.network.allocation import allocate_or_fail
 from filemem.db import api as db_api
 from filemem.db import instance_actions
 from filemem.db import keypairs as db_keypairs
@@ -35,7 +39,6 @@ from filemem.db.models import Flavor, Image, Instance
 
 # Each server of a request is scheduled within the request, so their number is bounded.
 MAX_COUNT = 100
-NO_NETWORKING = 'filemem has no networking: use networks "none"'
 # nova's multi_instance_display_name_template default.
 NAME_TEMPLATE = "%(name)s-%(count)d"
 _RESERVATION_CHARS = string.digits + string.ascii_lowercase
@@ -47,19 +50,9 @@ def unexpected(field: str) -> BadRequest:
 
 
 def check_version(request: Request, spec: ServerCreate) -> None:
-    """What the microversion allows: description from 2.19, networks required from 2.37."""
+    """What the microversion allows: description from 2.19 (networks: server_networks)."""
     if "description" in spec.model_fields_set and not at_least(request, "2.19"):
         raise unexpected("server.description")
-    if at_least(request, "2.37"):
-        if spec.networks is None:
-            raise BadRequest(
-                "Invalid input for field/attribute server: 'networks' is a required property "
-                f"from microversion 2.37 ({NO_NETWORKING})"
-            )
-        if spec.networks != "none":
-            raise BadRequest(f"Invalid input for field/attribute networks: {NO_NETWORKING}")
-    elif isinstance(spec.networks, list) and spec.networks:
-        raise BadRequest(f"Invalid input for field/attribute networks: {NO_NETWORKING}")
 
 
 def reservation_id() -> str:
@@ -141,9 +134,11 @@ def _values(
     }
 
 
-def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
-    """The rows of one request, sharing a reservation id, each with its create action; as many
-    as the project's quota lets through (at least min_count, else 403)."""
+def new_instances(
+    request: Request, spec: ServerCreate, requested: Sequence[NetworkRequest]
+) -> list[Instance]:
+    """The rows of one request, sharing a reservation id, each with its create action and
+    its ports; as many as the project's quota lets through (at least min_count, else 403)."""
     ctx, caller = get_context(request), get_caller(request)
     low, high = spec.counts
     reservation = reservation_id()
@@ -157,6 +152,7 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
         zone = _zone_request(session, spec.availability_zone)
         if zone.host is not None:
             policy.authorize(request, policies.CREATE_FORCED_HOST)
+        _validate_networks(ctx.network, session, requested, high)
         # Counted in the transaction that inserts, under the project's lock (another API
         # process's create or resize waits for this commit); recheck() is nova's second count.
         db_projects.lock_usage(session, caller.project_id)
@@ -169,17 +165,43 @@ def new_instances(request: Request, spec: ServerCreate) -> list[Instance]:
             instance = db_api.create_instance(
                 session, {**values, **where, "reservation_id": reservation}
             )
-            instance_actions.record_action(
-                session,
-                instance.uuid,
-                instance_actions.CREATE,
-                request_id=request_id(request),
-                project_id=caller.project_id,
-                user_id=caller.user_id,
-            )
+            _record_create(request, session, caller, instance.uuid)
+            _allocate(ctx.network, session, instance.uuid, requested)
             instances.append(instance)
     quota.recheck(request, caller.project_id, instances)
     return instances
+
+
+def _record_create(request: Request, session: Session, caller: Caller, uuid: str) -> None:
+    instance_actions.record_action(
+        session,
+        uuid,
+        instance_actions.CREATE,
+        request_id=request_id(request),
+        project_id=caller.project_id,
+        user_id=caller.user_id,
+    )
+
+
+def _validate_networks(
+    driver: NetworkDriver, session: Session, requested: Sequence[NetworkRequest], count: int
+) -> None:
+    try:
+        driver.validate(session, requested, count)
+    except NetworkError as exc:
+        raise server_networks.refusal(exc) from exc
+
+
+def _allocate(
+    driver: NetworkDriver, session: Session, uuid: str, requested: Sequence[NetworkRequest]
+) -> None:
+    """The instance's ports, in its create transaction (no crash leaves a port without its
+    instance); a full network puts it in ERROR, a fixed IP taken meanwhile fails the whole
+    request (400, nothing kept)."""
+    try:
+        allocate_or_fail(driver, session, uuid, requested)
+    except NetworkError as exc:
+        raise server_networks.refusal(exc) from exc
 
 
 def create_server(request: Request, body: ServerCreateRequest) -> Response:
@@ -189,8 +211,12 @@ def create_server(request: Request, body: ServerCreateRequest) -> Response:
     check_version(request, spec)
     if spec.counts[1] > MAX_COUNT:
         raise BadRequest(f"Invalid input for field/attribute max_count: at most {MAX_COUNT}")
-    instances = new_instances(request, spec)
-    get_context(request).conductor.build_many(instances)
+    requested = server_networks.requested_networks(request, spec, get_context(request).network)
+    instances = new_instances(request, spec, requested)
+    # A server that got no address is in ERROR already: it is not scheduled.
+    to_build = [i for i in instances if i.task_state == states.SCHEDULING]
+    if to_build:
+        get_context(request).conductor.build_many(to_build)
     if spec.return_reservation_id is not None and is_true(spec.return_reservation_id):
         return JSONResponse({"reservation_id": instances[0].reservation_id}, status_code=202)
     server = {

@@ -12,6 +12,7 @@ from fastapi import Request
 
 from filemem.api import policy
 from filemem.api.context import get_context
+from filemem.api.handlers import network_views
 from filemem.api.links import bookmark, resource_links
 from filemem.api.microversion import at_least
 from filemem.api.policies import servers as policies
@@ -22,6 +23,7 @@ from filemem.common.agent_contract.answers import (
     ImageView,
     IncomingMigrationView,
     LiveMigrationView,
+    NicView,
 )
 from filemem.common.aggregates import DEFAULT_ZONE
 from filemem.common.resources import IMAGE_MEM_PAGE_SIZE
@@ -94,7 +96,7 @@ def _base(request: Request, instance: Instance) -> dict[str, Any]:
         },
         "created": iso(instance.created_at),
         "updated": iso(instance.updated_at or instance.created_at),
-        "addresses": {},
+        "addresses": network_views.addresses(request, instance),
         "accessIPv4": "",
         "accessIPv6": "",
         "OS-DCF:diskConfig": "MANUAL",
@@ -252,12 +254,14 @@ def agent_view(
     migration_uuids: Sequence[str] = (),
     live_migration: LiveMigrationView | None = None,
     incoming_migration: IncomingMigrationView | None = None,
+    nics: Sequence[NicView] = (),
 ) -> AgentInstance:
     """What an agent needs to converge one instance (filemem.common.agent_contract).
 
     `migration_uuids`: the consumers of the instance's unfinished moves, which the agent's
     allocation heal must keep; `live_migration` / `incoming_migration`: the live migration
-    contract's objects, which only the host's watch fills in.
+    contract's objects, which only the host's watch fills in; `nics`: the instance's ports
+    (network_views.nic_view), in the guest's order.
     """
     requested = instance.console_requested_at
     return AgentInstance(
@@ -284,4 +288,5 @@ def agent_view(
         migration_uuids=list(migration_uuids),
         live_migration=live_migration,
         incoming_migration=incoming_migration,
+        nics=list(nics),
     )

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from filemem.api import policy
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest, NotFound
-from filemem.api.handlers import paging
+from filemem.api.handlers import network_views, paging
 from filemem.api.handlers import server_views as views
 from filemem.api.identity import get_caller
 from filemem.api.microversion import at_least
@@ -187,6 +187,7 @@ def list_servers_detail(
     """GET /servers/detail."""
     page = _listing(request, name, status, host, flavor, image, limit, marker, True)
     statuses = views.host_statuses(request, page) if at_least(request, "2.16") else {}
+    network_views.prefetch(request, page)
     servers = [views.detail(request, i, statuses) for i in page]
     return _list_body(request, servers, "servers/detail")
 

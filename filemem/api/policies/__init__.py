@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from oslo_policy import policy
 
-from filemem.api.policies import base, compute, filemem, servers
+from filemem.api.policies import base, compute, filemem, network, servers
 
 
 def list_rules() -> list[policy.RuleDefault]:
-    return [*base.rules, *servers.list_rules(), *compute.list_rules(), *filemem.list_rules()]
+    return [
+        *base.rules,
+        *servers.list_rules(),
+        *compute.list_rules(),
+        *filemem.list_rules(),
+        *network.list_rules(),
+    ]
