@@ -58,13 +58,15 @@ def host_entries(
 ) -> list[HostEntry]:
     """The hosts file's entries: each NIC with an address in the network, sorted by address.
     A MAC or address seen twice keeps its first entry (dnsmasq would refuse the file), and a
-    hostname that is no DNS label, or already taken, is left out (the address still works)."""
+    hostname that is no DNS label, or another instance's, is left out (the address works)."""
     entries: list[HostEntry] = []
     macs: set[str] = set()
     ips: set[ipaddress.IPv4Address] = set()
     names: set[str] = set()
     for instance in sorted(instances, key=lambda i: i.uuid):
         name = (instance.hostname or "").lower()
+        # One name per instance, all its NICs under it; another instance's name is not reused.
+        usable = name if _HOSTNAME_RE.match(name) and name not in names else None
         for nic in instance.nics:
             mac = nic.mac_address.lower()
             ip = _address(nic.ip_address, network)
@@ -78,7 +80,6 @@ def host_entries(
                     network,
                 )
                 continue
-            usable = name if _HOSTNAME_RE.match(name) and name not in names else None
             entries.append(HostEntry(mac, ip, usable))
             macs.add(mac)
             ips.add(ip)
