@@ -8,6 +8,7 @@ import dataclasses
 import ipaddress
 import random
 import subprocess
+import time
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from filemem.compute.network.builtin import BuiltinNetwork
 from filemem.compute.network.settings import NetworkSettings
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.placement.embedded import EmbeddedPlacement
+from filemem.virt.xml.domain import Domain
 from tests.agent_stack import IGNORE_TIMEOUT_WARNING, build_stack, close_stack
 from tests.functional.conftest import DriverFactory, virsh, wait_for_console
 
@@ -98,10 +100,14 @@ def test_a_guest_gets_its_address_by_dhcp_and_leaves_nothing_behind(
 
         tap = f"tap{PORT_ID[:11]}"
         assert bridge.device_kind(tap) == "tun"
-        xml = virsh("dumpxml", f"instance-{uuid}")
-        assert f"<mac address='{MAC}'/>" in xml and f"<source bridge='{settings.bridge}'/>" in xml
+        devices = Domain.from_xml(virsh("dumpxml", f"instance-{uuid}")).devices
+        assert devices is not None
+        assert [(i.mac_address, i.source_bridge, i.model_type) for i in devices.interfaces] == [
+            (MAC, settings.bridge, "virtio")
+        ]
         assert network.hosts_file.read_text() == f"{MAC},{address},vm-net\n"
         assert [(lease.mac, lease.ip) for lease in network.leases()] == [(MAC, address)]
+        assert network.leases()[0].expires > time.time()
         ping = ["busybox", "ping", "-c", "1", "-W", "5", address]
         assert subprocess.run(ping, capture_output=True, check=False).returncode == 0
 

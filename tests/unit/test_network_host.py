@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from oslo_config import cfg
 
 from filemem import conf as filemem_conf
 from filemem.common.agent_contract.answers import NicView
@@ -22,7 +23,7 @@ from filemem.compute.network.base import (
     tap_name,
 )
 from filemem.compute.network.bridge import nat_rules
-from filemem.compute.network.setup import driver_from_conf
+from filemem.compute.network.setup import check_network, driver_from_conf
 from filemem.exceptions import ConfigError, InvalidGuestConfig
 from filemem.virt.guest_config import build_domain
 
@@ -38,14 +39,19 @@ def load(tmp_path: Path, **network: str) -> settings.NetworkSettings:
     return settings.from_conf(filemem_conf.load(config_files=[str(path)]))
 
 
-def nic(mac: str = "fa:16:3e:00:00:0a", ip: str | None = "10.98.0.10", **kw: str) -> NicView:
+def nic(
+    mac: str = "fa:16:3e:00:00:0a",
+    ip: str | None = "10.98.0.10",
+    port_id: str = PORT,
+    vif_type: str = "bridge",
+) -> NicView:
     return NicView(
-        port_id=kw.pop("port_id", PORT),
+        port_id=port_id,
         mac_address=mac,
         network_id="net",
         network_name="private",
         ip_address=ip,
-        **kw,
+        vif_type=vif_type,
     )
 
 
@@ -95,6 +101,36 @@ def test_driver_none_refuses_nics_naming_the_option(tmp_path: Path) -> None:
     assert driver.plug(InstancePorts("u1", None, ())) == ()
     with pytest.raises(NetworkUnavailable, match=r"\[network\] driver = none"):
         driver.plug(InstancePorts("u1", None, (nic(),)))
+
+
+def _conf(tmp_path: Path, text: str) -> cfg.ConfigOpts:
+    path = tmp_path / "filemem.conf"
+    path.write_text(f"[DEFAULT]\nstate_path = {tmp_path}\n[network]\n{text}")
+    return filemem_conf.load(config_files=[str(path)])
+
+
+def test_the_startup_check_names_an_invalid_cidr(tmp_path: Path) -> None:
+    found = check_network(_conf(tmp_path, "cidr = 10.98.0.0/8x\n"))
+    assert [(f.severity.name, f.option) for f in found] == [("ERROR", "[network] cidr")]
+
+
+def test_the_startup_check_wants_dnsmasq(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("filemem.compute.network.setup.shutil.which", lambda name: None)
+    found = check_network(_conf(tmp_path, "bridge = fmnone0\n"))
+    assert [(f.severity.name, f.option) for f in found] == [("ERROR", "[network] driver")]
+    assert "dnsmasq-base" in found[0].message
+
+
+def test_the_startup_check_wants_the_nat_interface_to_exist(tmp_path: Path) -> None:
+    found = check_network(_conf(tmp_path, "bridge = fmnone0\nnat_interface = nosuch0\n"))
+    assert [(f.severity.name, f.option) for f in found if f.severity.name == "ERROR"] == [
+        ("ERROR", "[network] nat_interface")
+    ]
+
+
+def test_the_startup_check_passes_a_driver_none_host(tmp_path: Path) -> None:
+    found = check_network(_conf(tmp_path, "driver = none\ncidr = nonsense\n"))
+    assert [f.severity.name for f in found] == ["OK"]
 
 
 # --- dnsmasq -------------------------------------------------------------------------------
@@ -220,7 +256,9 @@ def test_each_nic_is_a_virtio_interface_on_its_bridge_in_order() -> None:
     first = Nic("FA:16:3E:00:00:0A", "fmbr0", "tap3f1b2c4d-5e", 1400)
     second = Nic("fa:16:3e:00:00:0b", "fmbr0")
     root = ET.fromstring(build_domain(_request(first, second), HOST).to_xml())
-    interfaces = [ET.canonicalize(ET.tostring(i), strip_text=True) for i in root.findall("devices/interface")]
+    interfaces = [
+        ET.canonicalize(ET.tostring(i), strip_text=True) for i in root.findall("devices/interface")
+    ]
     assert interfaces == [
         '<interface type="bridge"><mac address="fa:16:3e:00:00:0a"></mac>'
         '<source bridge="fmbr0"></source><model type="virtio"></model><mtu size="1400"></mtu>'

@@ -42,6 +42,8 @@ from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, Migra
 from filemem.virt.libvirt import guest_state, instance_files, live_migration, partition
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
+from filemem.virt.libvirt.guest_state import is_active as _is_active
+from filemem.virt.libvirt.guest_state import owner_of as _owner
 from filemem.virt.migration import MigrationSettings, ProgressCallback
 from filemem.virt.xml.domain import Domain
 
@@ -486,19 +488,6 @@ def _validate_flavor(flavor: Flavor) -> None:
         raise InvalidInput(f"memory {flavor.memory_mb} MiB is too small: at least 16 MiB")
     if flavor.vcpus < 1:
         raise InvalidInput(f"vcpus {flavor.vcpus} must be at least 1")
-
-
-def _owner(domain: Domain) -> str:
-    return (domain.metadata.owner if domain.metadata else None) or "api"
-
-
-def _is_active(dom: libvirt.virDomain) -> bool:
-    try:
-        return bool(dom.isActive())
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return False
-        raise
 
 
 def _undefine_quietly(dom: libvirt.virDomain) -> None:
