@@ -137,4 +137,6 @@ on  # unused variable (tests/unit/test_xml_model.py:316)
 contract_version  # unused variable (filemem/common/agent_contract/answers.py:95)
 contract_version  # unused variable (filemem/common/agent_contract/answers.py:120)
 ignored  # unused variable (filemem/common/agent_contract/answers.py:129)
-network_name  # unused variable (filemem/common/agent_contract/answers.py:73): NicView, set by keyword
+network_id  # unused variable (filemem/common/agent_contract/answers.py:72): read by the API side
+network_name  # unused variable (filemem/common/agent_contract/answers.py:73): the API side's
+vif_details  # unused variable (filemem/common/agent_contract/answers.py:85): for Neutron's ovs

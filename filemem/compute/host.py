@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from oslo_config import cfg
@@ -12,6 +12,8 @@ from filemem.common.findings import Severity
 from filemem.compute import metrics
 from filemem.compute.host_check import HostReport, driver_settings
 from filemem.compute.manager import ComputeManager
+from filemem.compute.network.base import NetworkDriver, NoNetwork
+from filemem.compute.network.setup import driver_from_conf
 from filemem.compute.tracker import ResourceTracker
 from filemem.placement import client_from_conf
 from filemem.placement.client import PlacementClient
@@ -31,6 +33,7 @@ class ComputeHost:
     tracker: ResourceTracker
     manager: ComputeManager
     metrics: metrics.Metrics
+    network: NetworkDriver = field(default_factory=NoNetwork)
 
     @classmethod
     def from_conf(
@@ -40,13 +43,23 @@ class ComputeHost:
         driver: HypervisorDriver | None = None,
         client: PlacementClient | None = None,
         store_dir: Path | None = None,
+        network: NetworkDriver | None = None,
     ) -> ComputeHost:
-        """Opens nothing yet: libvirt and Placement are first contacted when used."""
+        """Opens nothing yet: libvirt and Placement are first contacted when used, the
+        network ([network] driver) when a guest first needs it."""
         driver = driver or LibvirtDriver(driver_settings(conf))
         client = client or client_from_conf(conf)
         tracker = ResourceTracker(conf, driver, client, store_dir=store_dir)
         manager = ComputeManager(driver, client, tracker.provider_uuid, Path(conf.state_path))
-        return cls(conf, driver, client, tracker, manager, metrics.Metrics(metrics_path(conf)))
+        return cls(
+            conf,
+            driver,
+            client,
+            tracker,
+            manager,
+            metrics.Metrics(metrics_path(conf)),
+            network or driver_from_conf(conf),
+        )
 
     def metrics_path(self) -> Path:
         return self.metrics.textfile

@@ -15,6 +15,7 @@ from filemem.common import findings
 from filemem.common.findings import Finding, Severity
 from filemem.common.versions import fmt_version
 from filemem.compute import checks
+from filemem.compute.network.setup import check_network
 from filemem.exceptions import FilememError
 from filemem.virt.driver import HypervisorDriver
 from filemem.virt.libvirt import partition
@@ -113,6 +114,7 @@ def check_host(conf: cfg.ConfigOpts, driver: HypervisorDriver | None = None) -> 
     report.findings.append(
         checks.check_kvm_device(kvm_device(store.qemu_user(driver.qemu_conf_text())))
     )
+    report.findings.extend(check_network(conf))
     if conf.libvirt.file_backed_memory:
         conf_text = driver.qemu_conf_text()
         facts = store.inspect_store(driver.memory_backing_dir(), store.qemu_user(conf_text))

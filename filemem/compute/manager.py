@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filemem.common.guests import Flavor, GuestInfo, Image, validate_uuid
+from filemem.common.guests import Flavor, GuestInfo, Image, Nic, validate_uuid
 from filemem.common.private_files import private_file
 from filemem.common.resources import guest_resources
 from filemem.exceptions import GuestAlreadyExists, GuestNotFound
@@ -118,13 +118,14 @@ class ComputeManager:
         image: Image,
         *,
         owner: str = "api",
+        nics: Sequence[Nic] = (),
     ) -> GuestInfo:
         """Start the guest; its allocation is the API's (claimed when it was scheduled)."""
         uuid = validate_uuid(uuid)
         with self._locked():
             if self._exists(uuid):
                 raise GuestAlreadyExists(f"a guest with uuid {uuid} is already defined here")
-            guest = self.driver.spawn(name, uuid, flavor, image, owner)
+            guest = self.driver.spawn(name, uuid, flavor, image, owner, nics=nics)
         LOG.info("guest %s (%s) started with %s", name, uuid, flavor_resources(flavor))
         return guest
 
@@ -137,14 +138,15 @@ class ComputeManager:
         *,
         start: bool,
         owner: str = "api",
+        nics: Sequence[Nic] = (),
     ) -> GuestInfo:
         """The guest again from `image`: the driver's rebuild keeps the uuid and the name (the
         API's allocation stays, the flavor does not change); an instance whose guest is gone
         (one in ERROR after a failed spawn) is spawned, and stopped when it should not run."""
         uuid = validate_uuid(uuid)
         if self._exists(uuid):
-            return self.driver.rebuild(uuid, flavor, image, start)
-        guest = self.spawn(name, uuid, flavor, image, owner=owner)
+            return self.driver.rebuild(uuid, flavor, image, start, nics=nics)
+        guest = self.spawn(name, uuid, flavor, image, owner=owner, nics=nics)
         if not start:
             self.driver.power_off(uuid, timeout=0)
             guest = self.driver.get_guest(uuid)

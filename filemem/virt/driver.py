@@ -13,10 +13,11 @@ memory for fast tests. Errors every method may raise, besides those it names:
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filemem.common.guests import Flavor, GuestInfo, HostFacts, Image
+from filemem.common.guests import Flavor, GuestInfo, HostFacts, Image, Nic
 from filemem.common.versions import Version
 from filemem.virt.migration import MigrationResult, ProgressCallback
 
@@ -110,8 +111,11 @@ class HypervisorDriver(abc.ABC):
         flavor: Flavor,
         image: Image,
         owner: str = "api",
+        *,
+        nics: Sequence[Nic] = (),
     ) -> GuestInfo:
-        """Define and start a guest; on any failure nothing of it is left behind.
+        """Define and start a guest with `nics` (in order: the first is eth0); on any failure
+        nothing of it is left behind.
 
         Raises InvalidGuestConfig (it cannot run here, e.g. huge pages on a file-backed host),
         InsufficientBackingStore (the store cannot hold its memory now), GuestAlreadyExists,
@@ -175,8 +179,10 @@ class HypervisorDriver(abc.ABC):
         running or the hypervisor cannot inject one."""
 
     @abc.abstractmethod
-    def resize(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
-        """Redefine the guest with `flavor` (memory, vCPUs), keeping its name, instance
+    def resize(
+        self, uuid: str, flavor: Flavor, image: Image, start: bool, *, nics: Sequence[Nic] = ()
+    ) -> GuestInfo:
+        """Redefine the guest with `flavor` (memory, vCPUs) and `nics`, keeping its name, instance
         directory, console log and disk overlay; a running guest is shut down gracefully first
         (destroyed after the configured timeout). With `start` it is started again under the
         capacity guard; when the new size does not fit, the previous definition is put back
@@ -185,12 +191,15 @@ class HypervisorDriver(abc.ABC):
         HypervisorError for a suspended guest (its saved memory has the old size)."""
 
     @abc.abstractmethod
-    def rebuild(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+    def rebuild(
+        self, uuid: str, flavor: Flavor, image: Image, start: bool, *, nics: Sequence[Nic] = ()
+    ) -> GuestInfo:
         """Stop the guest (gracefully, then destroyed), drop its managed save image and disk
         overlay, and define it again from `image` and `flavor` with the same uuid, name and
         owner (a new overlay from the new image); with `start` it boots under the capacity
         guard, so its memory file is a new one. Raises InvalidGuestConfig before anything
-        changes, InsufficientBackingStore, InvalidInput (a disk image that does not exist)."""
+        changes, InsufficientBackingStore, InvalidInput (a disk image that does not exist).
+        `nics` are the guest's (the same ports: a rebuild keeps its addresses)."""
 
     def snapshot_disk(self, uuid: str, dest: Path) -> None:
         """Write the guest's whole disk (overlay and base) to `dest` as one qcow2 image, the

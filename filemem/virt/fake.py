@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import shutil
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,7 @@ from filemem.common.guests import (
     GuestRequest,
     HostFacts,
     Image,
+    Nic,
     PowerState,
     validate_name,
     validate_uuid,
@@ -56,6 +58,7 @@ class _Guest:
     info: GuestInfo
     flavor: Flavor
     image: Image
+    nics: tuple[Nic, ...] = ()
 
 
 @dataclass
@@ -147,12 +150,14 @@ class FakeDriver(HypervisorDriver):
         flavor: Flavor,
         image: Image,
         owner: str = "api",
+        *,
+        nics: Sequence[Nic] = (),
     ) -> GuestInfo:
         name, uuid = validate_name(name), validate_uuid(uuid)
         self._enter("spawn", uuid)
         if uuid in self._guests or any(g.info.name == name for g in self._guests.values()):
             raise GuestAlreadyExists(f"a guest with uuid {uuid} or name {name} is defined")
-        host = self._build(name, uuid, flavor, image, owner)
+        host = self._build(name, uuid, flavor, image, owner, nics)
         workdir = self.instance_dir(uuid)
         info = GuestInfo(
             uuid=uuid,
@@ -164,7 +169,7 @@ class FakeDriver(HypervisorDriver):
             file_backed=host.file_backed,
             owner=owner,
         )
-        self._guests[uuid] = _Guest(info, flavor, image)
+        self._guests[uuid] = _Guest(info, flavor, image, tuple(nics))
         workdir.mkdir(parents=True, exist_ok=True)
         try:
             return self._start(uuid)
@@ -252,16 +257,21 @@ class FakeDriver(HypervisorDriver):
             raise HypervisorError(f"injecting an NMI into guest {uuid}", "the guest is not running")
         self.nmis.append(uuid)
 
-    def resize(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+    def resize(
+        self, uuid: str, flavor: Flavor, image: Image, start: bool, *, nics: Sequence[Nic] = ()
+    ) -> GuestInfo:
         self._enter("resize", uuid)
         guest = self._get(uuid)
         if guest.info.managed_save:
             raise HypervisorError(
                 f"resizing guest {uuid}", "the guest is suspended; resume it first"
             )
-        self._build(guest.info.name, guest.info.uuid, flavor, image, guest.info.owner or "api")
+        self._build(
+            guest.info.name, guest.info.uuid, flavor, image, guest.info.owner or "api", nics
+        )
         if guest.info.power_state != PowerState.SHUTDOWN:
             self.set_power(uuid, PowerState.SHUTDOWN)
+        guest.nics = tuple(nics)
         old_info, old_flavor = guest.info, guest.flavor
         guest.flavor = flavor
         guest.info = replace(guest.info, memory_mb=flavor.memory_mb, vcpus=flavor.vcpus)
@@ -275,12 +285,17 @@ class FakeDriver(HypervisorDriver):
                 self._start(uuid)
             raise
 
-    def rebuild(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+    def rebuild(
+        self, uuid: str, flavor: Flavor, image: Image, start: bool, *, nics: Sequence[Nic] = ()
+    ) -> GuestInfo:
         self._enter("rebuild", uuid)
         guest = self._get(uuid)
-        self._build(guest.info.name, guest.info.uuid, flavor, image, guest.info.owner or "api")
+        self._build(
+            guest.info.name, guest.info.uuid, flavor, image, guest.info.owner or "api", nics
+        )
         if guest.info.power_state != PowerState.SHUTDOWN:
             self.set_power(uuid, PowerState.SHUTDOWN)
+        guest.nics = tuple(nics)
         self.save_path(uuid).unlink(missing_ok=True)
         guest.flavor, guest.image = flavor, image
         guest.info = replace(
@@ -297,6 +312,9 @@ class FakeDriver(HypervisorDriver):
 
     def image_of(self, uuid: str) -> Image:
         return self._get(uuid).image
+
+    def nics_of(self, uuid: str) -> tuple[Nic, ...]:
+        return self._get(uuid).nics
 
     # -- live migration -------------------------------------------------------------------
 
@@ -364,7 +382,15 @@ class FakeDriver(HypervisorDriver):
 
     # -- internals --------------------------------------------------------------------------
 
-    def _build(self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str) -> HostFacts:
+    def _build(
+        self,
+        name: str,
+        uuid: str,
+        flavor: Flavor,
+        image: Image,
+        owner: str,
+        nics: Sequence[Nic] = (),
+    ) -> HostFacts:
         """The real policy: refusals (huge pages on a file-backed host...) match libvirt's."""
         host = self.host_facts()
         guest_config.build_domain(
@@ -375,6 +401,7 @@ class FakeDriver(HypervisorDriver):
                 image=image,
                 console_log=self.instance_dir(uuid) / "console.log",
                 owner=owner,
+                nics=tuple(nics),
             ),
             host,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image
+from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image, Nic
 from filemem.common.page_size import (
     PageSizeForbidden,
     avoids_file_backed_memory,
@@ -23,6 +23,7 @@ from filemem.virt.xml.domain import (
     HugePage,
     HugePages,
     InstanceMetadata,
+    Interface,
     MemBalloon,
     MemoryBacking,
     Os,
@@ -59,6 +60,10 @@ _LIBVIRT_UNIT_BYTES: dict[str, int] = {
     **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgtpe")},
 }
 _UNIT_BYTES = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+# A unicast MAC (the low bit of the first octet clear): a multicast one cannot be a NIC's.
+_MAC_RE = re.compile(r"^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$")
+# A Linux interface name (IFNAMSIZ - 1 characters, no "/" or whitespace).
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 
 def is_file_backed(domain: Domain) -> bool:
@@ -226,7 +231,29 @@ def _devices(request: GuestRequest, host: HostFacts) -> Devices:
     )
     if request.image.kind == "disk":
         devices.disks = [_overlay_disk(request)]
+    devices.interfaces = [_interface(request.name, nic) for nic in request.nics]
     return devices
+
+
+def _interface(name: str, nic: Nic) -> Interface:
+    """A virtio NIC on the nic's Linux bridge; its MAC is the port's (the DHCP server knows
+    the guest by it), so it is checked here rather than left for libvirt to refuse."""
+    mac = nic.mac_address.lower()
+    if not _MAC_RE.match(mac):
+        raise InvalidGuestConfig(f"guest {name!r}: {nic.mac_address!r} is not a unicast MAC")
+    for what, ifname in (("bridge", nic.bridge), ("target", nic.target)):
+        if ifname is not None and not _IFNAME_RE.match(ifname):
+            raise InvalidGuestConfig(
+                f"guest {name!r}: NIC {what} {ifname!r} is not a Linux interface name"
+            )
+    return Interface(
+        type="bridge",
+        mac_address=mac,
+        source_bridge=nic.bridge,
+        model_type="virtio",
+        mtu=nic.mtu,
+        target_dev=nic.target,
+    )
 
 
 def _overlay_disk(request: GuestRequest) -> Disk:

@@ -8,12 +8,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Literal, Never, NoReturn, assert_never
 
-from filemem.common.guests import PowerState
+from filemem.common.guests import Nic, PowerState
 from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable, ContractMismatch
 from filemem.compute.console import console_tail
 from filemem.compute.live_migration import MigrationRunner, source_marker
 from filemem.compute.manager import ComputeManager
+from filemem.compute.network.base import InstancePorts, NetworkDriver, NetworkError, NoNetwork
 from filemem.compute.reconcile.plan import (
     OWNER,
     DesiredInstance,
@@ -64,16 +65,19 @@ class PlanExecutor:
         driver: HypervisorDriver,
         api: AgentApi,
         shutdown_timeout: float | None = None,
+        network: NetworkDriver | None = None,
     ) -> None:
         self.host = host
         self.manager = manager
         self.driver = driver
         self.api = api
         self.shutdown_timeout = shutdown_timeout
+        self.network = network or NoNetwork()
         self.migrations = MigrationRunner(driver, api)
 
     def run_pass(self, desired: list[DesiredInstance]) -> PassResult:
         result = PassResult()
+        self._sync_network(desired)
         # Several agents may share one libvirtd (tests, multi-host on one machine): only guests
         # with an instance directory under our state_path are ours to reconcile or reap.
         observed = [g for g in self.driver.list_guests() if self.manager.owns(g)]
@@ -131,6 +135,7 @@ class PlanExecutor:
             case "destroy":
                 LOG.info("destroying %s", step.uuid)
                 self.manager.destroy(step.uuid)
+                self.network.unplug(step.uuid)  # its taps went with the domain
             case "gone":
                 self.api.gone(step.uuid)
             case "pause":
@@ -160,6 +165,7 @@ class PlanExecutor:
         """A guest defined from the desired flavor and image: new, again, or resized."""
         want = step.instance
         assert want is not None
+        nics = self._plug(want)
         match kind:
             case "spawn":
                 LOG.info("spawning %s (%s)", want.name, want.uuid)
@@ -169,10 +175,11 @@ class PlanExecutor:
                     want.flavor,
                     want.image,
                     owner=OWNER,
+                    nics=nics,
                 )
             case "resize":
                 LOG.info("resizing %s to flavor %s", want.uuid, want.flavor.name)
-                self.driver.resize(step.uuid, want.flavor, want.image, step.run)
+                self.driver.resize(step.uuid, want.flavor, want.image, step.run, nics=nics)
             case "rebuild":
                 LOG.info("rebuilding %s (%s)", want.name, want.uuid)
                 self.manager.rebuild(
@@ -182,6 +189,7 @@ class PlanExecutor:
                     want.image,
                     start=step.run,
                     owner=OWNER,
+                    nics=nics,
                 )
             case _:
                 unknown_step(kind)
@@ -196,6 +204,8 @@ class PlanExecutor:
                 assert want.live_migration is not None
                 self.migrations.control(want.live_migration, want.uuid)
             case "prepare_incoming":
+                # The domain XML names the bridge: it must exist here before the guest comes.
+                self._plug(want)
                 self.migrations.prepare_incoming(want, mid, step.migration_body)
             case "migration_event":
                 LOG.info("live migration %s of %s: %s", mid, want.uuid, step.migration_body)
@@ -203,6 +213,20 @@ class PlanExecutor:
                 source_marker(self.driver.instance_dir(want.uuid), mid).unlink(missing_ok=True)
             case _:
                 unknown_step(kind)
+
+    def _plug(self, want: DesiredInstance) -> tuple[Nic, ...]:
+        """The guest's NICs, plugged on this host's network (the same ports every time: a
+        rebuild, resize or migration keeps the MACs and addresses)."""
+        return self.network.plug(_ports(want))
+
+    def _sync_network(self, desired: list[DesiredInstance]) -> None:
+        """Serve the ports of the instances here (not of those being deleted), and revive the
+        network (dnsmasq) when it died. A broken network fails the steps that plug ports, with
+        the reason in their fault; it does not stop deletes and power actions."""
+        try:
+            self.network.sync(_ports(want) for want in desired if not want.deleted_requested)
+        except NetworkError as exc:
+            LOG.error("the host's network for guests is not ready: %s", exc)
 
     def _fail(self, step: Step, exc: FilememError) -> None:
         LOG.error("%s of %s failed: %s", step.kind, step.uuid, exc)
@@ -278,6 +302,10 @@ def unknown_step(kind: Never) -> NoReturn:
         assert_never(kind)
     except AssertionError as exc:
         raise UnknownStep(f"no executor for step kind {kind!r}") from exc
+
+
+def _ports(want: DesiredInstance) -> InstancePorts:
+    return InstancePorts(want.uuid, want.hostname, want.nics)
 
 
 def _domain_name(want: DesiredInstance) -> str:

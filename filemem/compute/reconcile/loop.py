@@ -42,7 +42,9 @@ class ReconcileLoop:
         self.wait = wait
         self.retry_interval = retry_interval
         self.stop = stop or threading.Event()
-        self.executor = PlanExecutor(host.tracker.name, host.manager, host.driver, api)
+        self.executor = PlanExecutor(
+            host.tracker.name, host.manager, host.driver, api, network=host.network
+        )
         self._desired: list[DesiredInstance] = []
         self._lock = threading.Lock()
         self._last_heartbeat = 0.0

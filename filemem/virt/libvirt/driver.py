@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from filemem.common.guests import (
     GuestRequest,
     HostFacts,
     Image,
+    Nic,
     validate_name,
     validate_uuid,
 )
@@ -45,6 +47,8 @@ from filemem.virt.libvirt import (
 )
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
+from filemem.virt.libvirt.guest_state import is_active as _is_active
+from filemem.virt.libvirt.guest_state import owner_of as _owner
 from filemem.virt.migration import MigrationSettings, ProgressCallback
 from filemem.virt.xml.domain import Domain
 
@@ -127,6 +131,8 @@ class LibvirtDriver(HypervisorDriver):
         flavor: Flavor,
         image: Image,
         owner: str = "api",
+        *,
+        nics: Sequence[Nic] = (),
     ) -> GuestInfo:
         """Validate, build the domain from pure guest config, create the instance dir (and the
         disk overlay), then define and start under the spawn lock after the capacity guard."""
@@ -136,7 +142,7 @@ class LibvirtDriver(HypervisorDriver):
         self._refuse_duplicates(conn, name, uuid)
         host = self.host_facts()
         workdir = self.instance_dir(uuid)
-        request = self._request(name, uuid, flavor, image, owner)
+        request = self._request(name, uuid, flavor, image, owner, nics)
         domain = guest_config.build_domain(request, host)
         instance_files.make_instance_dir(workdir)
         try:
@@ -273,7 +279,9 @@ class LibvirtDriver(HypervisorDriver):
         with translated(f"injecting an NMI into guest {uuid}"):
             dom.injectNMI(0)
 
-    def resize(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+    def resize(
+        self, uuid: str, flavor: Flavor, image: Image, start: bool, *, nics: Sequence[Nic] = ()
+    ) -> GuestInfo:
         """Graceful stop, defineXML with the new flavor (guest config builder, the same
         overlay), then power_on; a new size that does not fit brings the old definition back."""
         _validate_flavor(flavor)
@@ -286,7 +294,7 @@ class LibvirtDriver(HypervisorDriver):
         with translated(f"reading the definition of guest {uuid}"):
             old_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         current = Domain.from_xml(old_xml)
-        request = self._request(dom.name(), dom.UUIDString(), flavor, image, _owner(current))
+        request = self._request(dom.name(), dom.UUIDString(), flavor, image, _owner(current), nics)
         domain = guest_config.build_domain(request, self.host_facts())
         if _is_active(dom):
             self.power_off(uuid)
@@ -305,14 +313,16 @@ class LibvirtDriver(HypervisorDriver):
                 raise
         return self._info(dom)
 
-    def rebuild(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
+    def rebuild(
+        self, uuid: str, flavor: Flavor, image: Image, start: bool, *, nics: Sequence[Nic] = ()
+    ) -> GuestInfo:
         """Stop, remove the managed save image and the overlay, define from the new image
         (same uuid, name, owner), a new overlay, then power_on."""
         _validate_flavor(flavor)
         dom = self._lookup(uuid)
         with translated(f"reading the definition of guest {uuid}"):
             current = Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        request = self._request(dom.name(), dom.UUIDString(), flavor, image, _owner(current))
+        request = self._request(dom.name(), dom.UUIDString(), flavor, image, _owner(current), nics)
         domain = guest_config.build_domain(request, self.host_facts())
         if _is_active(dom):
             self.power_off(uuid)
@@ -384,7 +394,7 @@ class LibvirtDriver(HypervisorDriver):
     # -- internals --------------------------------------------------------------------------
 
     def _request(
-        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str
+        self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str, nics: Sequence[Nic]
     ) -> GuestRequest:
         images.check_image(image)  # it may have changed since registration: refuse it if so
         workdir = self.instance_dir(uuid)
@@ -396,6 +406,7 @@ class LibvirtDriver(HypervisorDriver):
             console_log=workdir / "console.log",
             overlay=workdir / "disk.qcow2" if image.kind == "disk" else None,
             owner=owner,
+            nics=tuple(nics),
         )
 
     def _define(self, xml: str, action: str) -> libvirt.virDomain:
@@ -481,19 +492,6 @@ def _validate_flavor(flavor: Flavor) -> None:
         raise InvalidInput(f"memory {flavor.memory_mb} MiB is too small: at least 16 MiB")
     if flavor.vcpus < 1:
         raise InvalidInput(f"vcpus {flavor.vcpus} must be at least 1")
-
-
-def _owner(domain: Domain) -> str:
-    return (domain.metadata.owner if domain.metadata else None) or "api"
-
-
-def _is_active(dom: libvirt.virDomain) -> bool:
-    try:
-        return bool(dom.isActive())
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return False
-        raise
 
 
 def _undefine_quietly(dom: libvirt.virDomain) -> None:

@@ -51,3 +51,18 @@ def describe(dom: libvirt.virDomain, backing_dir: Callable[[], Path]) -> tuple[G
         managed_save=managed_save,
     )
     return info, parsed.metadata is not None
+
+
+def is_active(dom: libvirt.virDomain) -> bool:
+    """Whether the domain runs; False for one undefined meanwhile."""
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return False
+        raise
+
+
+def owner_of(domain: Domain) -> str:
+    """Who reconciles the guest: its metadata's owner ("api" when it names none)."""
+    return (domain.metadata.owner if domain.metadata else None) or "api"

@@ -20,6 +20,7 @@ __all__ = [
     "HugePage",
     "HugePages",
     "InstanceMetadata",
+    "Interface",
     "MemBalloon",
     "MemoryBacking",
     "Os",
@@ -171,6 +172,21 @@ class Disk(XmlElement):
 
 
 @xml_element
+class Interface(XmlElement):
+    """``<interface type="bridge">``: a virtio NIC on a Linux bridge; libvirt makes the tap
+    (named ``target_dev``) and removes it with the domain."""
+
+    TAG = "interface"
+
+    type: str | None = attr("type")
+    mac_address: str | None = attr("address", path="mac")
+    source_bridge: str | None = attr("bridge", path="source")
+    model_type: str | None = attr("type", path="model")
+    mtu: int | None = attr("size", path="mtu")
+    target_dev: str | None = attr("dev", path="target")
+
+
+@xml_element
 class CharDevice(XmlElement):
     """Fields shared by ``<serial>`` and ``<console>``: type file (source path) or pty (+ log)."""
 
@@ -208,6 +224,7 @@ class Devices(XmlElement):
 
     emulator: str | None = text("emulator")
     disks: list[Disk] = children(Disk)
+    interfaces: list[Interface] = children(Interface)
     serials: list[Serial] = children(Serial)
     consoles: list[Console] = children(Console)
     memballoon: MemBalloon | None = child(MemBalloon)
