@@ -38,6 +38,8 @@ OPENSTACK_VERSIONS = (
     EPOXY,
 )
 LATEST = "latest"
+# The EC2 versions a config drive carries (nova's newest, 2009-04-04, and "latest": the same).
+EC2_VERSIONS = ("2009-04-04", LATEST)
 
 MD_JSON_NAME = "meta_data.json"
 VD_JSON_NAME = "vendor_data.json"
@@ -230,7 +232,7 @@ def openstack_file(
 
 
 def ec2_meta_data(facts: InstanceFacts) -> dict[str, Any]:
-    """ec2/latest/meta-data.json, the part of nova's EC2 metadata filemem knows (no EC2 ids:
+    """ec2/<version>/meta-data.json, the part of nova's EC2 metadata filemem knows (no EC2 ids:
     cloud-init's ConfigDrive source reads the instance id from meta_data.json's uuid)."""
     ips = [nic.ip_address for nic in facts.nics if nic.ip_address]
     data: dict[str, Any] = {
@@ -250,14 +252,16 @@ def ec2_meta_data(facts: InstanceFacts) -> dict[str, Any]:
 
 def config_drive_files(facts: InstanceFacts, random_seed: bytes | None = None) -> dict[str, bytes]:
     """Every file of nova's config drive, by path (nova's metadata_for_config_drive): each
-    OpenStack version and "latest", and ec2/latest."""
+    OpenStack version and "latest", then EC2_VERSIONS."""
     files: dict[str, bytes] = {}
     for version in (*OPENSTACK_VERSIONS, LATEST):
         for name in version_files(facts, version):
             files[f"openstack/{version}/{name}"] = openstack_file(facts, version, name, random_seed)
-    files["ec2/latest/meta-data.json"] = _json(ec2_meta_data(facts))
-    if facts.user_data is not None:
-        files["ec2/latest/user-data"] = decode_user_data(facts.user_data)
+    # nova's default config_drive_skip_versions leaves the newest EC2 version and "latest".
+    for version in EC2_VERSIONS:
+        if facts.user_data is not None:
+            files[f"ec2/{version}/user-data"] = decode_user_data(facts.user_data)
+        files[f"ec2/{version}/meta-data.json"] = _json(ec2_meta_data(facts))
     return files
 
 

@@ -23,10 +23,10 @@ CONFIG_DRIVE_MODE = 0o600
 
 def _check_path(name: str) -> PurePosixPath:
     """A relative path of plain names: nothing in it may climb out or be empty."""
-    path = PurePosixPath(name)
-    if path.is_absolute() or not path.parts or any(p in ("", ".", "..") for p in path.parts):
+    # The raw parts: PurePosixPath would quietly fold "a//b" and "a/./b".
+    if any(part in ("", ".", "..") for part in name.split("/")):
         raise InvalidInput(f"config drive path {name!r} is not a plain relative path")
-    return path
+    return PurePosixPath(name)
 
 
 def build_iso(files: Mapping[str, bytes]) -> bytes:
