@@ -7,7 +7,7 @@ import functools
 import hashlib
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -87,6 +87,17 @@ def extract_kernel(deb: Path, workdir: Path) -> Path:
     if len(kernels) != 1:
         raise TestImageError(f"{deb.name} holds {len(kernels)} boot/vmlinuz-* files, expected 1")
     return kernels[0]
+
+
+def kernel_modules(root: Path, release: str, names: Sequence[str]) -> dict[str, bytes]:
+    """The named modules (uncompressed .ko, as Debian's kernel ships them) from an unpacked
+    kernel package, by name in the order given."""
+    tree = root / "lib" / "modules" / release / "kernel"
+    found = {path.name.removesuffix(".ko"): path for path in tree.rglob("*.ko")}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise TestImageError(f"the kernel {release} has no module {', '.join(missing)} in {tree}")
+    return {name: found[name].read_bytes() for name in names}
 
 
 def _installed_version(package: str) -> str | None:

@@ -36,6 +36,7 @@ from devtools.image_inputs import (
     download_kernel_deb,
     extract_kernel,
     gcc_version,
+    kernel_modules,
     memcheck_source,
     memcheck_source_sha256,
     obtain_busybox,
@@ -50,9 +51,15 @@ INITRD_NAME = up_image.INITRD_NAME
 BASE_CMDLINE = up_image.BASE_CMDLINE
 READY_LINE = "FILEMEM-READY"
 TOUCHED_PREFIX = "FILEMEM-TOUCHED"
+# With filemem.config_drive=1, /init mounts the config drive and prints these lines (the
+# volume label, then openstack/latest/meta_data.json and user_data, each on one line).
+CONFIG_DRIVE_PREFIX = "FILEMEM-CONFIG-DRIVE"
+# The kernel modules a config drive needs, in load order (the Debian cloud kernel builds them
+# as modules): the IDE CD-ROM (ata_piix, sr_mod) and its filesystem (isofs).
+CONFIG_DRIVE_MODULES = ("scsi_common", "scsi_mod", "cdrom", "sr_mod", "libata", "ata_piix", "isofs")
 # Bump when the initramfs layout changes, so cached images are rebuilt (/init and memcheck.c edits
 # are caught by their hashes in the manifest).
-IMAGE_FORMAT = 2
+IMAGE_FORMAT = 3
 MANIFEST_NAME = "manifest.json"
 
 # The memcheck workload (see devtools.memcheck) lives at /bin/memcheck in the guest.
@@ -75,6 +82,7 @@ APPLETS = (
     "mkdir",
     "uname",
     "dmesg",
+    "insmod",
 )
 
 # The guest writes a non-zero pattern: zero pages would be skipped by QEMU's migration and could be
@@ -90,6 +98,7 @@ touch_mb=0
 touch_delay=0
 want_poweroff=0
 workload=
+config_drive=0
 memcheck_args=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
@@ -97,6 +106,7 @@ for arg in $(cat /proc/cmdline); do
         filemem.poweroff=*) want_poweroff="${{arg#*=}}" ;;
         filemem.touch_delay=*) touch_delay="${{arg#*=}}" ;;
         filemem.workload=*) workload="${{arg#*=}}" ;;
+        filemem.config_drive=*) config_drive="${{arg#*=}}" ;;
         filemem.mem_mb=*) memcheck_args="$memcheck_args --mem-mb=${{arg#*=}}" ;;
         filemem.hot_mb=*) memcheck_args="$memcheck_args --hot-mb=${{arg#*=}}" ;;
         filemem.verify_every=*) memcheck_args="$memcheck_args --verify-every=${{arg#*=}}" ;;
@@ -111,6 +121,24 @@ case "$touch_delay" in
     ''|*[!0-9]*) echo "FILEMEM-BAD-ARG touch_delay=$touch_delay"; touch_delay=0 ;;
 esac
 echo {READY_LINE}
+if [ "$config_drive" = 1 ]; then
+    for module in {" ".join(CONFIG_DRIVE_MODULES)}; do
+        insmod /lib/modules/$module.ko || echo "{CONFIG_DRIVE_PREFIX}-ERROR insmod $module"
+    done
+    # The CD-ROM appears once the IDE bus is probed.
+    i=0
+    while [ ! -b /dev/sr0 ] && [ "$i" -lt 30 ]; do sleep 1; i=$((i + 1)); done
+    mkdir -p /mnt/config
+    if mount -t iso9660 -o ro /dev/sr0 /mnt/config; then
+        # The ISO 9660 volume label: 32 bytes at 32808 (sector 16, offset 40).
+        echo "{CONFIG_DRIVE_PREFIX}-LABEL $(dd if=/dev/sr0 bs=1 skip=32808 count=32 2>/dev/null)"
+        echo "{CONFIG_DRIVE_PREFIX}-META $(cat /mnt/config/openstack/latest/meta_data.json)"
+        echo "{CONFIG_DRIVE_PREFIX}-USER $(cat /mnt/config/openstack/latest/user_data)"
+        umount /mnt/config
+    else
+        echo "{CONFIG_DRIVE_PREFIX}-ERROR no config drive on /dev/sr0"
+    fi
+fi
 if [ "$touch_mb" -gt 0 ]; then
     # A delay lets an observer measure the memory file before the guest writes to it.
     sleep "$touch_delay"
@@ -152,7 +180,13 @@ class TestImage:
     initrd: Path
     ready_line: str = READY_LINE
 
-    def cmdline(self, touch_mb: int = 0, poweroff: bool = False, touch_delay: int = 0) -> str:
+    def cmdline(
+        self,
+        touch_mb: int = 0,
+        poweroff: bool = False,
+        touch_delay: int = 0,
+        config_drive: bool = False,
+    ) -> str:
         """Kernel command line: serial console, quiet boot, what /init should do."""
         if touch_mb < 0:
             raise ValueError(f"touch_mb must be >= 0, not {touch_mb}")
@@ -163,6 +197,8 @@ class TestImage:
             args.append(f"filemem.touch_delay={touch_delay}")
         if poweroff:
             args.append("filemem.poweroff=1")
+        if config_drive:
+            args.append("filemem.config_drive=1")
         return " ".join(args)
 
     def touched_line(self, touch_mb: int) -> str:
@@ -217,9 +253,16 @@ def _check_int(name: str, value: int, low: int, high: int) -> None:
 # --- the initramfs --------------------------------------------------------------------------------
 
 
-def initramfs_entries(busybox: bytes, memcheck: bytes) -> list[CpioEntry]:
-    """The whole guest userland: busybox, its applet links, memcheck, device nodes and /init."""
-    entries = [directory(d) for d in ("bin", "dev", "proc", "sys", "tmp")]
+def initramfs_entries(
+    busybox: bytes, memcheck: bytes, modules: Mapping[str, bytes] | None = None
+) -> list[CpioEntry]:
+    """The whole guest userland: busybox, its applet links, memcheck, device nodes, the
+    config drive's kernel modules (name -> .ko) and /init."""
+    entries = [directory(d) for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules")]
+    entries += [
+        regular_file(f"lib/modules/{name}.ko", data, perm=0o644)
+        for name, data in (modules or {}).items()
+    ]
     entries += [
         # The kernel opens /dev/console for init before devtmpfs is mounted, so it must exist.
         char_device("dev/console", 5, 1),
@@ -232,13 +275,15 @@ def initramfs_entries(busybox: bytes, memcheck: bytes) -> list[CpioEntry]:
     return entries
 
 
-def write_initrd(path: Path, busybox: bytes, memcheck: bytes) -> None:
+def write_initrd(
+    path: Path, busybox: bytes, memcheck: bytes, modules: Mapping[str, bytes] | None = None
+) -> None:
     # filename="" and mtime=0 keep the temp file's name and the build time out of the gzip header.
     with (
         path.open("wb") as raw,
         gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
     ):
-        write_newc(initramfs_entries(busybox, memcheck), gz)
+        write_newc(initramfs_entries(busybox, memcheck, modules), gz)
 
 
 # --- cache decision -------------------------------------------------------------------------------
@@ -326,12 +371,16 @@ def build_test_image(dest: Path, log: Callable[[str], None] = print) -> TestImag
         workdir = Path(tmp)
         deb = download_kernel_deb(workdir, log)
         kernel_src = extract_kernel(deb, workdir)
+        release = kernel_src.name.removeprefix("vmlinuz-")
+        modules = kernel_modules(kernel_src.parent.parent, release, CONFIG_DRIVE_MODULES)
         busybox, busybox_version = obtain_busybox(workdir, log)
         source = memcheck_source()
         log(f"compiling {MEMCHECK_SOURCE} (gcc {' '.join(MEMCHECK_CFLAGS)})")
         memcheck = compile_memcheck(workdir, source).read_bytes()
         kernel_sha = _publish(dest, KERNEL_NAME, lambda p: shutil.copyfile(kernel_src, p))
-        initrd_sha = _publish(dest, INITRD_NAME, lambda p: write_initrd(p, busybox, memcheck))
+        initrd_sha = _publish(
+            dest, INITRD_NAME, lambda p: write_initrd(p, busybox, memcheck, modules)
+        )
         manifest = {
             "format": IMAGE_FORMAT,
             "init_sha256": INIT_SHA256,
@@ -339,7 +388,7 @@ def build_test_image(dest: Path, log: Callable[[str], None] = print) -> TestImag
             "memcheck_gcc": gcc_version(),
             "kernel_package": deb_field(deb, "Package"),
             "kernel_version": deb_field(deb, "Version"),
-            "kernel_release": kernel_src.name.removeprefix("vmlinuz-"),
+            "kernel_release": release,
             "busybox_package": BUSYBOX_PACKAGE,
             "busybox_version": busybox_version,
             "sha256": {KERNEL_NAME: kernel_sha, INITRD_NAME: initrd_sha},

@@ -67,7 +67,8 @@ class Stack(Generic[D]):
     def converge(self) -> None:
         self.loop.run_once(None)
 
-    def boot(self, memory_mb: int = 256) -> str:
+    def boot(self, memory_mb: int = 256, **columns: Any) -> str:
+        """An instance row as the API writes it (`columns` added), claimed, then spawned."""
         uuid = str(uuidlib.uuid4())
         with self.database.session() as session:
             db_api.create_instance(
@@ -90,6 +91,7 @@ class Stack(Generic[D]):
                     "task_state": "spawning",
                     "power_state": 0,
                     "deleted_requested": False,
+                    **columns,
                 },
             )
             instance_actions.record_action(

@@ -36,6 +36,8 @@ class ApiContext:
     user_id: str = DEFAULT_USER_ID
     # nova's [DEFAULT] allow_resize_to_same_host: filemem only resizes in place.
     allow_resize_to_same_host: bool = False
+    # nova's [DEFAULT] force_config_drive: every new server gets a config drive.
+    force_config_drive: bool = False
     # How often a waiting agent long-poll re-reads the changes table ([api]
     # long_poll_recheck_interval): the safety net when notifications are on.
     long_poll_interval: float = 5.0

@@ -18,6 +18,7 @@ from filemem.common.guests import GuestInfo
 from filemem.common.resources import MIB
 from filemem.common.versions import MIN_LIBVIRT_VERSION, MIN_QEMU_VERSION, Version
 from filemem.compute.agent_api import AgentApi
+from filemem.compute.config_drive import write_config_drive
 from filemem.compute.reconcile.plan import (
     LIVE_MIGRATION_EVENT,
     DesiredInstance,
@@ -201,6 +202,9 @@ class MigrationRunner:
         """Make the instance directory and disk ready, report `prepared`, leave the marker."""
         with self._workdir_lock:
             workdir = self.driver.prepare_incoming(want.uuid, want.image)
+            # The domain names the config drive, which block migration does not copy (it is
+            # read-only): it is made here again from the same facts.
+            write_config_drive(self.driver, want)
             self._prepared_at[want.uuid] = time.monotonic()
             LOG.info("prepared %s for its live migration %s", want.uuid, migration_uuid)
             self.api.migration_event(migration_uuid, body)

@@ -61,4 +61,12 @@ OPTS: list[cfg.Opt] = [
         min=0,
         help="Seconds a guest gets to shut down after an ACPI power-off before it is destroyed.",
     ),
+    cfg.BoolOpt(
+        "force_config_drive",
+        default=False,
+        help="Give every new server a config drive (nova's option of that name), as if it "
+        "asked for one with config_drive true: an ISO 9660 image labelled config-2 holding "
+        "nova's openstack/<version>/meta_data.json, network_data.json and user_data, "
+        "attached to the guest as a read-only CD-ROM.",
+    ),
 ]

@@ -199,6 +199,13 @@ class Instance(Base):
     availability_zone: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
     # An admin's forced host ("zone:host", "zone::node"): the scheduler's only choice.
     requested_host: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    # What the guest learns about itself (config drive, metadata API), fixed at create as in
+    # nova: the request's base64 user data, the hostname (sanitized display name), and the
+    # key pair's public key (kept: the key pair may be deleted, the guest's key stays).
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
+    hostname: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    key_data: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Change(Base):
@@ -214,7 +221,7 @@ class Change(Base):
 
 
 class KeyPair(Base):
-    """An SSH or x509 public key of a user; filemem stores and shows it, never injects it."""
+    """An SSH or x509 public key of a user; a server booted with it gets it in its metadata."""
 
     __tablename__ = "key_pairs"
     __table_args__ = (UniqueConstraint("user_id", "name", name="uniq_key_pairs0user_id0name"),)

@@ -13,12 +13,13 @@ memory for fast tests. Errors every method may raise, besides those it names:
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from filemem.common.guests import Flavor, GuestInfo, HostFacts, Image, Nic
 from filemem.common.versions import Version
+from filemem.virt import configdrive
 from filemem.virt.migration import MigrationResult, ProgressCallback
 
 
@@ -100,6 +101,20 @@ class HypervisorDriver(abc.ABC):
     def console_log(self, uuid: str) -> Path:
         """The file the guest's serial console is written to."""
         return self.instance_dir(uuid) / "console.log"
+
+    def config_drive_path(self, uuid: str) -> Path:
+        """The guest's config drive (nova's disk.config); guest config attaches it as a
+        read-only CD-ROM at every define (spawn, rebuild, resize) when it exists."""
+        return self.instance_dir(uuid) / configdrive.FILE_NAME
+
+    def write_config_drive(self, uuid: str, files: Mapping[str, bytes]) -> Path:
+        """Write the config drive of `files` (path -> content, filemem.common.instance_metadata)
+        before the spawn, rebuild or incoming migration that uses it, replacing an older one;
+        the instance directory is made if needed (spawn removes it again if it fails)."""
+        path = self.config_drive_path(uuid)
+        path.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+        configdrive.write_config_drive(files, path)
+        return path
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from filemem.common.guests import Flavor, GuestRequest, HostFacts, Image, Nic
 from filemem.common.page_size import (
@@ -232,6 +233,8 @@ def _devices(request: GuestRequest, host: HostFacts) -> Devices:
     if request.image.kind == "disk":
         devices.disks = [_overlay_disk(request)]
     devices.interfaces = [_interface(request.name, nic) for nic in request.nics]
+    if request.config_drive is not None:
+        devices.disks.append(_config_drive_disk(request.config_drive))
     return devices
 
 
@@ -271,4 +274,20 @@ def _overlay_disk(request: GuestRequest) -> Disk:
         source_file=str(request.overlay),
         target_dev="vda",
         target_bus="virtio",
+    )
+
+
+def _config_drive_disk(path: Path) -> Disk:
+    """nova's config drive on x86: a read-only IDE CD-ROM, the last IDE slot (hdd). IDE, not
+    SATA or virtio-scsi: the default machine (pc, i440FX) has it, and the Debian cloud kernel
+    has its driver (ata_piix) but no AHCI."""
+    return Disk(
+        type="file",
+        device="cdrom",
+        driver_name="qemu",
+        driver_type="raw",
+        source_file=str(path),
+        target_dev="hdd",
+        target_bus="ide",
+        readonly=True,
     )

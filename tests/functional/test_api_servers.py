@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -302,3 +303,62 @@ def test_agents_working_set_reports_show_in_the_server_view(
         json={"guests": {server: {**guest, "resident_bytes": -1}}},
     )
     assert bad.status_code == 400 and "resident_bytes" in bad.text
+
+
+def test_user_data_config_drive_and_key_reach_the_agent_view(
+    env: ApiEnv, setup: dict[str, str]
+) -> None:
+    """What the guest learns about itself goes from POST /servers to the agent over HTTP."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHv1cf9eTCiLTlHf6Ps2Ul4c0PcTOt0yFbDh2dtUqDUc t"
+    made = env.compute(
+        "POST", "/os-keypairs", json={"keypair": {"name": "cd-key", "public_key": key}}
+    )
+    assert made.status_code == 200, made.text
+    user_data = base64.b64encode(b"#cloud-config\nruncmd: [true]\n").decode()
+    server = {
+        "name": "Config Drive_1",
+        "flavorRef": setup["flavor"],
+        "imageRef": setup["image"],
+        "key_name": "cd-key",
+        "config_drive": "true",
+        "user_data": user_data,
+        "metadata": {"role": "cd"},
+    }
+    response = env.compute("POST", "/servers", json={"server": server})
+    assert response.status_code == 202, response.text
+    server_id = response.json()["server"]["id"]
+    shown = env.compute(
+        "GET", f"/servers/{server_id}", headers={"OpenStack-API-Version": "compute 2.3"}
+    ).json()["server"]
+    assert shown["config_drive"] == "True"
+    assert shown["OS-EXT-SRV-ATTR:user_data"] == user_data
+    assert shown["OS-EXT-SRV-ATTR:hostname"] == "config-drive-1"
+    # The key pair may go; the guest keeps the key it was booted with, as in nova.
+    assert env.compute("DELETE", "/os-keypairs/cd-key").status_code == 202
+    view = next(i for i in agent_watch(env, HOST)["instances"] if i["uuid"] == server_id)
+    assert view["config_drive"] is True
+    assert view["user_data"] == user_data
+    assert view["hostname"] == "config-drive-1"
+    assert (view["key_name"], view["public_keys"]) == ("cd-key", {"cd-key": key})
+    assert view["metadata"] == {"role": "cd"}
+    plain = create_server(env, "no-drive", setup["flavor"], setup["image"])
+    assert show_server(env, plain)["config_drive"] == ""
+
+
+@pytest.mark.parametrize(
+    ("user_data", "why"),
+    [("not base64!", "valid base 64"), ("QUFB" * 16384, "at most 65535 characters")],
+)
+def test_bad_user_data_is_400_naming_it(
+    env: ApiEnv, setup: dict[str, str], user_data: str, why: str
+) -> None:
+    server = {
+        "name": "bad-ud",
+        "flavorRef": setup["flavor"],
+        "imageRef": setup["image"],
+        "user_data": user_data,
+    }
+    response = env.compute("POST", "/servers", json={"server": server})
+    assert response.status_code == 400, response.text
+    message = response.json()["badRequest"]["message"]
+    assert "server.user_data" in message and why in message, message

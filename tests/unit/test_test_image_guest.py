@@ -9,6 +9,7 @@ import pytest
 
 from devtools import memcheck as mc
 from devtools import test_image as ti
+from devtools.image_inputs import TestImageError, kernel_modules
 
 
 def test_init_script_speaks_the_protocol() -> None:
@@ -105,3 +106,33 @@ def test_memcheck_cmdline_rejects(kwargs: dict[str, object], name: str) -> None:
     args: dict[str, object] = {"mem_mb": 64, "hot_mb": 16, "verify_every": 2, **kwargs}
     with pytest.raises(ValueError, match=rf"^{name} "):
         IMAGE.memcheck_cmdline(**args)  # type: ignore[arg-type]
+
+
+def test_config_drive_is_read_only_when_asked() -> None:
+    image = ti.TestImage(kernel=Path("/k"), initrd=Path("/i"))
+    assert "filemem.config_drive=1" in image.cmdline(config_drive=True).split()
+    assert "filemem.config_drive" not in image.cmdline()
+    script = ti.INIT_SCRIPT
+    block = script.index('if [ "$config_drive" = 1 ]; then')
+    assert script.index(f"echo {ti.READY_LINE}\n") < block  # other tests never wait for it
+    for tag in ("LABEL", "META", "USER", "ERROR"):
+        assert f"{ti.CONFIG_DRIVE_PREFIX}-{tag} " in script
+    assert "mount -t iso9660 -o ro /dev/sr0" in script
+
+
+def test_initramfs_carries_the_modules_init_loads() -> None:
+    modules = {name: name.encode() for name in ti.CONFIG_DRIVE_MODULES}
+    entries = ti.initramfs_entries(b"busybox", b"memcheck", modules)
+    names = {entry.name for entry in entries}
+    assert {f"lib/modules/{name}.ko" for name in ti.CONFIG_DRIVE_MODULES} <= names
+    assert "bin/insmod" in names
+    assert " ".join(ti.CONFIG_DRIVE_MODULES) in ti.INIT_SCRIPT  # loaded in dependency order
+
+
+def test_kernel_modules_found_by_name_or_refused(tmp_path: Path) -> None:
+    tree = tmp_path / "lib" / "modules" / "6.1.0-x" / "kernel" / "drivers" / "scsi"
+    tree.mkdir(parents=True)
+    (tree / "sr_mod.ko").write_bytes(b"sr")
+    assert kernel_modules(tmp_path, "6.1.0-x", ["sr_mod"]) == {"sr_mod": b"sr"}
+    with pytest.raises(TestImageError, match="isofs"):
+        kernel_modules(tmp_path, "6.1.0-x", ["sr_mod", "isofs"])

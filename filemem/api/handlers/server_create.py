@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from filemem.api import policy, quota
-from filemem.api.context import get_context
+from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest
 from filemem.api.handlers import server_networks
 from filemem.api.handlers import server_views as views
@@ -27,6 +27,7 @@ from filemem.api.schemas.common import is_flavor_id, is_uuid, ref_id
 from filemem.api.schemas.servers import ServerCreate, ServerCreateRequest, is_true
 from filemem.common import states
 from filemem.common.aggregates import ZoneRequest, parse_zone_request
+from filemem.common.instance_metadata import sanitize_hostname
 from filemem.common.page_size import PageSizeForbidden, requested_page_size
 from filemem.common.resources import IMAGE_MEM_PAGE_SIZE, MEM_PAGE_SIZE
 from filemem.conductor.network import NetworkDriver, NetworkError, NetworkRequest
@@ -35,7 +36,7 @@ from filemem.db import api as db_api
 from filemem.db import instance_actions
 from filemem.db import keypairs as db_keypairs
 from filemem.db import projects as db_projects
-from filemem.db.models import Flavor, Image, Instance
+from filemem.db.models import Flavor, Image, Instance, KeyPair
 
 # Each server of a request is scheduled within the request, so their number is bounded.
 MAX_COUNT = 100
@@ -110,8 +111,9 @@ def _values(
     """One row (building, scheduling) with a copy of the flavor, owned by the caller's project
     and user (with Keystone, the token's)."""
     name = NAME_TEMPLATE % {"name": spec.name, "count": index + 1} if count > 1 else spec.name
+    uuid = str(uuidlib.uuid4())
     return {
-        "uuid": str(uuidlib.uuid4()),
+        "uuid": uuid,
         "display_name": name,
         "description": spec.description,
         "project_id": caller.project_id,
@@ -125,12 +127,24 @@ def _values(
         "image_id": image.id,
         "metadata_": dict(spec.metadata or {}),
         "key_name": spec.key_name,
+        "user_data": spec.user_data,
+        "hostname": sanitize_hostname(name, f"Server-{uuid}"),
         "launch_index": index,
         "host": None,
         "vm_state": states.BUILDING,
         "task_state": states.SCHEDULING,
         "power_state": 0,
         "deleted_requested": False,
+    }
+
+
+def guest_metadata(ctx: ApiContext, spec: ServerCreate, keypair: KeyPair | None) -> dict[str, Any]:
+    """The config drive (asked for, or [DEFAULT] force_config_drive) and the key pair's public
+    key, copied as nova's instance.key_data: the guest keeps it if the key pair is deleted."""
+    asked = spec.config_drive is not None and is_true(spec.config_drive)
+    return {
+        "config_drive": asked or ctx.force_config_drive,
+        "key_data": keypair.public_key if keypair is not None else None,
     }
 
 
@@ -143,11 +157,11 @@ def new_instances(
     low, high = spec.counts
     reservation = reservation_id()
     with ctx.database.session() as session:
-        if (
-            spec.key_name is not None
-            and db_keypairs.get(session, caller.user_id, spec.key_name) is None
-        ):
-            raise BadRequest("Invalid key_name provided.")
+        keypair = None
+        if spec.key_name is not None:
+            keypair = db_keypairs.get(session, caller.user_id, spec.key_name)
+            if keypair is None:
+                raise BadRequest("Invalid key_name provided.")
         flavor, image = _refs(session, spec, visible_project(request))
         zone = _zone_request(session, spec.availability_zone)
         if zone.host is not None:
@@ -158,7 +172,11 @@ def new_instances(
         db_projects.lock_usage(session, caller.project_id)
         quota.check_metadata_items(request, session, caller.project_id, spec.metadata or {})
         count = quota.allowed_instances(request, session, caller.project_id, flavor, low, high)
-        where = {"availability_zone": zone.zone, "requested_host": zone.host}
+        where = {
+            "availability_zone": zone.zone,
+            "requested_host": zone.host,
+            **guest_metadata(get_context(request), spec, keypair),
+        }
         instances = []
         for index in range(count):
             values = _values(caller, spec, flavor, image, index, count)

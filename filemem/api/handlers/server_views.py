@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from filemem.common.agent_contract.answers import (
     NicView,
 )
 from filemem.common.aggregates import DEFAULT_ZONE
+from filemem.common.instance_metadata import sanitize_hostname
 from filemem.common.resources import IMAGE_MEM_PAGE_SIZE
 from filemem.db import aggregates as db_aggregates
 from filemem.db import api as db_api
@@ -72,12 +72,9 @@ def _fault(instance: Instance) -> dict[str, Any] | None:
 
 
 def hostname(instance: Instance) -> str:
-    """nova's sanitize_hostname of the display name, as set at create (filemem keeps no
-    hostname column, so it follows a rename)."""
-    name = instance.display_name.encode("latin-1", "ignore").decode("latin-1")[:63]
-    name = re.sub(r"[ _.]", "-", name)
-    name = re.sub(r"[^\w.-]+", "", name).lower().strip(".-")
-    return name or f"Server-{instance.uuid}"
+    """nova's sanitize_hostname of the display name, set at create; servers created before
+    the hostname column follow their display name."""
+    return instance.hostname or sanitize_hostname(instance.display_name, f"Server-{instance.uuid}")
 
 
 def _base(request: Request, instance: Instance) -> dict[str, Any]:
@@ -124,9 +121,9 @@ def _extended_attributes(request: Request, instance: Instance) -> dict[str, Any]
                 "OS-EXT-SRV-ATTR:launch_index": instance.launch_index,
                 "OS-EXT-SRV-ATTR:ramdisk_id": "",
                 "OS-EXT-SRV-ATTR:reservation_id": instance.reservation_id,
-                # filemem boots kernels and disks without a root device name or user data.
+                # filemem boots kernels and disks without a root device name.
                 "OS-EXT-SRV-ATTR:root_device_name": None,
-                "OS-EXT-SRV-ATTR:user_data": None,
+                "OS-EXT-SRV-ATTR:user_data": instance.user_data,
             }
         )
     return attrs
@@ -201,7 +198,8 @@ def detail(
     view: dict[str, Any] = {
         **_base(request, instance),
         "key_name": instance.key_name,
-        "config_drive": "",
+        # nova's string: "True" or "".
+        "config_drive": "True" if instance.config_drive else "",
         "security_groups": [],
         "os-extended-volumes:volumes_attached": [],
         "OS-EXT-AZ:availability_zone": availability_zone(request, instance),
@@ -289,4 +287,16 @@ def agent_view(
         live_migration=live_migration,
         incoming_migration=incoming_migration,
         nics=list(nics),
+        config_drive=bool(instance.config_drive),
+        hostname=hostname(instance),
+        user_data=instance.user_data,
+        key_name=instance.key_name,
+        public_keys=(
+            {instance.key_name: instance.key_data}
+            if instance.key_name and instance.key_data
+            else {}
+        ),
+        availability_zone=instance.availability_zone,
+        launch_index=instance.launch_index or 0,
+        metadata={str(k): str(v) for k, v in (instance.metadata_ or {}).items()},
     )

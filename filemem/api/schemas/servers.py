@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from filemem.api.schemas.common import Name, Ref, StrictModel, Text255
+from filemem.common.instance_metadata import (
+    MAX_USER_DATA_BYTES,
+    InvalidUserData,
+    decode_user_data,
+)
 
 # nova's parameter_types.metadata: keys of these characters, values up to 255; how many items
 # is a quota (403 at the API), not a schema rule.
@@ -31,6 +36,18 @@ Tag = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^,/]*$")]
 
 def is_true(value: bool | str) -> bool:
     return value if isinstance(value, bool) else value in TRUE_WORDS
+
+
+def _base64(value: str) -> str:
+    try:
+        decode_user_data(value)
+    except InvalidUserData as exc:
+        raise PydanticCustomError("base64", str(exc)) from None
+    return value
+
+
+# nova's user_data: base64 text of at most 65535 characters, kept as given.
+UserData = Annotated[str, Field(max_length=MAX_USER_DATA_BYTES), AfterValidator(_base64)]
 
 
 class NetworkRequest(StrictModel):
@@ -96,6 +113,8 @@ class ServerCreate(StrictModel):
     networks: (
         Literal["auto", "none"] | Annotated[list[NetworkRequest], Field(max_length=64)] | None
     ) = None
+    user_data: UserData | None = None
+    config_drive: BoolLike | None = None
 
     @model_validator(mode="after")
     def _one_image(self) -> ServerCreate:

@@ -11,6 +11,7 @@ from typing import Any, Literal, Never, NoReturn, assert_never
 from filemem.common.guests import Nic, PowerState
 from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable, ContractMismatch
+from filemem.compute.config_drive import write_config_drive
 from filemem.compute.console import console_tail
 from filemem.compute.live_migration import MigrationRunner, source_marker
 from filemem.compute.manager import ComputeManager
@@ -169,6 +170,7 @@ class PlanExecutor:
         match kind:
             case "spawn":
                 LOG.info("spawning %s (%s)", want.name, want.uuid)
+                write_config_drive(self.driver, want)
                 self.manager.spawn(
                     _domain_name(want),
                     want.uuid,
@@ -182,6 +184,7 @@ class PlanExecutor:
                 self.driver.resize(step.uuid, want.flavor, want.image, step.run, nics=nics)
             case "rebuild":
                 LOG.info("rebuilding %s (%s)", want.name, want.uuid)
+                write_config_drive(self.driver, want)
                 self.manager.rebuild(
                     _domain_name(want),
                     want.uuid,

@@ -1,5 +1,4 @@
-"""libvirt driver: guest lifecycle (spawn, stop, start, reboot, destroy, list) and server actions
-(pause, suspend, resize, rebuild, NMI) on one host."""
+"""libvirt driver: guest lifecycle and server actions (pause, resize, rebuild, ...) on one host."""
 
 from __future__ import annotations
 
@@ -397,7 +396,7 @@ class LibvirtDriver(HypervisorDriver):
         self, name: str, uuid: str, flavor: Flavor, image: Image, owner: str, nics: Sequence[Nic]
     ) -> GuestRequest:
         images.check_image(image)  # it may have changed since registration: refuse it if so
-        workdir = self.instance_dir(uuid)
+        workdir, drive = self.instance_dir(uuid), self.config_drive_path(uuid)
         return GuestRequest(
             name=name,
             uuid=uuid,
@@ -407,6 +406,7 @@ class LibvirtDriver(HypervisorDriver):
             overlay=workdir / "disk.qcow2" if image.kind == "disk" else None,
             owner=owner,
             nics=tuple(nics),
+            config_drive=drive if drive.exists() else None,  # written before by the agent
         )
 
     def _define(self, xml: str, action: str) -> libvirt.virDomain:
