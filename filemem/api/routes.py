@@ -19,6 +19,8 @@ from filemem.api.handlers import (
     flavor_access,
     flavors,
     glance,
+    glance_changes,
+    glance_data,
     host_credentials,
     hypervisors,
     images,
@@ -183,6 +185,34 @@ def _aggregate_routes() -> tuple[Route, ...]:
     )
 
 
+def _image_routes() -> tuple[Route, ...]:
+    """glance's changes of one image and its data; a host credential may download the data
+    of an image its host's instances boot from (agent_authz.authorize_image_download)."""
+    one = f"{G}/v2/images/{{image_id}}"
+    return (
+        Route("PATCH", one, glance_changes.update_image, rule=P.IMAGE_MODIFY, tag="image"),
+        Route(
+            "DELETE", one, glance_changes.delete_image, rule=P.IMAGE_DELETE, status=204, tag="image"
+        ),
+        Route(
+            "PUT",
+            f"{one}/file",
+            glance_data.upload_image_data,
+            rule=P.IMAGE_UPLOAD_DATA,
+            status=204,
+            tag="image",
+        ),
+        Route(
+            "GET",
+            f"{one}/file",
+            glance_data.download_image_data,
+            rule=P.IMAGE_DOWNLOAD,
+            tag="image",
+            authz=agent_authz.authorize_image_download,
+        ),
+    )
+
+
 # Literal segments (detail, search) come before the {id} routes they would otherwise match.
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", versions.list_versions, public=True, tag="versions"),
@@ -323,10 +353,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{G}/", glance.image_versions_root, public=True, tag="image", in_schema=False),
     Route("GET", f"{G}/versions", glance.image_versions, public=True, tag="image"),
     Route("GET", f"{G}/v2/images", glance.list_images, rule=P.IMAGES_INDEX, tag="image"),
-    Route(
-        "POST", f"{G}/v2/images", glance.create_image, rule=P.IMAGE_UPLOAD, status=201, tag="image"
-    ),
+    Route("POST", f"{G}/v2/images", glance.create_image, rule=P.IMAGE_ADD, status=201, tag="image"),
     Route("GET", f"{G}/v2/images/{{image_id}}", glance.show_image, rule=P.IMAGES_SHOW, tag="image"),
+    *_image_routes(),
     Route(
         "GET",
         f"{V}/os-hypervisors",
@@ -466,7 +495,9 @@ def build_router(*, identity: bool = True) -> APIRouter:
         dependencies: list[Any] = [] if route.public else [Security(token_scheme)]
         if route.rule is not None and route.rule != BY_ACTION:
             # Agents' host credentials pass the agent API's guard: agent_authz authorizes them.
-            guard = policy.route_guard(route.rule, host_credentials=route.tag == "agent")
+            # So do routes naming their own authz of host credentials (image downloads).
+            agents = route.tag == "agent" or route.authz is not None
+            guard = policy.route_guard(route.rule, host_credentials=agents)
             dependencies.append(Depends(guard))
         if not route.public:
             dependencies.append(Depends(route.authz or agent_authz.deny_host_credentials))

@@ -242,6 +242,10 @@ def _image_view(image_id: str, image: Image | None) -> ImageView:
             "disk_format": image.disk_format,
             "name": image.name,
             "mem_page_size": image.property_value(IMAGE_MEM_PAGE_SIZE),
+            "source": image.source,
+            "size": image.size,
+            "os_hash_algo": image.os_hash_algo,
+            "os_hash_value": image.os_hash_value,
         }
     )
 

@@ -40,6 +40,13 @@ class ImageView(Answer):
     name: str | None = None
     # The image property hw_mem_page_size: guest config combines it with the flavor's.
     mem_page_size: str | None = None
+    # "upload": no path; the agent downloads the data (GET /image/v2/images/{id}/file) into
+    # its image cache and checks it against os_hash_value (os_hash_algo) and size. None or
+    # "path": the files are where the paths say, on every host.
+    source: Literal["path", "upload"] | None = None
+    size: int | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
 
 
 class LiveMigrationView(Answer):
