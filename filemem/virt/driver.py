@@ -192,6 +192,12 @@ class HypervisorDriver(abc.ABC):
         guard, so its memory file is a new one. Raises InvalidGuestConfig before anything
         changes, InsufficientBackingStore, InvalidInput (a disk image that does not exist)."""
 
+    def snapshot_disk(self, uuid: str, dest: Path) -> None:
+        """Write the guest's whole disk (overlay and base) to `dest` as one qcow2 image, the
+        guest paused meanwhile if it runs (nova's createImage without a guest agent). Raises
+        InvalidInput for a guest without a disk (a kernel boot), HypervisorError."""
+        raise NotImplementedError(f"{type(self).__name__} cannot snapshot disks")
+
     # -- live migration -------------------------------------------------------------------
 
     @abc.abstractmethod
