@@ -176,6 +176,20 @@ def authorize_image_download(request: Request, image_id: Annotated[str, Path()])
         raise Forbidden(refusal(caller, f"download of image {image_id}"))
 
 
+def authorize_image_upload(request: Request, image_id: Annotated[str, Path()]) -> None:
+    """PUT /image/v2/images/{image_id}/file: other callers as the image's owner says (the
+    handler); a host credential only for the snapshot an instance on its host is writing."""
+    caller = get_caller(request)
+    if caller.kind != "host_credential":
+        return
+    writing = False
+    if caller.host is not None and is_uuid(image_id):
+        with get_context(request).database.reader() as session:
+            writing = images_db.snapshot_on_host(session, image_id, caller.host)
+    if not writing:
+        raise Forbidden(refusal(caller, f"upload to image {image_id}"))
+
+
 def admin_only(request: Request) -> None:
     caller = get_caller(request)
     if not caller.is_admin:

@@ -201,6 +201,7 @@ def _image_routes() -> tuple[Route, ...]:
             rule=P.IMAGE_UPLOAD_DATA,
             status=204,
             tag="image",
+            authz=agent_authz.authorize_image_upload,
         ),
         Route(
             "GET",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -138,6 +139,10 @@ class AgentApi(Protocol):
         failed | cancelled, "reason", "memory_*_bytes"}); nothing happens for a migration the
         API does not know (404 with the X-Filemem-Gone marker)."""
 
+    def upload_image(self, image_id: str, path: Path) -> None:
+        """The file's bytes as the data of queued image `image_id` (a snapshot of one of this
+        host's instances), streamed through the image API."""
+
 
 class AgentApiClient:
     """AgentApi over HTTP; every call raises ApiUnavailable or ApiRefused with the API's reason."""
@@ -177,16 +182,23 @@ class AgentApiClient:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
         missing_ok: bool = False,
+        content: IO[bytes] | None = None,
     ) -> Any:
+        headers = {CONTRACT_HEADER: str(CONTRACT_VERSION)}
+        if content is not None:
+            headers["Content-Type"] = "application/octet-stream"
         for attempt in range(len(self._clients)):
             http = self._http
+            if content is not None:
+                content.seek(0)  # the next endpoint gets the whole body again
             try:
                 response = http.request(
                     method,
                     path,
                     json=json,
                     params=params,
-                    headers={CONTRACT_HEADER: str(CONTRACT_VERSION)},
+                    content=content,
+                    headers=headers,
                     timeout=timeout if timeout is not None else http.timeout,
                 )
                 break
@@ -293,3 +305,8 @@ class AgentApiClient:
     def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
         path = f"/filemem/v1/migrations/{migration_uuid}/events"
         self._call("POST", path, json=_body(MigrationEvent, body))
+
+    def upload_image(self, image_id: str, path: Path) -> None:
+        with path.open("rb") as handle:
+            # The API hashes and inspects the whole file before it answers.
+            self._call("PUT", f"/image/v2/images/{image_id}/file", content=handle, timeout=600)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from filemem.common import states
 from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Image, Instance, Migration, utcnow
 
@@ -36,6 +37,19 @@ def update_image(session: Session, image: Image, values: Mapping[str, Any]) -> I
 
 def delete_image(session: Session, image_id: str) -> None:
     session.execute(delete(Image).where(Image.id == image_id))
+
+
+def snapshot_on_host(session: Session, image_id: str, host: str) -> bool:
+    """Whether an instance on `host` is writing its snapshot to the image (createImage,
+    createBackup): what lets that host's credential upload its data."""
+    query = select(
+        exists().where(
+            Instance.snapshot_image_id == image_id,
+            Instance.host == host,
+            Instance.task_state == states.IMAGE_SNAPSHOT,
+        )
+    )
+    return bool(session.scalar(query))
 
 
 def used_on_host(session: Session, image_id: str, host: str) -> bool:

@@ -216,6 +216,8 @@ class Instance(Base):
     availability_zone: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
     # An admin's forced host ("zone:host", "zone::node"): the scheduler's only choice.
     requested_host: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    # While task_state is image_snapshot: the queued image the agent uploads the disk to (0016).
+    snapshot_image_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True)
 
 
 class Change(Base):

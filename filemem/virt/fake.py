@@ -39,6 +39,7 @@ from filemem.exceptions import (
     HypervisorError,
     HypervisorUnavailable,
     InsufficientBackingStore,
+    InvalidInput,
     MigrationNotSupported,
 )
 from filemem.virt import guest_config
@@ -252,6 +253,12 @@ class FakeDriver(HypervisorDriver):
             raise HypervisorError(f"injecting an NMI into guest {uuid}", "the guest is not running")
         self.nmis.append(uuid)
 
+    def snapshot_disk(self, uuid: str, dest: Path) -> None:
+        self._enter("snapshot_disk", uuid)
+        if self._get(uuid).image.kind != "disk":
+            raise InvalidInput(f"guest {uuid} boots a kernel and has no disk to snapshot")
+        dest.write_bytes(f"fake disk of {uuid}\n".encode())
+
     def resize(self, uuid: str, flavor: Flavor, image: Image, start: bool) -> GuestInfo:
         self._enter("resize", uuid)
         guest = self._get(uuid)
@@ -375,6 +382,7 @@ class FakeDriver(HypervisorDriver):
                 image=image,
                 console_log=self.instance_dir(uuid) / "console.log",
                 owner=owner,
+                overlay=self.instance_dir(uuid) / "disk.qcow2" if image.kind == "disk" else None,
             ),
             host,
         )

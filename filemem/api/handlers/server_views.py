@@ -288,4 +288,5 @@ def agent_view(
         migration_uuids=list(migration_uuids),
         live_migration=live_migration,
         incoming_migration=incoming_migration,
+        snapshot_image_id=instance.snapshot_image_id,
     )

@@ -127,6 +127,8 @@ class AgentInstance(Answer):
     availability_zone: str | None = None
     launch_index: int = 0
     metadata: dict[str, str] = Field(default_factory=dict)
+    # While task_state is image_snapshot: the queued image the guest's disk is uploaded to.
+    snapshot_image_id: str | None = None
 
 
 class WatchAnswer(Answer):

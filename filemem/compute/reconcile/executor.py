@@ -39,7 +39,7 @@ _NOT_THE_STEPS = (*_TRANSIENT, ContractMismatch)
 _ERROR_ON_FAILURE = frozenset(
     {"spawn", "stop", "start", "reboot", "reboot_hard", "rebuild", "resize"}
 )
-_REVERT_ON_FAILURE = frozenset({"pause", "unpause", "suspend", "resume"})
+_REVERT_ON_FAILURE = frozenset({"pause", "unpause", "suspend", "resume", "snapshot"})
 SUCCESS = "Success"
 FAILURE = "Error"
 
@@ -149,6 +149,8 @@ class PlanExecutor:
                 assert want is not None and want.console_requested_at is not None
                 output = console_tail(driver.console_log(step.uuid))
                 self.api.console(step.uuid, output, want.console_requested_at)
+            case "snapshot":
+                self._snapshot(step)
             case "report":
                 pass  # nothing to do but the report
             case "live_migrate" | "migration_control" | "prepare_incoming" | "migration_event":
@@ -185,6 +187,20 @@ class PlanExecutor:
                 )
             case _:
                 unknown_step(kind)
+
+    def _snapshot(self, step: Step) -> None:
+        """The guest's disk to its queued image: written next to the guest (the host's own
+        disk, never the API's), uploaded through the image API, then removed."""
+        want = step.instance
+        assert want is not None and want.snapshot_image_id is not None
+        image_id = want.snapshot_image_id
+        path = self.driver.instance_dir(want.uuid) / f"snapshot-{image_id}.qcow2"
+        LOG.info("writing the disk of %s to image %s", want.uuid, image_id)
+        try:
+            self.driver.snapshot_disk(want.uuid, path)
+            self.api.upload_image(image_id, path)
+        finally:
+            path.unlink(missing_ok=True)
 
     def _execute_migration(self, step: Step, kind: MigrationStepKind) -> None:
         want, mid = step.instance, step.migration_uuid
