@@ -185,32 +185,16 @@ def _aggregate_routes() -> tuple[Route, ...]:
     )
 
 
-def _image_routes() -> tuple[Route, ...]:
-    """glance's changes of one image and its data; a host credential may download the data
-    of an image its host's instances boot from (agent_authz.authorize_image_download)."""
-    one = f"{G}/v2/images/{{image_id}}"
+def _image_routes() -> tuple[Route, ...]:  # glance's changes and data; hosts may download
+    one, file = f"{G}/v2/images/{{image_id}}", f"{G}/v2/images/{{image_id}}/file"
+    put, get = glance_data.upload_image_data, glance_data.download_image_data
+    by_use = agent_authz.authorize_image_download  # what an instance of the host boots from
+    by_snapshot = agent_authz.authorize_image_upload  # what an instance of the host snapshots
     return (
         Route("PATCH", one, glance_changes.update_image, rule=P.IMAGE_MODIFY, tag="image"),
-        Route(
-            "DELETE", one, glance_changes.delete_image, rule=P.IMAGE_DELETE, status=204, tag="image"
-        ),
-        Route(
-            "PUT",
-            f"{one}/file",
-            glance_data.upload_image_data,
-            rule=P.IMAGE_UPLOAD_DATA,
-            status=204,
-            tag="image",
-            authz=agent_authz.authorize_image_upload,
-        ),
-        Route(
-            "GET",
-            f"{one}/file",
-            glance_data.download_image_data,
-            rule=P.IMAGE_DOWNLOAD,
-            tag="image",
-            authz=agent_authz.authorize_image_download,
-        ),
+        Route("DELETE", one, glance_changes.delete_image, 204, rule=P.IMAGE_DELETE, tag="image"),
+        Route("PUT", file, put, 204, rule=P.IMAGE_UPLOAD_DATA, tag="image", authz=by_snapshot),
+        Route("GET", file, get, rule=P.IMAGE_DOWNLOAD, tag="image", authz=by_use),
     )
 
 
@@ -495,8 +479,7 @@ def build_router(*, identity: bool = True) -> APIRouter:
         # Documents the token in the OpenAPI schema; TokenAuthMiddleware enforces it.
         dependencies: list[Any] = [] if route.public else [Security(token_scheme)]
         if route.rule is not None and route.rule != BY_ACTION:
-            # Agents' host credentials pass the agent API's guard: agent_authz authorizes them.
-            # So do routes naming their own authz of host credentials (image downloads).
+            # Host credentials pass the guard of routes whose authz (agent_authz) checks them.
             agents = route.tag == "agent" or route.authz is not None
             guard = policy.route_guard(route.rule, host_credentials=agents)
             dependencies.append(Depends(guard))

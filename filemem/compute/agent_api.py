@@ -3,8 +3,9 @@ state, console output and instance-action events."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar
 
@@ -34,6 +35,10 @@ from filemem.exceptions import FilememError
 
 LOG = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+# An image download: no whole-answer timeout (a large image takes its time), but a read that
+# waits this long for the next bytes means the API is gone.
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+DOWNLOAD_CHUNK = 1024 * 1024
 
 
 class ApiUnavailable(FilememError):
@@ -310,3 +315,28 @@ class AgentApiClient:
         with path.open("rb") as handle:
             # The API hashes and inspects the whole file before it answers.
             self._call("PUT", f"/image/v2/images/{image_id}/file", content=handle, timeout=600)
+
+    @contextlib.contextmanager
+    def download_image(self, image_id: str) -> Iterator[Iterator[bytes]]:
+        """GET /image/v2/images/{image_id}/file with this host's credential, streamed: the
+        API lets it through while an instance of this host boots from the image. ApiUnavailable
+        when the API cannot be reached or fails (retried), ApiRefused for a 4xx or no data."""
+        path = f"/image/v2/images/{image_id}/file"
+        http = self._http
+        try:
+            with http.stream("GET", path, timeout=DOWNLOAD_TIMEOUT) as response:
+                if response.status_code >= 500:
+                    raise ApiUnavailable(f"GET {path}: API error {response.status_code}")
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiRefused(
+                        f"GET {path}: {response.status_code}: {response.text[:500]}",
+                        response.status_code,
+                        _reason(response),
+                    )
+                if response.status_code == 204:
+                    raise ApiRefused(f"GET {path}: image {image_id} has no data", 409)
+                yield response.iter_bytes(DOWNLOAD_CHUNK)
+        except httpx.HTTPError as exc:
+            self._fail_over(http)
+            raise ApiUnavailable(f"GET {path}: the download failed: {exc}") from exc

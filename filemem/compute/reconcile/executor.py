@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import traceback
@@ -12,6 +13,7 @@ from filemem.common.guests import PowerState
 from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable, ContractMismatch
 from filemem.compute.console import console_tail
+from filemem.compute.image_cache import ImageCache, ImageDownloadFailed
 from filemem.compute.live_migration import MigrationRunner, source_marker
 from filemem.compute.manager import ComputeManager
 from filemem.compute.reconcile.plan import (
@@ -64,6 +66,7 @@ class PlanExecutor:
         driver: HypervisorDriver,
         api: AgentApi,
         shutdown_timeout: float | None = None,
+        images: ImageCache | None = None,
     ) -> None:
         self.host = host
         self.manager = manager
@@ -71,6 +74,19 @@ class PlanExecutor:
         self.api = api
         self.shutdown_timeout = shutdown_timeout
         self.migrations = MigrationRunner(driver, api)
+        # Where uploaded images are downloaded to; None: this agent boots path images only.
+        self.images = images
+
+    def _local(self, want: DesiredInstance) -> DesiredInstance:
+        """`want` with its image's disk on this host (an upload downloaded into the cache)."""
+        if want.image.source != "upload":
+            return want
+        if self.images is None:
+            raise ImageDownloadFailed(
+                f"image {want.image.image_id} was uploaded to the API, and this agent has no "
+                "image cache to download it into"
+            )
+        return dataclasses.replace(want, image=self.images.local(want.image))
 
     def run_pass(self, desired: list[DesiredInstance]) -> PassResult:
         result = PassResult()
@@ -160,8 +176,8 @@ class PlanExecutor:
 
     def _build(self, step: Step, kind: Literal["spawn", "rebuild", "resize"]) -> None:
         """A guest defined from the desired flavor and image: new, again, or resized."""
-        want = step.instance
-        assert want is not None
+        assert step.instance is not None
+        want = self._local(step.instance)
         match kind:
             case "spawn":
                 LOG.info("spawning %s (%s)", want.name, want.uuid)
@@ -212,7 +228,7 @@ class PlanExecutor:
                 assert want.live_migration is not None
                 self.migrations.control(want.live_migration, want.uuid)
             case "prepare_incoming":
-                self.migrations.prepare_incoming(want, mid, step.migration_body)
+                self.migrations.prepare_incoming(self._local(want), mid, step.migration_body)
             case "migration_event":
                 LOG.info("live migration %s of %s: %s", mid, want.uuid, step.migration_body)
                 self.api.migration_event(mid, step.migration_body)
