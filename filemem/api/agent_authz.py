@@ -15,6 +15,8 @@ Every route of the route table (filemem/api/routes.py) names its authorization i
 - `authorize_migration`: routes with a `{migration_uuid}` path parameter (POST
   /filemem/v1/migrations/{migration_uuid}/events): the caller's host must be the migration's
   source or destination.
+- `authorize_image_download`: GET /image/v2/images/{image_id}/file: a host credential only
+  for an image an instance on (or moving to or from) its host boots from.
 - `admin_only`: operator routes under /filemem/v1 (host credentials).
 - A route that names none gets `deny_host_credentials`: the whole Compute API (/v2.1), the
   image API, the Placement proxy. A route added later is thus closed to host credentials until
@@ -40,6 +42,7 @@ from filemem.api.errors import Forbidden
 from filemem.api.identity import Caller, get_caller
 from filemem.api.schemas.common import HostName, is_uuid
 from filemem.db import api as db_api
+from filemem.db import images as images_db
 from filemem.db import server_migrations as migrations_db
 from filemem.db.models import Instance, Migration
 
@@ -156,6 +159,35 @@ def authorize_migration(request: Request, migration_uuid: Annotated[str, Path()]
         migration = session.scalars(query).first()
         if migration is not None:
             require_migration_host(request, migration)
+
+
+def authorize_image_download(request: Request, image_id: Annotated[str, Path()]) -> None:
+    """GET /image/v2/images/{image_id}/file: other callers as the image's visibility says (the
+    handler); a host credential only while an instance on its host, or moving to or from it,
+    boots from the image."""
+    caller = get_caller(request)
+    if caller.kind != "host_credential":
+        return
+    used = False
+    if caller.host is not None and is_uuid(image_id):
+        with get_context(request).database.reader() as session:
+            used = images_db.used_on_host(session, image_id, caller.host)
+    if not used:
+        raise Forbidden(refusal(caller, f"download of image {image_id}"))
+
+
+def authorize_image_upload(request: Request, image_id: Annotated[str, Path()]) -> None:
+    """PUT /image/v2/images/{image_id}/file: other callers as the image's owner says (the
+    handler); a host credential only for the snapshot an instance on its host is writing."""
+    caller = get_caller(request)
+    if caller.kind != "host_credential":
+        return
+    writing = False
+    if caller.host is not None and is_uuid(image_id):
+        with get_context(request).database.reader() as session:
+            writing = images_db.snapshot_on_host(session, image_id, caller.host)
+    if not writing:
+        raise Forbidden(refusal(caller, f"upload to image {image_id}"))
 
 
 def admin_only(request: Request) -> None:

@@ -10,6 +10,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filemem.api.errors import send_error, too_large_message
+from filemem.api.raw_bodies import is_raw_upload
 
 # Bodies are small JSON documents (the largest, a server with metadata, is a few KiB).
 MAX_BODY_BYTES = 1024 * 1024
@@ -87,7 +88,7 @@ class BodyLimitMiddleware:
         self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or is_raw_upload(scope):
             await self._app(scope, receive, send)
             return
         declared = _declared_length(Headers(scope=scope))

@@ -31,6 +31,10 @@ class ApiContext:
     conf: cfg.ConfigOpts | None = None
     public_endpoint: str = ""
     image_dirs: tuple[str, ...] = ("/var/lib/filemem/images",)
+    # Uploaded images' data (<state_path>/image-store; None: uploads refused) and its
+    # per-image bound ([api] image_size_cap).
+    image_store_dir: str | None = None
+    image_size_cap: int = 1024**4
     service_down_time: float = 60.0
     project_id: str = DEFAULT_PROJECT_ID
     user_id: str = DEFAULT_USER_ID

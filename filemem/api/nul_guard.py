@@ -16,6 +16,7 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filemem.api.errors import send_error, too_large_message
+from filemem.api.raw_bodies import is_raw_upload
 
 NUL = "\x00"
 _MAX_NAME = 64
@@ -106,7 +107,7 @@ class NulGuardMiddleware:
             await self.app(scope, receive, send)
             return
         where = nul_in_target(scope.get("path", ""), scope.get("query_string", b""))
-        if where is None:
+        if where is None and not is_raw_upload(scope):
             try:
                 messages, body = await _read_body(receive)
             except HTTPException as exc:

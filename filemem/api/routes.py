@@ -17,6 +17,8 @@ from filemem.api.handlers import (
     flavor_access,
     flavors,
     glance,
+    glance_changes,
+    glance_data,
     host_credentials,
     hypervisors,
     images,
@@ -164,6 +166,19 @@ def _aggregate_routes() -> tuple[Route, ...]:
     )
 
 
+def _image_routes() -> tuple[Route, ...]:  # glance's changes and data; hosts may download
+    one, file = f"{G}/v2/images/{{image_id}}", f"{G}/v2/images/{{image_id}}/file"
+    put, get = glance_data.upload_image_data, glance_data.download_image_data
+    by_use = agent_authz.authorize_image_download  # what an instance of the host boots from
+    by_snapshot = agent_authz.authorize_image_upload  # what an instance of the host snapshots
+    return (
+        Route("PATCH", one, glance_changes.update_image, rule=P.IMAGE_MODIFY, tag="image"),
+        Route("DELETE", one, glance_changes.delete_image, 204, rule=P.IMAGE_DELETE, tag="image"),
+        Route("PUT", file, put, 204, rule=P.IMAGE_UPLOAD_DATA, tag="image", authz=by_snapshot),
+        Route("GET", file, get, rule=P.IMAGE_DOWNLOAD, tag="image", authz=by_use),
+    )
+
+
 # Literal segments (detail, search) come before the {id} routes they would otherwise match.
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", versions.list_versions, public=True, tag="versions"),
@@ -304,10 +319,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{G}/", glance.image_versions_root, public=True, tag="image", in_schema=False),
     Route("GET", f"{G}/versions", glance.image_versions, public=True, tag="image"),
     Route("GET", f"{G}/v2/images", glance.list_images, rule=P.IMAGES_INDEX, tag="image"),
-    Route(
-        "POST", f"{G}/v2/images", glance.create_image, rule=P.IMAGE_UPLOAD, status=201, tag="image"
-    ),
+    Route("POST", f"{G}/v2/images", glance.create_image, rule=P.IMAGE_ADD, status=201, tag="image"),
     Route("GET", f"{G}/v2/images/{{image_id}}", glance.show_image, rule=P.IMAGES_SHOW, tag="image"),
+    *_image_routes(),
     Route(
         "GET",
         f"{V}/os-hypervisors",
@@ -447,8 +461,9 @@ def build_router(*, identity: bool = True) -> APIRouter:
         # Documents the token in the OpenAPI schema; TokenAuthMiddleware enforces it.
         dependencies: list[Any] = [] if route.public else [Security(token_scheme)]
         if route.rule is not None and route.rule != BY_ACTION:
-            # Agents' host credentials pass the agent API's guard: agent_authz authorizes them.
-            guard = policy.route_guard(route.rule, host_credentials=route.tag == "agent")
+            # Host credentials pass the guard of routes whose authz (agent_authz) checks them.
+            agents = route.tag == "agent" or route.authz is not None
+            guard = policy.route_guard(route.rule, host_credentials=agents)
             dependencies.append(Depends(guard))
         if not route.public:
             dependencies.append(Depends(route.authz or agent_authz.deny_host_credentials))

@@ -7,6 +7,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -110,6 +111,8 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         public_endpoint=conf.api.public_endpoint,
         service_down_time=float(conf.api.service_down_time),
         image_dirs=tuple(conf.api.image_dirs),
+        image_store_dir=str(Path(conf.state_path) / "image-store"),
+        image_size_cap=int(conf.api.image_size_cap),
         allow_resize_to_same_host=bool(conf.allow_resize_to_same_host),
         force_config_drive=bool(conf.force_config_drive),
         long_poll_interval=float(conf.api.long_poll_recheck_interval),

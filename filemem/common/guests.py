@@ -66,6 +66,13 @@ class Image:
     # The image property hw_mem_page_size (None when unset); filemem.common.page_size combines
     # it with the flavor's hw:mem_page_size.
     mem_page_size: str | None = None
+    # An image uploaded to the API ("upload") has no disk until the agent's image cache
+    # (filemem.compute.image_cache) downloads it by id and checks it against these.
+    source: Literal["path", "upload"] = "path"
+    image_id: str | None = None
+    size: int | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
 
 
 @dataclass(frozen=True)

@@ -71,9 +71,10 @@ def check_unmoved(path: str) -> None:
     open_regular(path).close()
 
 
-def inspect_disk(path: str, declared: str) -> None:
+def inspect_disk(path: str, declared: str) -> dict[str, Any]:
     """Refuse a disk image that is not a plain `declared` (raw or qcow2) file: another format,
-    content of another format than declared, a backing file or an external data file."""
+    content of another format than declared, a backing file or an external data file. Returns
+    what `qemu-img info` said of it (its virtual-size)."""
     if declared not in FORMATS:
         raise ImageRefused(f"{path}: disk format {declared!r} is not one of {', '.join(FORMATS)}")
     with open_regular(path) as source:
@@ -89,7 +90,9 @@ def inspect_disk(path: str, declared: str) -> None:
         raise ImageRefused(f"{path} is refused: {reasons}") from exc
     except format_inspector.ImageFormatError as exc:
         raise ImageRefused(f"{path} is not a valid {detected} image: {exc}") from exc
-    _check_qemu_img_info(path, declared, qemu_img_info(path, declared))
+    info = qemu_img_info(path, declared)
+    _check_qemu_img_info(path, declared, info)
+    return info
 
 
 def _detect(path: str, source: IO[bytes]) -> format_inspector.FileInspector:

@@ -31,6 +31,9 @@ RESIZE_MIGRATING: Final = "resize_migrating"
 RESIZE_REVERTING: Final = "resize_reverting"
 # A live migration runs (nova's task_states.MIGRATING): the API sets and clears it.
 MIGRATING: Final = "migrating"
+# The agent writes the guest's disk to a new image (createImage, createBackup); the status
+# stays what it was, as nova's does.
+IMAGE_SNAPSHOT: Final = "image_snapshot"
 TASK_STATES: Final = (
     SCHEDULING,
     SPAWNING,
@@ -47,6 +50,7 @@ TASK_STATES: Final = (
     RESIZE_MIGRATING,
     RESIZE_REVERTING,
     MIGRATING,
+    IMAGE_SNAPSHOT,
 )
 
 POWER_STATES: Final = {

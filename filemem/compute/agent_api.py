@@ -3,9 +3,11 @@ state, console output and instance-action events."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -33,6 +35,10 @@ from filemem.exceptions import FilememError
 
 LOG = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+# An image download: no whole-answer timeout (a large image takes its time), but a read that
+# waits this long for the next bytes means the API is gone.
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+DOWNLOAD_CHUNK = 1024 * 1024
 
 
 class ApiUnavailable(FilememError):
@@ -138,6 +144,10 @@ class AgentApi(Protocol):
         failed | cancelled, "reason", "memory_*_bytes"}); nothing happens for a migration the
         API does not know (404 with the X-Filemem-Gone marker)."""
 
+    def upload_image(self, image_id: str, path: Path) -> None:
+        """The file's bytes as the data of queued image `image_id` (a snapshot of one of this
+        host's instances), streamed through the image API."""
+
 
 class AgentApiClient:
     """AgentApi over HTTP; every call raises ApiUnavailable or ApiRefused with the API's reason."""
@@ -177,16 +187,23 @@ class AgentApiClient:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
         missing_ok: bool = False,
+        content: IO[bytes] | None = None,
     ) -> Any:
+        headers = {CONTRACT_HEADER: str(CONTRACT_VERSION)}
+        if content is not None:
+            headers["Content-Type"] = "application/octet-stream"
         for attempt in range(len(self._clients)):
             http = self._http
+            if content is not None:
+                content.seek(0)  # the next endpoint gets the whole body again
             try:
                 response = http.request(
                     method,
                     path,
                     json=json,
                     params=params,
-                    headers={CONTRACT_HEADER: str(CONTRACT_VERSION)},
+                    content=content,
+                    headers=headers,
                     timeout=timeout if timeout is not None else http.timeout,
                 )
                 break
@@ -293,3 +310,33 @@ class AgentApiClient:
     def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
         path = f"/filemem/v1/migrations/{migration_uuid}/events"
         self._call("POST", path, json=_body(MigrationEvent, body))
+
+    def upload_image(self, image_id: str, path: Path) -> None:
+        with path.open("rb") as handle:
+            # The API hashes and inspects the whole file before it answers.
+            self._call("PUT", f"/image/v2/images/{image_id}/file", content=handle, timeout=600)
+
+    @contextlib.contextmanager
+    def download_image(self, image_id: str) -> Iterator[Iterator[bytes]]:
+        """GET /image/v2/images/{image_id}/file with this host's credential, streamed: the
+        API lets it through while an instance of this host boots from the image. ApiUnavailable
+        when the API cannot be reached or fails (retried), ApiRefused for a 4xx or no data."""
+        path = f"/image/v2/images/{image_id}/file"
+        http = self._http
+        try:
+            with http.stream("GET", path, timeout=DOWNLOAD_TIMEOUT) as response:
+                if response.status_code >= 500:
+                    raise ApiUnavailable(f"GET {path}: API error {response.status_code}")
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiRefused(
+                        f"GET {path}: {response.status_code}: {response.text[:500]}",
+                        response.status_code,
+                        _reason(response),
+                    )
+                if response.status_code == 204:
+                    raise ApiRefused(f"GET {path}: image {image_id} has no data", 409)
+                yield response.iter_bytes(DOWNLOAD_CHUNK)
+        except httpx.HTTPError as exc:
+            self._fail_over(http)
+            raise ApiUnavailable(f"GET {path}: the download failed: {exc}") from exc

@@ -13,6 +13,7 @@ from filemem.conf import (
     compute,
     database,
     default,
+    image_cache,
     libvirt,
     network,
     placement,
@@ -21,7 +22,18 @@ from filemem.conf import (
 )
 from filemem.exceptions import ConfigError
 
-_GROUP_MODULES = (default, libvirt, placement, compute, api, database, scheduler, quota, network)
+_GROUP_MODULES = (
+    default,
+    libvirt,
+    placement,
+    compute,
+    api,
+    database,
+    scheduler,
+    quota,
+    network,
+    image_cache,
+)
 
 DEFAULT_CONFIG_FILE = "/etc/filemem/filemem.conf"
 

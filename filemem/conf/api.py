@@ -144,7 +144,17 @@ OPTS: list[cfg.Opt] = [
         min=0.1,
         max=3600.0,
         help="Seconds a request body may take to arrive in full once the headers are in; a "
-        "slower body is answered 408 and its connection closed. Bodies are at most 1 MiB.",
+        "slower body is answered 408 and its connection closed. Bodies are at most 1 MiB "
+        "(but image uploads, bounded by image_size_cap instead).",
+    ),
+    cfg.IntOpt(
+        "image_size_cap",
+        default=1024**4,
+        min=1,
+        help="Largest image, in bytes, that PUT /image/v2/images/{id}/file accepts (glance's "
+        "option of that name and default, 1 TiB); a larger upload is answered 413 and nothing "
+        "is kept. Uploads are stored under <state_path>/image-store, where a full file system "
+        "also answers 413: lower this to what that file system should hold for one image.",
     ),
     cfg.IntOpt(
         "keep_alive_timeout",

@@ -26,6 +26,8 @@ RESIZE = "resize"
 CONFIRM_RESIZE = "confirmResize"
 REVERT_RESIZE = "revertResize"
 TRIGGER_CRASH_DUMP = "trigger_crash_dump"
+CREATE_IMAGE = "createImage"
+CREATE_BACKUP = "createBackup"
 LIVE_MIGRATION = "live-migration"
 UPDATE = "update"
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -137,6 +138,22 @@ class Image(Base):
     # glance image properties nova reads (hw_mem_page_size); None for images registered before.
     properties: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # glance's fields (0014). "path": registered by path, read by hosts where it lies;
+    # "upload": bytes stored by the API (filemem.api.image_store), downloaded by hosts.
+    source: Mapped[str] = mapped_column(String(16), default="path", server_default="path")
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    owner: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    visibility: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
+    protected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    container_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    virtual_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    os_hash_algo: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    os_hash_value: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    min_disk: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    min_ram: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
     def property_value(self, key: str) -> str | None:
         """One glance image property, None when unset."""
@@ -206,6 +223,8 @@ class Instance(Base):
     config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
     hostname: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
     key_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # While task_state is image_snapshot: the queued image the agent uploads the disk to (0016).
+    snapshot_image_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), nullable=True)
 
 
 class Change(Base):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from filemem.common.guests import Flavor, GuestInfo, HostFacts, Image, Nic
 from filemem.common.versions import Version
+from filemem.exceptions import HypervisorError
 from filemem.virt import configdrive
 from filemem.virt.migration import MigrationResult, ProgressCallback
 
@@ -220,7 +221,7 @@ class HypervisorDriver(abc.ABC):
         """Write the guest's whole disk (overlay and base) to `dest` as one qcow2 image, the
         guest paused meanwhile if it runs (nova's createImage without a guest agent). Raises
         InvalidInput for a guest without a disk (a kernel boot), HypervisorError."""
-        raise NotImplementedError(f"{type(self).__name__} cannot snapshot disks")
+        raise HypervisorError(f"snapshotting guest {uuid}", "this driver cannot snapshot disks")
 
     # -- live migration -------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from filemem.exceptions import (
     HypervisorError,
     HypervisorUnavailable,
     InsufficientBackingStore,
+    InvalidInput,
     MigrationNotSupported,
 )
 from filemem.virt import guest_config
@@ -257,6 +258,12 @@ class FakeDriver(HypervisorDriver):
             raise HypervisorError(f"injecting an NMI into guest {uuid}", "the guest is not running")
         self.nmis.append(uuid)
 
+    def snapshot_disk(self, uuid: str, dest: Path) -> None:
+        self._enter("snapshot_disk", uuid)
+        if self._get(uuid).image.kind != "disk":
+            raise InvalidInput(f"guest {uuid} boots a kernel and has no disk to snapshot")
+        dest.write_bytes(f"fake disk of {uuid}\n".encode())
+
     def resize(
         self, uuid: str, flavor: Flavor, image: Image, start: bool, *, nics: Sequence[Nic] = ()
     ) -> GuestInfo:
@@ -402,6 +409,7 @@ class FakeDriver(HypervisorDriver):
                 console_log=self.instance_dir(uuid) / "console.log",
                 owner=owner,
                 nics=tuple(nics),
+                overlay=self.instance_dir(uuid) / "disk.qcow2" if image.kind == "disk" else None,
             ),
             host,
         )

@@ -126,6 +126,7 @@ def api(tmp_path: Path, embedded_placement: EmbeddedPlacement) -> Iterator[Api]:
         scheduler=sched,
         admin_token=TOKEN,
         image_dirs=(str(files),),
+        image_store_dir=str(tmp_path / "image-store"),
     )
     with TestClient(create_app(ctx), headers={"X-Auth-Token": TOKEN}) as client:
         yield Api(client, ctx, files, scheduler)

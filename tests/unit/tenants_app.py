@@ -104,6 +104,7 @@ def tenants_app(
         admin_token=TOKEN,
         conf=conf,
         image_dirs=(str(tmp_path),),
+        image_store_dir=str(tmp_path / "image-store"),
         authenticators=(authenticator,),
         allow_resize_to_same_host=True,
     )

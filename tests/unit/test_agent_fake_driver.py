@@ -40,6 +40,7 @@ class FakeAgentApi:
     desired: dict[str, DesiredInstance] = field(default_factory=dict)
     reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     gone_uuids: list[str] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
     registered: list[str] = field(default_factory=list)
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     consoles: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
@@ -91,6 +92,10 @@ class FakeAgentApi:
     def migration_event(self, migration_uuid: str, body: dict[str, Any]) -> None:
         self._check()
         self.migration_events.setdefault(migration_uuid, []).append(body)
+
+    def upload_image(self, image_id: str, path: Path) -> None:
+        self._check()
+        self.uploads[image_id] = path.read_bytes()
 
     def _check(self) -> None:
         if self.down:

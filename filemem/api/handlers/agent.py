@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from filemem.api.change_feed import closed_on_disconnect, recheck_delay
 from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import Conflict, Gone
-from filemem.api.handlers import migration_events, network_views
+from filemem.api.handlers import migration_events, network_views, server_snapshot
 from filemem.api.handlers.server_views import agent_view
 from filemem.api.handlers.servers import ServerIdPath
 from filemem.api.identity import get_caller
@@ -251,7 +251,7 @@ def report_instance(
     ctx = get_context(request)
     with ctx.database.session() as session:
         instance = _find(session, server_id)
-        task_before = instance.task_state
+        task_before, snapshot_image_id = instance.task_state, instance.snapshot_image_id
         if instance.deleted_requested or instance.task_state == states.MIGRATING:
             # A late report must not un-delete: the deletion keeps its task_state. A live
             # migration's task_state is the API's, ended by the migration's events.
@@ -261,9 +261,13 @@ def report_instance(
         updated = db_api.update_instance(session, instance.uuid, values, notify=False)
         if updated is None:
             raise Gone(agent_wire.INSTANCE, server_id)
+        unstored: list[str] = []
+        if task_before == states.IMAGE_SNAPSHOT and updated.task_state != task_before:
+            unstored = server_snapshot.finish(session, updated, snapshot_image_id)
         image = db_api.get_image(session, updated.image_id)
         ports = ctx.network.ports_of(session, [updated.uuid]).get(updated.uuid, [])
         view = agent_view(updated, image, nics=[network_views.nic_view(p) for p in ports])
+    server_snapshot.remove_stored(ctx, unstored)
     ctx.resize_conductor.on_report(updated.uuid, task_before, updated)
     return view
 

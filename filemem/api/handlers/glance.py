@@ -1,7 +1,8 @@
-"""The image catalogue as glance's v2 API at /image: versions, list, show and register (POST).
+"""The image catalogue as glance's v2 API at /image: versions, list, show and create (POST).
 
-filemem's images are local files (a kernel, initrd and command line, or a disk) registered by
-path, already "active": there is no upload. Their paths are glance image properties.
+An image is registered by path (a kernel, initrd and command line, or a disk, on every host:
+active and public at once, its paths shown as image properties), or created queued and its
+data uploaded to the API (glance_data.py), which hosts then download.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from fastapi import Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from filemem.api.context import get_context
-from filemem.api.errors import BadRequest, NotFound
+from filemem.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from filemem.api.handlers import image_files
+from filemem.api.identity import Caller, get_caller
 from filemem.api.links import base_url
+from filemem.api.policies import filemem as P
+from filemem.api.policy import authorize
 from filemem.api.schemas.common import is_uuid
 from filemem.api.schemas.images import GlanceImageCreate
 from filemem.db import api as db_api
@@ -49,12 +53,23 @@ def iso(value: Any) -> str:
 
 
 def size(image: Image) -> int | None:
-    """The disk file's size, or the kernel's for a kernel image; None if it cannot be read."""
+    """The stored size of an upload, else the disk file's, or the kernel's for a kernel image;
+    None if it cannot be read."""
+    if image.source == "upload":
+        return image.size
     path = image.disk_path if image.kind == "disk" else image.kernel_path
     try:
         return os.stat(path).st_size if path else None
     except OSError:
         return None
+
+
+def visible(caller: Caller, image: Image) -> bool:
+    """glance's rule: the admin sees all; public and community images everyone; private and
+    shared ones their owner project."""
+    if caller.is_admin or image.visibility in ("public", "community"):
+        return True
+    return image.owner is not None and image.owner == caller.project_id
 
 
 def properties(image: Image) -> dict[str, str]:
@@ -70,9 +85,11 @@ def properties(image: Image) -> dict[str, str]:
     return {**stored, **{key: value for key, value in named.items() if value is not None}}
 
 
-def disk_format(image: Image) -> str:
+def disk_format(image: Image) -> str | None:
     # A kernel image is what glance calls an "aki" (kernel) image.
-    return (image.disk_format or "qcow2") if image.kind == "disk" else "aki"
+    if image.kind != "disk":
+        return "aki"
+    return image.disk_format if image.source == "upload" else (image.disk_format or "qcow2")
 
 
 def view(image: Image) -> dict[str, Any]:
@@ -81,23 +98,23 @@ def view(image: Image) -> dict[str, Any]:
         **properties(image),
         "id": image.id,
         "name": image.name,
-        "status": "active",
-        "visibility": "public",
-        "protected": False,
+        "status": image.status,
+        "visibility": image.visibility,
+        "protected": bool(image.protected),
         "os_hidden": False,
-        "checksum": None,
-        "os_hash_algo": None,
-        "os_hash_value": None,
-        "owner": None,
-        "container_format": "bare",
+        "checksum": image.checksum,
+        "os_hash_algo": image.os_hash_algo,
+        "os_hash_value": image.os_hash_value,
+        "owner": image.owner,
+        "container_format": image.container_format or "bare",
         "disk_format": disk_format(image),
         "size": size(image),
-        "virtual_size": None,
-        "min_disk": 0,
-        "min_ram": 0,
+        "virtual_size": image.virtual_size,
+        "min_disk": image.min_disk or 0,
+        "min_ram": image.min_ram or 0,
         "tags": [],
         "created_at": iso(image.created_at),
-        "updated_at": iso(image.created_at),
+        "updated_at": iso(image.updated_at or image.created_at),
         "self": f"/v2/images/{image.id}",
         "file": f"/v2/images/{image.id}/file",
         "schema": "/v2/schemas/image",
@@ -105,17 +122,19 @@ def view(image: Image) -> dict[str, Any]:
 
 
 def find(request: Request, image_id: str) -> Image:
+    """The image, if the caller may see it (else 404, as glance: no hint that it exists)."""
     with get_context(request).database.reader() as session:
         image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
-    if image is None:
+    if image is None or not visible(get_caller(request), image):
         raise NotFound(f"No image found with ID {image_id}")
     return image
 
 
 def all_images(request: Request, ids: list[str] | None = None) -> list[Image]:
-    """Newest first, as glance lists by default."""
+    """Those the caller may see, newest first, as glance lists by default."""
+    caller = get_caller(request)
     with get_context(request).database.reader() as session:
-        return db_api.list_images(session, ids)
+        return [image for image in db_api.list_images(session, ids) if visible(caller, image)]
 
 
 # -- versions ---------------------------------------------------------------------------------
@@ -212,11 +231,16 @@ def _sort_value(views: dict[str, dict[str, Any]], key: str) -> Callable[[Image],
     return value
 
 
-def _matches(item: dict[str, Any], name: str | None, status: str | None, vis: str | None) -> bool:
+def _matches(
+    item: dict[str, Any], name: str | None, status: str | None, vis: str | None, project: str
+) -> bool:
+    # Unfiltered, glance lists community images only to their owner.
+    hidden = vis is None and item["visibility"] == "community" and item["owner"] != project
     return (
         (name is None or item["name"] == name)
         and (status is None or item["status"] == status)
         and (vis in (None, "all") or item["visibility"] == vis)
+        and not hidden
     )
 
 
@@ -252,7 +276,7 @@ def list_images(
     images = [
         image
         for image in all_images(request, _ids_filter(id))
-        if _matches(view(image), name, status, visibility)
+        if _matches(view(image), name, status, visibility, get_caller(request).project_id)
     ]
     chosen, more = page(sort_images(images, order), marker, count)
     params = {k: v for k, v in request.query_params.items() if k != "marker"}
@@ -272,7 +296,13 @@ def show_image(request: Request, image_id: ImageIdPath) -> dict[str, Any]:
 
 
 def create_image(request: Request, body: GlanceImageCreate) -> dict[str, Any]:
-    """POST /image/v2/images: register a kernel or disk image already on the hosts; 201."""
+    """POST /image/v2/images: register a kernel or disk image already on the hosts (the
+    admin's), or create a queued image for an upload (a member, into their project); 201."""
+    if body.read_only():
+        raise Forbidden(f"Attribute '{body.read_only()[0]}' is read-only.")
+    if body.is_upload():
+        return _create_queued(request, body)
+    authorize(request, P.IMAGE_UPLOAD)
     paths = image_files.check(body.paths(), get_context(request).image_dirs, body.disk_format)
     values = {
         "id": str(uuidlib.uuid4()),
@@ -286,4 +316,31 @@ def create_image(request: Request, body: GlanceImageCreate) -> dict[str, Any]:
         "properties": body.properties(),
     }
     with get_context(request).database.session() as session:
+        return view(db_api.create_image(session, values))
+
+
+def _create_queued(request: Request, body: GlanceImageCreate) -> dict[str, Any]:
+    caller = get_caller(request)
+    visibility = body.visibility or "shared"  # glance's default since Ocata
+    if visibility == "public" and not caller.is_admin:
+        raise Forbidden("You are not authorized to complete publicize_image action.")
+    image_id = body.id or str(uuidlib.uuid4())
+    values: dict[str, Any] = {
+        "id": image_id,
+        "name": body.name or "",
+        "kind": "disk",
+        "source": "upload",
+        "status": "queued",
+        "owner": caller.project_id,
+        "visibility": visibility,
+        "protected": body.protected,
+        "container_format": body.container_format,
+        "disk_format": body.disk_format,
+        "min_disk": body.min_disk,
+        "min_ram": body.min_ram,
+        "properties": body.properties(),
+    }
+    with get_context(request).database.session() as session:
+        if db_api.get_image(session, image_id) is not None:
+            raise Conflict(f"Image with identifier {image_id} already exists!")
         return view(db_api.create_image(session, values))

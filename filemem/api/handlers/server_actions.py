@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from filemem.api import policy
 from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict
-from filemem.api.handlers import server_console, server_moves
+from filemem.api.handlers import server_console, server_moves, server_snapshot
 from filemem.api.handlers.instance_state import caller_is_admin, check_lock, record, transition
 from filemem.api.handlers.servers import ServerIdPath, find_visible
 from filemem.api.identity import get_caller
@@ -49,8 +49,8 @@ TRANSITIONS = {
 # nova's actions filemem does not serve, and why (a 400 that says so, never "no such action").
 UNSUPPORTED = {
     **dict.fromkeys(
-        ("createImage", "createBackup", "shelve", "shelveOffload", "unshelve"),
-        "filemem has no image service to write snapshots to",
+        ("shelve", "shelveOffload", "unshelve"),
+        "filemem does not shelve servers yet",
     ),
     **dict.fromkeys(("rescue", "unrescue"), "filemem has no rescue images"),
     **dict.fromkeys(
@@ -177,6 +177,8 @@ ACTIONS: dict[str, tuple[Handler, APIVersion]] = {
     "confirmResize": (server_moves.confirm_resize, APIVersion(2, 1)),
     "revertResize": (server_moves.revert_resize, APIVersion(2, 1)),
     "os-migrateLive": (server_moves.live_migrate, APIVersion(2, 1)),
+    "createImage": (server_snapshot.create_image, APIVersion(2, 1)),
+    "createBackup": (server_snapshot.create_backup, APIVersion(2, 1)),
 }
 # Actions that wait for an agent: they run on the event loop and wait without a thread.
 ASYNC_ACTIONS: dict[str, tuple[AsyncHandler, APIVersion]] = {

@@ -72,10 +72,25 @@ def _refs(session: Session, spec: ServerCreate, project_id: str | None) -> tuple
         raise BadRequest(f"Flavor {flavor_id} could not be found. Invalid flavorRef provided.")
     image_id = ref_id(spec.image_ref)
     image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
-    if image is None:
+    if image is None or not image_visible(image, project_id):
         raise BadRequest(f"Image {image_id} could not be found. Invalid imageRef provided.")
+    check_active(image)
     check_page_size(flavor.name, flavor.specs(), image)
     return flavor, image
+
+
+def image_visible(image: Image, project_id: str | None) -> bool:
+    """glance's visibility for a boot: private and shared images to their owner project (or
+    an admin: project_id None) only."""
+    if project_id is None or image.visibility in ("public", "community"):
+        return True
+    return image.owner == project_id
+
+
+def check_active(image: Image) -> None:
+    """nova's ImageNotActive, a 400: an upload still queued or saving cannot boot."""
+    if image.status != "active":
+        raise BadRequest(f"Image {image.id} is not active.")
 
 
 def _zone_request(session: Session, value: str | None) -> ZoneRequest:

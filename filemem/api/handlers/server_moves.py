@@ -13,7 +13,7 @@ from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, Forbidden
 from filemem.api.handlers import instance_state as actions
 from filemem.api.handlers import server_views as views
-from filemem.api.handlers.server_create import check_page_size
+from filemem.api.handlers.server_create import check_active, check_page_size, image_visible
 from filemem.api.handlers.servers import visible_project
 from filemem.api.identity import get_caller
 from filemem.api.policies import servers as policies
@@ -57,8 +57,9 @@ def rebuild(request: Request, instance: Instance, value: Any) -> JSONResponse:
     image_id = ref_id(body.imageRef)
     with ctx.database.reader() as session:
         image = db_api.get_image(session, image_id) if is_uuid(image_id) else None
-    if image is None:
+    if image is None or not image_visible(image, visible_project(request)):
         raise BadRequest(f"Image {image_id} could not be found.")
+    check_active(image)
     check_page_size(instance.flavor_name, dict(instance.extra_specs or {}), image)
     actions.check_lock(request, instance)
     values: dict[str, Any] = {"image_id": image.id}

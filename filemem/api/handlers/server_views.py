@@ -242,6 +242,10 @@ def _image_view(image_id: str, image: Image | None) -> ImageView:
             "disk_format": image.disk_format,
             "name": image.name,
             "mem_page_size": image.property_value(IMAGE_MEM_PAGE_SIZE),
+            "source": image.source,
+            "size": image.size,
+            "os_hash_algo": image.os_hash_algo,
+            "os_hash_value": image.os_hash_value,
         }
     )
 
@@ -299,4 +303,5 @@ def agent_view(
         availability_zone=instance.availability_zone,
         launch_index=instance.launch_index or 0,
         metadata={str(k): str(v) for k, v in (instance.metadata_ or {}).items()},
+        snapshot_image_id=instance.snapshot_image_id,
     )

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from oslo_policy import policy
 
-from filemem.api.policies.base import ADMIN, RULE_ANY, rule
+from filemem.api.policies.base import ADMIN, PROJECT_MEMBER_OR_ADMIN, RULE_ANY, rule
 
 FLAVORS_INDEX = "filemem:flavors:index"
 FLAVORS_SHOW = "filemem:flavors:show"
 IMAGES_INDEX = "filemem:images:index"
 IMAGES_SHOW = "filemem:images:show"
 IMAGE_UPLOAD = "filemem:images:upload"
+# glance's add_image, modify_image, delete_image, upload_image and download_image: a member
+# acts in their own project (the handlers check the image's owner), the admin everywhere.
+IMAGE_ADD = "filemem:images:add"
+IMAGE_MODIFY = "filemem:images:modify"
+IMAGE_DELETE = "filemem:images:delete"
+IMAGE_UPLOAD_DATA = "filemem:images:upload_data"
+IMAGE_DOWNLOAD = "filemem:images:download"
 AGENT = "filemem:agent"
 PLACEMENT_PROXY = "filemem:placement:proxy"
 IDENTITY_PROJECTS = "filemem:identity:projects"
@@ -50,8 +57,38 @@ _rules = [
     rule(
         IMAGE_UPLOAD,
         ADMIN,
-        "Register an image from a kernel on the API host's image directories",
+        "Register an image by path (kernel_path or disk_path below [api] image_dirs)",
         ("POST", "/image/v2/images"),
+    ),
+    rule(
+        IMAGE_ADD,
+        PROJECT_MEMBER_OR_ADMIN,
+        "Create an image in one's own project (its data uploaded next)",
+        ("POST", "/image/v2/images"),
+    ),
+    rule(
+        IMAGE_MODIFY,
+        PROJECT_MEMBER_OR_ADMIN,
+        "Update an image of one's own project (making it public: the admin only)",
+        ("PATCH", "/image/v2/images/{image_id}"),
+    ),
+    rule(
+        IMAGE_DELETE,
+        PROJECT_MEMBER_OR_ADMIN,
+        "Delete an image of one's own project",
+        ("DELETE", "/image/v2/images/{image_id}"),
+    ),
+    rule(
+        IMAGE_UPLOAD_DATA,
+        PROJECT_MEMBER_OR_ADMIN,
+        "Upload the data of a queued image of one's own project",
+        ("PUT", "/image/v2/images/{image_id}/file"),
+    ),
+    rule(
+        IMAGE_DOWNLOAD,
+        RULE_ANY,
+        "Download an image's data (an image the caller may see)",
+        ("GET", "/image/v2/images/{image_id}/file"),
     ),
     rule(
         AGENT,

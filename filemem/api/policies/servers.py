@@ -61,6 +61,8 @@ ACTION_RULES = {
     "os-resetState": RESET_STATE,
     "os-getConsoleOutput": CONSOLE_OUTPUT,
     "os-migrateLive": MIGRATE_LIVE,
+    "createImage": SERVERS % "create_image",
+    "createBackup": "os_compute_api:os-create-backup",
 }
 _ACTION_TEXT = {
     "os-start": "Start a server",
@@ -80,6 +82,8 @@ _ACTION_TEXT = {
     "os-resetState": "Reset the state of a given server",
     "os-getConsoleOutput": "Show console output for a server",
     "os-migrateLive": "Live migrate a server to a new host without a reboot",
+    "createImage": "Create an image from a server",
+    "createBackup": "Create a back up of a server",
 }
 ACTION_DEFAULTS = {
     **dict.fromkeys(ACTION_RULES, PROJECT_MEMBER_OR_ADMIN),

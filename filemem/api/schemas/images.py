@@ -1,11 +1,13 @@
-"""POST /image/v2/images (glance's create): a kernel (+initrd, cmdline) or a disk file by path."""
+"""POST /image/v2/images (glance's create): a kernel (+initrd, cmdline) or a disk file by path,
+or a queued image whose data is uploaded next (PUT .../file), with glance's string properties."""
 
 from __future__ import annotations
 
 import posixpath
+import uuid as uuidlib
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from filemem.api.schemas.common import Name, StrictModel
@@ -40,13 +42,37 @@ def _invalid(message: str) -> PydanticCustomError:
     return PydanticCustomError("filemem_invalid", message)
 
 
-class GlanceImageCreate(StrictModel):
-    """glance's create body; filemem's paths and command line are image properties in it."""
+# glance's attributes a client may not set (403 "Attribute ... is read-only"), and filemem's own
+# names, which a property must not shadow.
+READ_ONLY = frozenset(
+    {
+        "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
+        "created_at", "updated_at", "self", "file", "schema", "direct_url", "locations",
+    }
+)  # fmt: skip
+FILEMEM_NAMES = frozenset({"kind", "filemem_kind"})
+UPLOAD_FORMATS = ("qcow2", "raw")
+PROPERTY_VALUE_MAX = 65535
+Visibility = Literal["public", "private", "shared", "community"]
 
-    name: Name
+
+class GlanceImageCreate(StrictModel):
+    """glance's create body; filemem's paths and command line are image properties in it.
+    Neither kernel_path nor disk_path: a queued image, its data uploaded next."""
+
+    # glance takes any further string property (the openstack CLI sends
+    # owner_specified.openstack.md5/sha256/object): kept in model_extra, checked below.
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = Field(default=None, max_length=36)
+    name: Name | None = None
     disk_format: Literal["aki", "qcow2", "raw"] | None = None
     container_format: Literal["bare"] | None = None
-    visibility: Literal["public"] | None = None
+    visibility: Visibility | None = None
+    protected: bool = False
+    min_disk: int = Field(default=0, ge=0, le=2**31 - 1)
+    min_ram: int = Field(default=0, ge=0, le=2**31 - 1)
+    tags: list[str] = Field(default_factory=list, max_length=0)
     kernel_path: ImagePath | None = None
     initrd_path: ImagePath | None = None
     cmdline: Cmdline | None = None
@@ -55,10 +81,17 @@ class GlanceImageCreate(StrictModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> GlanceImageCreate:
+        self._check_extra()
         if self.cmdline is not None and not self.cmdline.isprintable():
             raise _invalid("cmdline must not contain control characters")
-        if (self.kernel_path is None) == (self.disk_path is None):
+        if self.kernel_path is None and self.disk_path is None:
+            return self._upload()
+        if self.name is None:
+            raise _invalid("name is required to register an image by path")
+        if self.kernel_path is not None and self.disk_path is not None:
             raise _invalid("give either kernel_path (a kernel image) or disk_path (a disk image)")
+        if self.visibility not in (None, "public"):
+            raise _invalid("an image registered by path is public")
         if self.kernel_path is not None:
             if self.disk_format not in (None, "aki"):
                 raise _invalid("disk_format of a kernel image (kernel_path) must be aki")
@@ -71,8 +104,40 @@ class GlanceImageCreate(StrictModel):
                 self.disk_format = "qcow2"
         return self
 
+    def _upload(self) -> GlanceImageCreate:
+        if self.initrd_path is not None or self.cmdline is not None:
+            raise _invalid("initrd_path and cmdline go with kernel_path")
+        if self.disk_format == "aki":
+            raise _invalid("disk_format of an uploaded image must be qcow2 or raw")
+        if self.id is not None:
+            try:
+                self.id = str(uuidlib.UUID(self.id))
+            except ValueError:
+                raise _invalid(f"id {self.id!r} is not a UUID") from None
+        return self
+
+    def _check_extra(self) -> None:
+        for key, value in (self.model_extra or {}).items():
+            if key in FILEMEM_NAMES:
+                raise _invalid(f"{key} was unexpected")
+            if key in READ_ONLY:
+                continue  # the handler answers glance's 403
+            if not key or len(key) > 255 or not key.isprintable():
+                raise _invalid(f"property name {key[:64]!r} must be 1-255 printable characters")
+            if not isinstance(value, str):
+                raise _invalid(f"property {key}: {value!r} is not of type 'string'")
+            if len(value) > PROPERTY_VALUE_MAX:
+                raise _invalid(f"property {key} is longer than {PROPERTY_VALUE_MAX} characters")
+
+    def read_only(self) -> list[str]:
+        return sorted(set(self.model_extra or {}) & READ_ONLY)
+
     def kind(self) -> Literal["kernel", "disk"]:
+        """A kernel boot, or a disk (registered by path or uploaded)."""
         return "kernel" if self.kernel_path is not None else "disk"
+
+    def is_upload(self) -> bool:
+        return self.kernel_path is None and self.disk_path is None
 
     def paths(self) -> dict[str, str]:
         named = {
@@ -85,4 +150,5 @@ class GlanceImageCreate(StrictModel):
     def properties(self) -> dict[str, str]:
         """The glance image properties stored as such (filemem's paths have their own columns)."""
         named = {"hw_mem_page_size": self.hw_mem_page_size}
-        return {key: value for key, value in named.items() if value is not None}
+        extra = {k: str(v) for k, v in (self.model_extra or {}).items() if k not in READ_ONLY}
+        return {**extra, **{key: value for key, value in named.items() if value is not None}}

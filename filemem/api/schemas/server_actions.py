@@ -32,6 +32,18 @@ class Rebuild(StrictModel):
     description: Annotated[str, Field(max_length=255)] | None = None
 
 
+class CreateImage(StrictModel):
+    name: Name
+    metadata: Metadata | None = None
+
+
+class CreateBackup(StrictModel):
+    name: Name
+    backup_type: Annotated[str, Field(min_length=1, max_length=255)]
+    rotation: Annotated[int, Field(ge=0, strict=False)]
+    metadata: Metadata | None = None
+
+
 class Resize(StrictModel):
     flavorRef: Ref
     disk_config: Literal["AUTO", "MANUAL"] | None = Field(None, alias="OS-DCF:diskConfig")

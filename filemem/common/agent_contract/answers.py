@@ -40,6 +40,13 @@ class ImageView(Answer):
     name: str | None = None
     # The image property hw_mem_page_size: guest config combines it with the flavor's.
     mem_page_size: str | None = None
+    # "upload": no path; the agent downloads the data (GET /image/v2/images/{id}/file) into
+    # its image cache and checks it against os_hash_value (os_hash_algo) and size. None or
+    # "path": the files are where the paths say, on every host.
+    source: Literal["path", "upload"] | None = None
+    size: int | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
 
 
 class LiveMigrationView(Answer):
@@ -120,6 +127,8 @@ class AgentInstance(Answer):
     availability_zone: str | None = None
     launch_index: int = 0
     metadata: dict[str, str] = Field(default_factory=dict)
+    # While task_state is image_snapshot: the queued image the guest's disk is uploaded to.
+    snapshot_image_id: str | None = None
 
 
 class WatchAnswer(Answer):

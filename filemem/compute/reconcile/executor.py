@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import traceback
@@ -13,6 +14,7 @@ from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable, ContractMismatch
 from filemem.compute.config_drive import write_config_drive
 from filemem.compute.console import console_tail
+from filemem.compute.image_cache import ImageCache, ImageDownloadFailed
 from filemem.compute.live_migration import MigrationRunner, source_marker
 from filemem.compute.manager import ComputeManager
 from filemem.compute.network.base import InstancePorts, NetworkDriver, NetworkError, NoNetwork
@@ -41,7 +43,7 @@ _NOT_THE_STEPS = (*_TRANSIENT, ContractMismatch)
 _ERROR_ON_FAILURE = frozenset(
     {"spawn", "stop", "start", "reboot", "reboot_hard", "rebuild", "resize"}
 )
-_REVERT_ON_FAILURE = frozenset({"pause", "unpause", "suspend", "resume"})
+_REVERT_ON_FAILURE = frozenset({"pause", "unpause", "suspend", "resume", "snapshot"})
 SUCCESS = "Success"
 FAILURE = "Error"
 
@@ -67,6 +69,7 @@ class PlanExecutor:
         api: AgentApi,
         shutdown_timeout: float | None = None,
         network: NetworkDriver | None = None,
+        images: ImageCache | None = None,
     ) -> None:
         self.host = host
         self.manager = manager
@@ -75,6 +78,19 @@ class PlanExecutor:
         self.shutdown_timeout = shutdown_timeout
         self.network = network or NoNetwork()
         self.migrations = MigrationRunner(driver, api)
+        # Where uploaded images are downloaded to; None: this agent boots path images only.
+        self.images = images
+
+    def _local(self, want: DesiredInstance) -> DesiredInstance:
+        """`want` with its image's disk on this host (an upload downloaded into the cache)."""
+        if want.image.source != "upload":
+            return want
+        if self.images is None:
+            raise ImageDownloadFailed(
+                f"image {want.image.image_id} was uploaded to the API, and this agent has no "
+                "image cache to download it into"
+            )
+        return dataclasses.replace(want, image=self.images.local(want.image))
 
     def run_pass(self, desired: list[DesiredInstance]) -> PassResult:
         result = PassResult()
@@ -155,6 +171,8 @@ class PlanExecutor:
                 assert want is not None and want.console_requested_at is not None
                 output = console_tail(driver.console_log(step.uuid))
                 self.api.console(step.uuid, output, want.console_requested_at)
+            case "snapshot":
+                self._snapshot(step)
             case "report":
                 pass  # nothing to do but the report
             case "live_migrate" | "migration_control" | "prepare_incoming" | "migration_event":
@@ -164,8 +182,8 @@ class PlanExecutor:
 
     def _build(self, step: Step, kind: Literal["spawn", "rebuild", "resize"]) -> None:
         """A guest defined from the desired flavor and image: new, again, or resized."""
-        want = step.instance
-        assert want is not None
+        assert step.instance is not None
+        want = self._local(step.instance)
         nics = self._plug(want)
         match kind:
             case "spawn":
@@ -197,6 +215,20 @@ class PlanExecutor:
             case _:
                 unknown_step(kind)
 
+    def _snapshot(self, step: Step) -> None:
+        """The guest's disk to its queued image: written next to the guest (the host's own
+        disk, never the API's), uploaded through the image API, then removed."""
+        want = step.instance
+        assert want is not None and want.snapshot_image_id is not None
+        image_id = want.snapshot_image_id
+        path = self.driver.instance_dir(want.uuid) / f"snapshot-{image_id}.qcow2"
+        LOG.info("writing the disk of %s to image %s", want.uuid, image_id)
+        try:
+            self.driver.snapshot_disk(want.uuid, path)
+            self.api.upload_image(image_id, path)
+        finally:
+            path.unlink(missing_ok=True)
+
     def _execute_migration(self, step: Step, kind: MigrationStepKind) -> None:
         want, mid = step.instance, step.migration_uuid
         assert want is not None and mid is not None
@@ -208,8 +240,9 @@ class PlanExecutor:
                 self.migrations.control(want.live_migration, want.uuid)
             case "prepare_incoming":
                 # The domain XML names the bridge: it must exist here before the guest comes.
-                self._plug(want)
-                self.migrations.prepare_incoming(want, mid, step.migration_body)
+                local = self._local(want)
+                self._plug(local)
+                self.migrations.prepare_incoming(local, mid, step.migration_body)
             case "migration_event":
                 LOG.info("live migration %s of %s: %s", mid, want.uuid, step.migration_body)
                 self.api.migration_event(mid, step.migration_body)

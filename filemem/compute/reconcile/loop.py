@@ -7,11 +7,20 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import filemem
-from filemem.compute.agent_api import AgentApi, ApiRefused, ApiUnavailable, RegistrationRefused
+from filemem.compute import image_cache
+from filemem.compute.agent_api import (
+    AgentApi,
+    AgentApiClient,
+    ApiRefused,
+    ApiUnavailable,
+    RegistrationRefused,
+)
 from filemem.compute.host import ComputeHost
+from filemem.compute.image_cache import ImageCache
 from filemem.compute.live_migration import registration_details, store_free_mb
 from filemem.compute.manager import Placed, flavor_resources
 from filemem.compute.reconcile.executor import PassResult, PlanExecutor
@@ -36,15 +45,23 @@ class ReconcileLoop:
         wait: float = 20.0,
         retry_interval: float = 1.0,
         stop: threading.Event | None = None,
+        images: ImageCache | None = None,
     ) -> None:
         self.host = host
         self.api = api
         self.wait = wait
         self.retry_interval = retry_interval
         self.stop = stop or threading.Event()
+        self.images = images if images is not None else _image_cache(host, api)
         self.executor = PlanExecutor(
-            host.tracker.name, host.manager, host.driver, api, network=host.network
+            host.tracker.name,
+            host.manager,
+            host.driver,
+            api,
+            network=host.network,
+            images=self.images,
         )
+        self._last_cache_pass = time.monotonic()
         self._desired: list[DesiredInstance] = []
         self._lock = threading.Lock()
         self._last_heartbeat = 0.0
@@ -150,9 +167,23 @@ class ReconcileLoop:
             self._desired = desired
         result = self.executor.run_pass(desired)
         self.passes += 1
+        self.clean_image_cache(desired)
         for uuid, reason in result.failed.items():
             LOG.warning("instance %s: %s", uuid, reason)
         return new_cursor, result
+
+    def clean_image_cache(self, desired: list[DesiredInstance], force: bool = False) -> None:
+        """Every [image_cache] manager_interval: remove the bases none of `desired` uses. A
+        failure is logged, never the loop's: the cache is retried at the next interval."""
+        interval = int(self.host.conf.image_cache.manager_interval)
+        due = time.monotonic() - self._last_cache_pass >= interval
+        if self.images is None or interval < 0 or not (due or force):
+            return
+        self._last_cache_pass = time.monotonic()
+        try:
+            self.images.clean(image_cache.in_use(want.image for want in desired))
+        except OSError as exc:
+            LOG.error("image cache %s: cleanup failed: %s", self.images.directory, exc)
 
     def run(self) -> None:
         """Until `stop`; transient failures (API, libvirt, Placement down) back off and retry."""
@@ -182,6 +213,19 @@ class ReconcileLoop:
             failures = 0
             if result.done:
                 LOG.info("reconcile pass: %s", ", ".join(f"{s.kind} {s.uuid}" for s in result.done))
+
+
+def _image_cache(host: ComputeHost, api: AgentApi) -> ImageCache | None:
+    """The cache under state_path, downloading through `api` when it speaks HTTP (test fakes
+    of the API boot path images only)."""
+    if not isinstance(api, AgentApiClient):
+        return None
+    conf = host.conf
+    return ImageCache(
+        Path(conf.state_path) / image_cache.BASE_DIR,
+        api.download_image,
+        min_age=float(conf.image_cache.remove_unused_original_minimum_age_seconds),
+    )
 
 
 def _live_migration_uuid(want: DesiredInstance) -> tuple[str, ...]:

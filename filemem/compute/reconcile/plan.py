@@ -24,6 +24,7 @@ from filemem.common.states import (
     BUILDING,
     DELETING,
     ERROR,
+    IMAGE_SNAPSHOT,
     PAUSED,
     PAUSING,
     POWERING_OFF,
@@ -135,6 +136,7 @@ class DesiredInstance:
     availability_zone: str | None = None
     launch_index: int = 0
     metadata: Mapping[str, str] = field(default_factory=dict)
+    snapshot_image_id: str | None = None
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> DesiredInstance:
@@ -167,6 +169,11 @@ class DesiredInstance:
                 disk_format=image.disk_format or "qcow2",
                 name=image.name or "",
                 mem_page_size=image.mem_page_size,
+                source=image.source or "path",
+                image_id=image.id,
+                size=image.size,
+                os_hash_algo=image.os_hash_algo,
+                os_hash_value=image.os_hash_value,
             ),
             deleted_requested=view.deleted_requested,
             project_id=view.project_id or "",
@@ -185,6 +192,7 @@ class DesiredInstance:
             availability_zone=view.availability_zone,
             launch_index=view.launch_index,
             metadata=dict(view.metadata),
+            snapshot_image_id=view.snapshot_image_id,
         )
 
 
@@ -213,6 +221,7 @@ StepKind = Literal[
     "resize",
     "crash_dump",
     "console",
+    "snapshot",
     MigrationStepKind,
 ]
 
@@ -232,6 +241,7 @@ TASK_EVENTS: dict[str | None, str] = {
     REBUILDING: "compute_rebuild_instance",
     RESIZE_MIGRATING: "compute_finish_resize",
     RESIZE_REVERTING: "compute_finish_revert_resize",
+    IMAGE_SNAPSHOT: "compute_snapshot_instance",
 }
 
 
@@ -349,6 +359,12 @@ def _plan_existing(want: DesiredInstance, have: GuestInfo) -> list[Step]:
         if alive:
             return done(observed_state(have))
         return act("resume", _state(ACTIVE, PowerState.RUNNING))
+    if task == IMAGE_SNAPSHOT:
+        # Paused, stopped or suspended (its disk is not written then) or running (paused for
+        # the copy): the guest stays as it is; the report only ends the task.
+        if want.snapshot_image_id is None:
+            return done(observed_state(have))
+        return act("snapshot", observed_state(have))
     if task == RESIZE_MIGRATING:
         # nova's finish_resize: the guest runs afterwards unless it was stopped before.
         run = want.vm_state != STOPPED
