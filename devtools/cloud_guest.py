@@ -70,10 +70,19 @@ def wait_for_ssh(key: SshKey, user: str, address: str, timeout: float = 600.0) -
     raise AssertionError(f"no ssh to {user}@{address} within {timeout} s: {last}")
 
 
+def wait_for_cloud_init(key: SshKey, user: str, address: str, timeout: float = 600.0) -> str:
+    """Block until cloud-init has run every stage in the guest; returns its status line(s)."""
+    done = ssh(key, user, address, ["cloud-init", "status", "--wait"], timeout=timeout)
+    # "status: error" (exit 1) means a module failed: the image's own modules must all succeed.
+    if "status: done" not in done.stdout:
+        raise AssertionError(f"cloud-init did not finish: {done.stdout} {done.stderr}")
+    return done.stdout.strip()
+
+
 def memory_check_command(mb: int) -> list[str]:
     """Write mb MiB of FILL_LINE into /dev/shm (guest RAM), read it back, print its sha256."""
     script = (
-        "set -e; f=/dev/shm/filemem-fill; "
+        "set -e; f=/dev/shm/filemem-fill.$$; "
         f"yes {FILL_LINE.decode().strip()} | head -c {mb * MIB} > $f; "
         "sync; sha256sum < $f | cut -d' ' -f1; rm -f $f"
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pycdlib  # type: ignore[import-untyped]
+import pycdlib
 
 from devtools.cloud_guest import (
     SshKey,
@@ -25,17 +25,29 @@ from devtools.cloud_guest import (
     make_ssh_key,
     memory_check_command,
     ssh,
+    wait_for_cloud_init,
     wait_for_ssh,
 )
 from devtools.debian_image import DEFAULT_DEST, DebianImage, ensure_debian_image
-from filemem.virt.xml.domain import Boot, Console, Devices, Disk, Domain, MemBalloon, Os, Serial
+from filemem.virt.xml.domain import (
+    Boot,
+    Console,
+    Devices,
+    Disk,
+    Domain,
+    Features,
+    MemBalloon,
+    Os,
+    Serial,
+)
 
 BRIDGE = "fmtestbr0"
 HOST_ADDRESS = "10.213.0.1"
 GUEST_ADDRESS = "10.213.0.10"
 PREFIX = 24
 GUEST_MAC = "52:54:00:fe:13:0a"
-USER_DATA_MARK = "/var/tmp/filemem-user-data-ran"
+# A path in the guest, written by the user data script; nothing on the host uses it.
+USER_DATA_MARK = "/var/tmp/filemem-user-data-ran"  # noqa: S108
 USER_DATA = f"#!/bin/sh\necho filemem > {USER_DATA_MARK}\n"
 CONNECT = ("virsh", "-c", "qemu:///system")
 
@@ -106,6 +118,7 @@ def domain_xml(name: str, uuid: str, overlay: Path, drive: Path, console: Path) 
         memory=512 * 1024,
         vcpu=1,
         os=Os(type="hvm", arch="x86_64", boot=[Boot(dev="hd")]),
+        features=Features(acpi=True, apic=True),
         on_poweroff="destroy",
         devices=Devices(
             disks=[
@@ -146,8 +159,9 @@ def domain_xml(name: str, uuid: str, overlay: Path, drive: Path, console: Path) 
 
 
 @contextmanager
-def test_bridge() -> Iterator[None]:
-    """BRIDGE with HOST_ADDRESS, deleted afterwards; the guest's address is static (config drive)."""
+def static_bridge() -> Iterator[None]:
+    """BRIDGE with HOST_ADDRESS, deleted afterwards; the guest's address is static (from the
+    config drive's network_data.json), so no DHCP server is needed."""
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
     subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
     try:
@@ -170,17 +184,23 @@ def boot_and_check(image: DebianImage, scratch: Path, memory_mb: int = 64) -> Bo
     """Boot, wait for ssh, check the user data ran and memory_mb MiB of RAM read back intact."""
     name = f"fm-debian-{uuidlib.uuid4().hex[:8]}"
     uuid = str(uuidlib.uuid4())
-    overlay, drive, console = scratch / "disk.qcow2", scratch / "config.iso", scratch / "console.log"
+    overlay, drive, console = (
+        scratch / "disk.qcow2",
+        scratch / "config.iso",
+        scratch / "console.log",
+    )
     key = make_ssh_key(scratch)
     cmd = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", image.disk_format]
     subprocess.run([*cmd, "-b", str(image.disk), str(overlay)], check=True)
     write_config_drive(drive, config_drive_files(uuid, name, key))
     xml_path = scratch / "domain.xml"
     xml_path.write_text(domain_xml(name, uuid, overlay, drive, console))
-    with test_bridge():
+    with static_bridge():
         subprocess.run([*CONNECT, "create", str(xml_path)], check=True, capture_output=True)
         try:
             seconds = wait_for_ssh(key, image.user, GUEST_ADDRESS)
+            # User scripts run in cloud-init's last stage, which may still be ahead of ssh.
+            wait_for_cloud_init(key, image.user, GUEST_ADDRESS)
             marker = ssh(key, image.user, GUEST_ADDRESS, ["cat", USER_DATA_MARK])
             fill = ssh(key, image.user, GUEST_ADDRESS, memory_check_command(memory_mb))
         finally:
