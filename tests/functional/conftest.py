@@ -13,12 +13,16 @@ from typing import Literal
 
 import pytest
 
+from devtools.debian_image import DebianImage, ensure_debian_image
 from devtools.test_image import TestImage, ensure_test_image
 from filemem.virt.libvirt.connection import EventCallback
 from filemem.virt.libvirt.driver import DriverSettings, LibvirtDriver
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_IMAGE_DIR = Path(os.environ.get("FILEMEM_TEST_IMAGE_DIR", "/var/lib/filemem/images/test"))
+DEBIAN_IMAGE_DIR = Path(
+    os.environ.get("FILEMEM_DEBIAN_IMAGE_DIR", "/var/lib/filemem/images/debian")
+)
 # Not pytest's tmp_path: QEMU runs as libvirt-qemu and must traverse to console logs.
 SCRATCH = Path("/var/tmp/filemem-tests")
 
@@ -34,6 +38,12 @@ def libvirtd() -> None:
 @pytest.fixture(scope="session")
 def test_image() -> TestImage:
     return ensure_test_image(TEST_IMAGE_DIR)
+
+
+@pytest.fixture(scope="session")
+def debian_image() -> DebianImage:
+    """The Debian cloud guest (scripts/build-debian-image): minutes to build, then cached."""
+    return ensure_debian_image(DEBIAN_IMAGE_DIR)
 
 
 @pytest.fixture
