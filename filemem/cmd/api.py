@@ -110,6 +110,7 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         service_down_time=float(conf.api.service_down_time),
         image_dirs=tuple(conf.api.image_dirs),
         allow_resize_to_same_host=bool(conf.allow_resize_to_same_host),
+        enable_instance_password=bool(conf.api.enable_instance_password),
         long_poll_interval=float(conf.api.long_poll_recheck_interval),
         change_notifications=bool(conf.api.change_notifications),
         console_limits=ConsoleLimits(
