@@ -79,7 +79,9 @@ def _tempest(ws: Path, *args: str, log: Path | None = None) -> subprocess.Comple
 
 def _workspace(cloud: TempestCloud) -> Path:
     ws = cloud.base / "tempest"
-    done = _tempest(cloud.base, "init", str(ws))
+    # A workspace file of its own: ~/.tempest/workspace.yaml would refuse a second run's name.
+    registry = str(cloud.base / "workspace.yaml")
+    done = _tempest(cloud.base, "init", "--workspace-path", registry, str(ws))
     assert done.returncode == 0, done.stdout + done.stderr
     with (ws / "etc" / "tempest.conf").open("w") as conf:
         tempest_conf(cloud, ws / "logs").write(conf)
