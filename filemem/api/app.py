@@ -18,6 +18,7 @@ from filemem.api.context import ApiContext
 from filemem.api.errors import install_handlers
 from filemem.api.host_auth import HostCredentialAuthenticator
 from filemem.api.identity import Authenticator
+from filemem.api.legacy_v2 import LegacyV2Middleware
 from filemem.api.microversion import MicroversionMiddleware
 from filemem.api.nul_guard import NulGuardMiddleware
 from filemem.api.policy import make_enforcer
@@ -159,6 +160,8 @@ def create_app(
         authenticators=[host_credentials, *authenticators, *ctx.authenticators],
         www_authenticate=f'Keystone uri="{keystone_uri or ""}"',
     )
+    # Outside the token check, whose public paths are the /v2.1 ones it rewrites /v2 to.
+    app.add_middleware(LegacyV2Middleware)
     # Before anything reads a body, for every route: its size and time are bounded.
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, timeout=ctx.body_timeout)
     # Outermost: even a 401 or a 406 carries the request id.

@@ -42,6 +42,8 @@ class ApiContext:
     allow_resize_to_same_host: bool = False
     # nova's [DEFAULT] force_config_drive: every new server gets a config drive.
     force_config_drive: bool = False
+    # nova's [api] enable_instance_password: adminPass in create and rebuild answers.
+    enable_instance_password: bool = True
     # How often a waiting agent long-poll re-reads the changes table ([api]
     # long_poll_recheck_interval): the safety net when notifications are on.
     long_poll_interval: float = 5.0

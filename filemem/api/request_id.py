@@ -1,4 +1,4 @@
-"""Every answer carries nova's x-openstack-request-id; instance actions record the same id."""
+"""Every answer carries nova's request id headers; instance actions record the same id."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-openstack-request-id"
+# nova still sends its own older name too (its compute_req_id middleware); clients read either.
+COMPUTE_HEADER = "x-compute-request-id"
 
 
 def new_request_id() -> str:
@@ -37,7 +39,9 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[HEADER] = rid
+                headers = MutableHeaders(scope=message)
+                headers[HEADER] = rid
+                headers[COMPUTE_HEADER] = rid
             await send(message)
 
         await self.app(scope, receive, send_with_id)

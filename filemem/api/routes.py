@@ -358,6 +358,12 @@ ROUTES: tuple[Route, ...] = (
         hypervisors.hypervisor_uptime,
         rule="os_compute_api:os-hypervisors:uptime",
     ),
+    Route(
+        "GET",
+        f"{F}/hypervisors",
+        hypervisors.list_filemem_hypervisors,
+        rule="os_compute_api:os-hypervisors:list-detail",
+    ),
     *_aggregate_routes(),
     *network_routes(),
     Route(

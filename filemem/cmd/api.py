@@ -115,6 +115,7 @@ def build_context(conf: cfg.ConfigOpts, url: str) -> ApiContext:
         image_size_cap=int(conf.api.image_size_cap),
         allow_resize_to_same_host=bool(conf.allow_resize_to_same_host),
         force_config_drive=bool(conf.force_config_drive),
+        enable_instance_password=bool(conf.api.enable_instance_password),
         long_poll_interval=float(conf.api.long_poll_recheck_interval),
         change_notifications=bool(conf.api.change_notifications),
         console_limits=ConsoleLimits(

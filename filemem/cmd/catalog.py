@@ -161,6 +161,9 @@ def cmd_hypervisor(args: argparse.Namespace) -> int:
     client = api(args)
     if args.hypervisor_command == "list":
         hypervisors = client.call("GET", "/os-hypervisors/detail")["hypervisors"]
+        # filemem's own figures live beside nova's shapes, not in them.
+        own = client.call("GET", f"{client.endpoint}/filemem/v1/hypervisors")["hypervisors"]
+        file_backed = {h["id"]: h["file_backed_memory"] for h in own}
         if args.json:
             print_json(hypervisors)
         else:
@@ -174,7 +177,7 @@ def cmd_hypervisor(args: argparse.Namespace) -> int:
                         h.get("memory_mb"),
                         h.get("memory_mb_used"),
                         h.get("running_vms"),
-                        h.get("filemem:file_backed_memory"),
+                        file_backed.get(h["id"]),
                     ]
                     for h in hypervisors
                 ],

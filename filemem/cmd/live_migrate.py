@@ -149,7 +149,7 @@ def migrate_one(
         seconds=time.monotonic() - started,
     )
     if migration["status"] in ("failed", "cancelled", "error"):
-        outcome.reason = migration.get("reason") or failure_reason(client, uuid)
+        outcome.reason = failure_reason(client, uuid)
     return outcome
 
 

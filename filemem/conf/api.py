@@ -76,6 +76,13 @@ OPTS: list[cfg.Opt] = [
         "arbitrary host file to a guest.",
     ),
     cfg.BoolOpt(
+        "enable_instance_password",
+        default=True,
+        help="Answer a server create and rebuild with adminPass (nova's option): the one the "
+        "request gave, else a generated one. filemem, like nova's libvirt driver without "
+        "password injection, does not set it inside the guest.",
+    ),
+    cfg.BoolOpt(
         "change_notifications",
         default=True,
         help="Wake a waiting agent long-poll (GET /filemem/v1/hosts/{host}/instances) as soon "

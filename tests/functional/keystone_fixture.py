@@ -41,11 +41,14 @@ def keystone_conf(state: Path, *, expiration: int = 3600) -> str:
     )
 
 
-def gunicorn_conf(port: int) -> str:
-    """gthread workers: keystonemiddleware validates tokens concurrently."""
+def gunicorn_conf(port: int, threads: int = 8) -> str:
+    """gthread workers: keystonemiddleware validates tokens concurrently. threads = 0: one
+    synchronous worker, for clients that write much (Tempest creating users), which SQLite
+    otherwise answers with "database is locked"."""
+    workers = f"worker_class = 'gthread'\nthreads = {threads}\n" if threads else ""
     return (
         f"bind = ['127.0.0.1:{port}']\n"
-        "workers = 1\nworker_class = 'gthread'\nthreads = 8\ntimeout = 120\n"
+        f"workers = 1\n{workers}timeout = 120\n"
         "wsgi_app = 'keystone.wsgi.api:application'\n"
         # The control socket would live in $HOME, shared by every gunicorn of this user.
         "control_socket_disable = True\n"
@@ -80,6 +83,7 @@ class KeystoneServer:
     state: Path
     port: int = 0
     expiration: int = 3600
+    threads: int = 8  # of gunicorn's one worker; 0: a synchronous worker (gunicorn_conf)
     process: ServiceProcess | None = None
     users: dict[str, User] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per set-up step
@@ -145,7 +149,7 @@ class KeystoneServer:
         conf_dir = conf_dir or self.state
         # keystone's oslo.config parses sys.argv: gunicorn gets no arguments and reads
         # ./gunicorn.conf.py instead.
-        (conf_dir / "gunicorn.conf.py").write_text(gunicorn_conf(port))
+        (conf_dir / "gunicorn.conf.py").write_text(gunicorn_conf(port, self.threads))
         process = ServiceProcess(
             [str(BIN / "gunicorn")],
             cwd=conf_dir,

@@ -209,7 +209,13 @@ def test_services_and_hypervisors_report_placement_capacity(env: ApiEnv) -> None
         4,
         20,
     )
-    assert shown["hypervisor_type"] == "QEMU" and shown["filemem:file_backed_memory"] is True
+    assert shown["hypervisor_type"] == "QEMU" and not any(k.startswith("filemem:") for k in shown)
+    [own] = [
+        h
+        for h in env.http.get("/filemem/v1/hypervisors").json()["hypervisors"]
+        if h["id"] == summary["id"]
+    ]
+    assert own["file_backed_memory"] is True and own["hypervisor_hostname"] == "hv-1"
     assert env.compute("GET", "/os-hypervisors/999999").status_code == 404
 
     disabled = env.compute(

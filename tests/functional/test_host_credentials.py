@@ -173,10 +173,10 @@ def test_a_host_credential_cannot_take_another_hosts_provider(env: ApiEnv) -> No
         # vm's own heartbeat with invented capacity: capped at vm's inventory in Placement.
         shown = as_vm.put(f"{F}/services/prov-vm", json=rogue).json()["service"]
         assert (shown["file_backed_memory_mb"], shown["store_free_mb"]) == (4096, 4096 - 256)
-        hypervisors = env.compute("GET", "/os-hypervisors/detail").json()["hypervisors"]
+        hypervisors = env.http.get(f"{F}/hypervisors").json()["hypervisors"]
         by_host = {h["hypervisor_hostname"]: h for h in hypervisors}
-        assert by_host["prov-vm"]["filemem:provider_uuid"] == provider
-        assert by_host["prov-other"]["filemem:provider_uuid"] == own
+        assert by_host["prov-vm"]["provider_uuid"] == provider
+        assert by_host["prov-other"]["provider_uuid"] == own
 
 
 def _instance_calls(uuid: str) -> list[tuple[str, str, Any]]:

@@ -193,11 +193,20 @@ def _one_action(body: Any) -> tuple[str, Any]:
     return str(name), value
 
 
-def _checked_version(request: Request, name: str) -> None:
-    if name in UNSUPPORTED:
-        raise BadRequest(
-            f"filemem does not support the server action '{name}': {UNSUPPORTED[name]}"
+def _refuse_unsupported(request: Request, server_id: str, name: str) -> None:
+    """As nova, the server is found first (404); a restore finds it never soft-deleted (409,
+    nova's answer for a server in another state); anything else is a 400 saying why."""
+    with get_context(request).database.reader() as session:
+        instance = find_visible(request, session, server_id)
+    if name == "restore":
+        raise Conflict(
+            f"Cannot 'restore' instance {instance.uuid} while it is in vm_state "
+            f"{instance.vm_state}: {UNSUPPORTED[name]}"
         )
+    raise BadRequest(f"filemem does not support the server action '{name}': {UNSUPPORTED[name]}")
+
+
+def _checked_version(request: Request, name: str) -> None:
     entry = ACTIONS.get(name) or ASYNC_ACTIONS.get(name)
     if entry is None or api_version(request) < entry[1]:
         raise BadRequest(f"There is no such action: {name}")
@@ -223,6 +232,8 @@ async def server_action(
     The database work runs in the thread pool; an action that waits for an agent
     (ASYNC_ACTIONS) waits on the event loop, so waiting callers hold no thread."""
     name, value = _one_action(body)
+    if name in UNSUPPORTED:
+        await run_in_threadpool(_refuse_unsupported, request, server_id, name)
     _checked_version(request, name)
     instance = await run_in_threadpool(_target, request, server_id, name)
     if name in ASYNC_ACTIONS:

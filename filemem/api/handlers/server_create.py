@@ -17,6 +17,7 @@ from filemem.api.context import ApiContext, get_context
 from filemem.api.errors import BadRequest
 from filemem.api.handlers import server_networks
 from filemem.api.handlers import server_views as views
+from filemem.api.handlers.admin_password import admin_password
 from filemem.api.handlers.availability_zones import available_zones
 from filemem.api.handlers.servers import visible_project
 from filemem.api.identity import Caller, get_caller
@@ -252,10 +253,13 @@ def create_server(request: Request, body: ServerCreateRequest) -> Response:
         get_context(request).conductor.build_many(to_build)
     if spec.return_reservation_id is not None and is_true(spec.return_reservation_id):
         return JSONResponse({"reservation_id": instances[0].reservation_id}, status_code=202)
+    # nova's answer: no name (Tempest's schema refuses one), adminPass unless turned off.
     server = {
-        **views.summary(request, instances[0]),
+        "id": instances[0].uuid,
+        "links": views.summary(request, instances[0])["links"],
         "OS-DCF:diskConfig": "MANUAL",
         "security_groups": [{"name": "default"}],
+        **admin_password(request, spec.adminPass),
     }
     return JSONResponse(
         {"server": server}, status_code=202, headers={"Location": server["links"][0]["href"]}

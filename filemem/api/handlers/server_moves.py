@@ -13,6 +13,7 @@ from filemem.api.context import get_context
 from filemem.api.errors import BadRequest, Conflict, Forbidden
 from filemem.api.handlers import instance_state as actions
 from filemem.api.handlers import server_views as views
+from filemem.api.handlers.admin_password import admin_password
 from filemem.api.handlers.server_create import check_active, check_page_size, image_visible
 from filemem.api.handlers.servers import visible_project
 from filemem.api.identity import get_caller
@@ -75,7 +76,10 @@ def rebuild(request: Request, instance: Instance, value: Any) -> JSONResponse:
     with ctx.database.reader() as session:
         rebuilt = db_api.get_instance(session, instance.uuid)
         assert rebuilt is not None
-        return JSONResponse({"server": views.detail(request, rebuilt)}, status_code=202)
+        # nova's rebuild answer below 2.75: show() without AZ, key, config drive, security
+        # groups, OS-EXT-*, OS-SRV-USG, volumes and host_status (Tempest refuses them).
+        server = {**views.update_view(request, rebuilt), **admin_password(request, body.adminPass)}
+        return JSONResponse({"server": server}, status_code=202)
 
 
 def _new_flavor(request: Request, instance: Instance, ref: str) -> Any:

@@ -8,11 +8,13 @@ from fastapi import Request
 
 from filemem.api import microversion
 from filemem.api.identity import get_caller
+from filemem.api.legacy_v2 import is_legacy
 from filemem.api.links import base_url
 
 MIN_VERSION = str(microversion.MIN_VERSION)
 MAX_VERSION = str(microversion.MAX_VERSION)
 _UPDATED = "2013-07-23T11:33:21Z"
+_LEGACY_UPDATED = "2011-01-21T11:33:21Z"
 _IDENTITY_UPDATED = "2020-04-07T00:00:00Z"
 
 
@@ -27,21 +29,36 @@ def _compute_version(base: str) -> dict[str, Any]:
     }
 
 
+def _legacy_version(base: str) -> dict[str, Any]:
+    """nova's v2.0: the same API at microversion 2.1 (filemem/api/legacy_v2.py)."""
+    return {
+        "id": "v2.0",
+        "status": "SUPPORTED",
+        "version": "",
+        "min_version": "",
+        "updated": _LEGACY_UPDATED,
+        "links": [{"rel": "self", "href": f"{base}/v2/"}],
+    }
+
+
 def list_versions(request: Request) -> dict[str, Any]:
-    """GET /: the API versions (only v2.1)."""
-    return {"versions": [_compute_version(base_url(request))]}
+    """GET /: the API versions, v2.0 first as nova lists them."""
+    base = base_url(request)
+    return {"versions": [_legacy_version(base), _compute_version(base)]}
 
 
 def show_version(request: Request) -> dict[str, Any]:
-    """GET /v2.1: the v2.1 version document, which clients read for microversions."""
-    version = _compute_version(base_url(request))
+    """GET /v2.1 (or /v2): the version document, which clients read for microversions."""
+    base = base_url(request)
+    legacy = is_legacy(request.scope)
+    version = _legacy_version(base) if legacy else _compute_version(base)
     version["links"].append(
         {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"}
     )
     version["media-types"] = [
         {
             "base": "application/json",
-            "type": "application/vnd.openstack.compute+json;version=2.1",
+            "type": f"application/vnd.openstack.compute+json;version={'2' if legacy else '2.1'}",
         }
     ]
     return {"version": version}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import ipaddress
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -29,9 +30,27 @@ BoolLike = bool | Literal[
 TRUE_WORDS = frozenset(
     {"True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes", "y", "t"}
 )
+FALSE_WORDS = frozenset(
+    {"False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no", "n", "f"}
+)
 # nova's parameter_types.tag (MAX_TAG_LENGTH 60), and MAX_TAG_COUNT 50 per server.
 MAX_TAGS = 50
 Tag = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^,/]*$")]
+
+
+def _ipv4(value: str) -> str:
+    ipaddress.IPv4Address(value)  # its ValueError names the value
+    return value
+
+
+def _ipv6(value: str) -> str:
+    ipaddress.IPv6Address(value)
+    return value
+
+
+# nova's parameter_types.accessIPv4 / accessIPv6: an address of that family.
+AccessIPv4 = Annotated[str, AfterValidator(_ipv4)]
+AccessIPv6 = Annotated[str, AfterValidator(_ipv6)]
 
 
 def is_true(value: bool | str) -> bool:
@@ -115,6 +134,12 @@ class ServerCreate(StrictModel):
     ) = None
     user_data: UserData | None = None
     config_drive: BoolLike | None = None
+    # nova accepts these; filemem, like nova's libvirt driver without password injection,
+    # answers adminPass but sets nothing in the guest, and keeps no access addresses.
+    adminPass: Annotated[str, Field(max_length=255)] | None = None
+    accessIPv4: AccessIPv4 | None = None
+    accessIPv6: AccessIPv6 | None = None
+    disk_config: Literal["AUTO", "MANUAL"] | None = Field(None, alias="OS-DCF:diskConfig")
 
     @model_validator(mode="after")
     def _one_image(self) -> ServerCreate:
@@ -169,8 +194,25 @@ class ServerCreate(StrictModel):
         return low, int(self.max_count) if self.max_count is not None else low
 
 
+# nova's scheduler hints: an object of any keys; those whose filter is not enabled are ignored.
+SchedulerHints = Annotated[dict[Annotated[str, Field(max_length=255)], Any], Field(max_length=64)]
+
+
 class ServerCreateRequest(StrictModel):
     server: ServerCreate
+    scheduler_hints: SchedulerHints | None = Field(None, alias="os:scheduler_hints")
+    scheduler_hints_old: SchedulerHints | None = Field(None, alias="OS-SCH-HNT:scheduler_hints")
+
+    @model_validator(mode="after")
+    def _no_server_group(self) -> ServerCreateRequest:
+        """nova refuses a group it does not know; filemem has no server groups at all."""
+        for hints in (self.scheduler_hints, self.scheduler_hints_old):
+            if hints and "group" in hints:
+                raise PydanticCustomError(
+                    "filemem_invalid",
+                    "os:scheduler_hints group: filemem has no server groups",
+                )
+        return self
 
 
 class ServerUpdate(StrictModel):

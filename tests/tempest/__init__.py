@@ -1,0 +1,1 @@
+"""Tempest, OpenStack's conformance suite, against filemem (issue 20)."""
