@@ -69,6 +69,9 @@ def _prepare_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
         )
     # One host: a resize can only ever run in place (an explicit setting still wins).
     conf.set_default("allow_resize_to_same_host", True)
+    # No metadata service runs beside `filemem up`: a config drive is how a guest's cloud-init
+    # gets its key, user data and network (an explicit setting still wins).
+    conf.set_default("force_config_drive", True)
     state = state_dir(Path(conf.state_path))
     if not conf.api.admin_token:
         # A new token each run: one that leaked (an old log, a copied client file) stops

@@ -67,6 +67,7 @@ OPTS: list[cfg.Opt] = [
         help="Give every new server a config drive (nova's option of that name), as if it "
         "asked for one with config_drive true: an ISO 9660 image labelled config-2 holding "
         "nova's openstack/<version>/meta_data.json, network_data.json and user_data, "
-        "attached to the guest as a read-only CD-ROM.",
+        "attached to the guest as a read-only CD-ROM. `filemem up` defaults it to true: no "
+        "metadata service runs beside it.",
     ),
 ]

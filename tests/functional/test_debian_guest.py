@@ -106,8 +106,6 @@ def test_debian_guest_boots_from_uploaded_image_and_answers_ssh(
         "k",
         "--user-data",
         str(user_data),
-        "--config-drive",
-        "true",
         "--wait",
         "vm",
     )
