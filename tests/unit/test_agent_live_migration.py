@@ -31,7 +31,8 @@ from filemem.compute.reconcile.plan import (
 from filemem.compute.resource_sync import ResourceSyncLoop
 from filemem.exceptions import GuestNotFound, MigrationNotSupported
 from filemem.placement.embedded import EmbeddedPlacement
-from filemem.virt.fake import FakeDriver, FakeLiveMigration
+from filemem.virt.fake import FakeDriver
+from filemem.virt.fake_migration import FakeLiveMigration
 from tests.unit.test_agent_fake_driver import FakeAgentApi, building
 
 DEST_ADDRESS = "192.0.2.12"
