@@ -141,3 +141,4 @@ ignored  # unused variable (filemem/common/agent_contract/answers.py:129)
 network_id  # unused variable (filemem/common/agent_contract/answers.py:72): read by the API side
 network_name  # unused variable (filemem/common/agent_contract/answers.py:73): the API side's
 vif_details  # unused variable (filemem/common/agent_contract/answers.py:85): for Neutron's ovs
+source_network  # unused variable (filemem/virt/xml/domain.py): read from libvirt domains

@@ -18,7 +18,7 @@ from filemem.compute.network.base import (
     NoNetwork,
     bridge_nics,
 )
-from filemem.compute.reconcile.plan import DesiredInstance
+from filemem.compute.reconcile.plan import DesiredInstance, Step
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.virt.fake import FakeDriver
 from tests.agent_stack import IGNORE_TIMEOUT_WARNING, Stack, build_stack, close_stack
@@ -162,3 +162,27 @@ def test_a_broken_network_fails_the_spawn_not_the_pass(stack: Stack[FakeDriver])
 
     assert "cannot be made" in result.failed[uuid]
     assert [s.uuid for s in result.done if s.kind == "spawn"] == [other]
+
+
+def test_the_destination_of_a_live_migration_plugs_before_it_prepares(
+    stack: Stack[FakeDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = RecordingNetwork()
+    executor = stack.loop.executor
+    executor.network = network
+    uuid = stack.boot()
+    seen: list[bool] = []
+
+    def prepare(want: DesiredInstance, migration_uuid: str, body: object) -> None:
+        seen.append(want.uuid in network.served)  # the bridge and the address come first
+
+    monkeypatch.setattr(executor.migrations, "prepare_incoming", prepare)
+    mid = "0f0e0d0c-0b0a-4998-8776-655443322110"
+    step = Step("prepare_incoming", uuid, instance=desired(stack, uuid), migration_uuid=mid)
+    executor._perform(step)
+
+    assert seen == [True]
+    network.broken = True
+    with pytest.raises(NetworkError):
+        executor._perform(step)
+    assert seen == [True]  # a host that cannot plug the guest never says it is prepared

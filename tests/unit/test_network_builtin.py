@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,39 @@ def test_a_bridge_name_taken_by_another_device_is_refused(
         assert "veth" in found[0].message
     finally:
         subprocess.run(["ip", "link", "del", name], check=False)
+
+
+def test_nat_is_set_up_once_however_often_it_is_ensured() -> None:
+    """In a network namespace of its own: its forwarding switch and iptables are its own."""
+    namespace = f"fmnat{uuidlib.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    inside = ["ip", "netns", "exec", namespace]
+    code = (
+        "import ipaddress\n"
+        "from filemem.compute.network.bridge import ensure_nat\n"
+        "for _ in range(2):\n"
+        "    ensure_nat(ipaddress.IPv4Network('10.216.0.0/24'), 'fmbr0', 'lo')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    try:
+        subprocess.run([*inside, sys.executable, "-c", code], check=True, env=env)
+
+        def rules(table: str, chain: str) -> list[str]:
+            listed = subprocess.run(
+                [*inside, "iptables", "-w", "-t", table, "-S", chain],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            return [line for line in listed.stdout.splitlines() if line.startswith("-A")]
+
+        assert rules("nat", "POSTROUTING") == [
+            "-A POSTROUTING -s 10.216.0.0/24 ! -d 10.216.0.0/24 -o lo -j MASQUERADE"
+        ]
+        assert len(rules("filter", "FORWARD")) == 2
+        forward = subprocess.run(
+            [*inside, "cat", "/proc/sys/net/ipv4/ip_forward"], capture_output=True, text=True
+        )
+        assert forward.stdout.strip() == "1"
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)

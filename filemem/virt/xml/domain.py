@@ -181,6 +181,7 @@ class Interface(XmlElement):
     type: str | None = attr("type")
     mac_address: str | None = attr("address", path="mac")
     source_bridge: str | None = attr("bridge", path="source")
+    source_network: str | None = attr("network", path="source")  # type "network": read only
     model_type: str | None = attr("type", path="model")
     mtu: int | None = attr("size", path="mtu")
     target_dev: str | None = attr("dev", path="target")
