@@ -175,8 +175,10 @@ class ReconcileLoop:
         if self.images is None or interval < 0 or not (due or force):
             return
         self._last_cache_pass = time.monotonic()
+        overlays = (Path(self.host.conf.state_path) / "instances").glob("*/disk.qcow2")
         try:
-            self.images.clean(image_cache.in_use(want.image for want in desired))
+            used = image_cache.in_use(want.image for want in desired)
+            self.images.clean(used | image_cache.backing_names(overlays, self.images.directory))
         except OSError as exc:
             LOG.error("image cache %s: cleanup failed: %s", self.images.directory, exc)
 
