@@ -176,3 +176,23 @@ def in_use(instance_images: Iterable[Image]) -> set[str]:
             with contextlib.suppress(ImageDownloadFailed):
                 names.add(base_name(image))
     return names
+
+
+def backing_names(overlays: Iterable[Path], directory: Path) -> set[str]:
+    """The cache entries these qcow2 overlays are backed by, read from their headers (no
+    qemu-img): a guest whose image was deleted from the API still needs its base."""
+    names = set()
+    for overlay in overlays:
+        with contextlib.suppress(OSError, ValueError):
+            with open(overlay, "rb") as handle:
+                header = handle.read(20)
+                if len(header) < 20 or header[:4] != b"QFI\xfb":
+                    continue
+                offset, size = int.from_bytes(header[8:16]), int.from_bytes(header[16:20])
+                if not offset or size > 4096:
+                    continue
+                handle.seek(offset)
+                backing = Path(handle.read(size).decode())
+            if backing.parent == directory:
+                names.add(backing.name)
+    return names

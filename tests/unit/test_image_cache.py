@@ -21,6 +21,7 @@ from filemem.compute.image_cache import (
     ImageCache,
     ImageCacheFull,
     ImageDownloadFailed,
+    backing_names,
     in_use,
 )
 
@@ -157,3 +158,15 @@ def test_unused_bases_go_after_their_minimum_age(tmp_path: Path, data: bytes) ->
     now[0] += 101
     assert cache.clean(set()) == [base.name]
     assert list(base.parent.iterdir()) == []
+
+
+def test_overlays_keep_their_base(tmp_path: Path, data: bytes) -> None:
+    cache = ImageCache(tmp_path / "_base", Server(data).fetch)
+    base = cache.ensure(uploaded(data))
+    overlay, other = tmp_path / "disk.qcow2", tmp_path / "other.qcow2"
+    make = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"]
+    subprocess.run([*make, str(base), str(overlay)], check=True)
+    (tmp_path / "elsewhere.qcow2").write_bytes(data)
+    subprocess.run([*make, str(tmp_path / "elsewhere.qcow2"), str(other)], check=True)
+    names = [overlay, other, tmp_path / "missing.qcow2", base]
+    assert backing_names(names, cache.directory) == {base.name}

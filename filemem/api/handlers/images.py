@@ -19,6 +19,8 @@ from filemem.db.models import Image
 ImageIdPath = Annotated[str, Path(max_length=255)]
 Param = Annotated[str | None, Query(max_length=255)]
 PROXY_REMOVED_IN = "2.36"
+# nova's image proxy statuses (nova/api/openstack/compute/views/images.py) and progress.
+NOVA_STATUS = {"queued": "SAVING", "saving": "SAVING", "active": "ACTIVE", "killed": "ERROR"}
 
 
 def _require_proxy(request: Request) -> None:
@@ -44,10 +46,10 @@ def detail_view(request: Request, image: Image) -> dict[str, Any]:
     return {
         "id": image.id,
         "name": image.name,
-        "status": "ACTIVE",
-        "progress": 100,
-        "minDisk": 0,
-        "minRam": 0,
+        "status": NOVA_STATUS.get(image.status, "UNKNOWN"),
+        "progress": 100 if image.status == "active" else 25 if image.status == "saving" else 0,
+        "minDisk": image.min_disk or 0,
+        "minRam": image.min_ram or 0,
         "metadata": glance.properties(image),
         "created": glance.iso(image.created_at),
         "updated": glance.iso(image.created_at),
@@ -69,7 +71,8 @@ def _listing(request: Request) -> list[Image]:
     images = [
         image
         for image in glance.all_images(request)
-        if (name is None or image.name == name) and status in (None, "active", "ACTIVE")
+        if (name is None or image.name == name)
+        and (status is None or NOVA_STATUS.get(image.status) == status.upper())
     ]
     chosen, _more = glance.page(images, params.get("marker"), count)
     return chosen

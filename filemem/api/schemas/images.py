@@ -51,7 +51,6 @@ READ_ONLY = frozenset(
     }
 )  # fmt: skip
 FILEMEM_NAMES = frozenset({"kind", "filemem_kind"})
-UPLOAD_FORMATS = ("qcow2", "raw")
 PROPERTY_VALUE_MAX = 65535
 Visibility = Literal["public", "private", "shared", "community"]
 

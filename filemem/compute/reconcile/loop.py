@@ -175,13 +175,17 @@ class ReconcileLoop:
     def clean_image_cache(self, desired: list[DesiredInstance], force: bool = False) -> None:
         """Every [image_cache] manager_interval: remove the bases none of `desired` uses. A
         failure is logged, never the loop's: the cache is retried at the next interval."""
+        if self.images is None:
+            return
         interval = int(self.host.conf.image_cache.manager_interval)
         due = time.monotonic() - self._last_cache_pass >= interval
-        if self.images is None or interval < 0 or not (due or force):
+        if interval < 0 or not (due or force):
             return
         self._last_cache_pass = time.monotonic()
+        overlays = (Path(self.host.conf.state_path) / "instances").glob("*/disk.qcow2")
         try:
-            self.images.clean(image_cache.in_use(want.image for want in desired))
+            used = image_cache.in_use(want.image for want in desired)
+            self.images.clean(used | image_cache.backing_names(overlays, self.images.directory))
         except OSError as exc:
             LOG.error("image cache %s: cleanup failed: %s", self.images.directory, exc)
 
