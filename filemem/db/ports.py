@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ def add(
     instance_uuid: str,
     mac_address: str,
     ip_address: str | None,
+    created_at: dt.datetime | None = None,
 ) -> Port:
     """Insert a port in a savepoint; AddressTaken when the address is not free (the rest of
     the transaction stands, so the caller can try another address)."""
@@ -45,7 +47,7 @@ def add(
         instance_uuid=instance_uuid,
         mac_address=mac_address,
         ip_address=ip_address,
-        created_at=utcnow(),
+        created_at=created_at or utcnow(),
     )
     try:
         with session.begin_nested():

@@ -101,10 +101,20 @@ def test_the_loser_of_a_race_takes_the_next_address(database: Database) -> None:
 
 def test_one_address_cannot_be_stored_twice(database: Database) -> None:
     owner = instance(database, "project-c")
-    values = {"network_id": NETWORK_ID, "instance_uuid": owner, "mac_address": "fa:16:3e:0:0:1"}
+
+    def add(mac: str) -> None:
+        db_ports.add(
+            session,
+            port_id=str(uuidlib.uuid4()),
+            network_id=NETWORK_ID,
+            instance_uuid=owner,
+            mac_address=mac,
+            ip_address="10.55.0.99",
+        )
+
     with database.session() as session:
-        db_ports.add(session, port_id=str(uuidlib.uuid4()), ip_address="10.55.0.99", **values)
+        add("fa:16:3e:00:00:01")
         with pytest.raises(db_ports.AddressTaken):
-            db_ports.add(session, port_id=str(uuidlib.uuid4()), ip_address="10.55.0.99", **values)
+            add("fa:16:3e:00:00:02")
     with database.reader() as session:
         assert db_ports.holder_of(session, NETWORK_ID, "10.55.0.99") == owner

@@ -236,3 +236,14 @@ def test_actions_keep_the_address(net: NetworkApp) -> None:
         assert response.status_code == 202, (action, response.text)
         assert net.server(server_id)["addresses"] == before
     assert ports_held(net) == 1
+
+
+def test_interfaces_keep_the_order_asked_for(net: NetworkApp) -> None:
+    wanted = ["10.98.0.50", "10.98.0.40", "10.98.0.45"]
+    server_id = net.boot_on([{"uuid": NETWORK_ID, "fixed_ip": ip} for ip in wanted])
+    listed = net.call("admin", "GET", f"/servers/{server_id}/os-interface").json()
+    assert [a["fixed_ips"][0]["ip_address"] for a in listed["interfaceAttachments"]] == wanted
+    assert [a["addr"] for a in net.server(server_id)["addresses"]["private"]] == wanted
+    answer = net.call("admin", "GET", f"/filemem/v1/hosts/{net.host}/instances").json()
+    (instance,) = [i for i in answer["instances"] if i["uuid"] == server_id]
+    assert [nic["ip_address"] for nic in instance["nics"]] == wanted

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid as uuidlib
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from oslo_config import cfg
 from sqlalchemy.orm import Session
@@ -21,7 +23,7 @@ from filemem.conductor.network import (
     PortInfo,
 )
 from filemem.db import ports as db_ports
-from filemem.db.models import Port
+from filemem.db.models import Port, utcnow
 from filemem.exceptions import ConfigError
 
 # How often an allocation tries the next free address after another process took the one it
@@ -65,14 +67,27 @@ class BuiltinNetwork(NetworkDriver):
     def allocate_for_instance(
         self, session: Session, instance_uuid: str, requested: Sequence[NetworkRequest]
     ) -> list[PortInfo]:
-        return [self._allocate(session, instance_uuid, request) for request in requested]
+        # The guest sees its interfaces in the order of created_at (eth0 first): one
+        # microsecond apart, so ports made in one transaction keep the request's order.
+        now = utcnow()
+        return [
+            self._allocate(session, instance_uuid, request, now + dt.timedelta(microseconds=n))
+            for n, request in enumerate(requested)
+        ]
 
-    def _allocate(self, session: Session, instance_uuid: str, request: NetworkRequest) -> PortInfo:
+    def _allocate(
+        self,
+        session: Session,
+        instance_uuid: str,
+        request: NetworkRequest,
+        created_at: dt.datetime,
+    ) -> PortInfo:
         network = self._requested(request)
-        values = {
+        values: dict[str, Any] = {
             "network_id": network.id,
             "instance_uuid": instance_uuid,
             "mac_address": mac_address(),
+            "created_at": created_at,
         }
         if request.fixed_ip is not None:
             try:
