@@ -137,3 +137,8 @@ on  # unused variable (tests/unit/test_xml_model.py:316)
 contract_version  # unused variable (filemem/common/agent_contract/answers.py:95)
 contract_version  # unused variable (filemem/common/agent_contract/answers.py:120)
 ignored  # unused variable (filemem/common/agent_contract/answers.py:129)
+# NicView fields the network drivers read (issue 21 item 1: the API side names the network,
+# the agent plugs by vif_type / vif_details); the config drive reads the rest.
+network_name  # unused variable (filemem/common/agent_contract/answers.py:73)
+vif_type  # unused variable (filemem/common/agent_contract/answers.py:83)
+vif_details  # unused variable (filemem/common/agent_contract/answers.py:85)

@@ -14,14 +14,28 @@ from filemem.conf import (
     database,
     default,
     libvirt,
+    metadata,
     network,
+    neutron,
     placement,
     quota,
     scheduler,
 )
 from filemem.exceptions import ConfigError
 
-_GROUP_MODULES = (default, libvirt, placement, compute, api, database, scheduler, quota, network)
+_GROUP_MODULES = (
+    default,
+    libvirt,
+    placement,
+    compute,
+    api,
+    database,
+    scheduler,
+    quota,
+    network,
+    metadata,
+    neutron,
+)
 
 DEFAULT_CONFIG_FILE = "/etc/filemem/filemem.conf"
 
