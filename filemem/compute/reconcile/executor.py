@@ -11,7 +11,7 @@ from typing import Any, Literal, Never, NoReturn, assert_never
 from filemem.common.guests import PowerState
 from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable, ContractMismatch
-from filemem.compute.config_drive import write_config_drive
+from filemem.compute.config_drive import spawning, write_config_drive
 from filemem.compute.console import console_tail
 from filemem.compute.live_migration import MigrationRunner, source_marker
 from filemem.compute.manager import ComputeManager
@@ -164,14 +164,14 @@ class PlanExecutor:
         match kind:
             case "spawn":
                 LOG.info("spawning %s (%s)", want.name, want.uuid)
-                write_config_drive(self.driver, want)
-                self.manager.spawn(
-                    _domain_name(want),
-                    want.uuid,
-                    want.flavor,
-                    want.image,
-                    owner=OWNER,
-                )
+                with spawning(self.driver, want):
+                    self.manager.spawn(
+                        _domain_name(want),
+                        want.uuid,
+                        want.flavor,
+                        want.image,
+                        owner=OWNER,
+                    )
             case "resize":
                 LOG.info("resizing %s to flavor %s", want.uuid, want.flavor.name)
                 self.driver.resize(step.uuid, want.flavor, want.image, step.run)
