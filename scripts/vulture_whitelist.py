@@ -142,3 +142,4 @@ network_id  # unused variable (filemem/common/agent_contract/answers.py:72): rea
 network_name  # unused variable (filemem/common/agent_contract/answers.py:73): the API side's
 vif_details  # unused variable (filemem/common/agent_contract/answers.py:85): for Neutron's ovs
 source_network  # unused variable (filemem/virt/xml/domain.py): read from libvirt domains
+vif_type  # unused variable (filemem/common/agent_contract/answers.py:83)

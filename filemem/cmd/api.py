@@ -6,6 +6,7 @@ import argparse
 import logging
 import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from filemem.api.console_limits import ConsoleLimits
 from filemem.api.context import ApiContext
 from filemem.api.keystone import KeystoneAuthenticator
 from filemem.api.keystone import register_opts as register_keystone_opts
+from filemem.api.metadata_service import create_metadata_app
 from filemem.cmd.common import add_config_args, load_conf
 from filemem.cmd.http_server import server_config
 from filemem.conductor.hosts import make_scheduler
@@ -59,6 +61,12 @@ def check_api_conf(conf: cfg.ConfigOpts) -> None:
             "[api] admin_token",
             "must be set: clients send it as X-Auth-Token "
             "(generate one, e.g. `openssl rand -hex 24`)",
+        )
+    if conf.metadata.enabled and not conf.neutron.metadata_proxy_shared_secret:
+        raise ConfigError(
+            "[neutron] metadata_proxy_shared_secret",
+            "must be set with [metadata] enabled: the metadata API serves only requests "
+            "whose X-Instance-ID the proxy signed with it",
         )
 
 
@@ -162,6 +170,21 @@ def _announce(url: str) -> None:
     print(f"filemem-api listening on {url}", flush=True)
 
 
+def start_metadata(conf: cfg.ConfigOpts, ctx: ApiContext) -> None:
+    """[metadata] enabled: nova's metadata API on its own listener, in a thread of its own
+    (the process ends with the Compute API's server)."""
+    if not conf.metadata.enabled:
+        return
+    app = create_metadata_app(ctx, conf.neutron.metadata_proxy_shared_secret)
+    sock = listening_socket(conf.metadata.listen, conf.metadata.listen_port)
+    server = uvicorn.Server(server_config(app, conf))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="metadata", daemon=True
+    )
+    thread.start()
+    print(f"filemem-api metadata listening on {url_of(sock)}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     conf = load_conf(args)
     url = connection_url(conf)
@@ -177,6 +200,16 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(
             f"filemem-api: cannot listen on {conf.api.bind_host}:{conf.api.bind_port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        start_metadata(conf, ctx)
+    except OSError as exc:
+        meta = conf.metadata
+        print(
+            f"filemem-api: cannot listen on {meta.listen}:{meta.listen_port} ([metadata] "
+            f"listen, listen_port): {exc}",
             file=sys.stderr,
         )
         return 1

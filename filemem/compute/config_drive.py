@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from filemem.common.instance_metadata import InstanceFacts, config_drive_files, sanitize_hostname
 from filemem.compute.reconcile.plan import DesiredInstance
+from filemem.exceptions import FilememError, GuestAlreadyExists, GuestNotFound
 from filemem.virt.driver import HypervisorDriver
 
 LOG = logging.getLogger(__name__)
@@ -41,3 +45,28 @@ def write_config_drive(driver: HypervisorDriver, want: DesiredInstance) -> None:
     files = config_drive_files(instance_facts(want), os.urandom(RANDOM_SEED_BYTES))
     path = driver.write_config_drive(want.uuid, files)
     LOG.info("config drive of %s written to %s (%d files)", want.uuid, path, len(files))
+
+
+@contextmanager
+def spawning(driver: HypervisorDriver, want: DesiredInstance) -> Iterator[None]:
+    """The config drive written for a spawn, and taken away again with the instance directory
+    it made when the spawn fails before the driver has a guest (a missing image, a refused
+    flavor): a deleted instance that never had a guest gets no destroy step to remove it."""
+    write_config_drive(driver, want)
+    try:
+        yield
+    except GuestAlreadyExists:
+        raise  # the directory is that guest's
+    except FilememError:
+        if want.config_drive:
+            _remove_unless_defined(driver, want.uuid)
+        raise
+
+
+def _remove_unless_defined(driver: HypervisorDriver, uuid: str) -> None:
+    try:
+        driver.get_guest(uuid)
+    except GuestNotFound:
+        shutil.rmtree(driver.instance_dir(uuid), ignore_errors=True)
+    except FilememError as exc:  # the hypervisor cannot say: leave the files
+        LOG.warning("left the config drive of %s after its failed spawn: %s", uuid, exc)

@@ -15,7 +15,9 @@ from filemem.conf import (
     default,
     image_cache,
     libvirt,
+    metadata,
     network,
+    neutron,
     placement,
     quota,
     scheduler,
@@ -33,6 +35,8 @@ _GROUP_MODULES = (
     quota,
     network,
     image_cache,
+    metadata,
+    neutron,
 )
 
 DEFAULT_CONFIG_FILE = "/etc/filemem/filemem.conf"

@@ -22,7 +22,7 @@ from filemem.compute.host import ComputeHost
 from filemem.compute.reconcile.loop import ReconcileLoop
 from filemem.compute.reconcile.plan import DesiredInstance
 from filemem.compute.resource_sync import ResourceSyncLoop
-from filemem.exceptions import HypervisorUnavailable
+from filemem.exceptions import HypervisorUnavailable, InvalidGuestConfig
 from filemem.placement.client import PlacementClient
 from filemem.placement.embedded import EmbeddedPlacement
 from filemem.virt.fake import FakeDriver
@@ -342,3 +342,21 @@ def test_a_new_host_gets_its_traits_before_its_inventory(
     monkeypatch.setattr(client, "request", recording)
     ComputeHost.from_conf(conf, driver=driver, client=client).tracker.sync()
     assert writes == ["traits", "inventories"]
+
+
+def test_a_config_drive_is_written_before_the_spawn_and_removed_if_it_fails(
+    agent: Agent,
+) -> None:
+    want = building(config_drive=True, hostname="cd-vm")
+    agent.schedule(want)
+    agent.converge()
+    assert agent.driver.config_drive_path(want.uuid).stat().st_size > 0
+    # A spawn refused before any guest exists leaves no instance directory behind: the
+    # deleted instance would get no destroy step to remove it.
+    failing = building(config_drive=True)
+    agent.driver.fail_next("spawn", InvalidGuestConfig("refused by the test"))
+    agent.schedule(failing)
+    agent.converge()
+    assert agent.api.last(failing.uuid)["vm_state"] == "error"
+    assert not agent.driver.instance_dir(failing.uuid).exists()
+    assert agent.driver.config_drive_path(want.uuid).exists()  # the other guest keeps its own

@@ -377,3 +377,17 @@ def test_a_guest_that_comes_back_keeps_its_new_directory(hosts: tuple[Host, Host
     workdir = source.driver.instance_dir(want.uuid)
     assert dest_marker(workdir, back).exists()
     assert not source_marker(workdir, mid).exists()
+
+
+def test_the_destination_writes_the_config_drive_again(hosts: tuple[Host, Host]) -> None:
+    """Block migration copies no read-only disk: the destination makes the drive itself."""
+    _, dest = hosts
+    want = building(
+        vm_state="active", task_state="migrating", config_drive=True, hostname="moved-vm"
+    )
+    mid = str(uuidlib.uuid4())
+    dest.api.desired[want.uuid] = incoming(want, mid)
+    dest.converge()
+    assert dest.events(mid) == ["prepared"]
+    drive = dest.driver.config_drive_path(want.uuid)
+    assert b"moved-vm" in drive.read_bytes()  # meta_data.json's hostname, stored plainly

@@ -90,7 +90,10 @@ def test_server_create_accepts_refs_metadata_and_stock_client_fields() -> None:
         ({**SERVER, "min_count": 2, "max_count": 1}, "min_count must be <= max_count"),
         ({**SERVER, "metadata": {"k": 1}}, "valid string"),
         ({**SERVER, "metadata": {"a/b": "v"}}, "server.metadata.a/b"),
-        ({**SERVER, "user_data": "x"}, "Additional properties"),
+        ({**SERVER, "user_data": "x"}, "server.user_data: User data needs to be valid base 64"),
+        ({**SERVER, "user_data": "QUFB" * 16384}, "server.user_data"),
+        ({**SERVER, "config_drive": "maybe"}, "server.config_drive"),
+        ({**SERVER, "hostname_typo": "x"}, "Additional properties"),
     ],
 )
 def test_bad_servers_are_refused(server: dict[str, Any], reason: str) -> None:

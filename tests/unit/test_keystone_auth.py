@@ -48,6 +48,11 @@ def _load(tmp_path: Path, text: str) -> cfg.ConfigOpts:
             "[keystone_authtoken] auth_type",
         ),
         ("[api]\nauth_strategy = token\n", "[api] admin_token"),
+        # The metadata API trusts only requests its proxy signed.
+        (
+            "[api]\nadmin_token = t\n[metadata]\nenabled = true\n",
+            "[neutron] metadata_proxy_shared_secret",
+        ),
     ],
 )
 def test_ambiguous_or_incomplete_auth_config_is_refused(

@@ -12,7 +12,7 @@ from typing import Any, Literal, Never, NoReturn, assert_never
 from filemem.common.guests import Nic, PowerState
 from filemem.common.states import ERROR
 from filemem.compute.agent_api import AgentApi, ApiUnavailable, ContractMismatch
-from filemem.compute.config_drive import write_config_drive
+from filemem.compute.config_drive import spawning, write_config_drive
 from filemem.compute.console import console_tail
 from filemem.compute.image_cache import ImageCache, ImageDownloadFailed
 from filemem.compute.live_migration import MigrationRunner, source_marker
@@ -188,15 +188,15 @@ class PlanExecutor:
         match kind:
             case "spawn":
                 LOG.info("spawning %s (%s)", want.name, want.uuid)
-                write_config_drive(self.driver, want)
-                self.manager.spawn(
-                    _domain_name(want),
-                    want.uuid,
-                    want.flavor,
-                    want.image,
-                    owner=OWNER,
-                    nics=nics,
-                )
+                with spawning(self.driver, want):
+                    self.manager.spawn(
+                        _domain_name(want),
+                        want.uuid,
+                        want.flavor,
+                        want.image,
+                        owner=OWNER,
+                        nics=nics,
+                    )
             case "resize":
                 LOG.info("resizing %s to flavor %s", want.uuid, want.flavor.name)
                 self.driver.resize(step.uuid, want.flavor, want.image, step.run, nics=nics)
