@@ -409,8 +409,8 @@ class LiveMigrationConductor:
             self._store_progress(migration_uuid, event, {})
             self.complete(migration_uuid)
         elif event.event in ("failed", "cancelled"):
-            ended = migrations_db.FAILED if event.event == "failed" else migrations_db.CANCELLED
-            self.roll_back(migration_uuid, ended, event.reason or event.event)
+            status = migrations_db.FAILED if event.event == "failed" else migrations_db.CANCELLED
+            self.roll_back(migration_uuid, status, event.reason or event.event)
         elif event.event == "prepared":
             self._store_progress(migration_uuid, event, {"dest_prepared": True})
         elif event.event == "started":
