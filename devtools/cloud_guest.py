@@ -53,7 +53,7 @@ def ssh(
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def wait_for_ssh(key: SshKey, user: str, address: str, timeout: float = 600.0) -> float:
+def wait_for_ssh(key: SshKey, user: str, address: str, timeout: float = 1200.0) -> float:
     """Seconds until `true` runs over ssh; AssertionError with the last error after timeout."""
     start = time.monotonic()
     last = ""
