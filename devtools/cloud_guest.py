@@ -53,13 +53,15 @@ def ssh(
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def wait_for_ssh(key: SshKey, user: str, address: str, timeout: float = 600.0) -> float:
+def wait_for_ssh(key: SshKey, user: str, address: str, timeout: float = 1200.0) -> float:
     """Seconds until `true` runs over ssh; AssertionError with the last error after timeout."""
     start = time.monotonic()
     last = ""
     while time.monotonic() - start < timeout:
         try:
-            done = ssh(key, user, address, ["true"], timeout=30)
+            # A refused or unanswered connection fails in ConnectTimeout; a login itself can
+            # take minutes on a loaded host under TCG, and cutting it short would only restart it.
+            done = ssh(key, user, address, ["true"], timeout=300)
         except subprocess.TimeoutExpired:
             last = "ssh timed out"
             continue

@@ -202,7 +202,7 @@ def boot_and_check(image: DebianImage, scratch: Path, memory_mb: int = 64) -> Bo
             # User scripts run in cloud-init's last stage, which may still be ahead of ssh.
             wait_for_cloud_init(key, image.user, GUEST_ADDRESS)
             marker = ssh(key, image.user, GUEST_ADDRESS, ["cat", USER_DATA_MARK])
-            fill = ssh(key, image.user, GUEST_ADDRESS, memory_check_command(memory_mb))
+            fill = ssh(key, image.user, GUEST_ADDRESS, memory_check_command(memory_mb), timeout=600)
         finally:
             subprocess.run([*CONNECT, "destroy", name], capture_output=True, check=False)
     tail = console.read_text(errors="replace")[-3000:] if console.exists() else ""

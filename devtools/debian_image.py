@@ -29,8 +29,6 @@ SUITE = "bookworm"
 ROOT_LABEL = "debian-root"
 # The account cloud-init creates from Debian's cloud.cfg; its key comes from the metadata.
 LOGIN_USER = "debian"
-# What cloud-init writes to the console once every stage has run.
-CLOUD_INIT_DONE = "Cloud-init v."
 
 # mmdebstrap --variant=minbase brings only Essential + apt; everything else is named here
 # (no Recommends). Sudo: cloud-init's default user gets passwordless sudo, as on Debian's images.
