@@ -88,15 +88,19 @@ def parse_subunit(stream: bytes) -> dict[str, Outcome]:
 
 
 def outcomes(listed: Iterable[str], found: Mapping[str, Outcome]) -> dict[str, Outcome]:
-    """Every listed test's outcome; one without a result is 'not run', with its class's
-    set-up failure (if any) as the detail."""
+    """Every listed test's outcome. One without a result has its class's: skipped when the
+    class skipped (Tempest skips whole classes in set-up), else 'not run' (its set-up failed,
+    or the run ended first)."""
     every: dict[str, Outcome] = {}
     for name in listed:
         if name in found:
             every[name] = found[name]
             continue
         owner = found.get(name.rsplit(".", 1)[0])
-        every[name] = Outcome(NOT_RUN, owner.detail if owner else "")
+        if owner is not None and owner.status == SKIPPED:
+            every[name] = owner
+        else:
+            every[name] = Outcome(NOT_RUN, owner.detail if owner else "")
     return every
 
 

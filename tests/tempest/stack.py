@@ -78,6 +78,9 @@ def _agent_conf(cloud: TempestCloud, credential: Path) -> Path:
         f"api_endpoint = {cloud.api_url}\napi_watch_seconds = 2\n"
         f"api_credential_file = {credential}\n"
         f"[libvirt]\nvirt_type = qemu\nfile_backed_memory = {FILE_BACKED_MEMORY_MB}\n"
+        # The one host is reached on loopback; os-hypervisors shows it as host_ip, which
+        # nova's shape (and Tempest) holds to be an IP address, not the host's name.
+        "live_migration_inbound_addr = 127.0.0.1\n"
         f"[placement]\nendpoint = {cloud.placement.url}\ntoken = admin\n"
     )
     return conf

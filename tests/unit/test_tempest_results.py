@@ -36,15 +36,21 @@ def test_ids_lose_their_attributes_and_a_failed_set_up_fails_its_class_tests() -
             (f"{CLASS}.test_a[id-1,smoke]", "success"),
             (f"{CLASS}.test_b[id-2]", "skip"),
             ("setUpClass (tempest.api.compute.other.OtherTest)", "fail"),
+            ("setUpClass (tempest.api.compute.net.NetTest)", "skip"),
         )
     )
     every = outcomes(
-        [f"{CLASS}.test_a", f"{CLASS}.test_b", "tempest.api.compute.other.OtherTest.test_c"],
+        [
+            f"{CLASS}.test_a",
+            f"{CLASS}.test_b",
+            "tempest.api.compute.other.OtherTest.test_c",
+            "tempest.api.compute.net.NetTest.test_d",
+        ],
         found,
     )
     statuses = {name.rsplit(".", 1)[1]: o.status for name, o in every.items()}
-    assert statuses == {"test_a": PASSED, "test_b": SKIPPED, "test_c": NOT_RUN}
-    assert counts(every) == {PASSED: 1, FAILED: 0, NOT_RUN: 1, SKIPPED: 1}
+    assert statuses == {"test_a": PASSED, "test_b": SKIPPED, "test_c": NOT_RUN, "test_d": SKIPPED}
+    assert counts(every) == {PASSED: 1, FAILED: 0, NOT_RUN: 1, SKIPPED: 2}
 
 
 def test_the_ratchet() -> None:
