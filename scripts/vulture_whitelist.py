@@ -143,3 +143,6 @@ network_name  # unused variable (filemem/common/agent_contract/answers.py:73): t
 vif_details  # unused variable (filemem/common/agent_contract/answers.py:85): for Neutron's ovs
 source_network  # unused variable (filemem/virt/xml/domain.py): read from libvirt domains
 vif_type  # unused variable (filemem/common/agent_contract/answers.py:83)
+# The SMBIOS system table guest config writes (set by keyword, read by libvirt and cloud-init).
+smbios_mode  # unused variable (filemem/virt/xml/domain.py:115)
+sysinfo  # unused variable (filemem/virt/xml/domain.py:253)
