@@ -201,6 +201,12 @@ class HypervisorDriver(abc.ABC):
         changes, InsufficientBackingStore, InvalidInput (a disk image that does not exist).
         `nics` are the guest's (the same ports: a rebuild keeps its addresses)."""
 
+    def snapshot_disk(self, uuid: str, dest: Path) -> None:
+        """Write the guest's whole disk (overlay and base) to `dest` as one qcow2 image, the
+        guest paused meanwhile if it runs (nova's createImage without a guest agent). Raises
+        InvalidInput for a guest without a disk (a kernel boot), HypervisorError."""
+        raise NotImplementedError(f"{type(self).__name__} cannot snapshot disks")
+
     # -- live migration -------------------------------------------------------------------
 
     @abc.abstractmethod

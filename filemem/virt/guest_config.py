@@ -29,6 +29,8 @@ from filemem.virt.xml.domain import (
     Os,
     Resource,
     Serial,
+    Sysinfo,
+    SysinfoEntry,
 )
 
 __all__ = [
@@ -40,6 +42,11 @@ __all__ = [
 
 
 SERIAL_CONSOLE_ARG = "console=ttyS0"
+# nova's SMBIOS system table: cloud-init's ds-identify recognizes an OpenStack guest by the
+# product name, and then reads the metadata service or config drive.
+SMBIOS_MANUFACTURER = "OpenStack Foundation"
+SMBIOS_PRODUCT = "OpenStack Nova"
+SMBIOS_FAMILY = "Virtual Machine"
 
 # Nova's accepted spellings: a bare number is KiB; units are binary whatever their spelling.
 _PAGE_SIZE_RE = re.compile(r"^(?P<number>[0-9]+)\s*(?P<unit>[KMGT](?:i?B)?|B)?$", re.IGNORECASE)
@@ -98,6 +105,7 @@ def build_domain(request: GuestRequest, host: HostFacts) -> Domain:
         memory_backing=_memory_backing(flavor, request.image, host),
         vcpu=flavor.vcpus,
         resource=None if host.partition is None else Resource(partition=host.partition),
+        sysinfo=_sysinfo(request),
         # No machine type: libvirt picks the emulator's default, which it also keeps stable.
         os=_os(request, host),
         features=Features(acpi=True, apic=True),
@@ -176,9 +184,23 @@ def _huge_pages(page_size: str) -> HugePages | None:
     )
 
 
+def _sysinfo(request: GuestRequest) -> Sysinfo:
+    entries = {
+        "manufacturer": SMBIOS_MANUFACTURER,
+        "product": SMBIOS_PRODUCT,
+        "serial": request.uuid,
+        "uuid": request.uuid,
+        "family": SMBIOS_FAMILY,
+    }
+    return Sysinfo(
+        type="smbios",
+        system=[SysinfoEntry(name=name, value=value) for name, value in entries.items()],
+    )
+
+
 def _os(request: GuestRequest, host: HostFacts) -> Os:
     image = request.image
-    os = Os(type="hvm", arch=host.arch)
+    os = Os(type="hvm", arch=host.arch, smbios_mode="sysinfo")
     if image.kind == "kernel":
         if image.kernel is None:
             raise InvalidGuestConfig(f"image for {request.name!r} is a kernel boot without kernel")

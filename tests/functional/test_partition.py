@@ -129,3 +129,21 @@ def test_a_stopped_guest_starts_again_after_its_partition_vanished(
     assert not part.memory_dir.exists()
     assert driver.power_on(guest.uuid).power_state == PowerState.RUNNING
     assert partition.qemu_pids_in(part) == [qemu_pid(guest.name)]
+
+
+def test_the_partition_goes_with_the_last_guest_and_comes_back_with_the_next(
+    partitioned: PartitionedDriver,
+    test_image: TestImage,
+) -> None:
+    """filemem made the partition's cgroups: deleting its last guest removes them from every
+    hierarchy, while a guest still runs in it they stay, and the next boot makes them again."""
+    driver, part = partitioned(LIMIT_MB, 2048)
+    first = boot(driver, test_image, memory_mb=128)
+    second = boot(driver, test_image, memory_mb=128)
+    driver.destroy(first.uuid)
+    assert all(d.exists() for d in part.directories), "a guest still runs in the partition"
+    driver.destroy(second.uuid)
+    left = [d for d in part.directories if d.exists()]
+    assert not left, f"cgroups left behind: {left}"
+    third = boot(driver, test_image, memory_mb=128)
+    assert partition.qemu_pids_in(part) == [qemu_pid(third.name)]

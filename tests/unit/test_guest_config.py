@@ -326,3 +326,16 @@ def test_parse_version(number: int, expected: tuple[int, int, int]) -> None:
 def test_parse_version_refuses_negative() -> None:
     with pytest.raises(ValueError, match="negative"):
         parse_version(-1)
+
+
+def test_smbios_says_openstack_nova_as_cloud_init_expects() -> None:
+    root = built(request(), FILE_HOST)
+    entries = {e.get("name"): e.text for e in root.findall("sysinfo[@type='smbios']/system/entry")}
+    assert entries == {
+        "manufacturer": "OpenStack Foundation",
+        "product": "OpenStack Nova",
+        "serial": UUID,
+        "uuid": UUID,
+        "family": "Virtual Machine",
+    }
+    assert one(root, "os/smbios").get("mode") == "sysinfo"

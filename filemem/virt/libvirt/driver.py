@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,7 +26,6 @@ from filemem.common.guests import (
     validate_name,
     validate_uuid,
 )
-from filemem.common.resources import MIB
 from filemem.common.versions import discard_supported, parse_version
 from filemem.exceptions import (
     FilememError,
@@ -39,7 +37,14 @@ from filemem.exceptions import (
 )
 from filemem.virt import guest_config
 from filemem.virt.driver import GuestJob, HypervisorDriver, LiveMigration, MigrationTarget
-from filemem.virt.libvirt import guest_state, instance_files, live_migration, partition
+from filemem.virt.libvirt import (
+    guest_partition,
+    guest_state,
+    instance_files,
+    live_migration,
+    partition,
+    snapshot,
+)
 from filemem.virt.libvirt.connection import Connection, EventCallback
 from filemem.virt.libvirt.errors import translated
 from filemem.virt.libvirt.guest_state import is_active as _is_active
@@ -153,7 +158,7 @@ class LibvirtDriver(HypervisorDriver):
                     with translated(f"starting guest {name}"):
                         dom.create()
                 except Exception:
-                    _undefine_quietly(dom)
+                    guest_state.undefine_quietly(dom, _UNDEFINE_FLAGS)
                     raise
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -224,6 +229,8 @@ class LibvirtDriver(HypervisorDriver):
                     if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                         raise
         shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+        if existed:
+            self._release_partition()
         return existed
 
     # -- server actions ---------------------------------------------------------------------
@@ -344,6 +351,9 @@ class LibvirtDriver(HypervisorDriver):
             dom, target, self.instance_dir(uuid), self.settings.migration, on_progress
         )
 
+    def snapshot_disk(self, uuid: str, dest: Path) -> None:
+        snapshot.export_disk(self._lookup(uuid), self.instance_dir(uuid) / "disk.qcow2", dest)
+
     def prepare_incoming(self, uuid: str, image: Image | None = None) -> Path:
         """The instance directory and, for a disk image, the overlay NON_SHARED_INC copies the
         source's top layer into (libvirt pre-creates no plain files itself)."""
@@ -351,6 +361,8 @@ class LibvirtDriver(HypervisorDriver):
         instance_files.make_instance_dir(workdir)
         if image is not None:
             instance_files.prepare_incoming(image, workdir / "disk.qcow2")
+        with self._spawn_lock():
+            self._ensure_partition()  # the incoming QEMU starts in it
         return workdir
 
     def guest_job(self, uuid: str) -> GuestJob:
@@ -448,22 +460,14 @@ class LibvirtDriver(HypervisorDriver):
         )
 
     def _ensure_partition(self) -> None:
-        """Before every start, not once: cgroups vanish at host reboot, and libvirt removes the
-        partition's directories when it fails to make a guest's cgroup in them."""
-        if self.settings.guest_partition:
-            limit_mb = self.settings.guest_memory_limit_mb
-            partition.ensure_partition(self.settings.guest_partition, limit_mb * MIB or None)
+        guest_partition.ensure(self.settings.guest_partition, self.settings.guest_memory_limit_mb)
 
-    @contextmanager
-    def _spawn_lock(self) -> Iterator[None]:
-        """Capacity check and start are one step for every filemem process on this host."""
-        self.settings.state_path.mkdir(parents=True, exist_ok=True)
-        with open(self.settings.state_path / "spawn.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _release_partition(self) -> None:
+        with self._spawn_lock():
+            guest_partition.release_if_unused(self.settings.guest_partition, self.connection.get())
+
+    def _spawn_lock(self) -> AbstractContextManager[None]:
+        return guest_partition.spawn_lock(self.settings.state_path)
 
     def _destroy_domain(self, dom: libvirt.virDomain) -> None:
         with translated(f"destroying guest {dom.name()}"):
@@ -488,10 +492,3 @@ def _validate_flavor(flavor: Flavor) -> None:
         raise InvalidInput(f"memory {flavor.memory_mb} MiB is too small: at least 16 MiB")
     if flavor.vcpus < 1:
         raise InvalidInput(f"vcpus {flavor.vcpus} must be at least 1")
-
-
-def _undefine_quietly(dom: libvirt.virDomain) -> None:
-    try:
-        dom.undefineFlags(_UNDEFINE_FLAGS)
-    except libvirt.libvirtError as exc:
-        LOG.warning("could not undefine failed guest %s: %s", dom.name(), exc)

@@ -32,6 +32,7 @@ __all__ = [
     "plan_partition",
     "qemu_pids_in",
     "remove_partition",
+    "remove_unused_partition",
     "validate_partition_name",
 ]
 
@@ -361,6 +362,26 @@ def remove_partition(partition: Partition, wait: float = 0.0) -> None:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
+
+
+def remove_unused_partition(
+    name: str,
+    wait: float = 0.0,
+    cgroup_root: Path = CGROUP_ROOT,
+    proc_cgroups: Path = PROC_CGROUPS,
+) -> bool:
+    """rmdir partition ``name``'s directories if no guest cgroup is left in them; False (and
+    nothing raised) when one still is after `wait` seconds: the partition is still in use."""
+    kernel = parse_kernel_controllers(_read(proc_cgroups))
+    plan = plan_partition(name, find_hierarchies(cgroup_root), kernel)
+    try:
+        remove_partition(
+            Partition(plan.name, plan.libvirt_path, plan.directories, plan.memory_dir, None),
+            wait=wait,
+        )
+    except ConfigError:
+        return False
+    return True
 
 
 def _remove_directories(partition: Partition) -> None:

@@ -26,6 +26,8 @@ __all__ = [
     "Os",
     "Resource",
     "Serial",
+    "Sysinfo",
+    "SysinfoEntry",
 ]
 
 FILEMEM_NS = "https://filemem.dev/xmlns/instance/1.0"
@@ -109,6 +111,26 @@ class Os(XmlElement):
     initrd: str | None = text("initrd")
     cmdline: str | None = text("cmdline")
     boot: list[Boot] = children(Boot)
+    # "sysinfo": the guest's SMBIOS tables come from the domain's <sysinfo>.
+    smbios_mode: str | None = attr("mode", path="smbios")
+
+
+@xml_element
+class SysinfoEntry(XmlElement):
+    TAG = "entry"
+
+    name: str | None = attr("name")
+    value: str | None = text("")
+
+
+@xml_element
+class Sysinfo(XmlElement):
+    """``<sysinfo type="smbios">``: the system table a guest reads (dmidecode, cloud-init)."""
+
+    TAG = "sysinfo"
+
+    type: str | None = attr("type")
+    system: list[SysinfoEntry] = children(SysinfoEntry, path="system")
 
 
 @xml_element
@@ -228,6 +250,7 @@ class Domain(XmlElement):
     memory_backing: MemoryBacking | None = child(MemoryBacking)
     vcpu: int | None = text("vcpu")
     resource: Resource | None = child(Resource)
+    sysinfo: Sysinfo | None = child(Sysinfo)
     os: Os | None = child(Os)
     features: Features | None = child(Features)
     cpu: Cpu | None = child(Cpu)
