@@ -141,3 +141,5 @@ network_id  # unused variable (filemem/common/agent_contract/answers.py:72): rea
 network_name  # unused variable (filemem/common/agent_contract/answers.py:73): the API side's
 vif_details  # unused variable (filemem/common/agent_contract/answers.py:85): for Neutron's ovs
 source_network  # unused variable (filemem/virt/xml/domain.py): read from libvirt domains
+smbios_mode  # unused variable (filemem/virt/xml/domain.py): an xml model field, set by keyword
+sysinfo  # unused variable (filemem/virt/xml/domain.py): an xml model field, set by keyword
