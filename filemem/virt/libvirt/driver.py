@@ -157,7 +157,7 @@ class LibvirtDriver(HypervisorDriver):
                     with translated(f"starting guest {name}"):
                         dom.create()
                 except Exception:
-                    _undefine_quietly(dom)
+                    guest_state.undefine_quietly(dom, _UNDEFINE_FLAGS)
                     raise
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -492,10 +492,3 @@ def _validate_flavor(flavor: Flavor) -> None:
         raise InvalidInput(f"memory {flavor.memory_mb} MiB is too small: at least 16 MiB")
     if flavor.vcpus < 1:
         raise InvalidInput(f"vcpus {flavor.vcpus} must be at least 1")
-
-
-def _undefine_quietly(dom: libvirt.virDomain) -> None:
-    try:
-        dom.undefineFlags(_UNDEFINE_FLAGS)
-    except libvirt.libvirtError as exc:
-        LOG.warning("could not undefine failed guest %s: %s", dom.name(), exc)

@@ -1,7 +1,9 @@
-"""What a libvirt domain says of a guest: its power state, memory, and memory file."""
+"""What a libvirt domain says of a guest (power state, memory, memory file, owner), and the
+driver's small helpers on a domain."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from filemem.common.guests import GuestInfo, PowerState
 from filemem.virt import guest_config
 from filemem.virt.libvirt.errors import translated
 from filemem.virt.xml.domain import Domain
+
+LOG = logging.getLogger(__name__)
 
 POWER_STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
@@ -66,3 +70,11 @@ def is_active(dom: libvirt.virDomain) -> bool:
 def owner_of(domain: Domain) -> str:
     """Who reconciles the guest: its metadata's owner ("api" when it names none)."""
     return (domain.metadata.owner if domain.metadata else None) or "api"
+
+
+def undefine_quietly(dom: libvirt.virDomain, flags: int) -> None:
+    """Undefine a guest that failed to start; a failure to do so is only logged."""
+    try:
+        dom.undefineFlags(flags)
+    except libvirt.libvirtError as exc:
+        LOG.warning("could not undefine failed guest %s: %s", dom.name(), exc)
