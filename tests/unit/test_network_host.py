@@ -295,20 +295,3 @@ def test_nat_rules_masquerade_only_traffic_leaving_the_network() -> None:
         ["-s", "10.98.0.0/24", "!", "-d", "10.98.0.0/24", "-o", "eth0", "-j", "MASQUERADE"],
     )
     assert [(table, chain) for table, chain, _ in rules[1:]] == [("filter", "FORWARD")] * 2
-
-
-def test_dnsmasqs_filemem_started_for_the_bridge_are_found_others_are_not(tmp_path: Path) -> None:
-    """A dnsmasq an earlier state_path started holds the bridge's DHCP port; the host's own
-    dnsmasq (libvirt's, the distribution's) is never touched."""
-    from filemem.compute.network.dnsmasq import filemem_dnsmasqs_on
-
-    def process(pid: int, *args: str) -> None:
-        (tmp_path / str(pid)).mkdir()
-        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in args) + b"\0")
-
-    process(10, "/usr/sbin/dnsmasq", "--conf-file=/dev/null", "--port=0", "--interface=fmbr0")
-    process(11, "/usr/sbin/dnsmasq", "--conf-file=/dev/null", "--interface=fmbr1")
-    process(12, "/usr/sbin/dnsmasq", "--conf-file=/var/lib/libvirt/dnsmasq/default.conf")
-    process(13, "/usr/bin/python3", "--conf-file=/dev/null", "--interface=fmbr0")
-    (tmp_path / "self").mkdir()
-    assert filemem_dnsmasqs_on("--interface=fmbr0", proc=tmp_path) == [10]

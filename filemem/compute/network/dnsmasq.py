@@ -189,40 +189,16 @@ class Dnsmasq:
             _terminate(pid)
 
     def _stop_stale(self) -> None:
-        """A dnsmasq of this pid file started with other options (the configuration changed),
-        or one filemem started for the same bridge from another state_path (an earlier
-        configuration), holds the bridge's DHCP port: it goes before ours starts."""
-        stale = set(filemem_dnsmasqs_on(self._interface_arg()))
+        """A dnsmasq of this pid file started with other options (the configuration changed)
+        holds the bridge's DHCP port: it goes before ours starts."""
         try:
             pid = int(self.pid_file.read_text().strip())
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq":
-                stale.add(pid)
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except (FileNotFoundError, ProcessLookupError, ValueError):
-            pass
-        for pid in sorted(stale):
-            LOG.info("stopping dnsmasq %d: it serves the bridge with other options", pid)
+            return
+        if comm == "dnsmasq":
+            LOG.info("stopping dnsmasq %d: it was started with other options", pid)
             _terminate(pid)
-
-    def _interface_arg(self) -> str:
-        return next((a for a in self.args if a.startswith("--interface=")), "--interface=")
-
-
-def filemem_dnsmasqs_on(interface_arg: str, proc: Path = Path("/proc")) -> list[int]:
-    """Pids of the dnsmasq processes filemem started (--conf-file=/dev/null, as `argv`
-    writes) that serve the bridge named by `interface_arg` ("--interface=fmbr0")."""
-    found = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue  # exited meanwhile, or not ours to read
-        if not args or Path(args[0].decode(errors="replace")).name != "dnsmasq":
-            continue
-        if b"--conf-file=/dev/null" in args and interface_arg.encode() in args:
-            found.append(int(entry.name))
-    return found
 
 
 def _terminate(pid: int, timeout: float = 5.0) -> None:
