@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
+SSH_FAILED = 255
 # The guest fills a tmpfs file (its RAM) with this line repeated; zero pages would prove little.
 FILL_LINE = b"filemem-debian-guest\n"
 SSH_OPTIONS = (
@@ -20,7 +21,8 @@ SSH_OPTIONS = (
     "-o",
     "BatchMode=yes",
     "-o",
-    "ConnectTimeout=5",
+    # It bounds the banner exchange too, which took over 5 s on a loaded host under TCG.
+    "ConnectTimeout=60",
     "-o",
     "LogLevel=ERROR",
 )
@@ -47,9 +49,15 @@ def ssh(
     key: SshKey, user: str, address: str, command: list[str], timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
     """Run command (argv, quoted for the remote shell by shlex) on the guest; never raises on exit
-    status, so callers can assert on it."""
+    status, so callers can assert on it. ssh's own failures (exit 255: a banner exchange that
+    timed out on a loaded host) are retried twice, so commands must be idempotent."""
     remote = shlex.join(command)
     argv = ["ssh", "-i", str(key.private), *SSH_OPTIONS, f"{user}@{address}", remote]
+    for _ in range(2):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        if done.returncode != SSH_FAILED:
+            return done
+        time.sleep(2)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -72,9 +80,16 @@ def wait_for_ssh(key: SshKey, user: str, address: str, timeout: float = 1200.0) 
     raise AssertionError(f"no ssh to {user}@{address} within {timeout} s: {last}")
 
 
-def wait_for_cloud_init(key: SshKey, user: str, address: str, timeout: float = 600.0) -> str:
+def wait_for_cloud_init(key: SshKey, user: str, address: str, timeout: float = 900.0) -> str:
     """Block until cloud-init has run every stage in the guest; returns its status line(s)."""
-    done = ssh(key, user, address, ["cloud-init", "status", "--wait"], timeout=timeout)
+    start = time.monotonic()
+    while True:
+        remaining = max(1.0, timeout - (time.monotonic() - start))
+        done = ssh(key, user, address, ["cloud-init", "status", "--wait"], timeout=remaining)
+        # 255 is ssh's own failure (a connection that timed out), not cloud-init's answer.
+        if done.returncode != SSH_FAILED or time.monotonic() - start >= timeout:
+            break
+        time.sleep(2)
     # "status: error" (exit 1) means a module failed: the image's own modules must all succeed.
     if "status: done" not in done.stdout:
         raise AssertionError(f"cloud-init did not finish: {done.stdout} {done.stderr}")

@@ -36,7 +36,7 @@ MEMORY_CHECK_MB = 64
 
 @pytest.fixture(scope="module")
 def debian_cloud(libvirtd: None) -> Iterator[Cloud]:
-    state = Path("/var/tmp/filemem-tests") / f"debian-{os.getpid()}"
+    state = Path("/var/tmp/filemem-tests") / f"debian-e2e-{os.getpid()}"
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o755)
     conf = state / "filemem.conf"
