@@ -28,9 +28,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
 def test_version_documents_are_nova_shaped_and_public(env: ApiEnv) -> None:
     versions = httpx.get(f"{env.url}/").json()["versions"]
     assert [(v["id"], v["status"], v["version"], v["min_version"]) for v in versions] == [
-        ("v2.1", "CURRENT", "2.37", "2.1")
+        ("v2.0", "SUPPORTED", "", ""),
+        ("v2.1", "CURRENT", "2.37", "2.1"),
     ]
-    assert versions[0]["links"] == [{"rel": "self", "href": f"{env.url}/v2.1/"}]
+    assert versions[1]["links"] == [{"rel": "self", "href": f"{env.url}/v2.1/"}]
+    legacy = httpx.get(f"{env.url}/v2/").json()["version"]
+    assert legacy["links"][0] == {"rel": "self", "href": f"{env.url}/v2/"}
     for path in ("/v2.1", "/v2.1/"):
         version = httpx.get(f"{env.url}{path}").json()["version"]
         assert version["id"] == "v2.1" and version["min_version"] == "2.1"

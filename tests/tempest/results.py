@@ -15,6 +15,7 @@ import testtools
 import yaml
 
 EXPECTED = Path(__file__).with_name("expected.yaml")
+COMPUTE_API = r"^tempest\.api\.compute\."
 UNSTABLE = "unstable:"
 # Outcomes of one test; "not run": listed, but no result (its class's set-up failed).
 PASSED, FAILED, SKIPPED, NOT_RUN = "passed", "failed", "skipped", "not run"
@@ -40,11 +41,18 @@ class Expected:
 
     skip: dict[str, list[str]] = field(default_factory=dict)
     known_failures: dict[str, list[str]] = field(default_factory=dict)
+    run: list[str] = field(default_factory=list)  # test modules; empty: all of COMPUTE_API
 
     @classmethod
     def load(cls, path: Path = EXPECTED) -> Expected:
         data: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
-        return cls(data.get("skip") or {}, data.get("known_failures") or {})
+        return cls(data.get("skip") or {}, data.get("known_failures") or {}, data.get("run") or [])
+
+    def regex(self) -> str:
+        """The tests to run: the listed modules, or every compute API test."""
+        if not self.run:
+            return COMPUTE_API
+        return "^(?:" + "|".join(re.escape(module) for module in self.run) + r")\."
 
     @staticmethod
     def _reason(groups: Mapping[str, list[str]], name: str) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from devtools.test_image import TestImage, ensure_test_image
 from tests.tempest.config import tempest_conf
 from tests.tempest.results import (
+    COMPUTE_API,
     Expected,
     Outcome,
     counts,
@@ -32,7 +33,6 @@ from tests.tempest.stack import TempestCloud, tempest_cloud
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 SCRATCH = Path("/var/tmp/filemem-tests")
-COMPUTE_API = r"^tempest\.api\.compute\."
 # Two workers for two cores: each mostly waits on the API and on TCG guests booting.
 CONCURRENCY = 2
 RUN_TIMEOUT_S = 3600
@@ -115,7 +115,10 @@ def run_tempest(cloud: TempestCloud, regex: str, concurrency: int, expected: Exp
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regex", default=COMPUTE_API)
+    parser.add_argument(
+        "--regex", help=f"default: expected.yaml's run list, or {COMPUTE_API} (--all)"
+    )
+    parser.add_argument("--all", action="store_true", help="every compute API test")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--observed", type=Path, help="write the outcomes here as YAML")
     parser.add_argument("--keep", action="store_true", help="leave logs in the state dir")
@@ -126,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     base = SCRATCH / f"tempest-{os.getpid()}"
     with tempest_cloud(base, image, keep=args.keep) as cloud:
-        report = run_tempest(cloud, args.regex, args.concurrency, Expected.load())
+        expected = Expected.load()
+        regex = args.regex or (COMPUTE_API if args.all else expected.regex())
+        report = run_tempest(cloud, regex, args.concurrency, expected)
         if args.observed:
             args.observed.write_text(observed_yaml(report.every))
         print("\n".join(report.problems))
