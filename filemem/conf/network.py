@@ -54,10 +54,11 @@ OPTS: list[cfg.Opt] = [
     ),
     cfg.StrOpt(
         "bridge",
-        default="fmbr0",
+        default="fmguest0",
         regex=r"^[A-Za-z0-9_.-]{1,15}$",
         help="Name of the Linux bridge the agent creates and plugs guests into (at most 15 "
-        "characters, a Linux interface name).",
+        "characters, a Linux interface name). Not fmbr<k>: scripts/cloud names its host "
+        "links so.",
     ),
     cfg.StrOpt(
         "nat_interface",

@@ -40,7 +40,7 @@ def debian_cloud(libvirtd: None) -> Iterator[Cloud]:
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o755)
     conf = state / "filemem.conf"
-    # [network] keeps its defaults: the built-in driver, bridge fmbr0, 10.98.0.0/24.
+    # [network] keeps its defaults: the built-in driver, bridge fmguest0, 10.98.0.0/24.
     conf.write_text(
         f"[DEFAULT]\nstate_path = {state}\nram_allocation_ratio = 1.0\n"
         "shutdown_timeout = 5\nupdate_resources_interval = 2\n"

@@ -162,7 +162,7 @@ def test_the_agent_gets_the_nics(net: NetworkApp) -> None:
     assert nic["port_id"] == port_id and nic["ip_address"] == "10.98.0.2"
     assert (nic["network_id"], nic["network_name"]) == (NETWORK_ID, "private")
     assert (nic["cidr"], nic["gateway"], nic["mtu"]) == ("10.98.0.0/24", "10.98.0.1", 1500)
-    assert (nic["vif_type"], nic["bridge"]) == ("bridge", "fmbr0")
+    assert (nic["vif_type"], nic["bridge"]) == ("bridge", "fmguest0")
 
 
 def test_neutron_view_of_networks_and_subnets(net: NetworkApp) -> None:
