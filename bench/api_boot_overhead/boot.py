@@ -222,6 +222,7 @@ def boot_api(b: Bench, label: str) -> ApiSample:
         if b.template is None:
             b.template = dump_inactive_xml(domain_name(uuid))
             register_namespaces(b.template)
+            keep_files(b.template, b.run_dir / "template")
             print(f"# template: `virsh dumpxml --inactive {domain_name(uuid)}`", flush=True)
     finally:
         delete_server(b, uuid)
@@ -243,6 +244,30 @@ def register_namespaces(xml: str) -> None:
         ET.register_namespace(prefix, uri)
 
 
+def keep_files(template: str, directory: Path) -> None:
+    """Copies of the template's read-only files (the config drive ISO): the A guest's own go
+    with it, and every B guest boots with the same contents."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in ET.fromstring(template).findall("./devices/disk[@device='cdrom']/source"):
+        shutil.copy2(source.get("file", ""), directory / Path(source.get("file", "")).name)
+
+
+def _retarget_devices(root: ET.Element, old_uuid: str, uuid: str, workdir: Path) -> None:
+    """Its own copy of the config drive; the SMBIOS table names the new uuid; libvirt names
+    the tap (the A guest's tap name is its port's)."""
+    for source in root.findall("./devices/disk[@device='cdrom']/source"):
+        kept = workdir.parent.parent / "template" / Path(source.get("file", "")).name
+        copy = workdir / kept.name
+        shutil.copy2(kept, copy)
+        source.set("file", str(copy))
+    for entry in root.findall("./sysinfo/system/entry"):
+        if entry.text and old_uuid in entry.text:
+            entry.text = entry.text.replace(old_uuid, uuid)
+    for interface in root.findall("./devices/interface"):
+        for target in interface.findall("target"):
+            interface.remove(target)
+
+
 def retarget(template: str, name: str, uuid: str, console: Path) -> str:
     """The template with a new name (also in filemem's metadata), uuid and console log path."""
     root = ET.fromstring(template)
@@ -260,6 +285,7 @@ def retarget(template: str, name: str, uuid: str, console: Path) -> str:
         raise RuntimeError("the template has no serial/console <source>")
     for source in sources:
         source.set("path", str(console))
+    _retarget_devices(root, old_uuid, uuid, console.parent)
     for elem in root.iter():
         if any(old_uuid in value for value in [elem.text or "", *elem.attrib.values()]):
             raise RuntimeError(f"the template still names {old_uuid} in <{elem.tag}>")
