@@ -179,7 +179,7 @@ def test_microversions_are_negotiated_as_nova_does(env: ApiEnv) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/servers/00000000-0000-4000-8000-000000000000/os-interface"),
+        ("GET", "/servers/00000000-0000-4000-8000-000000000000/os-volume_attachments"),
         ("GET", "/os-server-groups"),
         ("PUT", "/os-keypairs/some-key"),
     ],
