@@ -18,17 +18,17 @@ COMPUTE_FEATURES = {
     "pause": True,
     "suspend": True,  # libvirt managed save
     "console_output": True,
-    "shelve": False,  # refused: no image service to write snapshots to
+    "shelve": False,  # not served yet
     "shelve_migrate": False,
-    "snapshot": False,  # same reason
+    "snapshot": False,  # served for disk-image servers; this cloud boots the kernel test image
     "rescue": False,  # not a served action
     "cold_migration": False,  # resize stays on its host; no cold migration between hosts
     "live_migration": False,  # served, but this cloud has one host (tests/multihost has two)
     "block_migration_for_live_migration": False,
     "change_password": False,  # no guest agent to set it
-    "metadata_service": False,  # other work this session adds it; the lead flips it then
-    "config_drive": False,  # same
-    "interface_attach": False,  # no network service
+    "metadata_service": False,  # its listener is off by default; guests cannot reach it yet
+    "config_drive": False,  # served (issue 21); not yet run under Tempest: issue 20 flips it
+    "interface_attach": False,  # os-interface lists and shows; it attaches nothing
     "personality": False,  # removed from nova at 2.57; filemem does not inject files
     "attach_encrypted_volume": False,  # no volume service
     "vnc_console": False,
