@@ -63,7 +63,7 @@ def test_defaults_put_the_gateway_on_the_first_address(tmp_path: Path) -> None:
     assert (str(s.network), str(s.gateway), s.bridge, s.mtu) == (
         "10.98.0.0/24",
         "10.98.0.1",
-        "fmbr0",
+        "fmguest0",
         1500,
     )
     assert str(s.gateway_interface) == "10.98.0.1/24"
@@ -143,7 +143,7 @@ def test_dnsmasq_argv_serves_static_leases_on_the_bridge_only(tmp_path: Path) ->
         "/usr/sbin/dnsmasq",
         "--conf-file=/dev/null",
         "--port=0",
-        "--interface=fmbr0",
+        "--interface=fmguest0",
         "--bind-interfaces",
         "--except-interface=lo",
         "--no-resolv",

@@ -49,6 +49,8 @@ EXPECTED: dict[str, set[str]] = {
     "os_compute_api:servers:confirm_resize": MEMBER,
     "os_compute_api:servers:revert_resize": MEMBER,
     "os_compute_api:servers:trigger_crash_dump": MEMBER,
+    "os_compute_api:servers:create_image": MEMBER,
+    "os_compute_api:os-create-backup": MEMBER,
     "os_compute_api:os-pause-server:pause": MEMBER,
     "os_compute_api:os-pause-server:unpause": MEMBER,
     "os_compute_api:os-suspend-server:suspend": MEMBER,
