@@ -145,6 +145,21 @@ class Api:
         )
         assert answer.status_code == 202, answer.text
 
+    def failure_reason(self, uuid: str) -> str:
+        """The Error event's text of the server's newest live-migration action: where nova's
+        shapes let filemem record why a migration failed (os-migrations has no field)."""
+        actions = self.http.get(f"/servers/{uuid}/os-instance-actions").json()["instanceActions"]
+        for action in actions:
+            if action["action"] != "live-migration":
+                continue
+            path = f"/servers/{uuid}/os-instance-actions/{action['request_id']}"
+            detail = self.http.get(path).json()["instanceAction"]
+            for event in reversed(detail.get("events") or []):
+                if event.get("result") == "Error":
+                    return str(event.get("traceback") or event.get("event"))
+            break
+        return ""
+
     def migration(self, uuid: str) -> dict[str, Any]:
         found = self.http.get(
             "/os-migrations", params={"instance_uuid": uuid, "migration_type": "live-migration"}

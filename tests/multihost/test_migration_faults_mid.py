@@ -90,7 +90,7 @@ def assert_failed_on_source(api: faults.Api, uuid: str, timeout: float = faults.
     wait_ended(api, uuid, timeout)
     done = api.migration(uuid)
     assert done["status"] in ("failed", "error"), done
-    assert done.get("reason"), f"no reason recorded: {done}"
+    assert api.failure_reason(uuid), f"no reason recorded: {done}"
     # The destination's leftover QEMU (if any) is its libvirtd's to reap: within a bound.
     settles(api.cloud, f"{uuid}'s hosts", lambda: faults.running_on(api.cloud, uuid), ["host1"])
     faults.assert_settled(api, uuid, "host1", "host2")
