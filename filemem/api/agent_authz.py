@@ -30,7 +30,7 @@ the caller's host.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 from fastapi import Path, Request
@@ -165,29 +165,28 @@ def authorize_image_download(request: Request, image_id: Annotated[str, Path()])
     """GET /image/v2/images/{image_id}/file: other callers as the image's visibility says (the
     handler); a host credential only while an instance on its host, or moving to or from it,
     boots from the image."""
-    caller = get_caller(request)
-    if caller.kind != "host_credential":
-        return
-    used = False
-    if caller.host is not None and is_uuid(image_id):
-        with get_context(request).database.reader() as session:
-            used = images_db.used_on_host(session, image_id, caller.host)
-    if not used:
-        raise Forbidden(refusal(caller, f"download of image {image_id}"))
+    _require_image_use(request, image_id, images_db.used_on_host, "download of image")
 
 
 def authorize_image_upload(request: Request, image_id: Annotated[str, Path()]) -> None:
     """PUT /image/v2/images/{image_id}/file: other callers as the image's owner says (the
     handler); a host credential only for the snapshot an instance on its host is writing."""
+    _require_image_use(request, image_id, images_db.snapshot_on_host, "upload to image")
+
+
+def _require_image_use(
+    request: Request, image_id: str, on_host: Callable[[Session, str, str], bool], what: str
+) -> None:
+    """A host credential passes only when `on_host` says its host has a use for the image."""
     caller = get_caller(request)
     if caller.kind != "host_credential":
         return
-    writing = False
+    allowed = False
     if caller.host is not None and is_uuid(image_id):
         with get_context(request).database.reader() as session:
-            writing = images_db.snapshot_on_host(session, image_id, caller.host)
-    if not writing:
-        raise Forbidden(refusal(caller, f"upload to image {image_id}"))
+            allowed = on_host(session, image_id, caller.host)
+    if not allowed:
+        raise Forbidden(refusal(caller, f"{what} {image_id}"))
 
 
 def admin_only(request: Request) -> None:
